@@ -1,0 +1,1 @@
+"""Annotation exchange formats, one module each: PNG label maps, COCO JSON (RLE), DICOM SEG."""

@@ -1,0 +1,287 @@
+"""Radiograph loading: DICOM through pydicom, PNG/JPEG/TIFF through OpenCV and tifffile.
+
+Every file ends up as a `Radiograph` whose pixels are float32 in [0, 1] with bone bright, or raises
+`RadiographError` with a sentence that says what is wrong. No other exception type escapes.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RadiographError
+
+MAX_PIXELS = 100_000_000
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
+# Tags that describe the acquisition and never identify a person.
+SAFE_DICOM_TAGS = (
+    "Modality", "SOPClassUID", "Manufacturer", "ManufacturerModelName", "BodyPartExamined",
+    "ViewPosition", "ImageLaterality", "Laterality", "KVP", "Exposure", "ExposureInuAs",
+    "PresentationIntentType", "PixelIntensityRelationship", "BitsAllocated", "BitsStored",
+)
+
+
+@dataclass(frozen=True)
+class Radiograph:
+    """A hand radiograph ready for display and analysis."""
+
+    pixels: np.ndarray  # (H, W) float32 in [0, 1], bone bright
+    bits_stored: int
+    pixel_spacing_mm: tuple[float, float] | None  # (row, column) spacing
+    photometric: str
+    window: tuple[float, float]  # default display (centre, width) in pixel units
+    modality: str | None = None
+    source_format: str = "dicom"
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+
+def load_radiograph(path: str | Path) -> Radiograph:
+    """Load one radiograph; raises `RadiographError` for anything that cannot be used."""
+    path = Path(path)
+    try:
+        kind = _sniff(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _load_dicom(path) if kind == "dicom" else _load_image(path)
+    except RadiographError:
+        raise
+    except MemoryError:
+        raise RadiographError(f"{path.name} is too large to load into memory.") from None
+    except Exception as exc:  # any library failure becomes one plain sentence
+        raise RadiographError(f"{path.name} could not be read as a radiograph ({_reason(exc)}).") from exc
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def _sniff(path: Path) -> str:
+    if not path.exists():
+        raise RadiographError(f"{path.name} does not exist.")
+    if path.is_dir():
+        raise RadiographError(f"{path.name} is a folder, not an image file.")
+    with open(path, "rb") as f:
+        head = f.read(132)
+    if not head:
+        raise RadiographError(f"{path.name} is empty.")
+    if head[128:132] == b"DICM":
+        return "dicom"
+    if head.startswith((b"\x89PNG", b"\xff\xd8", b"II*\x00", b"MM\x00*")):
+        return "image"
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise RadiographError(f"{path.name} is not a valid {path.suffix.lstrip('.').upper()} image.")
+    return "dicom"  # DICOM without a preamble, or not an image at all: pydicom decides
+
+
+# ---------------------------------------------------------------- DICOM
+def _load_dicom(path: Path) -> Radiograph:
+    import pydicom
+    from pydicom.pixels import apply_modality_lut
+
+    try:
+        ds = pydicom.dcmread(path, force=True)
+    except Exception as exc:
+        raise RadiographError(f"{path.name} is unreadable or truncated ({_reason(exc)}).") from exc
+    if not any(t in ds for t in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        raise RadiographError(f"{path.name} holds no pixel data (is it a DICOM image at all?).")
+    if "Rows" not in ds or "Columns" not in ds:
+        raise RadiographError(f"{path.name} lacks the image size (Rows/Columns).")
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames > 1:
+        raise RadiographError(f"{path.name} holds {frames} frames; a radiograph is a single 2-D image.")
+    _check_size(path, int(ds.Rows), int(ds.Columns))
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    arr = _decode(path, ds)
+    if arr.ndim == 3:
+        arr = _grey_from_colour_dicom(path, ds, arr, photometric)
+        photometric = "MONOCHROME2"
+    if arr.ndim != 2:
+        raise RadiographError(f"{path.name} holds {arr.ndim}-D data; a radiograph is a 2-D image.")
+    values = np.asarray(apply_modality_lut(arr, ds), dtype=np.float64)
+    pixels, has_voi = _apply_voi(ds, values)
+    if photometric == "MONOCHROME1":
+        pixels = 1.0 - pixels
+    pixels = _finite(path, pixels)
+    return Radiograph(
+        pixels=pixels,
+        bits_stored=int(ds.get("BitsStored", arr.dtype.itemsize * 8)),
+        pixel_spacing_mm=_dicom_spacing(ds),
+        photometric=photometric,
+        window=(0.5, 1.0) if has_voi else _default_window(pixels),
+        modality=str(ds.get("Modality")) if "Modality" in ds else None,
+        source_format="dicom",
+        metadata={k: str(ds.get(k)) for k in SAFE_DICOM_TAGS if k in ds and ds.get(k) not in (None, "")},
+    )
+
+
+def _decode(path: Path, ds) -> np.ndarray:
+    try:
+        return np.asarray(ds.pixel_array)
+    except Exception as exc:
+        ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        name = getattr(ts, "name", None) or "its transfer syntax"
+        raise RadiographError(
+            f"{path.name}: the pixel data ({name}) could not be decoded ({_reason(exc)})."
+        ) from exc
+
+
+def _grey_from_colour_dicom(path: Path, ds, arr: np.ndarray, photometric: str) -> np.ndarray:
+    if arr.shape[-1] not in (3, 4) or int(ds.get("SamplesPerPixel", 1)) == 1 and photometric != "PALETTE COLOR":
+        raise RadiographError(f"{path.name} holds 3-D data; a radiograph is a single 2-D image.")
+    if photometric == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+
+        arr = apply_color_lut(arr, ds)
+    rgb = arr[..., :3].astype(np.float64)
+    if np.ptp(rgb, axis=-1).max() > 0.02 * max(float(rgb.max()), 1.0):
+        raise RadiographError(f"{path.name} is a colour DICOM image ({photometric}), not a radiograph.")
+    return rgb.mean(axis=-1)
+
+
+def _apply_voi(ds, values: np.ndarray) -> tuple[np.ndarray, bool]:
+    """VOI LUT or window centre/width when present, else the full range of the modality values."""
+    from pydicom.pixels import apply_voi_lut
+
+    if "VOILUTSequence" in ds or "WindowCenter" in ds and "WindowWidth" in ds:
+        try:
+            out = np.asarray(apply_voi_lut(values, ds, index=0), dtype=np.float64)
+            extremes = np.asarray(
+                apply_voi_lut(np.array([values.min(), values.max()]) if "VOILUTSequence" in ds
+                              else np.array([-1e12, 1e12]), ds, index=0), dtype=np.float64)
+            if "VOILUTSequence" in ds:
+                bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
+                extremes = np.array([0.0, 2.0 ** bits - 1])
+            lo, hi = float(extremes.min()), float(extremes.max())
+            if hi > lo and np.isfinite([lo, hi]).all():
+                return np.clip((out - lo) / (hi - lo), 0.0, 1.0).astype(np.float32), True
+        except Exception:
+            pass  # a broken VOI description falls back to the full range below
+    return _min_max(values), False
+
+
+def _dicom_spacing(ds) -> tuple[float, float] | None:
+    for tag in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = ds.get(tag)
+        try:
+            row, col = float(value[0]), float(value[1])
+        except (TypeError, ValueError, IndexError):
+            continue
+        if all(math.isfinite(v) and v > 0 for v in (row, col)):
+            return (row, col)
+    return None
+
+
+# ---------------------------------------------------------------- PNG / JPEG / TIFF
+def _load_image(path: Path) -> Radiograph:
+    import cv2
+
+    arr = _read_tiff(path) if path.suffix.lower() in (".tif", ".tiff") else None
+    if arr is None:
+        _check_size(path, *_image_size(path))
+        arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise RadiographError(f"{path.name} is unreadable or truncated.")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 3:
+        if arr.shape[2] not in (3, 4):
+            raise RadiographError(f"{path.name} holds 3-D data; a radiograph is a single 2-D image.")
+        arr = cv2.cvtColor(arr[..., :3], cv2.COLOR_BGR2GRAY)
+    if arr.ndim != 2:
+        raise RadiographError(f"{path.name} holds {arr.ndim}-D data; a radiograph is a 2-D image.")
+    if arr.dtype == np.uint8 or arr.dtype == np.uint16:
+        bits = 8 * arr.dtype.itemsize
+        pixels = arr.astype(np.float32) / float(2 ** bits - 1)
+    else:
+        bits = 8 * arr.dtype.itemsize
+        pixels = _min_max(arr.astype(np.float64))
+    pixels = _finite(path, pixels)
+    return Radiograph(pixels=pixels, bits_stored=bits, pixel_spacing_mm=None, photometric="MONOCHROME2",
+                      window=_default_window(pixels), modality=None,
+                      source_format=path.suffix.lower().lstrip(".").replace("jpeg", "jpg") or "image")
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None  # our own limit below applies instead
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except Exception as exc:
+        raise RadiographError(f"{path.name} is unreadable or truncated ({_reason(exc)}).") from exc
+    return height, width
+
+
+def _read_tiff(path: Path) -> np.ndarray | None:
+    """Refuse stacks and oversized pages from the header; decode with OpenCV, tifffile as the fallback."""
+    import cv2
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series_shape = tif.series[0].shape
+            if len(tif.pages) > 1 or len(series_shape) > 3 or len(series_shape) == 3 and series_shape[-1] not in (3, 4):
+                raise RadiographError(f"{path.name} holds a stack of {len(tif.pages)} images (3-D data); "
+                                      "a radiograph is a single 2-D image.")
+            _check_size(path, *tif.pages[0].shape[:2])
+            arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            if arr is None:
+                arr = tif.pages[0].asarray()
+                if arr.ndim == 3 and arr.shape[-1] in (3, 4):  # tifffile gives RGB, OpenCV BGR
+                    arr = np.ascontiguousarray(arr[..., [2, 1, 0, *range(3, arr.shape[-1])]])
+    except RadiographError:
+        raise
+    except Exception as exc:
+        raise RadiographError(f"{path.name} is unreadable or truncated ({_reason(exc)}).") from exc
+    return arr
+
+
+# ---------------------------------------------------------------- shared helpers
+def _check_size(path: Path, rows: int, cols: int) -> None:
+    if rows <= 0 or cols <= 0:
+        raise RadiographError(f"{path.name} has an empty image ({cols}×{rows}).")
+    if rows * cols > MAX_PIXELS:
+        raise RadiographError(
+            f"{path.name} is {cols}×{rows} pixels ({rows * cols / 1e6:.0f} megapixels); "
+            f"the limit is {MAX_PIXELS // 1_000_000} megapixels."
+        )
+
+
+def _min_max(values: np.ndarray) -> np.ndarray:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return np.zeros(values.shape, np.float32)
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi <= lo:
+        return np.zeros(values.shape, np.float32)
+    return ((values - lo) / (hi - lo)).astype(np.float32)
+
+
+def _finite(path: Path, pixels: np.ndarray) -> np.ndarray:
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if not np.isfinite(pixels).all():
+        raise RadiographError(f"{path.name} contains pixel values that are not numbers.")
+    if float(pixels.max()) <= float(pixels.min()):
+        raise RadiographError(f"{path.name} is blank: every pixel has the same value.")
+    return np.clip(pixels, 0.0, 1.0)
+
+
+def _default_window(pixels: np.ndarray) -> tuple[float, float]:
+    sample = pixels[:: max(1, pixels.shape[0] // 512), :: max(1, pixels.shape[1] // 512)]
+    lo, hi = np.percentile(sample, [0.5, 99.5])
+    if hi - lo < 1e-3:
+        lo, hi = float(sample.min()), float(sample.max())
+    return (float((lo + hi) / 2), float(max(hi - lo, 1e-3)))

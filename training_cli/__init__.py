@@ -1,0 +1,1 @@
+"""The `osteo` command: one subcommand per engine entry point, argument parsing only."""

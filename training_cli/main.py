@@ -1,0 +1,28 @@
+"""Entry point of the `osteo` command."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from osteo_engine.errors import OsteoError
+
+from . import data_commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="osteo", description="Osteoporosis screening workstation (research tool).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    data_commands.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except OsteoError as exc:
+        print(f"osteo {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"osteo {args.command}: interrupted", file=sys.stderr)
+        return 130

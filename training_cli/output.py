@@ -1,0 +1,34 @@
+"""Where command output goes: one JSON document or plain lines on stdout; progress and logs on stderr."""
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+
+
+def emit(obj: dict, as_json: bool, lines: list[str]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    else:
+        sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def progress_bar(total: int, desc: str):
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, file=sys.stderr, unit="img", dynamic_ncols=True, leave=False)
+
+    def update(done: int, _total: int) -> None:
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        bar.close()
