@@ -1,0 +1,72 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, SAMPLE_DICOM
+
+
+def osteo(*args, check=True):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "training_cli", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=REPO)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_inspect_json_prints_exactly_one_document():
+    proc = osteo("inspect", SAMPLE_DICOM, "--json")
+    info = json.loads(proc.stdout)  # raises if there is anything but one JSON document
+    assert info["width"] == 1024 and info["height"] == 1280 and info["bits_stored"] == 12
+    assert info["modality"] == "DX" and info["photometric"] == "MONOCHROME2"
+    assert len(info["pixel_spacing_mm"]) == 2 and set(info["window"]) == {"center", "width"}
+
+
+def test_inspect_plain_text_and_shared_jpeg(shared_data):
+    proc = osteo("inspect", shared_data / "hand-atlas" / "images" / "3143.jpg", "--json")
+    assert json.loads(proc.stdout)["pixel_spacing_mm"] is None
+    assert "pixels" in osteo("inspect", SAMPLE_DICOM).stdout
+
+
+def test_bad_input_exits_non_zero_with_a_sentence(tmp_path):
+    bad = tmp_path / "broken.dcm"
+    bad.write_bytes(b"nonsense" * 20)
+    proc = osteo("inspect", bad, "--json", check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "broken.dcm" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_phantom_oracle_cohort_export_import(tmp_path):
+    proc = osteo("phantom", tmp_path / "c", "--subjects", 20, "--seed", 2, "--size", "192x240", "--raters", 2,
+                 "--json")
+    out = json.loads(proc.stdout)
+    assert out["subjects"] == 20 and Path(out["manifest"]).is_file()
+    oracle = json.loads(osteo("oracle", tmp_path / "c", "--json").stdout)
+    assert 0.5 < oracle["auc"] <= 1.0 and oracle["fresh_subjects"] == 2000
+    summary = json.loads(osteo("cohort", tmp_path / "c" / "manifest.csv", "--json").stdout)
+    assert summary["subjects"] == 20 and sum(summary["splits"].values()) == 20
+    exported = json.loads(osteo("export", tmp_path / "c", "--format", "coco", "--out", tmp_path / "c.json",
+                                "--json").stdout)
+    assert len(exported["written"]) == 1
+    osteo("export", tmp_path / "c", "--format", "png", "--out", tmp_path / "png")
+    imported = json.loads(osteo("import", tmp_path / "c", "--format", "png", "--source", tmp_path / "png" / "rater1",
+                                "--rater", "copy", "--json").stdout)
+    assert len(imported["imported"]) == 20
+
+
+def test_phantom_rejects_bad_size(tmp_path):
+    proc = osteo("phantom", tmp_path / "c", "--subjects", 2, "--size", "big", check=False)
+    assert proc.returncode == 2 and "WIDTHxHEIGHT" in proc.stderr
+
+
+def test_contact_sheet_with_real_radiographs(small_cohort, shared_data, tmp_path):
+    real = sorted((shared_data / "hand-atlas" / "images").glob("*.jpg"))[:2]
+    osteo("contact-sheet", small_cohort, "--out", tmp_path / "sheet.png", "--count", 8, "--real", *real)
+    import cv2
+
+    sheet = cv2.imread(str(tmp_path / "sheet.png"), cv2.IMREAD_UNCHANGED)
+    assert sheet.ndim == 2 and sheet.shape[0] > 3 * 320
