@@ -23,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     except OsteoError as exc:
         print(f"osteo {args.command}: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # full disk, permissions: say so plainly instead of a traceback
+        print(f"osteo {args.command}: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else ""),
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"osteo {args.command}: interrupted", file=sys.stderr)
         return 130
