@@ -82,3 +82,20 @@ def test_phantom_manifest_reads_with_the_same_reader(small_cohort):
 
 def test_label_threshold():
     assert label_from_t_score(-2.5) == 1 and label_from_t_score(-2.4) == 0
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=6), st.sampled_from([0, 1, None]), min_size=1, max_size=300),
+       st.integers(0, 2**16))
+def test_split_is_a_reproducible_80_10_10_partition_of_subjects(labels, seed):
+    splits = subject_splits(labels, seed)
+    assert set(splits) == set(labels) and set(splits.values()) <= {"train", "val", "test"}
+    assert splits == subject_splits(dict(reversed(list(labels.items()))), seed)  # order of rows is irrelevant
+    for group in (0, 1, None):
+        members = [s for s, v in labels.items() if v == group]
+        for name in ("val", "test"):
+            assert sum(1 for s in members if splits[s] == name) == round(0.1 * len(members))
