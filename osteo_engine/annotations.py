@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .anatomy import BONE_NAMES, BONES, NUM_CLASSES
+from .anatomy import BONES, NUM_CLASSES
 from .errors import AnnotationError
 from .storage import atomic_write_bytes, atomic_write_json
 
@@ -281,11 +281,6 @@ def safe_rater_name(name: str) -> str:
     return cleaned
 
 
-def bones_present(labels: np.ndarray) -> list[str]:
-    values = set(np.unique(labels).tolist())
-    return [name for value, name in BONES.items() if value in values]
-
-
 def _relative(path: Path, root: Path) -> str:
     try:
         return Path(path).resolve().relative_to(root.resolve()).as_posix()
@@ -294,5 +289,5 @@ def _relative(path: Path, root: Path) -> str:
 
 
 __all__ = ["AnnotationProject", "BonePrompts", "ImageAnnotations", "ImageEntry", "LoadProblem",
-           "RaterAnnotation", "BONE_NAMES", "bones_present", "decode_label_png", "encode_label_png",
+           "RaterAnnotation", "decode_label_png", "encode_label_png",
            "safe_rater_name", "validate_label_map"]

@@ -157,13 +157,10 @@ def _apply_voi(ds, values: np.ndarray) -> tuple[np.ndarray, bool]:
     if "VOILUTSequence" in ds or "WindowCenter" in ds and "WindowWidth" in ds:
         try:
             out = np.asarray(apply_voi_lut(values, ds, index=0), dtype=np.float64)
-            extremes = np.asarray(
-                apply_voi_lut(np.array([values.min(), values.max()]) if "VOILUTSequence" in ds
-                              else np.array([-1e12, 1e12]), ds, index=0), dtype=np.float64)
             if "VOILUTSequence" in ds:
-                bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
-                extremes = np.array([0.0, 2.0 ** bits - 1])
-            lo, hi = float(extremes.min()), float(extremes.max())
+                lo, hi = 0.0, 2.0 ** int(ds.VOILUTSequence[0].LUTDescriptor[2]) - 1
+            else:  # windowing is monotone: its output range is what it makes of -inf and +inf
+                lo, hi = np.asarray(apply_voi_lut(np.array([-1e12, 1e12]), ds, index=0), dtype=np.float64)
             if hi > lo and np.isfinite([lo, hi]).all():
                 return np.clip((out - lo) / (hi - lo), 0.0, 1.0).astype(np.float32), True
         except Exception:

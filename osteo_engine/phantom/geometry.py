@@ -117,8 +117,8 @@ def _smoothstep(x):
 
 
 def build_hand(latent: SubjectLatent, pose: Pose, size: tuple[int, int], rng: np.random.Generator) -> Hand:
-    place = _Placer(pose, size, latent.hand_scale / 1.0)
-    # widths in the latent already include hand scale; lengths below are for a hand of scale 1
+    place = _Placer(pose, size, latent.hand_scale)
+    # latent widths already include the hand's scale; canonical lengths below are for a hand of scale 1
     width_px = {name: b.width_mm / latent.hand_scale * place.px_per_mm for name, b in latent.bones.items()}
     tubes: list[Tube] = []
     soft_lines: list[tuple[np.ndarray, np.ndarray, float]] = []

@@ -62,7 +62,7 @@ class RaterStyle:
 def render_radiograph(hand: Hand, size: tuple[int, int], acq: Acquisition, rng: np.random.Generator,
                       right_hand: bool) -> np.ndarray:
     """Return the radiograph as uint16 (H, W), bone bright."""
-    width, height = size
+    height = size[1]
     attenuation = _soft_tissue(hand, size) * MU_SOFT
     texture = _texture_tile(rng)
     for tube in hand.tubes:
