@@ -22,6 +22,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/phantom_speed.py
+	$(BIN)/python bench/phantom_leak.py
 
 # Regenerates the bundled sample and the committed contact sheet.
 sample: $(STAMP)

@@ -77,33 +77,33 @@ def test_raters_differ_like_human_raters():
 
 def test_nothing_outside_the_bones_carries_the_label():
     """Intensities, noise, hand size and pose outside the bone masks over 2,000 subjects: AUC <= 0.6."""
-    import cv2
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from osteo_engine.phantom.audit import audit_leak
+
+    result = audit_leak(subjects=2000)
+    assert result.auc_logistic <= 0.6 and result.auc_boosting <= 0.6
+
+
+def test_the_leak_audit_would_see_a_label_outside_the_bones():
+    """The audit is sensitive: a confound such as positives coming from a noisier scanner is found."""
+    from osteo_engine.phantom.audit import outside_bone_features
+
+    rows, labels = [], []
+    for i in range(300):
+        s = generate_subject(seed=4, index=i, size=(160, 200), raters=0)
+        if s.latent.label:
+            noisy = s.image + np.random.default_rng(i).normal(0, 600, s.image.shape)
+            s.image = np.clip(noisy, 0, 65535).astype(np.uint16)
+        rows.append(outside_bone_features(s))
+        labels.append(s.latent.label)
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    features, labels = [], []
-    for i in range(2000):
-        s = generate_subject(seed=21, index=i, size=(160, 200), raters=0)
-        image = s.image.astype(np.float32) / 65535
-        outside = cv2.dilate((s.truth > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) == 0
-        values = image[outside]
-        tissue = values > np.percentile(values, 40)
-        lap = cv2.Laplacian(image, cv2.CV_32F)[outside]
-        ys, xs = np.nonzero(image > 0.15)
-        orientation = 0.5 * np.arctan2(2 * np.cov(xs, ys)[0, 1], np.var(xs) - np.var(ys))
-        features.append([values.mean(), values.std(), *np.percentile(values, [5, 25, 50, 75, 95]),
-                         values[tissue].mean(), lap.std(), tissue.mean(), xs.mean(), ys.mean(), orientation,
-                         s.pose.rotation_deg, s.pose.scale, s.latent.hand_scale, s.latent.age])
-        labels.append(s.latent.label)
-    x, y = np.array(features), np.array(labels)
-    for model in (make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
-                  HistGradientBoostingClassifier(max_iter=100, random_state=0)):
-        scores = cross_val_predict(model, x, y, cv=5, method="predict_proba")[:, 1]
-        assert roc_auc_score(y, scores) <= 0.6
+    scores = cross_val_predict(make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
+                               np.array(rows), np.array(labels), cv=5, method="predict_proba")[:, 1]
+    assert roc_auc_score(labels, scores) > 0.8
 
 
 def test_oracle_auc_lies_in_the_designed_range(tmp_path):
