@@ -1,0 +1,1 @@
+"""Uncertainty-aware bone segmentation: mixture of stochastic U-Net heads trained with optimal transport."""
