@@ -1,0 +1,79 @@
+"""The optimal-transport segmentation loss of paper §3.1.3 and appendix A, as pure functions.
+
+cost_ij    = d(softmax(s_i), y_j): 1 − soft mean IoU over foreground classes present in y_j or in s_i
+T*         = relaxed_coupling(cost, β, γ)  (rows ≤ γ, columns = β; not differentiated)
+loss       = Σ_ij T*_ij (cost_ij + ce_weight · CE(s_i, y_j)) + λ · KL(Σ_j T*_i· per module ‖ π)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .ot import relaxed_coupling
+
+
+@dataclass
+class OTLoss:
+    total: torch.Tensor
+    segmentation: torch.Tensor
+    routing: torch.Tensor
+    coupling: torch.Tensor  # (B, N, M)
+
+
+def soft_iou_cost(probs: torch.Tensor, annotations: torch.Tensor) -> torch.Tensor:
+    """probs (N, C, H, W) softmax outputs, annotations (M, H, W) int labels -> cost (N, M)."""
+    n, c = probs.shape[:2]
+    onehot = F.one_hot(annotations.long(), c).permute(0, 3, 1, 2).to(probs.dtype)  # (M, C, H, W)
+    p, y = probs[:, None, 1:], onehot[None, :, 1:]  # foreground only, (N, M, C-1, H, W)
+    inter = (p * y).sum((-1, -2))
+    union = (p + y - p * y).sum((-1, -2))
+    predicted = F.one_hot(probs.argmax(1), c).permute(0, 3, 1, 2)[:, 1:].flatten(2).any(-1)  # (N, C-1)
+    present = onehot[:, 1:].flatten(2).any(-1)[None] | predicted[:, None]  # (N, M, C-1)
+    iou = inter / union.clamp_min(1e-6)
+    counted = present.sum(-1)
+    mean_iou = (iou * present).sum(-1) / counted.clamp_min(1)
+    return torch.where(counted > 0, 1.0 - mean_iou, torch.zeros_like(mean_iou))
+
+
+def pairwise_cross_entropy(logits: torch.Tensor, annotations: torch.Tensor) -> torch.Tensor:
+    """logits (N, C, H, W), annotations (M, H, W) -> mean pixel cross-entropy (N, M)."""
+    log_probs = logits.log_softmax(1)
+    columns = []
+    for y in annotations.long():
+        index = y[None, None].expand(logits.shape[0], 1, *y.shape)
+        columns.append(-log_probs.gather(1, index).mean((1, 2, 3)))
+    return torch.stack(columns, dim=1)
+
+
+def ot_segmentation_loss(logits: torch.Tensor, routing: torch.Tensor, annotations: torch.Tensor,
+                         annotation_weights: torch.Tensor, gamma: float, kl_weight: float = 1.0,
+                         ce_weight: float = 1.0) -> OTLoss:
+    """logits (B, K, S, C, H, W); routing π (B, K); annotations (B, M, H, W); annotation_weights β (B, M)."""
+    if logits.ndim != 6 or annotations.ndim != 4 or annotations.shape[0] != logits.shape[0]:
+        raise ValueError(f"expected logits (B,K,S,C,H,W) and annotations (B,M,H,W), got {tuple(logits.shape)} "
+                         f"and {tuple(annotations.shape)}")
+    b, k, s = logits.shape[:3]
+    seg_terms, kl_terms, couplings = [], [], []
+    for n in range(b):
+        flat = logits[n].reshape(k * s, *logits.shape[3:]).float()
+        cost = soft_iou_cost(flat.softmax(1), annotations[n])
+        if ce_weight:
+            cost_for_loss = cost + ce_weight * pairwise_cross_entropy(flat, annotations[n])
+        else:
+            cost_for_loss = cost
+        coupling = relaxed_coupling(cost.detach(), annotation_weights[n].detach(), gamma)
+        seg_terms.append((coupling * cost_for_loss).sum())
+        target = coupling.sum(1).reshape(k, s).sum(1).clamp_min(0)
+        target = target / target.sum().clamp_min(1e-12)
+        kl_terms.append((target * (target.clamp_min(1e-12).log() - routing[n].clamp_min(1e-12).log())).sum())
+        couplings.append(coupling)
+    segmentation, kl = torch.stack(seg_terms).mean(), torch.stack(kl_terms).mean()
+    return OTLoss(segmentation + kl_weight * kl, segmentation, kl, torch.stack(couplings))
+
+
+def gamma_schedule(step: int, total_steps: int, gamma0: float, anneal_fraction: float = 0.5) -> float:
+    """γ rises linearly from γ0 to 1 over the first `anneal_fraction` of training, then stays at 1."""
+    span = max(1, int(total_steps * anneal_fraction))
+    return float(min(1.0, gamma0 + (1.0 - gamma0) * step / span))

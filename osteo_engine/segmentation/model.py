@@ -1,0 +1,164 @@
+"""The mixture-of-stochastic-heads segmenter (paper §3.1.2, after MoSE).
+
+A U-Net runs once per image and gives encoder features u_e and decoded features u_d. Each of K modules
+has a learned Gaussian prior N(μ_k, σ_k² I) over a latent z of size L; a sample modulates the decoded
+features as W_s z ⊙ (u_d + W_b z) and three 1×1 convolutions map them to C classes. A routing MLP on the
+average-pooled u_e gives π_k(x). Only the cheap per-sample head sees the noise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..anatomy import NUM_CLASSES
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    in_channels: int = 1
+    num_classes: int = NUM_CLASSES
+    base_channels: int = 16
+    depth: int = 4  # number of down-sampling steps
+    modules: int = 4  # K
+    latent_size: int = 1  # L
+    head_channels: int = 16
+
+
+@dataclass
+class SegmenterOutput:
+    logits: torch.Tensor  # (B, K, S, C, H, W)
+    routing: torch.Tensor  # π, (B, K), rows sum to one
+
+    @property
+    def sample_weights(self) -> torch.Tensor:
+        """α_i = π_k / S for each of the N = K·S samples, (B, N)."""
+        b, k, s = self.logits.shape[:3]
+        return (self.routing[:, :, None] / s).expand(b, k, s).reshape(b, k * s)
+
+    def flat_logits(self) -> torch.Tensor:
+        b, k, s = self.logits.shape[:3]
+        return self.logits.reshape(b, k * s, *self.logits.shape[3:])
+
+    def mean_probabilities(self) -> torch.Tensor:
+        """The predictive distribution's mean: Σ_i α_i softmax(s_i), (B, C, H, W)."""
+        probs = self.flat_logits().softmax(dim=2)
+        return (probs * self.sample_weights[:, :, None, None, None]).sum(1)
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.GroupNorm(min(8, cout), cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.GroupNorm(min(8, cout), cout), nn.ReLU(inplace=True),
+    )
+
+
+class UNet(nn.Module):
+    def __init__(self, in_channels: int, base: int, depth: int):
+        super().__init__()
+        widths = [base * 2**i for i in range(depth + 1)]
+        self.down = nn.ModuleList([_block(in_channels, widths[0])] +
+                                  [_block(widths[i], widths[i + 1]) for i in range(depth)])
+        self.up = nn.ModuleList([nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2)
+                                 for i in reversed(range(depth))])
+        self.merge = nn.ModuleList([_block(2 * widths[i], widths[i]) for i in reversed(range(depth))])
+        self.encoder_channels, self.decoder_channels = widths[-1], widths[0]
+        self.multiple = 2**depth
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        skips = []
+        for i, block in enumerate(self.down):
+            x = block(x if i == 0 else F.max_pool2d(x, 2))
+            skips.append(x)
+        encoded = x
+        for up, merge, skip in zip(self.up, self.merge, reversed(skips[:-1])):
+            x = merge(torch.cat([up(x), skip], dim=1))
+        return encoded, x
+
+
+class StochasticHeads(nn.Module):
+    """K modules: Gaussian priors, latent modulation of u_d, and three 1×1 convolutions per module.
+
+    The 1×1 convolutions are written as batched matrix products. The first one absorbs the modulation,
+    W1 (s ⊙ (u_d + b)) = (W1 diag(s)) u_d + W1 (s ⊙ b), so the modulated features are never materialised.
+    """
+
+    def __init__(self, features: int, config: SegmenterConfig):
+        super().__init__()
+        k, latent, hidden, classes = config.modules, config.latent_size, config.head_channels, config.num_classes
+        self.k = k
+        self.mu = nn.Parameter(torch.randn(k, latent) * 0.5)
+        self.log_sigma = nn.Parameter(torch.zeros(k, latent))
+        self.w_scale = nn.Parameter(torch.randn(k, features, latent) * 0.1)
+        self.scale_bias = nn.Parameter(torch.ones(k, features))  # starts as the identity modulation
+        self.w_bias = nn.Parameter(torch.randn(k, features, latent) * 0.1)
+        self.weights = nn.ParameterList([_pointwise(k, hidden, features), _pointwise(k, hidden, hidden),
+                                         _pointwise(k, classes, hidden)])
+        self.biases = nn.ParameterList([nn.Parameter(torch.zeros(k, n)) for n in (hidden, hidden, classes)])
+
+    def sample_latents(self, batch: int, samples: int) -> torch.Tensor:
+        eps = torch.randn(batch, self.k, samples, self.mu.shape[1], device=self.mu.device, dtype=self.mu.dtype)
+        return self.mu[None, :, None] + self.log_sigma.exp()[None, :, None] * eps  # (B, K, S, L)
+
+    def forward(self, decoded: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        b, k, s, _ = z.shape
+        h, w = decoded.shape[-2:]
+        scale = torch.einsum("kfl,bksl->bksf", self.w_scale, z) + self.scale_bias[None, :, None]
+        shift = torch.einsum("kfl,bksl->bksf", self.w_bias, z)
+        w1, w2, w3 = self.weights
+        b1, b2, b3 = self.biases
+        effective = w1[None, :, None] * scale[:, :, :, None, :]  # (B, K, S, Hd, F)
+        constant = torch.einsum("khf,bksf->bksh", w1, scale * shift) + b1[None, :, None]
+        x = effective @ decoded.flatten(2)[:, None, None] + constant[..., None]  # (B, K, S, Hd, P)
+        x = torch.matmul(w2[None, :, None], x.relu_()) + b2[None, :, None, :, None]
+        x = torch.matmul(w3[None, :, None], x.relu_()) + b3[None, :, None, :, None]
+        return x.reshape(b, k, s, -1, h, w)
+
+    def forward_module(self, decoded: torch.Tensor, z: torch.Tensor, k: int) -> torch.Tensor:
+        """Logits (B, C, H, W) of module k alone for latents z (B, L), the plain way."""
+        scale = z @ self.w_scale[k].T + self.scale_bias[k]
+        shift = z @ self.w_bias[k].T
+        x = scale[..., None, None] * (decoded + shift[..., None, None])
+        for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            x = F.conv2d(x, weight[k][..., None, None], bias[k])
+            x = F.relu(x) if i < len(self.weights) - 1 else x
+        return x
+
+
+def _pointwise(k: int, out_channels: int, in_channels: int) -> nn.Parameter:
+    bound = 1.0 / in_channels**0.5  # PyTorch's default initialisation for a 1×1 convolution
+    return nn.Parameter(torch.empty(k, out_channels, in_channels).uniform_(-bound, bound))
+
+
+class MixtureSegmenter(nn.Module):
+    def __init__(self, config: SegmenterConfig = SegmenterConfig()):
+        super().__init__()
+        self.config = config
+        self.unet = UNet(config.in_channels, config.base_channels, config.depth)
+        self.heads = StochasticHeads(self.unet.decoder_channels, config)
+        width = self.unet.encoder_channels
+        self.router = nn.Sequential(nn.Linear(width, width), nn.ReLU(inplace=True), nn.Linear(width, config.modules))
+
+    def forward(self, x: torch.Tensor, samples: int = 4) -> SegmenterOutput:
+        multiple = self.unet.multiple
+        if x.shape[-1] % multiple or x.shape[-2] % multiple:
+            raise ValueError(f"input height and width must be multiples of {multiple}, got {tuple(x.shape[-2:])}")
+        encoded, decoded = self.unet(x)
+        routing = self.router(encoded.mean(dim=(2, 3))).softmax(dim=1)
+        z = self.heads.sample_latents(x.shape[0], samples)
+        return SegmenterOutput(self.heads(decoded, z), routing)
+
+    def forward_full_per_sample(self, x: torch.Tensor, samples: int = 4) -> SegmenterOutput:
+        """Reference path that reruns the whole network for each of the K·S samples (speed benchmark)."""
+        k = self.config.modules
+        z = self.heads.sample_latents(x.shape[0], samples)
+        logits = torch.empty(x.shape[0], k, samples, self.config.num_classes, *x.shape[-2:], device=x.device)
+        routing = None
+        for m in range(k):
+            for s in range(samples):
+                encoded, decoded = self.unet(x)
+                routing = self.router(encoded.mean(dim=(2, 3))).softmax(dim=1)
+                logits[:, m, s] = self.heads.forward_module(decoded, z[:, m, s], m)
+        return SegmenterOutput(logits, routing)
