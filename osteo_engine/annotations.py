@@ -192,6 +192,11 @@ class AnnotationProject:
                 return e.image_id
         return None
 
+    def find_image_path(self, path: str | Path) -> str | None:
+        """The id of the image stored at `path` (absolute, or relative to the project folder)."""
+        rel = _relative(Path(path), self.root)
+        return next((e.image_id for e in self._images.values() if e.path == rel), None)
+
     def _entry(self, image_id: str) -> ImageEntry:
         try:
             return self._images[image_id]

@@ -7,6 +7,8 @@ fills holes, clips metacarpals at their joints and settles overlaps by the large
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -185,4 +187,88 @@ def segment_from_landmarks(prompter: BonePrompter, pixels: np.ndarray, lm: Landm
     return labels, prompts
 
 
-__all__ = ["BonePrompt", "landmark_prompts", "segment_from_landmarks", "BONE_IDS"]
+@dataclass
+class CheckTally:
+    hits: int = 0
+    positives: int = 0
+    clean: int = 0
+    negatives: int = 0
+
+    def add(self, check) -> None:
+        self.hits += sum(check.positives.values())
+        self.positives += len(check.positives)
+        self.clean += sum(check.negatives.values())
+        self.negatives += len(check.negatives)
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / max(self.positives, 1)
+
+    @property
+    def no_spill_rate(self) -> float:
+        return self.clean / max(self.negatives, 1)
+
+
+@dataclass
+class AutoAnnotationSummary:
+    annotated: int
+    skipped: int
+    tallies: dict[str, CheckTally]  # per split ("all" too)
+
+
+def annotate_from_landmarks(images_dir: str | Path, landmarks_csv: str | Path, out_project: str | Path,
+                            splits_csv: str | Path | None = None, rater: str = "sam-auto",
+                            prompter: BonePrompter | None = None, overwrite: bool = False, limit: int | None = None,
+                            progress: Callable[[int, int], None] | None = None) -> AutoAnnotationSummary:
+    """Annotate every landmarked image in `images_dir` into an annotation project; resumable."""
+    from .annotations import AnnotationProject, RaterAnnotation
+    from .io import load_radiograph
+    from .landmarks import check_landmarks, read_landmarks, read_splits
+    from .sam import load_sam
+
+    images_dir = Path(images_dir)
+    landmarks = read_landmarks(landmarks_csv)
+    splits = read_splits(splits_csv) if splits_csv else {}
+    names = [n for n in sorted(landmarks) if (images_dir / n).is_file()][:limit]
+    project = AnnotationProject.open_or_create(out_project)
+    ids = project.add_images([images_dir / n for n in names])
+    prompter = prompter or BonePrompter(load_sam("litemedsam"))
+    tallies: dict[str, CheckTally] = {"all": CheckTally()}
+    annotated = skipped = 0
+    for k, (name, image_id) in enumerate(zip(names, ids)):
+        existing = None
+        if not overwrite and rater in project.raters(image_id):
+            loaded, problems = project.load(image_id)
+            existing = next((r.labels for r in loaded.raters if r.rater == rater), None) if not problems else None
+        if existing is None:
+            pixels = load_radiograph(images_dir / name).pixels
+            labels, prompts = segment_from_landmarks(prompter, pixels, landmarks[name])
+            project.save(image_id, RaterAnnotation(rater, labels, prompts={b: p.as_store_prompts()
+                                                                           for b, p in prompts.items()},
+                                                   author="osteo annotate-auto (LiteMedSAM, landmark prompts)"))
+            annotated += 1
+        else:
+            labels = existing
+            skipped += 1
+        check = check_landmarks(labels, landmarks[name])
+        tallies["all"].add(check)
+        if name in splits:
+            tallies.setdefault(splits[name], CheckTally()).add(check)
+        if progress:
+            progress(k + 1, len(names))
+    if splits:
+        _write_manifest(Path(out_project), images_dir, names, splits)
+    return AutoAnnotationSummary(annotated, skipped, tallies)
+
+
+def _write_manifest(project_dir: Path, images_dir: Path, names: list[str], splits: dict[str, str]) -> None:
+    """manifest.csv beside the project: one unlabelled row per image with its split, for `osteo segment train`."""
+    import os
+
+    from .storage import atomic_write_bytes
+
+    lines = ["subject_id,image,split"]
+    for name in names:
+        rel = Path(os.path.relpath(images_dir / name, project_dir)).as_posix()
+        lines.append(f"{Path(name).stem},{rel},{splits.get(name, 'train')}")
+    atomic_write_bytes(project_dir / "manifest.csv", ("\n".join(lines) + "\n").encode())

@@ -69,4 +69,4 @@ def test_contact_sheet_with_real_radiographs(small_cohort, shared_data, tmp_path
     import cv2
 
     sheet = cv2.imread(str(tmp_path / "sheet.png"), cv2.IMREAD_UNCHANGED)
-    assert sheet.ndim == 2 and sheet.shape[0] > 3 * 320
+    assert sheet.shape[0] > 3 * 320 and sheet.shape[1] == 4 * 256

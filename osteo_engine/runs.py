@@ -1,0 +1,96 @@
+"""Run folders: resolved config, per-epoch metrics as JSON lines, safetensors checkpoints with model cards,
+and a resume state. Every file is written atomically, so a crash never loses the last good checkpoint.
+
+    RUN/config.json  RUN/metrics.jsonl  RUN/checkpoints/{last,best}.safetensors (+ .json model card)
+    RUN/resume.pt    (optimizer and RNG state; loaded with weights_only=True)
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from safetensors.torch import load, save
+
+from .errors import ConfigError
+from .storage import atomic_write_bytes, atomic_write_json
+
+
+class RunFolder:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    def start(self, config: dict, resume: bool) -> None:
+        path = self.root / "config.json"
+        if path.exists():
+            if not resume:
+                raise ConfigError(f"{self.root} already holds a run; pass --resume to continue it or pick a new folder.")
+            saved = json.loads(path.read_text())
+            if saved != json.loads(json.dumps(config)):
+                raise ConfigError(f"{self.root} was started with different settings; resume with the same ones.")
+            return
+        if resume and not path.exists():
+            raise ConfigError(f"{self.root} holds no run to resume.")
+        atomic_write_json(path, config)
+
+    def append_metrics(self, record: dict) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def metrics(self) -> list[dict]:
+        path = self.root / "metrics.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def truncate_metrics(self, last_epoch: int) -> None:
+        """Drop records of epochs after the resume point (an epoch that crashed before its checkpoint)."""
+        kept = [m for m in self.metrics() if m.get("epoch", 0) <= last_epoch]
+        atomic_write_bytes(self.root / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in kept).encode())
+
+    def save_checkpoint(self, name: str, state: dict[str, torch.Tensor], card: dict) -> Path:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+        path = self.checkpoints / f"{name}.safetensors"
+        atomic_write_bytes(path, save(tensors, metadata={"format": "pt"}))
+        card = {**card, "saved": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        atomic_write_json(path.with_suffix(".json"), card)
+        return path
+
+    def save_resume(self, state: dict) -> None:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write_bytes(self.root / "resume.pt", buffer.getvalue())
+
+    def load_resume(self) -> dict | None:
+        path = self.root / "resume.pt"
+        if not path.exists():
+            return None
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Weights (safetensors) and the model card beside them."""
+    path = Path(path)
+    card_path = path.with_suffix(".json")
+    try:
+        state = load(path.read_bytes())
+        card = json.loads(card_path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{exc.filename} is missing; a model is a .safetensors file with its .json card.") from exc
+    except Exception as exc:
+        raise ConfigError(f"{path.name} is not a readable model ({str(exc).splitlines()[0][:200]}).") from exc
+    return state, card
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

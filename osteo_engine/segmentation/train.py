@@ -1,0 +1,189 @@
+"""Training the mixture segmenter: presets, the epoch loop, validation, checkpoints, exact resume."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..anatomy import BONE_NAMES
+from ..errors import ConfigError
+from ..runs import RunFolder, pick_device
+from .augment import AugmentConfig, augment
+from .data import SegmentationSample, load_samples
+from .losses import gamma_schedule, ot_segmentation_loss
+from .metrics import dice_per_bone, generalized_energy_distance
+from .model import MixtureSegmenter, SegmenterConfig
+
+MAX_BAD_STEPS = 20
+
+
+@dataclass(frozen=True)
+class SegmentTrainConfig:
+    preset: str
+    input_size: tuple[int, int]  # (width, height)
+    model: SegmenterConfig
+    samples: int = 2  # S per module during training
+    val_samples: int = 4
+    epochs: int = 40
+    batch_size: int = 8
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    gamma0: float | None = None  # None: 1/N, every sample carries mass at first (paper appendix A)
+    anneal_fraction: float = 0.5
+    kl_weight: float = 1.0
+    ce_weight: float = 1.0
+    seed: int = 0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["input_size"] = list(self.input_size)
+        return out
+
+
+PRESETS = {
+    "cpu-small": SegmentTrainConfig("cpu-small", (256, 320), SegmenterConfig(base_channels=16, depth=4, modules=4),
+                                    samples=2, epochs=40, batch_size=8),
+    "paper": SegmentTrainConfig("paper", (512, 704), SegmenterConfig(base_channels=32, depth=5, modules=4,
+                                                                     head_channels=32),
+                                samples=4, epochs=200, batch_size=16, lr=1e-3),
+}
+
+
+def preset(name: str, **overrides) -> SegmentTrainConfig:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
+    return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass
+class TrainResult:
+    run: Path
+    epochs_done: int
+    best_epoch: int
+    best_metrics: dict
+
+
+def _batch(samples: list[SegmentationSample], rng: np.random.Generator, config: SegmentTrainConfig):
+    images, maps, weights = [], [], []
+    m = max(len(s.annotations) for s in samples)
+    for s in samples:
+        image, annotations = augment(s.image, s.annotations, s.content, rng, config.augment)
+        # images with fewer raters repeat their maps with zero weight, so that a batch is rectangular
+        pad = m - len(annotations)
+        images.append(image)
+        maps.append(np.concatenate([annotations, annotations[:1].repeat(pad, 0)]) if pad else annotations)
+        weights.append(np.concatenate([s.weights, np.zeros(pad, np.float32)]))
+    return (torch.from_numpy(np.stack(images))[:, None], torch.from_numpy(np.stack(maps)).long(),
+            torch.from_numpy(np.stack(weights)))
+
+
+@torch.inference_mode()
+def validate(model: MixtureSegmenter, samples: list[SegmentationSample], config: SegmentTrainConfig,
+             device: torch.device) -> dict:
+    model.eval()
+    dice = {b: [] for b in BONE_NAMES}
+    geds = []
+    for s in samples:
+        x = torch.from_numpy(s.image)[None, None].to(device)
+        with _autocast(device):
+            out = model(x, samples=config.val_samples)
+        prediction = out.mean_probabilities()[0].argmax(0).cpu().numpy()
+        for rater_map in s.annotations:
+            for bone, value in dice_per_bone(prediction, rater_map).items():
+                if not math.isnan(value):
+                    dice[bone].append(value)
+        hard = out.flat_logits()[0].argmax(1).cpu().numpy()
+        geds.append(generalized_energy_distance(hard, s.annotations, out.sample_weights[0].float().cpu().numpy(),
+                                                s.weights))
+    per_bone = {b: float(np.mean(v)) if v else float("nan") for b, v in dice.items()}
+    present = [v for v in per_bone.values() if not math.isnan(v)]
+    return {"val_ged": float(np.mean(geds)) if geds else float("nan"), "val_dice": per_bone,
+            "val_mean_dice": float(np.mean(present)) if present else float("nan")}
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def train_segmenter(data: list[str | Path], out: str | Path, config: SegmentTrainConfig, resume: bool = False,
+                    command: str = "", progress: Callable[[dict], None] | None = None) -> TrainResult:
+    run = RunFolder(out)
+    run.start({"task": "segmentation", "data": [str(d) for d in data], "config": config.to_json()}, resume)
+    splits: dict[str, list[SegmentationSample]] = {"train": [], "val": [], "test": []}
+    for source in data:
+        for split, items in load_samples(source, config.input_size, config.seed).items():
+            splits[split].extend(items)
+    if not splits["train"]:
+        raise ConfigError("no annotated training images found in the data given.")
+    device = pick_device()
+    torch.manual_seed(config.seed)
+    model = MixtureSegmenter(config.model).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(splits["train"]) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    start_epoch, best = 1, {"epoch": 0, "score": -1.0, "metrics": {}}
+    state = run.load_resume() if resume else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        start_epoch, best = state["epoch"] + 1, state["best"]
+        run.truncate_metrics(state["epoch"])
+    n_samples = config.model.modules * config.samples
+    gamma0 = config.gamma0 if config.gamma0 is not None else 1.0 / n_samples
+    card = {"model": "MixtureSegmenter", "model_config": asdict(config.model), "input_size": list(config.input_size),
+            "data": [str(d) for d in data], "command": command, "preset": config.preset,
+            "train_images": len(splits["train"]), "val_images": len(splits["val"])}
+    for epoch in range(start_epoch, config.epochs + 1):
+        model.train()
+        rng = np.random.default_rng([config.seed, epoch])
+        torch.manual_seed(config.seed * 100_003 + epoch)
+        order = rng.permutation(len(splits["train"]))
+        losses, bad, started = [], 0, time.perf_counter()
+        for b in range(steps_per_epoch):
+            step = (epoch - 1) * steps_per_epoch + b
+            for group in optimiser.param_groups:
+                group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+            chosen = [splits["train"][i] for i in order[b * config.batch_size:(b + 1) * config.batch_size]]
+            x, y, beta = (t.to(device) for t in _batch(chosen, rng, config))
+            with _autocast(device):
+                out = model(x, samples=config.samples)
+            loss = ot_segmentation_loss(out.logits.float(), out.routing.float(), y, beta,
+                                        gamma_schedule(step, total_steps, gamma0, config.anneal_fraction),
+                                        config.kl_weight, config.ce_weight)
+            if not torch.isfinite(loss.total):
+                bad += 1
+                if bad > MAX_BAD_STEPS:
+                    raise ConfigError(f"training diverged (loss not finite {bad} times in epoch {epoch}); "
+                                      "the last good checkpoint is kept. Lower the learning rate.")
+                continue
+            optimiser.zero_grad(set_to_none=True)
+            loss.total.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimiser.step()
+            losses.append(loss.total.item())
+        record = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"), "skipped_steps": bad,
+                  "lr": optimiser.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 2),
+                  "gamma": gamma_schedule(epoch * steps_per_epoch, total_steps, gamma0, config.anneal_fraction)}
+        if splits["val"]:
+            record.update(validate(model, splits["val"], config, device))
+        score = record.get("val_mean_dice", -record["loss"])
+        if score > best["score"]:
+            best = {"epoch": epoch, "score": float(score), "metrics": record}
+            run.save_checkpoint("best", model.state_dict(), {**card, "epoch": epoch, "metrics": record})
+        run.save_checkpoint("last", model.state_dict(), {**card, "epoch": epoch, "metrics": record})
+        run.append_metrics(record)
+        run.save_resume({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "epoch": epoch,
+                         "best": best})
+        if progress:
+            progress(record)
+    return TrainResult(run.root, config.epochs, best["epoch"], best["metrics"])

@@ -1,0 +1,112 @@
+import json
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from osteo_engine.errors import ConfigError
+from osteo_engine.segmentation.augment import AugmentConfig, augment
+from osteo_engine.segmentation.data import Letterbox, load_samples
+from osteo_engine.segmentation.model import SegmenterConfig
+from osteo_engine.segmentation.predict import load_segmenter, segment
+from osteo_engine.segmentation.train import preset, train_segmenter
+
+TINY = dict(input_size=(64, 80), model=SegmenterConfig(base_channels=4, depth=2, modules=2, head_channels=8),
+            samples=2, val_samples=2, batch_size=4)
+
+
+def tiny_config(epochs=2):
+    return replace(preset("cpu-small"), epochs=epochs, **TINY)
+
+
+def test_letterbox_round_trip():
+    box = Letterbox.fit((300, 200), (64, 80))
+    assert box.content == (80, 53)
+    image = box.image(np.ones((300, 200), np.float32))
+    assert image.shape == (80, 64) and image[:, 53:].max() == 0
+    restored = box.restore(np.ones((3, 80, 64), np.float32))
+    assert restored.shape == (3, 300, 200)
+
+
+def test_samples_come_with_every_rater_and_the_manifest_splits(small_cohort):
+    splits = load_samples(small_cohort / "manifest.csv", (64, 80))
+    assert sum(len(v) for v in splits.values()) == 12
+    sample = splits["train"][0]
+    assert sample.annotations.shape == (3, 80, 64) and sample.image.shape == (80, 64)
+    np.testing.assert_allclose(sample.weights, [1 / 3] * 3)
+
+
+def test_augmentation_moves_image_and_labels_together():
+    image = np.zeros((80, 64), np.float32)
+    labels = np.zeros((2, 80, 64), np.uint8)
+    image[20:40, 10:20] = 1.0
+    labels[:, 20:40, 10:20] = 4
+    rng = np.random.default_rng(0)
+    config = AugmentConfig(invert=0.0, gamma=(1, 1), contrast=(1, 1), noise=0.0)
+    for _ in range(5):
+        out, maps = augment(image, labels, (80, 64), rng, replace(config))
+        bright = out > 0.5
+        assert np.array_equal(maps[0], maps[1])
+        assert (bright & (maps[0] == 4)).sum() / max(bright.sum(), 1) > 0.85
+
+
+class _Stop(Exception):
+    pass
+
+
+def _interrupted_after(epoch):
+    def progress(record):
+        if record["epoch"] >= epoch:
+            raise _Stop  # as if the process died right after this epoch's checkpoint
+
+    return progress
+
+
+def test_training_writes_a_run_and_resumes_exactly(small_cohort, tmp_path):
+    data = [small_cohort / "manifest.csv"]
+    straight = train_segmenter(data, tmp_path / "a", tiny_config(2))
+    assert straight.epochs_done == 2
+    lines = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines] == [1, 2]
+    assert {"loss", "val_ged", "val_dice", "val_mean_dice"} <= set(lines[0])
+    assert set(lines[0]["val_dice"]) == {"ulna", "radius", "M1", "M2", "M3", "M4", "M5"}
+    card = json.loads((tmp_path / "a" / "checkpoints" / "last.json").read_text())
+    assert card["model"] == "MixtureSegmenter" and card["epoch"] == 2 and "metrics" in card
+    with pytest.raises(_Stop):
+        train_segmenter(data, tmp_path / "b", tiny_config(2), progress=_interrupted_after(1))
+    train_segmenter(data, tmp_path / "b", tiny_config(2), resume=True)
+    a = load_file(tmp_path / "a" / "checkpoints" / "last.safetensors")
+    b = load_file(tmp_path / "b" / "checkpoints" / "last.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key])
+    epochs = [json.loads(line)["epoch"] for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]
+
+
+def test_a_run_folder_is_not_overwritten_and_resume_needs_the_same_settings(small_cohort, tmp_path):
+    data = [small_cohort / "manifest.csv"]
+    train_segmenter(data, tmp_path / "r", tiny_config(1))
+    with pytest.raises(ConfigError, match="--resume"):
+        train_segmenter(data, tmp_path / "r", tiny_config(1))
+    with pytest.raises(ConfigError, match="different settings"):
+        train_segmenter(data, tmp_path / "r", replace(tiny_config(1), lr=0.5), resume=True)
+
+
+def test_predict_gives_full_size_maps_and_a_summary(small_cohort, tmp_path):
+    train_segmenter([small_cohort / "manifest.csv"], tmp_path / "r", tiny_config(1))
+    segmenter = load_segmenter(tmp_path / "r" / "checkpoints" / "best.safetensors", device="cpu")
+    image = cv2.imread(str(small_cohort / "images" / "P00001.png"), cv2.IMREAD_UNCHANGED) / 65535.0
+    result = segment(image.astype(np.float32), segmenter, samples=2)
+    assert result.labels.shape == image.shape and result.labels.dtype == np.uint8
+    assert result.entropy.shape == image.shape and result.entropy.min() >= 0
+    assert len(result.routing) == 2 and abs(sum(result.routing) - 1) < 1e-5
+    summary = result.summary()
+    assert set(summary["bones"]) == {"ulna", "radius", "M1", "M2", "M3", "M4", "M5"}
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="no segmentation model"):
+        load_segmenter(tmp_path / "none.safetensors")

@@ -1,0 +1,128 @@
+"""Subcommands about bone masks: annotate-auto, overlay-sheet."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .output import emit, progress_bar
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("annotate-auto", help="bone masks from atlas landmarks with SAM (resumable)")
+    p.add_argument("--images", required=True, help="folder of radiographs named as in the landmark CSV")
+    p.add_argument("--landmarks", required=True, help="landmark CSV (image, then x,y per landmark)")
+    p.add_argument("--out", required=True, help="annotation project to create or extend")
+    p.add_argument("--splits", help="CSV of image,split; default: splits.csv beside the landmarks, if any")
+    p.add_argument("--rater", default="sam-auto")
+    p.add_argument("--overwrite", action="store_true", help="redo images this rater already annotated")
+    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=annotate_auto)
+
+    p = sub.add_parser("overlay-sheet", help="contact sheet of a project's bone masks over their images")
+    p.add_argument("project")
+    p.add_argument("--out", required=True)
+    p.add_argument("--rater")
+    p.add_argument("--columns", type=int, default=8)
+    p.set_defaults(run=overlay_sheet)
+
+
+def annotate_auto(args) -> int:
+    from osteo_engine.autoannotate import annotate_from_landmarks
+
+    splits = args.splits
+    if splits is None and (Path(args.landmarks).parent / "splits.csv").is_file():
+        splits = Path(args.landmarks).parent / "splits.csv"
+    with progress_bar(0, "annotate-auto") as update:
+        summary = annotate_from_landmarks(args.images, args.landmarks, args.out, splits, rater=args.rater,
+                                          overwrite=args.overwrite, limit=args.limit, progress=update)
+    rates = {name: {"landmark_hits": t.hits, "landmark_checks": t.positives, "hit_rate": round(t.hit_rate, 4),
+                    "no_spill": t.clean, "spill_checks": t.negatives, "no_spill_rate": round(t.no_spill_rate, 4)}
+             for name, t in summary.tallies.items()}
+    lines = [f"annotated {summary.annotated} image(s), kept {summary.skipped} already annotated"]
+    lines += [f"{name}: landmark hits {r['landmark_hits']}/{r['landmark_checks']} = {r['hit_rate']:.1%}; "
+              f"no-spill {r['no_spill']}/{r['spill_checks']} = {r['no_spill_rate']:.1%}" for name, r in rates.items()]
+    emit({"annotated": summary.annotated, "skipped": summary.skipped, "rates": rates}, args.json, lines)
+    return 0
+
+
+def overlay_sheet(args) -> int:
+    from osteo_engine.annotations import AnnotationProject
+    from osteo_engine.sheets import project_overlay_sheet
+
+    path = project_overlay_sheet(AnnotationProject.open(args.project), args.out, rater=args.rater,
+                                 columns=args.columns)
+    emit({"written": str(path)}, False, [f"wrote {path}"])
+    return 0
+
+
+def add_segment_parser(sub) -> None:
+    p = sub.add_parser("segment", help="train the bone segmenter or segment radiographs")
+    seg = p.add_subparsers(dest="segment_command", required=True, metavar="ACTION")
+    t = seg.add_parser("train", help="train the mixture segmenter with the optimal-transport loss")
+    t.add_argument("--data", nargs="+", required=True, help="annotation project folder(s) or manifest CSV(s)")
+    t.add_argument("--preset", choices=["cpu-small", "paper"], default="cpu-small")
+    t.add_argument("--out", required=True, help="run folder")
+    t.add_argument("--resume", action="store_true")
+    t.add_argument("--epochs", type=int, help="override the preset's number of epochs")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(run=segment_train)
+    r = seg.add_parser("predict", help="bone label maps, uncertainty maps and a JSON summary per image")
+    r.add_argument("images", nargs="+")
+    r.add_argument("--out", required=True)
+    r.add_argument("--model", help="a .safetensors segmenter (default: the bundled model)")
+    r.add_argument("--samples", type=int, default=4, help="samples per module")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(run=segment_predict)
+
+
+def segment_train(args) -> int:
+    import sys
+
+    from osteo_engine.segmentation.train import preset, train_segmenter
+    from tqdm import tqdm
+
+    config = preset(args.preset, epochs=args.epochs, seed=args.seed)
+    bar = tqdm(total=config.epochs, desc="segment train", unit="epoch", file=sys.stderr, leave=False)
+
+    def progress(record: dict) -> None:
+        bar.n = record["epoch"]
+        bar.set_postfix(loss=f"{record['loss']:.3f}", dice=f"{record.get('val_mean_dice', float('nan')):.3f}")
+
+    try:
+        result = train_segmenter(args.data, args.out, config, resume=args.resume,
+                                 command="osteo " + " ".join(sys.argv[1:]), progress=progress)
+    finally:
+        bar.close()
+    emit({"run": str(result.run), "epochs": result.epochs_done, "best_epoch": result.best_epoch,
+          "best_metrics": result.best_metrics}, args.json,
+         [f"run {result.run}: {result.epochs_done} epochs, best epoch {result.best_epoch} "
+          f"(val mean Dice {result.best_metrics.get('val_mean_dice', float('nan')):.3f})"])
+    return 0
+
+
+def segment_predict(args) -> int:
+    import json
+
+    import cv2
+
+    from osteo_engine.io import load_radiograph
+    from osteo_engine.segmentation.predict import entropy_png, load_segmenter, segment
+    from osteo_engine.storage import atomic_write_bytes
+
+    segmenter = load_segmenter(args.model)
+    out = Path(args.out)
+    results = {}
+    with progress_bar(len(args.images), "segment") as update:
+        for k, path in enumerate(args.images):
+            image = load_radiograph(path)
+            result = segment(image.pixels, segmenter, samples=args.samples)
+            stem = Path(path).stem
+            for suffix, arr in (("_labels.png", result.labels), ("_uncertainty.png", entropy_png(result.entropy))):
+                atomic_write_bytes(out / f"{stem}{suffix}", cv2.imencode(".png", arr)[1].tobytes())
+            summary = {"image": Path(path).name, **result.summary(), "model": segmenter.card.get("command", "")}
+            atomic_write_bytes(out / f"{stem}.json", json.dumps(summary, indent=2).encode())
+            results[Path(path).name] = summary
+            update(k + 1, len(args.images))
+    emit({"results": results}, args.json, [f"segmented {len(results)} image(s) into {out}"])
+    return 0
