@@ -22,13 +22,19 @@ class OTLoss:
     coupling: torch.Tensor  # (B, N, M)
 
 
+def _onehot(annotations: torch.Tensor, classes: int, dtype: torch.dtype) -> torch.Tensor:
+    return F.one_hot(annotations.long(), classes).permute(0, 3, 1, 2).to(dtype)  # (M, C, H, W)
+
+
 def soft_iou_cost(probs: torch.Tensor, annotations: torch.Tensor) -> torch.Tensor:
-    """probs (N, C, H, W) softmax outputs, annotations (M, H, W) int labels -> cost (N, M)."""
-    n, c = probs.shape[:2]
-    onehot = F.one_hot(annotations.long(), c).permute(0, 3, 1, 2).to(probs.dtype)  # (M, C, H, W)
-    p, y = probs[:, None, 1:], onehot[None, :, 1:]  # foreground only, (N, M, C-1, H, W)
-    inter = (p * y).sum((-1, -2))
-    union = (p + y - p * y).sum((-1, -2))
+    """probs (N, C, H, W) softmax outputs, annotations (M, H, W) int labels -> cost (N, M).
+
+    Intersections are pixel sums of products, computed as one contraction over pixels (no N×M×C×H×W tensor).
+    """
+    c = probs.shape[1]
+    onehot = _onehot(annotations, c, probs.dtype)
+    inter = torch.einsum("nchw,mchw->nmc", probs[:, 1:], onehot[:, 1:])
+    union = probs[:, 1:].sum((2, 3))[:, None] + onehot[:, 1:].sum((2, 3))[None] - inter
     predicted = F.one_hot(probs.argmax(1), c).permute(0, 3, 1, 2)[:, 1:].flatten(2).any(-1)  # (N, C-1)
     present = onehot[:, 1:].flatten(2).any(-1)[None] | predicted[:, None]  # (N, M, C-1)
     iou = inter / union.clamp_min(1e-6)
@@ -40,11 +46,8 @@ def soft_iou_cost(probs: torch.Tensor, annotations: torch.Tensor) -> torch.Tenso
 def pairwise_cross_entropy(logits: torch.Tensor, annotations: torch.Tensor) -> torch.Tensor:
     """logits (N, C, H, W), annotations (M, H, W) -> mean pixel cross-entropy (N, M)."""
     log_probs = logits.log_softmax(1)
-    columns = []
-    for y in annotations.long():
-        index = y[None, None].expand(logits.shape[0], 1, *y.shape)
-        columns.append(-log_probs.gather(1, index).mean((1, 2, 3)))
-    return torch.stack(columns, dim=1)
+    onehot = _onehot(annotations, logits.shape[1], log_probs.dtype)
+    return -torch.einsum("nchw,mchw->nm", log_probs, onehot) / annotations[0].numel()
 
 
 def ot_segmentation_loss(logits: torch.Tensor, routing: torch.Tensor, annotations: torch.Tensor,

@@ -1,0 +1,64 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from osteo_engine.annotations import AnnotationProject
+from osteo_engine.autoannotate import Crop, landmark_prompts
+from osteo_engine.landmarks import check_landmarks, read_landmarks
+
+from .conftest import REPO
+
+
+def test_prompts_cover_their_landmarks(shared_data):
+    landmarks = read_landmarks(shared_data / "hand-atlas" / "landmarks.csv")
+    lm = landmarks["3143.jpg"]
+    prompts = landmark_prompts(lm, (1950, 1350))
+    for n in range(1, 6):
+        box = prompts[f"M{n}"].box
+        for point in (lm[f"mc{n}_base"], lm[f"mc{n}_head"]):
+            assert box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
+    assert prompts["radius"].box[3] == 1949  # the forearm runs off the bottom edge
+    crop = Crop.around(prompts["M2"].box, (1950, 1350))
+    assert crop.x1 - crop.x0 == crop.y1 - crop.y0 >= 256 and crop.x0 >= 0 and crop.y1 <= 1950
+
+
+def test_landmark_checks_agree_with_the_shared_tool(shared_data):
+    sys.path.insert(0, str(shared_data.parent / "tools"))
+    import landmarks as shared_rules
+
+    landmarks = read_landmarks(shared_data / "hand-atlas" / "landmarks.csv")
+    rng = np.random.default_rng(0)
+    for name in list(landmarks)[:5]:
+        labels = rng.integers(0, 8, (1950, 1400)).astype(np.uint8)
+        labels[rng.random(labels.shape) < 0.5] = 0
+        ours = check_landmarks(labels, landmarks[name])
+        theirs = shared_rules.check(labels, shared_rules.read_landmarks(
+            str(shared_data / "hand-atlas" / "landmarks.csv"))[name])
+        assert ours.positives == theirs[0] and ours.negatives == theirs[1]
+
+
+@pytest.mark.slow
+def test_annotate_auto_on_two_atlas_images(shared_data, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "training_cli", "annotate-auto", "--images",
+                           str(shared_data / "hand-atlas" / "images"), "--landmarks",
+                           str(shared_data / "hand-atlas" / "landmarks.csv"), "--out", str(tmp_path / "p"),
+                           "--limit", "2", "--json"], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["annotated"] == 2
+    assert out["rates"]["all"]["hit_rate"] >= 0.85 and out["rates"]["all"]["no_spill_rate"] >= 0.95
+    project = AnnotationProject.open(tmp_path / "p")
+    annotations, problems = project.load_all()
+    assert problems == []
+    image = next(iter(annotations.values()))
+    (rater,) = image.raters
+    assert rater.rater == "sam-auto" and set(rater.prompts) == {"ulna", "radius", "M1", "M2", "M3", "M4", "M5"}
+    assert (tmp_path / "p" / "manifest.csv").is_file()
+    again = subprocess.run([sys.executable, "-m", "training_cli", "annotate-auto", "--images",
+                            str(shared_data / "hand-atlas" / "images"), "--landmarks",
+                            str(shared_data / "hand-atlas" / "landmarks.csv"), "--out", str(tmp_path / "p"),
+                            "--limit", "2", "--json"], capture_output=True, text=True, cwd=REPO)
+    assert json.loads(again.stdout)["skipped"] == 2  # resumable: done images are kept
