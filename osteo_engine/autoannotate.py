@@ -17,6 +17,7 @@ from .anatomy import BONE_IDS, BONE_NAMES
 from .annotations import BonePrompts
 from .landmarks import NEXT_JOINT, Landmarks
 from .sam import BonePrompter
+from .sam.crops import Crop
 
 BOX_HALF_WIDTH = 0.11  # of the metacarpal's length: a metacarpal is about a fifth as wide as it is long
 FOREARM_CONTEXT = 2.5  # radius and ulna need the wrist around them to be told apart from their epiphyses
@@ -125,33 +126,6 @@ def _clip_to_band(mask: np.ndarray, proximal: np.ndarray, distal: np.ndarray, ma
     out = np.zeros_like(mask)
     out[ys[keep], xs[keep]] = True
     return out
-
-
-@dataclass(frozen=True)
-class Crop:
-    """A square window around one bone, so that the 256-pixel encoder sees it at a useful resolution."""
-
-    x0: int
-    y0: int
-    x1: int
-    y1: int
-
-    @staticmethod
-    def around(box: np.ndarray, shape: tuple[int, int], factor: float = 1.5, minimum: int = 256) -> "Crop":
-        h, w = shape
-        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        side = int(min(max((box[2] - box[0]) * factor, (box[3] - box[1]) * factor, minimum), h, w))
-        x0 = int(np.clip(round(cx - side / 2), 0, w - side))
-        y0 = int(np.clip(round(cy - side / 2), 0, h - side))
-        return Crop(x0, y0, x0 + side, y0 + side)
-
-    def pixels(self, image: np.ndarray) -> np.ndarray:
-        window = image[self.y0:self.y1, self.x0:self.x1]
-        lo, hi = np.percentile(window, [0.5, 99.5])
-        return np.clip((window - lo) / max(hi - lo, 1e-6), 0, 1).astype(np.float32)
-
-    def shift(self, xy: np.ndarray) -> np.ndarray:
-        return np.asarray(xy, float).reshape(-1, 2) - np.array([self.x0, self.y0])
 
 
 def bone_logits(prompter: BonePrompter, pixels: np.ndarray, prompt: BonePrompt, use_points: bool = False

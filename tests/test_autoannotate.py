@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from osteo_engine.annotations import AnnotationProject
-from osteo_engine.autoannotate import Crop, landmark_prompts
+from osteo_engine.autoannotate import landmark_prompts
+from osteo_engine.sam.crops import Crop
 from osteo_engine.landmarks import check_landmarks, read_landmarks
 
 from .conftest import REPO

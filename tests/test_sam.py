@@ -85,3 +85,25 @@ def test_user_checkpoints_need_a_file_and_load_weights_only(tmp_path):
         load_sam("vit_b", checkpoint=bad)
     with pytest.raises(ConfigError, match="unknown"):
         load_sam("vit_x")
+
+
+def test_a_single_click_becomes_a_box_on_a_crop_and_finds_the_bone(litemedsam, sample_pixels):
+    from osteo_engine.phantom import generate_subject
+    from osteo_engine.sam.clicks import segment_clicks
+
+    truth = generate_subject(0, 0, (1024, 1280), raters=0).truth  # the sample DICOM's subject
+    prompter = BonePrompter(litemedsam)
+    def dice(mask, bone):
+        return 2 * (mask & bone).sum() / (mask.sum() + bone.sum())
+
+    for value in (4, 5):  # M2, M3
+        bone = truth == value
+        ys, xs = np.nonzero(bone)
+        click = np.array([[np.median(xs), np.median(ys)]])
+        mask = segment_clicks(prompter, sample_pixels, click, np.array([1]))
+        assert mask.shape == truth.shape and mask[int(click[0, 1]), int(click[0, 0])]
+        prompter.set_image(sample_pixels)
+        plain = prompter.predict(points=click, labels=np.array([1])).mask
+        assert dice(mask, bone) > dice(plain, bone) + 0.1  # the conversion is what makes clicks usable
+    with pytest.raises(ValueError, match="positive"):
+        segment_clicks(prompter, sample_pixels, np.array([[10.0, 10.0]]), np.array([0]))

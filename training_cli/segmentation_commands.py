@@ -74,6 +74,7 @@ def add_segment_parser(sub) -> None:
     r.add_argument("--samples", type=int, default=4, help="samples per module")
     r.add_argument("--json", action="store_true")
     r.set_defaults(run=segment_predict)
+    add_evaluate_parser(seg)
 
 
 def segment_train(args) -> int:
@@ -125,4 +126,31 @@ def segment_predict(args) -> int:
             results[Path(path).name] = summary
             update(k + 1, len(args.images))
     emit({"results": results}, args.json, [f"segmented {len(results)} image(s) into {out}"])
+    return 0
+
+
+def add_evaluate_parser(seg) -> None:
+    e = seg.add_parser("evaluate", help="Dice per bone, bones found and landmark checks on a manifest's split")
+    e.add_argument("--data", required=True, help="manifest CSV whose folder holds the annotation project")
+    e.add_argument("--split", default="val")
+    e.add_argument("--model", help="a .safetensors segmenter (default: the bundled model)")
+    e.add_argument("--landmarks", help="atlas landmark CSV, for the landmark checks")
+    e.add_argument("--samples", type=int, default=4)
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(run=segment_evaluate)
+
+
+def segment_evaluate(args) -> int:
+    from osteo_engine.segmentation.evaluate import evaluate_segmenter
+    from osteo_engine.segmentation.predict import load_segmenter
+
+    with progress_bar(0, "evaluate") as update:
+        result = evaluate_segmenter(load_segmenter(args.model), args.data, args.split, args.landmarks,
+                                    args.samples, progress=update).summary()
+    lines = [f"{result['images']} images ({args.split}): mean Dice {result['mean_dice']}, "
+             f"all 7 bones found on {result['all_bones_found_rate']:.1%}",
+             "Dice per bone: " + ", ".join(f"{b} {v}" for b, v in result["dice"].items())]
+    if "landmark_hit_rate" in result:
+        lines.append(f"landmark hits {result['landmark_hit_rate']:.1%}, no-spill {result['no_spill_rate']:.1%}")
+    emit(result, args.json, lines)
     return 0

@@ -23,7 +23,16 @@ class OTLoss:
 
 
 def _onehot(annotations: torch.Tensor, classes: int, dtype: torch.dtype) -> torch.Tensor:
-    return F.one_hot(annotations.long(), classes).permute(0, 3, 1, 2).to(dtype)  # (M, C, H, W)
+    """(M, H, W) labels -> (M, C, H, W) one-hot, built in place without an int64 intermediate."""
+    m, h, w = annotations.shape
+    out = torch.zeros(m, classes, h, w, dtype=dtype, device=annotations.device)
+    return out.scatter_(1, annotations.long()[:, None], 1.0)
+
+
+def _classes_present(labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """(N, H, W) labels -> (N, C) bool: which classes occur."""
+    present = torch.zeros(labels.shape[0], classes, dtype=torch.bool, device=labels.device)
+    return present.scatter_(1, labels.flatten(1).long(), True)
 
 
 def soft_iou_cost(probs: torch.Tensor, annotations: torch.Tensor) -> torch.Tensor:
@@ -35,8 +44,8 @@ def soft_iou_cost(probs: torch.Tensor, annotations: torch.Tensor) -> torch.Tenso
     onehot = _onehot(annotations, c, probs.dtype)
     inter = torch.einsum("nchw,mchw->nmc", probs[:, 1:], onehot[:, 1:])
     union = probs[:, 1:].sum((2, 3))[:, None] + onehot[:, 1:].sum((2, 3))[None] - inter
-    predicted = F.one_hot(probs.argmax(1), c).permute(0, 3, 1, 2)[:, 1:].flatten(2).any(-1)  # (N, C-1)
-    present = onehot[:, 1:].flatten(2).any(-1)[None] | predicted[:, None]  # (N, M, C-1)
+    predicted = _classes_present(probs.argmax(1), c)[:, 1:]  # (N, C-1)
+    present = _classes_present(annotations, c)[None, :, 1:] | predicted[:, None]  # (N, M, C-1)
     iou = inter / union.clamp_min(1e-6)
     counted = present.sum(-1)
     mean_iou = (iou * present).sum(-1) / counted.clamp_min(1)

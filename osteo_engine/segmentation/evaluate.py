@@ -1,0 +1,72 @@
+"""Scoring a trained segmenter on full-size radiographs: Dice per bone against every rater, bones found,
+and, for atlas images, the landmark checks."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..anatomy import BONE_NAMES
+from ..annotations import AnnotationProject
+from ..cohort import read_manifest
+from ..io import load_radiograph
+from ..landmarks import check_landmarks, read_landmarks
+from .metrics import dice_per_bone
+from .predict import LoadedSegmenter, segment
+
+
+@dataclass
+class Evaluation:
+    images: int = 0
+    all_bones_found: int = 0
+    dice: dict[str, list[float]] = field(default_factory=lambda: {b: [] for b in BONE_NAMES})
+    landmark_hits: int = 0
+    landmark_checks: int = 0
+    no_spill: int = 0
+    spill_checks: int = 0
+
+    def summary(self) -> dict:
+        per_bone = {b: round(float(np.mean(v)), 4) if v else None for b, v in self.dice.items()}
+        present = [v for v in per_bone.values() if v is not None]
+        out = {"images": self.images, "dice": per_bone,
+               "mean_dice": round(float(np.mean(present)), 4) if present else None,
+               "all_bones_found_rate": round(self.all_bones_found / max(self.images, 1), 4)}
+        if self.landmark_checks:
+            out["landmark_hit_rate"] = round(self.landmark_hits / self.landmark_checks, 4)
+            out["no_spill_rate"] = round(self.no_spill / self.spill_checks, 4)
+        return out
+
+
+def evaluate_segmenter(segmenter: LoadedSegmenter, manifest: str | Path, split: str = "val",
+                       landmarks_csv: str | Path | None = None, samples: int = 4,
+                       progress: Callable[[int, int], None] | None = None) -> Evaluation:
+    manifest = Path(manifest)
+    cohort = read_manifest(manifest)
+    project = AnnotationProject.open(manifest.parent)
+    landmarks = read_landmarks(landmarks_csv) if landmarks_csv else {}
+    rows = [r for r in cohort.rows if r.split == split]
+    result = Evaluation()
+    for k, row in enumerate(rows):
+        image = load_radiograph(row.image)
+        seg = segment(image.pixels, segmenter, samples=samples)
+        result.images += 1
+        result.all_bones_found += all(f.present for f in seg.bones.values())
+        image_id = project.find_image_path(row.image)
+        if image_id is not None:
+            annotations, _ = project.load(image_id)
+            for rater in annotations.raters:
+                for bone, value in dice_per_bone(seg.labels, rater.labels).items():
+                    if not math.isnan(value):
+                        result.dice[bone].append(value)
+        if row.image.name in landmarks:
+            check = check_landmarks(seg.labels, landmarks[row.image.name])
+            result.landmark_hits += sum(check.positives.values())
+            result.landmark_checks += len(check.positives)
+            result.no_spill += sum(check.negatives.values())
+            result.spill_checks += len(check.negatives)
+        if progress:
+            progress(k + 1, len(rows))
+    return result
