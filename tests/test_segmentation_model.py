@@ -108,3 +108,14 @@ def test_full_per_sample_path_computes_the_same_samples():
     full = model.forward_full_per_sample(x, samples=3)
     torch.testing.assert_close(shared.logits, full.logits, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(shared.routing, full.routing)
+
+
+def test_weighted_pairwise_cross_entropy_matches_torch():
+    logits = torch.randn(2, 8, 5, 6)
+    labels = torch.randint(0, 8, (3, 5, 6))
+    weights = torch.rand(8) + 0.1
+    ce = pairwise_cross_entropy(logits, labels, weights)
+    for i in range(2):
+        for j in range(3):
+            ref = torch.nn.functional.cross_entropy(logits[i:i + 1], labels[j:j + 1], weight=weights)
+            assert ce[i, j].item() == pytest.approx(ref.item(), rel=1e-5)

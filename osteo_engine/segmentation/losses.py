@@ -52,16 +52,27 @@ def soft_iou_cost(probs: torch.Tensor, annotations: torch.Tensor) -> torch.Tenso
     return torch.where(counted > 0, 1.0 - mean_iou, torch.zeros_like(mean_iou))
 
 
-def pairwise_cross_entropy(logits: torch.Tensor, annotations: torch.Tensor) -> torch.Tensor:
-    """logits (N, C, H, W), annotations (M, H, W) -> mean pixel cross-entropy (N, M)."""
+def pairwise_cross_entropy(logits: torch.Tensor, annotations: torch.Tensor,
+                           class_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """logits (N, C, H, W), annotations (M, H, W) -> pixel cross-entropy (N, M), class-weighted like
+    `F.cross_entropy(weight=...)`: Σ w_y (−log p_y) / Σ w_y."""
     log_probs = logits.log_softmax(1)
     onehot = _onehot(annotations, logits.shape[1], log_probs.dtype)
-    return -torch.einsum("nchw,mchw->nm", log_probs, onehot) / annotations[0].numel()
+    if class_weights is not None:
+        onehot = onehot * class_weights.to(onehot)[None, :, None, None]
+    return -torch.einsum("nchw,mchw->nm", log_probs, onehot) / onehot.sum((1, 2, 3)).clamp_min(1e-6)[None]
+
+
+def background_weighted(num_classes: int, background: float) -> torch.Tensor:
+    """Class weights for the cross-entropy: bones are a tenth of a radiograph, so background counts less."""
+    weights = torch.ones(num_classes)
+    weights[0] = background
+    return weights
 
 
 def ot_segmentation_loss(logits: torch.Tensor, routing: torch.Tensor, annotations: torch.Tensor,
                          annotation_weights: torch.Tensor, gamma: float, kl_weight: float = 1.0,
-                         ce_weight: float = 1.0) -> OTLoss:
+                         ce_weight: float = 1.0, class_weights: torch.Tensor | None = None) -> OTLoss:
     """logits (B, K, S, C, H, W); routing π (B, K); annotations (B, M, H, W); annotation_weights β (B, M)."""
     if logits.ndim != 6 or annotations.ndim != 4 or annotations.shape[0] != logits.shape[0]:
         raise ValueError(f"expected logits (B,K,S,C,H,W) and annotations (B,M,H,W), got {tuple(logits.shape)} "
@@ -72,7 +83,7 @@ def ot_segmentation_loss(logits: torch.Tensor, routing: torch.Tensor, annotation
         flat = logits[n].reshape(k * s, *logits.shape[3:]).float()
         cost = soft_iou_cost(flat.softmax(1), annotations[n])
         if ce_weight:
-            cost_for_loss = cost + ce_weight * pairwise_cross_entropy(flat, annotations[n])
+            cost_for_loss = cost + ce_weight * pairwise_cross_entropy(flat, annotations[n], class_weights)
         else:
             cost_for_loss = cost
         coupling = relaxed_coupling(cost.detach(), annotation_weights[n].detach(), gamma)

@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from ..runs import RunFolder, pick_device
 from .augment import AugmentConfig, augment
 from .data import SegmentationSample, load_samples
-from .losses import gamma_schedule, ot_segmentation_loss
+from .losses import background_weighted, gamma_schedule, ot_segmentation_loss
 from .metrics import dice_per_bone, generalized_energy_distance
 from .model import MixtureSegmenter, SegmenterConfig
 
@@ -37,6 +37,7 @@ class SegmentTrainConfig:
     anneal_fraction: float = 0.5
     kl_weight: float = 1.0
     ce_weight: float = 1.0
+    background_weight: float = 0.05  # of the cross-entropy; without it the network settles on "all background"
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -139,6 +140,7 @@ def train_segmenter(data: list[str | Path], out: str | Path, config: SegmentTrai
         optimiser.load_state_dict(state["optimiser"])
         start_epoch, best = state["epoch"] + 1, state["best"]
         run.truncate_metrics(state["epoch"])
+    class_weights = background_weighted(config.model.num_classes, config.background_weight).to(device)
     n_samples = config.model.modules * config.samples
     gamma0 = config.gamma0 if config.gamma0 is not None else 1.0 / n_samples
     card = {"model": "MixtureSegmenter", "model_config": asdict(config.model), "input_size": list(config.input_size),
@@ -160,7 +162,7 @@ def train_segmenter(data: list[str | Path], out: str | Path, config: SegmentTrai
                 out = model(x, samples=config.samples)
             loss = ot_segmentation_loss(out.logits.float(), out.routing.float(), y, beta,
                                         gamma_schedule(step, total_steps, gamma0, config.anneal_fraction),
-                                        config.kl_weight, config.ce_weight)
+                                        config.kl_weight, config.ce_weight, class_weights)
             if not torch.isfinite(loss.total):
                 bad += 1
                 if bad > MAX_BAD_STEPS:
