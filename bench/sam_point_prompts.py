@@ -55,7 +55,7 @@ def crop_strategies(prompter: BonePrompter, pixels: np.ndarray, clicks: np.ndarr
     out = {}
     side = 0.25 * min(h, w)
     centre = clicks.mean(0)
-    for name, points in (("crop:point", clicks[:1] * 0 + centre), ("crop:point+box", clicks[:1] * 0 + centre),
+    for name, points in (("crop:point", centre[None]), ("crop:point+box", centre[None]),
                          ("crop:2points+box", clicks)):
         if name == "crop:2points+box":
             spread = np.linalg.norm(clicks[1] - clicks[0])

@@ -13,7 +13,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .anatomy import BONE_IDS, BONE_NAMES
+from .anatomy import BONE_NAMES
 from .annotations import BonePrompts
 from .landmarks import NEXT_JOINT, Landmarks
 from .sam import BonePrompter
@@ -146,7 +146,7 @@ def segment_from_landmarks(prompter: BonePrompter, pixels: np.ndarray, lm: Landm
     """Label map (uint8) of the 7 bones of one radiograph from its landmarks.
 
     Box prompts alone: on the atlas, adding the landmark points to the boxes lowered the landmark hit rate
-    (see the closing note of issue 3), as expected of a model trained on boxes."""
+    (on 30 atlas train images: 69.0% against 99.5% for boxes alone), as expected of a model trained on boxes."""
     prompts = landmark_prompts(lm, pixels.shape)
     logits = np.full((len(BONE_NAMES), *pixels.shape), -np.inf, np.float32)
     for i, bone in enumerate(BONE_NAMES):
