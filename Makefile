@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SAMPLE := resources/samples/phantom_hand.dcm
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: run test bench sample phantom-sheet clean
+.PHONY: run test bench sample phantom-sheet default-model clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,3 +34,18 @@ phantom-sheet: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
+
+# The bundled segmenter: SAM masks of the atlas, a phantom cohort, training, evaluation, publication.
+ATLAS := ../shared/data/hand-atlas
+default-model: $(STAMP)
+	$(BIN)/osteo annotate-auto --images $(ATLAS)/images --landmarks $(ATLAS)/landmarks.csv --out build/atlas-auto
+	$(BIN)/osteo phantom build/c0 --subjects 192 --seed 0
+	$(BIN)/osteo segment train --data build/atlas-auto/manifest.csv build/c0/manifest.csv --preset cpu-small \
+		--epochs 30 --out runs/seg-default --resume || $(BIN)/osteo segment train --data \
+		build/atlas-auto/manifest.csv build/c0/manifest.csv --preset cpu-small --epochs 30 --out runs/seg-default
+	$(BIN)/osteo segment evaluate --model runs/seg-default/checkpoints/best.safetensors \
+		--data build/atlas-auto/manifest.csv --split val --landmarks $(ATLAS)/landmarks.csv --json > build/eval-atlas-val.json
+	$(BIN)/osteo segment evaluate --model runs/seg-default/checkpoints/best.safetensors \
+		--data build/c0/manifest.csv --split test --json > build/eval-phantom-test.json
+	$(BIN)/osteo segment publish runs/seg-default/checkpoints/best.safetensors --out resources/models/segmenter.safetensors \
+		--evaluation atlas_val=build/eval-atlas-val.json phantom_test=build/eval-phantom-test.json

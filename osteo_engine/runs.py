@@ -94,3 +94,13 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
 
 def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def publish_checkpoint(checkpoint: str | Path, out: str | Path, evaluations: dict[str, dict]) -> Path:
+    """Copy a checkpoint and its card to `out`, adding the named evaluations (e.g. from `segment evaluate`)."""
+    state, card = load_checkpoint(checkpoint)
+    out = Path(out)
+    atomic_write_bytes(out, save({k: v.contiguous() for k, v in state.items()}, metadata={"format": "pt"}))
+    atomic_write_json(out.with_suffix(".json"), {**card, "source_checkpoint": str(checkpoint),
+                                                 "evaluations": evaluations})
+    return out

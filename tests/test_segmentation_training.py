@@ -105,6 +105,15 @@ def test_predict_gives_full_size_maps_and_a_summary(small_cohort, tmp_path):
     assert len(result.routing) == 2 and abs(sum(result.routing) - 1) < 1e-5
     summary = result.summary()
     assert set(summary["bones"]) == {"ulna", "radius", "M1", "M2", "M3", "M4", "M5"}
+    # publishing keeps the weights and records evaluations in the model card
+    from osteo_engine.runs import publish_checkpoint
+
+    published = publish_checkpoint(tmp_path / "r" / "checkpoints" / "best.safetensors", tmp_path / "m.safetensors",
+                                   {"atlas_val": {"mean_dice": 0.5}})
+    card = json.loads(published.with_suffix(".json").read_text())
+    assert card["evaluations"]["atlas_val"]["mean_dice"] == 0.5 and card["model"] == "MixtureSegmenter"
+    again = segment(image.astype(np.float32), load_segmenter(published, device="cpu"), samples=2)
+    assert again.labels.shape == image.shape
 
 
 def test_missing_model_is_a_clear_error(tmp_path):

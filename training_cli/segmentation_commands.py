@@ -75,6 +75,7 @@ def add_segment_parser(sub) -> None:
     r.add_argument("--json", action="store_true")
     r.set_defaults(run=segment_predict)
     add_evaluate_parser(seg)
+    add_publish_parser(seg)
 
 
 def segment_train(args) -> int:
@@ -153,4 +154,30 @@ def segment_evaluate(args) -> int:
     if "landmark_hit_rate" in result:
         lines.append(f"landmark hits {result['landmark_hit_rate']:.1%}, no-spill {result['no_spill_rate']:.1%}")
     emit(result, args.json, lines)
+    return 0
+
+
+def add_publish_parser(seg) -> None:
+    p = seg.add_parser("publish", help="copy a checkpoint with its card and evaluations (e.g. into resources/models)")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", required=True)
+    p.add_argument("--evaluation", nargs="*", default=[], metavar="NAME=FILE.json",
+                   help="results of `osteo segment evaluate --json` to record in the model card")
+    p.set_defaults(run=segment_publish)
+
+
+def segment_publish(args) -> int:
+    import json
+
+    from osteo_engine.errors import ConfigError
+    from osteo_engine.runs import publish_checkpoint
+
+    evaluations = {}
+    for item in args.evaluation:
+        name, _, path = item.partition("=")
+        if not path:
+            raise ConfigError(f"--evaluation {item!r} is not NAME=FILE.json")
+        evaluations[name] = json.loads(Path(path).read_text())
+    out = publish_checkpoint(args.checkpoint, args.out, evaluations)
+    emit({"written": str(out)}, False, [f"wrote {out} and its model card"])
     return 0
