@@ -115,6 +115,42 @@ def _autocast(device: torch.device):
     return torch.autocast("cpu", enabled=False)
 
 
+def _train_one_epoch(model, optimiser, train: list[SegmentationSample], config: SegmentTrainConfig, epoch: int,
+                     total_steps: int, gamma0: float, class_weights: torch.Tensor, device: torch.device):
+    """One pass over the training images; the epoch alone seeds its randomness, so a resume is exact."""
+    model.train()
+    rng = np.random.default_rng([config.seed, epoch])
+    torch.manual_seed(config.seed * 100_003 + epoch)
+    order = rng.permutation(len(train))
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    losses, bad = [], 0
+    for b in range(steps_per_epoch):
+        step = (epoch - 1) * steps_per_epoch + b
+        for group in optimiser.param_groups:
+            group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+        chosen = [train[i] for i in order[b * config.batch_size:(b + 1) * config.batch_size]]
+        x, y, beta = (t.to(device) for t in _batch(chosen, rng, config))
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(device):
+            out = model(x, samples=config.samples)
+        loss = ot_segmentation_loss(out.logits.float(), out.routing.float(), y, beta,
+                                    gamma_schedule(step, total_steps, gamma0, config.anneal_fraction),
+                                    config.kl_weight, config.ce_weight, class_weights)
+        if not torch.isfinite(loss.total):
+            bad += 1
+            if bad > MAX_BAD_STEPS:
+                raise ConfigError(f"training diverged (loss not finite {bad} times in epoch {epoch}); "
+                                  "the last good checkpoint is kept. Lower the learning rate.")
+            continue
+        optimiser.zero_grad(set_to_none=True)
+        loss.total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimiser.step()
+        losses.append(loss.total.item())
+    return losses, bad
+
+
 def train_segmenter(data: list[str | Path], out: str | Path, config: SegmentTrainConfig, resume: bool = False,
                     command: str = "", progress: Callable[[dict], None] | None = None) -> TrainResult:
     run = RunFolder(out)
@@ -133,7 +169,7 @@ def train_segmenter(data: list[str | Path], out: str | Path, config: SegmentTrai
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(splits["train"]) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    start_epoch, best = 1, {"epoch": 0, "score": -1.0, "metrics": {}}
+    start_epoch, best = 1, {"epoch": 0, "score": -math.inf, "metrics": {}}
     state = run.load_resume() if resume else None
     if state is not None:
         model.load_state_dict(state["model"])
@@ -147,33 +183,9 @@ def train_segmenter(data: list[str | Path], out: str | Path, config: SegmentTrai
             "data": [str(d) for d in data], "command": command, "preset": config.preset,
             "train_images": len(splits["train"]), "val_images": len(splits["val"])}
     for epoch in range(start_epoch, config.epochs + 1):
-        model.train()
-        rng = np.random.default_rng([config.seed, epoch])
-        torch.manual_seed(config.seed * 100_003 + epoch)
-        order = rng.permutation(len(splits["train"]))
-        losses, bad, started = [], 0, time.perf_counter()
-        for b in range(steps_per_epoch):
-            step = (epoch - 1) * steps_per_epoch + b
-            for group in optimiser.param_groups:
-                group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
-            chosen = [splits["train"][i] for i in order[b * config.batch_size:(b + 1) * config.batch_size]]
-            x, y, beta = (t.to(device) for t in _batch(chosen, rng, config))
-            with _autocast(device):
-                out = model(x, samples=config.samples)
-            loss = ot_segmentation_loss(out.logits.float(), out.routing.float(), y, beta,
-                                        gamma_schedule(step, total_steps, gamma0, config.anneal_fraction),
-                                        config.kl_weight, config.ce_weight, class_weights)
-            if not torch.isfinite(loss.total):
-                bad += 1
-                if bad > MAX_BAD_STEPS:
-                    raise ConfigError(f"training diverged (loss not finite {bad} times in epoch {epoch}); "
-                                      "the last good checkpoint is kept. Lower the learning rate.")
-                continue
-            optimiser.zero_grad(set_to_none=True)
-            loss.total.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimiser.step()
-            losses.append(loss.total.item())
+        started = time.perf_counter()
+        losses, bad = _train_one_epoch(model, optimiser, splits["train"], config, epoch, total_steps, gamma0,
+                                       class_weights, device)
         record = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"), "skipped_steps": bad,
                   "lr": optimiser.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 2),
                   "gamma": gamma_schedule(epoch * steps_per_epoch, total_steps, gamma0, config.anneal_fraction)}
