@@ -119,3 +119,21 @@ def test_predict_gives_full_size_maps_and_a_summary(small_cohort, tmp_path):
 def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="no segmentation model"):
         load_segmenter(tmp_path / "none.safetensors")
+
+
+@pytest.mark.parametrize("name", ["cpu-small", "paper"])
+def test_presets_build_a_model_that_accepts_their_input_size(name):
+    from osteo_engine.segmentation.model import MixtureSegmenter
+
+    config = preset(name)
+    model = MixtureSegmenter(config.model)
+    width, height = config.input_size
+    multiple = 2 ** config.model.depth
+    assert width % multiple == 0 and height % multiple == 0
+    assert config.model.modules * config.samples >= 2  # the OT loss needs several samples
+    with torch.inference_mode():
+        out = model(torch.rand(1, 1, height // 4 // multiple * multiple or multiple,
+                               width // 4 // multiple * multiple or multiple), samples=1)
+    assert out.logits.shape[3] == 8
+    with pytest.raises(ConfigError, match="unknown preset"):
+        preset("huge")
