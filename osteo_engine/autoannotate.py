@@ -15,7 +15,7 @@ import numpy as np
 
 from .anatomy import BONE_NAMES
 from .annotations import BonePrompts
-from .landmarks import NEXT_JOINT, Landmarks
+from .landmarks import NEXT_JOINT, CheckTally, Landmarks
 from .sam import BonePrompter
 from .sam.crops import Crop
 
@@ -159,28 +159,6 @@ def segment_from_landmarks(prompter: BonePrompter, pixels: np.ndarray, lm: Landm
     best = logits.argmax(0)
     labels = np.where(np.isfinite(logits.max(0)), best + 1, 0).astype(np.uint8)
     return labels, prompts
-
-
-@dataclass
-class CheckTally:
-    hits: int = 0
-    positives: int = 0
-    clean: int = 0
-    negatives: int = 0
-
-    def add(self, check) -> None:
-        self.hits += sum(check.positives.values())
-        self.positives += len(check.positives)
-        self.clean += sum(check.negatives.values())
-        self.negatives += len(check.negatives)
-
-    @property
-    def hit_rate(self) -> float:
-        return self.hits / max(self.positives, 1)
-
-    @property
-    def no_spill_rate(self) -> float:
-        return self.clean / max(self.negatives, 1)
 
 
 @dataclass

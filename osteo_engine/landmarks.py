@@ -80,3 +80,25 @@ def check_landmarks(labels: np.ndarray, lm: Landmarks) -> LandmarkCheck:
             positives[bone] = bool(len(xs)) and bool(np.hypot(xs - point[0], ys - point[1]).min() <= tolerance)
     negatives = {name: _value_at(labels, p) == 0 for name, p in negative_points(lm).items()}
     return LandmarkCheck(positives, negatives)
+
+
+@dataclass
+class CheckTally:
+    hits: int = 0
+    positives: int = 0
+    clean: int = 0
+    negatives: int = 0
+
+    def add(self, check: LandmarkCheck) -> None:
+        self.hits += sum(check.positives.values())
+        self.positives += len(check.positives)
+        self.clean += sum(check.negatives.values())
+        self.negatives += len(check.negatives)
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / max(self.positives, 1)
+
+    @property
+    def no_spill_rate(self) -> float:
+        return self.clean / max(self.negatives, 1)

@@ -59,12 +59,8 @@ class RunFolder:
         atomic_write_bytes(self.root / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in kept).encode())
 
     def save_checkpoint(self, name: str, state: dict[str, torch.Tensor], card: dict) -> Path:
-        tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-        path = self.checkpoints / f"{name}.safetensors"
-        atomic_write_bytes(path, save(tensors, metadata={"format": "pt"}))
         card = {**card, "saved": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        atomic_write_json(path.with_suffix(".json"), card)
-        return path
+        return write_model(self.checkpoints / f"{name}.safetensors", state, card)
 
     def save_resume(self, state: dict) -> None:
         buffer = io.BytesIO()
@@ -76,6 +72,15 @@ class RunFolder:
         if not path.exists():
             return None
         return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def write_model(path: str | Path, state: dict[str, torch.Tensor], card: dict) -> Path:
+    """Weights as safetensors and the model card beside them as JSON, both written atomically."""
+    path = Path(path)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    atomic_write_bytes(path, save(tensors, metadata={"format": "pt"}))
+    atomic_write_json(path.with_suffix(".json"), card)
+    return path
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -92,15 +97,14 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     return state, card
 
 
-def pick_device() -> torch.device:
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The device asked for, else CUDA when present, else the CPU."""
+    if device is not None:
+        return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def publish_checkpoint(checkpoint: str | Path, out: str | Path, evaluations: dict[str, dict]) -> Path:
     """Copy a checkpoint and its card to `out`, adding the named evaluations (e.g. from `segment evaluate`)."""
     state, card = load_checkpoint(checkpoint)
-    out = Path(out)
-    atomic_write_bytes(out, save({k: v.contiguous() for k, v in state.items()}, metadata={"format": "pt"}))
-    atomic_write_json(out.with_suffix(".json"), {**card, "source_checkpoint": str(checkpoint),
-                                                 "evaluations": evaluations})
-    return out
+    return write_model(out, state, {**card, "source_checkpoint": str(checkpoint), "evaluations": evaluations})

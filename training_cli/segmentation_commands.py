@@ -106,10 +106,9 @@ def segment_train(args) -> int:
 def segment_predict(args) -> int:
     import json
 
-    import cv2
-
     from osteo_engine.io import load_radiograph
     from osteo_engine.segmentation.predict import entropy_png, load_segmenter, segment
+    from osteo_engine.sheets import write_png
     from osteo_engine.storage import atomic_write_bytes
 
     segmenter = load_segmenter(args.model)
@@ -121,7 +120,7 @@ def segment_predict(args) -> int:
             result = segment(image.pixels, segmenter, samples=args.samples)
             stem = Path(path).stem
             for suffix, arr in (("_labels.png", result.labels), ("_uncertainty.png", entropy_png(result.entropy))):
-                atomic_write_bytes(out / f"{stem}{suffix}", cv2.imencode(".png", arr)[1].tobytes())
+                write_png(arr, out / f"{stem}{suffix}")
             summary = {"image": Path(path).name, **result.summary(), "model": segmenter.card.get("command", "")}
             atomic_write_bytes(out / f"{stem}.json", json.dumps(summary, indent=2).encode())
             results[Path(path).name] = summary

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
+from ..runs import pick_device
 
 SAM_KINDS = ("litemedsam", "vit_b", "vit_l", "vit_h")
 
@@ -28,12 +29,6 @@ class SamModel:
     @property
     def device(self) -> torch.device:
         return next(self.sam.parameters()).device
-
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def load_sam(kind: str = "litemedsam", checkpoint: str | Path | None = None,

@@ -13,7 +13,7 @@ from ..anatomy import BONE_NAMES
 from ..annotations import AnnotationProject
 from ..cohort import read_manifest
 from ..io import load_radiograph
-from ..landmarks import check_landmarks, read_landmarks
+from ..landmarks import CheckTally, check_landmarks, read_landmarks
 from .metrics import dice_per_bone
 from .predict import LoadedSegmenter, segment
 
@@ -23,10 +23,7 @@ class Evaluation:
     images: int = 0
     all_bones_found: int = 0
     dice: dict[str, list[float]] = field(default_factory=lambda: {b: [] for b in BONE_NAMES})
-    landmark_hits: int = 0
-    landmark_checks: int = 0
-    no_spill: int = 0
-    spill_checks: int = 0
+    landmarks: CheckTally = field(default_factory=CheckTally)
 
     def summary(self) -> dict:
         per_bone = {b: round(float(np.mean(v)), 4) if v else None for b, v in self.dice.items()}
@@ -34,9 +31,9 @@ class Evaluation:
         out = {"images": self.images, "dice": per_bone,
                "mean_dice": round(float(np.mean(present)), 4) if present else None,
                "all_bones_found_rate": round(self.all_bones_found / max(self.images, 1), 4)}
-        if self.landmark_checks:
-            out["landmark_hit_rate"] = round(self.landmark_hits / self.landmark_checks, 4)
-            out["no_spill_rate"] = round(self.no_spill / self.spill_checks, 4)
+        if self.landmarks.positives:
+            out["landmark_hit_rate"] = round(self.landmarks.hit_rate, 4)
+            out["no_spill_rate"] = round(self.landmarks.no_spill_rate, 4)
         return out
 
 
@@ -62,11 +59,7 @@ def evaluate_segmenter(segmenter: LoadedSegmenter, manifest: str | Path, split: 
                     if not math.isnan(value):
                         result.dice[bone].append(value)
         if row.image.name in landmarks:
-            check = check_landmarks(seg.labels, landmarks[row.image.name])
-            result.landmark_hits += sum(check.positives.values())
-            result.landmark_checks += len(check.positives)
-            result.no_spill += sum(check.negatives.values())
-            result.spill_checks += len(check.negatives)
+            result.landmarks.add(check_landmarks(seg.labels, landmarks[row.image.name]))
         if progress:
             progress(k + 1, len(rows))
     return result

@@ -60,7 +60,7 @@ def load_segmenter(path: str | Path | None = None, device: str | None = None) ->
         model.load_state_dict(state)
     except (KeyError, TypeError, RuntimeError) as exc:
         raise ConfigError(f"{path.name} does not hold a mixture segmenter ({str(exc).splitlines()[0][:160]}).") from exc
-    target = torch.device(device) if device else pick_device()
+    target = pick_device(device)
     return LoadedSegmenter(model.eval().to(target), tuple(card["input_size"]), card, target)
 
 
