@@ -29,10 +29,28 @@ def _onehot(annotations: torch.Tensor, classes: int, dtype: torch.dtype) -> torc
     return out.scatter_(1, annotations.long()[:, None], 1.0)
 
 
-def _classes_present(labels: torch.Tensor, classes: int) -> torch.Tensor:
-    """(N, H, W) labels -> (N, C) bool: which classes occur."""
-    present = torch.zeros(labels.shape[0], classes, dtype=torch.bool, device=labels.device)
-    return present.scatter_(1, labels.flatten(1).long(), True)
+def _predicted_classes(probs: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) probabilities -> (N, C) bool: which classes win at some pixel.
+
+    Comparing with the channel maximum gives argmax's answer (up to exact ties) many times faster on CPU.
+    """
+    return (probs == probs.amax(1, keepdim=True)).flatten(2).any(2)
+
+
+def _iou_cost(probs: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+    inter = torch.einsum("nchw,mchw->nmc", probs[:, 1:], onehot[:, 1:])
+    union = probs[:, 1:].sum((2, 3))[:, None] + onehot[:, 1:].sum((2, 3))[None] - inter
+    present = (onehot[:, 1:].flatten(2).amax(2) > 0)[None] | _predicted_classes(probs)[:, None, 1:]  # (N, M, C-1)
+    iou = inter / union.clamp_min(1e-6)
+    counted = present.sum(-1)
+    mean_iou = (iou * present).sum(-1) / counted.clamp_min(1)
+    return torch.where(counted > 0, 1.0 - mean_iou, torch.zeros_like(mean_iou))
+
+
+def _cross_entropy(log_probs: torch.Tensor, onehot: torch.Tensor, class_weights: torch.Tensor | None):
+    if class_weights is not None:
+        onehot = onehot * class_weights.to(onehot)[None, :, None, None]
+    return -torch.einsum("nchw,mchw->nm", log_probs, onehot) / onehot.sum((1, 2, 3)).clamp_min(1e-6)[None]
 
 
 def soft_iou_cost(probs: torch.Tensor, annotations: torch.Tensor) -> torch.Tensor:
@@ -40,16 +58,7 @@ def soft_iou_cost(probs: torch.Tensor, annotations: torch.Tensor) -> torch.Tenso
 
     Intersections are pixel sums of products, computed as one contraction over pixels (no N×M×C×H×W tensor).
     """
-    c = probs.shape[1]
-    onehot = _onehot(annotations, c, probs.dtype)
-    inter = torch.einsum("nchw,mchw->nmc", probs[:, 1:], onehot[:, 1:])
-    union = probs[:, 1:].sum((2, 3))[:, None] + onehot[:, 1:].sum((2, 3))[None] - inter
-    predicted = _classes_present(probs.argmax(1), c)[:, 1:]  # (N, C-1)
-    present = _classes_present(annotations, c)[None, :, 1:] | predicted[:, None]  # (N, M, C-1)
-    iou = inter / union.clamp_min(1e-6)
-    counted = present.sum(-1)
-    mean_iou = (iou * present).sum(-1) / counted.clamp_min(1)
-    return torch.where(counted > 0, 1.0 - mean_iou, torch.zeros_like(mean_iou))
+    return _iou_cost(probs, _onehot(annotations, probs.shape[1], probs.dtype))
 
 
 def pairwise_cross_entropy(logits: torch.Tensor, annotations: torch.Tensor,
@@ -57,10 +66,7 @@ def pairwise_cross_entropy(logits: torch.Tensor, annotations: torch.Tensor,
     """logits (N, C, H, W), annotations (M, H, W) -> pixel cross-entropy (N, M), class-weighted like
     `F.cross_entropy(weight=...)`: Σ w_y (−log p_y) / Σ w_y."""
     log_probs = logits.log_softmax(1)
-    onehot = _onehot(annotations, logits.shape[1], log_probs.dtype)
-    if class_weights is not None:
-        onehot = onehot * class_weights.to(onehot)[None, :, None, None]
-    return -torch.einsum("nchw,mchw->nm", log_probs, onehot) / onehot.sum((1, 2, 3)).clamp_min(1e-6)[None]
+    return _cross_entropy(log_probs, _onehot(annotations, logits.shape[1], log_probs.dtype), class_weights)
 
 
 def background_weighted(num_classes: int, background: float) -> torch.Tensor:
@@ -79,13 +85,12 @@ def ot_segmentation_loss(logits: torch.Tensor, routing: torch.Tensor, annotation
                          f"and {tuple(annotations.shape)}")
     b, k, s = logits.shape[:3]
     seg_terms, kl_terms, couplings = [], [], []
-    for n in range(b):
-        flat = logits[n].reshape(k * s, *logits.shape[3:]).float()
-        cost = soft_iou_cost(flat.softmax(1), annotations[n])
-        if ce_weight:
-            cost_for_loss = cost + ce_weight * pairwise_cross_entropy(flat, annotations[n], class_weights)
-        else:
-            cost_for_loss = cost
+    # unbind, not logits[n]: indexing's backward would build a zero tensor of the whole batch per image
+    for n, image_logits in enumerate(logits.unbind(0)):
+        log_probs = image_logits.reshape(k * s, *logits.shape[3:]).float().log_softmax(1)
+        onehot = _onehot(annotations[n], log_probs.shape[1], log_probs.dtype)
+        cost = _iou_cost(log_probs.exp(), onehot)
+        cost_for_loss = cost + ce_weight * _cross_entropy(log_probs, onehot, class_weights) if ce_weight else cost
         coupling = relaxed_coupling(cost.detach(), annotation_weights[n].detach(), gamma)
         seg_terms.append((coupling * cost_for_loss).sum())
         target = coupling.sum(1).reshape(k, s).sum(1).clamp_min(0)

@@ -22,6 +22,7 @@ class SegmenterConfig:
     num_classes: int = NUM_CLASSES
     base_channels: int = 16
     depth: int = 4  # number of down-sampling steps
+    max_channels: int | None = None  # cap on the widths, which double per level: depth buys context, not size
     modules: int = 4  # K
     latent_size: int = 1  # L
     head_channels: int = 16
@@ -56,9 +57,9 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 
 
 class UNet(nn.Module):
-    def __init__(self, in_channels: int, base: int, depth: int):
+    def __init__(self, in_channels: int, base: int, depth: int, max_channels: int | None = None):
         super().__init__()
-        widths = [base * 2**i for i in range(depth + 1)]
+        widths = [min(base * 2**i, max_channels or base * 2**i) for i in range(depth + 1)]
         self.down = nn.ModuleList([_block(in_channels, widths[0])] +
                                   [_block(widths[i], widths[i + 1]) for i in range(depth)])
         self.up = nn.ModuleList([nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2)
@@ -111,7 +112,9 @@ class StochasticHeads(nn.Module):
         b1, b2, b3 = self.biases
         effective = w1[None, :, None] * scale[:, :, :, None, :]  # (B, K, S, Hd, F)
         constant = torch.einsum("khf,bksf->bksh", w1, scale * shift) + b1[None, :, None]
-        x = effective @ decoded.flatten(2)[:, None, None] + constant[..., None]  # (B, K, S, Hd, P)
+        # one (K·S·Hd × F) @ (F × P) product per image, so u_d is never copied K·S times
+        x = torch.baddbmm(constant.reshape(b, -1, 1), effective.reshape(b, -1, effective.shape[-1]),
+                          decoded.flatten(2)).view(b, k, s, -1, h * w)  # (B, K, S, Hd, P)
         x = torch.matmul(w2[None, :, None], x.relu_()) + b2[None, :, None, :, None]
         x = torch.matmul(w3[None, :, None], x.relu_()) + b3[None, :, None, :, None]
         return x.reshape(b, k, s, -1, h, w)
@@ -136,7 +139,7 @@ class MixtureSegmenter(nn.Module):
     def __init__(self, config: SegmenterConfig = SegmenterConfig()):
         super().__init__()
         self.config = config
-        self.unet = UNet(config.in_channels, config.base_channels, config.depth)
+        self.unet = UNet(config.in_channels, config.base_channels, config.depth, config.max_channels)
         self.heads = StochasticHeads(self.unet.decoder_channels, config)
         width = self.unet.encoder_channels
         self.router = nn.Sequential(nn.Linear(width, width), nn.ReLU(inplace=True), nn.Linear(width, config.modules))
