@@ -100,10 +100,18 @@ def test_a_single_click_becomes_a_box_on_a_crop_and_finds_the_bone(litemedsam, s
         bone = truth == value
         ys, xs = np.nonzero(bone)
         click = np.array([[np.median(xs), np.median(ys)]])
-        mask = segment_clicks(prompter, sample_pixels, click, np.array([1]))
+        answer = segment_clicks(prompter, sample_pixels, click, np.array([1]), image_key="sample")
+        mask = answer.mask
         assert mask.shape == truth.shape and mask[int(click[0, 1]), int(click[0, 0])]
         prompter.set_image(sample_pixels)
         plain = prompter.predict(points=click, labels=np.array([1])).mask
         assert dice(mask, bone) > dice(plain, bone) + 0.1  # the conversion is what makes clicks usable
+        # a negative click inside the same crop refines on the cached crop embedding
+        far = click + np.array([[40.0, 0.0]])  # beside the bone
+        embedded = len(prompter._cache)
+        again = segment_clicks(prompter, sample_pixels, np.vstack([click, far]), np.array([1, 0]),
+                               mask_input=answer.logits, crop=answer.crop, image_key="sample")
+        assert again.crop == answer.crop and len(prompter._cache) == embedded
+        assert again.mask.shape == mask.shape and (again.mask != mask).any()  # the negative click counted
     with pytest.raises(ValueError, match="positive"):
         segment_clicks(prompter, sample_pixels, np.array([[10.0, 10.0]]), np.array([0]))

@@ -54,6 +54,17 @@ class BonePrompter:
     def is_cached(self, key: str) -> bool:
         return (self.model.identity, key) in self._cache
 
+    def select(self, key: str) -> bool:
+        """Make a cached embedding current without its pixels; False when it is not cached."""
+        with self._lock:
+            embedding = self._cache.get((self.model.identity, key))
+            if embedding is not None:
+                self._cache.move_to_end((self.model.identity, key))
+        if embedding is None:
+            return False
+        self._current = embedding
+        return True
+
     def set_image(self, pixels: np.ndarray, key: str | None = None) -> bool:
         """Make `pixels` (H, W) in [0, 1] the current image; returns True when it had to be embedded."""
         embedding, computed = self.embed(pixels, key)
