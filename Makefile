@@ -4,7 +4,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SAMPLE := resources/samples/phantom_hand.dcm
-export QT_QPA_PLATFORM ?= offscreen
 
 .PHONY: run test bench sample phantom-sheet default-model clean
 
@@ -14,11 +13,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Opens the workstation on the bundled sample; without a display it renders the window to build/annotate.png.
 run: $(STAMP)
 	$(BIN)/osteo inspect $(SAMPLE)
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] && [ "$$QT_QPA_PLATFORM" != offscreen ]; then \
+		$(BIN)/osteo-app $(SAMPLE) --workspace annotate; \
+	else mkdir -p build && $(BIN)/osteo-app $(SAMPLE) --workspace annotate --screenshot build/annotate.png \
+		&& echo "no display: the Annotate workspace on the sample is rendered to build/annotate.png"; fi
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/phantom_speed.py

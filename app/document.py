@@ -137,14 +137,19 @@ class ImageDocument:
 
     def begin_stroke(self, erase: bool) -> None:
         self._stroke = ("erase" if erase else "brush", self.working.copy())
+        self._last_dab: tuple[int, int] | None = None
 
     def paint(self, x: float, y: float, radius: float) -> None:
-        """One dab of the brush (or eraser) inside the current stroke."""
+        """One dab of the brush (or eraser) inside the current stroke, joined to the previous dab."""
         if self._stroke is None:
             raise RuntimeError("paint() outside begin_stroke()/end_stroke()")
         canvas = self.working.view(np.uint8)
-        cv2.circle(canvas, (int(round(x)), int(round(y))), max(0, int(round(radius))),
-                   0 if self._stroke[0] == "erase" else 1, thickness=-1)
+        value = 0 if self._stroke[0] == "erase" else 1
+        centre, r = (int(round(x)), int(round(y))), max(0, int(round(radius)))
+        cv2.circle(canvas, centre, r, value, thickness=-1)
+        if self._last_dab is not None and r > 0:
+            cv2.line(canvas, self._last_dab, centre, value, thickness=2 * r + 1)
+        self._last_dab = centre
 
     def end_stroke(self) -> None:
         if self._stroke is None:

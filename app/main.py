@@ -7,19 +7,30 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="osteo-app", description="Osteo workstation (research tool).")
-    parser.add_argument("image", nargs="?", help="radiograph to open")
+    parser.add_argument("path", nargs="?", help="a radiograph, a folder of radiographs or an annotation project")
     parser.add_argument("--screenshot", metavar="OUT.png", help="render the window to a PNG and exit")
+    parser.add_argument("--workspace", choices=("annotate", "screen"), default="annotate")
     args = parser.parse_args(argv)
+
+    from .platform import platform_problem
+
+    problem = platform_problem(screenshot=bool(args.screenshot))
+    if problem:
+        print(f"osteo-app: {problem}", file=sys.stderr)
+        return 2
     from PySide6 import QtWidgets
 
-    from .viewer import RadiographViewer, grab
+    from .window import MainWindow, grab
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
-    window = RadiographViewer()
-    if args.image and not window.open_image(args.image):
+    window = MainWindow()
+    if args.path and not window.open_path(args.path):
         print(f"osteo-app: {window.statusBar().currentMessage()}", file=sys.stderr)
+    window.show_workspace(args.workspace)
     if args.screenshot:
-        return 0 if grab(window, args.screenshot) else 1
+        ok = grab(window, args.screenshot)
+        window.close()
+        return 0 if ok else 1
     window.show()
     return app.exec()
 

@@ -1,9 +1,14 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# the app's settings and per-user projects go to a scratch home, never the tester's own
+_SCRATCH = Path(tempfile.mkdtemp(prefix="osteo-tests-"))
+os.environ["XDG_CONFIG_HOME"] = str(_SCRATCH / "config")
+os.environ["XDG_DATA_HOME"] = str(_SCRATCH / "data")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

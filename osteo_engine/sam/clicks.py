@@ -19,6 +19,7 @@ from .predictor import BonePrompter
 
 CLICK_BOX_FRACTION = 0.25  # side of the box put around clicks, as a fraction of the image's shorter side
 CROP_FACTOR = 1.6
+WHOLE_IMAGE_FRACTION = 0.8  # a crop this close to the whole image uses the whole image (prepared on opening)
 
 
 @dataclass
@@ -41,6 +42,18 @@ def prompt_box(points: np.ndarray, labels: np.ndarray, box: np.ndarray | None, s
     return np.r_[np.minimum(centre - side / 2, positives.min(0)), np.maximum(centre + side / 2, positives.max(0))]
 
 
+def crop_for(box: np.ndarray, shape: tuple[int, int]) -> Crop:
+    crop = Crop.around(box, shape, factor=CROP_FACTOR)
+    if crop.x1 - crop.x0 >= WHOLE_IMAGE_FRACTION * min(shape):
+        return Crop(0, 0, shape[1], shape[0])
+    return crop
+
+
+def crop_key(image_key: str, crop: Crop) -> str:
+    """The embedding cache's name for a crop of an image."""
+    return f"{image_key}@{crop.x0},{crop.y0},{crop.x1},{crop.y1}"
+
+
 def _inside(crop: Crop, points: np.ndarray, box: np.ndarray) -> bool:
     xy = np.vstack([points.reshape(-1, 2), box.reshape(2, 2)])
     return bool(((xy[:, 0] >= crop.x0) & (xy[:, 0] < crop.x1) & (xy[:, 1] >= crop.y0) & (xy[:, 1] < crop.y1)).all())
@@ -58,8 +71,8 @@ def segment_clicks(prompter: BonePrompter, pixels: np.ndarray, points: np.ndarra
     labels = np.asarray(labels).reshape(-1)
     box = prompt_box(points, labels, box, pixels.shape)
     if crop is None or not _inside(crop, points, box):
-        crop, mask_input = Crop.around(box, pixels.shape, factor=CROP_FACTOR), None
-    key = None if image_key is None else f"{image_key}@{crop.x0},{crop.y0},{crop.x1},{crop.y1}"
+        crop, mask_input = crop_for(box, pixels.shape), None
+    key = None if image_key is None else crop_key(image_key, crop)
     if key is None or not prompter.select(key):
         prompter.set_image(crop.pixels(pixels), key=key)
     result = prompter.predict(points=crop.shift(points) if len(points) else None,

@@ -36,8 +36,13 @@ class Segmentation:
     routing: list[float]  # π_k
     bones: dict[str, BoneFinding]
 
+    def mean_uncertainty(self) -> float:
+        """Mean predictive entropy (nats) over the pixels the model calls bone, or over the image when none."""
+        bone = self.labels > 0
+        return float(self.entropy[bone].mean() if bone.any() else self.entropy.mean())
+
     def summary(self) -> dict:
-        return {"routing": [round(p, 4) for p in self.routing],
+        return {"mean_uncertainty": round(self.mean_uncertainty(), 4), "routing": [round(p, 4) for p in self.routing],
                 "bones": {b: {"present": f.present, "area_px": f.area_px,
                               "mean_confidence": round(f.mean_confidence, 4)} for b, f in self.bones.items()}}
 

@@ -1,0 +1,1 @@
+"""The Annotate workspace: SAM-assisted bone masks for a folder of radiographs."""

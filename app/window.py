@@ -1,0 +1,146 @@
+"""The main window: the Annotate and Screen workspaces, menus, status bar and the research notice."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6 import QtCore, QtWidgets
+
+from osteo_engine import OsteoError
+from osteo_engine.exports.coco import export_coco
+from osteo_engine.exports.dicom_seg import export_dicom_seg
+from osteo_engine.exports.png import export_png
+
+from .annotate.library import project_for_image
+from .annotate.workspace import AnnotateWorkspace, projects_home
+from .settings import AppSettings, SettingsDialog, settings_store
+
+RESEARCH_NOTICE = "Research tool — not for clinical diagnosis."
+WORKSPACES = ("annotate", "screen")
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    def __init__(self, settings: AppSettings | None = None, store: QtCore.QSettings | None = None, **workspace_kw):
+        super().__init__()
+        self.store = store or settings_store()
+        self.settings = settings or AppSettings.load(self.store)
+        self.setWindowTitle("Osteo workstation")
+        self.resize(1400, 880)
+        self.tabs = QtWidgets.QTabWidget(self)
+        self.annotate = AnnotateWorkspace(self.settings, self, **workspace_kw)
+        self.screen_placeholder = QtWidgets.QLabel(
+            "Screening workspace: load one radiograph and get a screening answer with its uncertainty.\n"
+            "It becomes available with the screening models.", alignment=QtCore.Qt.AlignCenter)
+        self.tabs.addTab(self.annotate, "Annotate")
+        self.tabs.addTab(self.screen_placeholder, "Screen")
+        self.setCentralWidget(self.tabs)
+        self.annotate.message.connect(self.show_message)
+        self._build_menus()
+        self.show_message("")
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addAction("Open &folder…", self._ask_folder).setShortcut("Ctrl+O")
+        file_menu.addAction("Open &project…", self._ask_project)
+        file_menu.addAction("Open &radiograph…", self._ask_image)
+        export = file_menu.addMenu("&Export")
+        export.addAction("PNG label maps…", lambda: self._export("PNG", export_png))
+        export.addAction("COCO JSON…", lambda: self._export("COCO", self._coco))
+        export.addAction("DICOM SEG…", lambda: self._export("DICOM SEG", export_dicom_seg))
+        file_menu.addAction("&Settings…", self._edit_settings)
+        file_menu.addSeparator()
+        file_menu.addAction("&Quit", self.close).setShortcut("Ctrl+Q")
+        edit = bar.addMenu("&Edit")
+        for key in ("undo", "redo"):
+            edit.addAction(self.annotate.actions[key])
+        annotate = bar.addMenu("&Annotate")
+        for key in ("accept", "clear", "propose", "rank", "prompt", "brush", "erase", "smaller", "larger",
+                    "previous", "next"):
+            annotate.addAction(self.annotate.actions[key])
+        bones = annotate.addMenu("&Bone")
+        for value in range(1, 8):
+            bones.addAction(self.annotate.actions[f"bone{value}"])
+
+    def show_workspace(self, name: str) -> None:
+        self.tabs.setCurrentIndex(WORKSPACES.index(name))
+
+    def show_message(self, text: str) -> None:
+        self.statusBar().showMessage(f"{text}  ·  {RESEARCH_NOTICE}" if text else RESEARCH_NOTICE)
+
+    # ------------------------------------------------------------ opening
+    def open_path(self, path: str | Path) -> bool:
+        """A folder, an annotation project or one radiograph."""
+        path = Path(path)
+        if path.is_dir():
+            return self.annotate.open_folder(path)
+        try:
+            project, image_id = project_for_image(path, projects_home())
+        except (OsteoError, OSError) as exc:
+            self.show_message(f"Cannot open {path.name}: {exc}")
+            return False
+        self.annotate.open_project(project)
+        return self.annotate.open_image(image_id)
+
+    def _ask_folder(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Open a folder of radiographs or a project")
+        if folder:
+            self.annotate.open_folder(folder)
+
+    def _ask_project(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open annotation project", "", "Project (project.json)")
+        if path:
+            self.annotate.open_project(Path(path).parent)
+
+    def _ask_image(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Open radiograph", "", "Radiographs (*.dcm *.dicom *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    # ------------------------------------------------------------ export and settings
+    @staticmethod
+    def _coco(project, out_dir):
+        return [export_coco(project, Path(out_dir) / "annotations_coco.json")]
+
+    def _export(self, label: str, exporter) -> None:
+        if self.annotate.project is None:
+            self.show_message("Open a project first.")
+            return
+        out = QtWidgets.QFileDialog.getExistingDirectory(self, f"Export {label} to…")
+        if out:
+            self.export_to(label, exporter, out)
+
+    def export_to(self, label: str, exporter, out: str | Path) -> list[Path]:
+        try:
+            written = exporter(self.annotate.project, out)
+        except (OsteoError, OSError) as exc:
+            QtWidgets.QMessageBox.warning(self, f"{label} export failed", str(exc))
+            return []
+        self.show_message(f"Exported {len(written)} {label} file(s) to {out}")
+        return written
+
+    def _edit_settings(self) -> None:
+        dialog = SettingsDialog(self.settings, self)
+        if dialog.exec() != QtWidgets.QDialog.Accepted:
+            return
+        try:
+            settings = dialog.result_settings()
+        except OsteoError as exc:
+            QtWidgets.QMessageBox.warning(self, "Settings not changed", str(exc))
+            return
+        self.apply_settings(settings)
+
+    def apply_settings(self, settings: AppSettings) -> None:
+        settings.save(self.store)
+        self.settings = settings
+        self.annotate.apply_settings(settings)
+
+    def closeEvent(self, event) -> None:
+        self.annotate.shutdown()
+        super().closeEvent(event)
+
+
+def grab(window: QtWidgets.QWidget, out: str | Path) -> bool:
+    window.show()
+    QtWidgets.QApplication.processEvents()
+    return window.grab().save(str(out))
