@@ -137,3 +137,13 @@ def test_presets_build_a_model_that_accepts_their_input_size(name):
     assert out.logits.shape[3] == 8
     with pytest.raises(ConfigError, match="unknown preset"):
         preset("huge")
+
+
+def test_repeats_weight_a_source_and_must_match_the_sources(small_cohort, tmp_path):
+    config = replace(tiny_config(epochs=1), repeats=(2,))
+    result = train_segmenter([small_cohort / "manifest.csv"], tmp_path / "run", config)
+    card = json.loads((result.run / "checkpoints" / "last.json").read_text())
+    plain = len(load_samples(small_cohort / "manifest.csv", (64, 80))["train"])
+    assert card["train_images"] == 2 * plain
+    with pytest.raises(ConfigError, match="repeats"):
+        train_segmenter([small_cohort / "manifest.csv"], tmp_path / "run2", replace(config, repeats=(2, 1)))

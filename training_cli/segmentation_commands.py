@@ -64,6 +64,8 @@ def add_segment_parser(sub) -> None:
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--resume", action="store_true")
     t.add_argument("--epochs", type=int, help="override the preset's number of epochs")
+    t.add_argument("--repeat", type=int, nargs="+", metavar="N",
+                   help="per --data source, how often its training images occur in an epoch (default 1 each)")
     t.add_argument("--seed", type=int)
     t.add_argument("--json", action="store_true")
     t.set_defaults(run=segment_train)
@@ -84,7 +86,8 @@ def segment_train(args) -> int:
     from osteo_engine.segmentation.train import preset, train_segmenter
     from tqdm import tqdm
 
-    config = preset(args.preset, epochs=args.epochs, seed=args.seed)
+    config = preset(args.preset, epochs=args.epochs, seed=args.seed,
+                    repeats=tuple(args.repeat) if args.repeat else None)
     bar = tqdm(total=config.epochs, desc="segment train", unit="epoch", file=sys.stderr, leave=False)
 
     def progress(record: dict) -> None:
@@ -136,6 +139,8 @@ def add_evaluate_parser(seg) -> None:
     e.add_argument("--model", help="a .safetensors segmenter (default: the bundled model)")
     e.add_argument("--landmarks", help="atlas landmark CSV, for the landmark checks")
     e.add_argument("--samples", type=int, default=4)
+    e.add_argument("--raw", action="store_true", help="score the network's own labels, without putting the "
+                   "metacarpals in anatomical order")
     e.add_argument("--json", action="store_true")
     e.set_defaults(run=segment_evaluate)
 
@@ -146,7 +151,7 @@ def segment_evaluate(args) -> int:
 
     with progress_bar(0, "evaluate") as update:
         result = evaluate_segmenter(load_segmenter(args.model), args.data, args.split, args.landmarks,
-                                    args.samples, progress=update).summary()
+                                    args.samples, not args.raw, progress=update).summary()
     lines = [f"{result['images']} images ({args.split}): mean Dice {result['mean_dice']}, "
              f"all 7 bones found on {result['all_bones_found_rate']:.1%}",
              "Dice per bone: " + ", ".join(f"{b} {v}" for b, v in result["dice"].items())]

@@ -16,6 +16,7 @@ from ..anatomy import BONES, NUM_CLASSES
 from ..errors import ConfigError
 from ..runs import load_checkpoint, pick_device
 from .data import Letterbox
+from .identity import order_metacarpals
 from .model import MixtureSegmenter, SegmenterConfig
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "segmenter.safetensors"
@@ -70,11 +71,15 @@ def load_segmenter(path: str | Path | None = None, device: str | None = None) ->
 
 
 @torch.inference_mode()
-def segment(pixels: np.ndarray, segmenter: LoadedSegmenter, samples: int = 4) -> Segmentation:
+def segment(pixels: np.ndarray, segmenter: LoadedSegmenter, samples: int = 4,
+            anatomical_order: bool = True) -> Segmentation:
+    """`anatomical_order` gives each metacarpal part one identity, in order across the hand (identity.py)."""
     box = Letterbox.fit(pixels.shape, segmenter.input_size)
     x = torch.from_numpy(box.image(pixels))[None, None].to(segmenter.device)
     out = segmenter.model(x, samples=samples)
     mean = out.mean_probabilities()[0].float().cpu().numpy()
+    if anatomical_order:
+        mean = order_metacarpals(mean)
     probs = box.restore(mean)
     probs /= probs.sum(0, keepdims=True).clip(1e-6)
     raw = probs.argmax(0).astype(np.uint8)

@@ -38,13 +38,15 @@ class SegmentTrainConfig:
     anneal_fraction: float = 0.5
     kl_weight: float = 1.0
     ce_weight: float = 1.0
-    background_weight: float = 0.05  # of the cross-entropy; without it the network settles on "all background"
+    background_weight: float = 0.1  # of the cross-entropy; without it the network settles on "all background"
     seed: int = 0
+    repeats: tuple[int, ...] = ()  # per data source: how often its training images occur in an epoch (default 1)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_json(self) -> dict:
         out = asdict(self)
         out["input_size"] = list(self.input_size)
+        out["repeats"] = list(self.repeats)
         return out
 
 
@@ -164,9 +166,12 @@ def train_segmenter(data: list[str | Path], out: str | Path, config: SegmentTrai
     run = RunFolder(out)
     run.start({"task": "segmentation", "data": [str(d) for d in data], "config": config.to_json()}, resume)
     splits: dict[str, list[SegmentationSample]] = {"train": [], "val": [], "test": []}
-    for source in data:
+    if config.repeats and len(config.repeats) != len(data):
+        raise ConfigError(f"{len(config.repeats)} repeats given for {len(data)} data sources.")
+    for i, source in enumerate(data):
         for split, items in load_samples(source, config.input_size, config.seed).items():
-            splits[split].extend(items)
+            # a small real set next to a large phantom cohort needs more weight than its share
+            splits[split].extend(items * (config.repeats[i] if config.repeats and split == "train" else 1))
     if not splits["train"]:
         raise ConfigError("no annotated training images found in the data given.")
     device = pick_device()
