@@ -20,6 +20,7 @@ class AppSettings:
     sam_kind: str = "litemedsam"
     sam_checkpoint: str = ""  # empty: the bundled LiteMedSAM
     opacity: float = 0.4
+    segmenter: str = ""  # empty: the bundled segmentation model
     colours: dict[str, tuple[int, int, int]] = field(default_factory=lambda: dict(BONE_COLOURS))
 
     @staticmethod
@@ -76,6 +77,7 @@ class SettingsDialog(QtWidgets.QDialog):
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
         self._opacity = settings.opacity
+        self._segmenter = settings.segmenter
 
     def result_settings(self) -> AppSettings:
         """The edited settings; raises AnnotationError for a rater name that cannot be stored."""
@@ -85,7 +87,8 @@ class SettingsDialog(QtWidgets.QDialog):
             raise AnnotationError(f"a {kind} model needs its checkpoint file.")
         if checkpoint and not Path(checkpoint).is_file():
             raise AnnotationError(f"no checkpoint file at {checkpoint}.")
-        return AppSettings(safe_rater_name(self.rater.text()), kind, checkpoint, self._opacity, self.colours)
+        return AppSettings(safe_rater_name(self.rater.text()), kind, checkpoint, self._opacity, self._segmenter,
+                           self.colours)
 
     def _browse(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "SAM checkpoint", "", "Checkpoints (*.pth *.pt);;All (*)")

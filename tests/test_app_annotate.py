@@ -222,3 +222,48 @@ def test_screenshot_renders_both_workspaces_at_least_1280x800(tmp_path):
         shot = cv2.imread(str(out))
         assert shot.shape[1] >= 1280 and shot.shape[0] >= 800
     assert cv2.imread(str(tmp_path / "annotate.png")).std() > 10
+
+
+@pytest.fixture(scope="module")
+def tiny_segmenter(tmp_path_factory):
+    """A small segmenter trained briefly on a phantom cohort: enough to propose bones."""
+    from dataclasses import replace
+
+    from osteo_engine.phantom import PhantomConfig, write_cohort
+    from osteo_engine.segmentation.model import SegmenterConfig
+    from osteo_engine.segmentation.train import preset, train_segmenter
+
+    root = tmp_path_factory.mktemp("segmenter")
+    write_cohort(root / "cohort", PhantomConfig(8, seed=5, raters=1, size=(256, 320)), workers=1)
+    config = replace(preset("cpu-small"), input_size=(128, 160), epochs=6, batch_size=4, samples=1, val_samples=1,
+                     lr=5e-3, model=SegmenterConfig(base_channels=8, depth=3, modules=2, head_channels=8))
+    result = train_segmenter([root / "cohort" / "manifest.csv"], root / "run", config)
+    return result.run / "checkpoints" / "last.safetensors"
+
+
+def test_propose_fills_only_unannotated_bones_and_ranking_orders_by_uncertainty(qtbot, make_window, folder,
+                                                                              tiny_segmenter):
+    shutil.copy(SAMPLE_DICOM, folder / "hand2.dcm")
+    window = make_window()
+    window.apply_settings(AppSettings(rater="alice", segmenter=str(tiny_segmenter)))
+    ws = window.annotate
+    ws.open_folder(folder)
+    qtbot.keyClick(window, QtCore.Qt.Key_B)
+    drag(ws.canvas, (100, 100), (140, 100))  # the ulna, wherever the model puts it
+    qtbot.keyClick(window, QtCore.Qt.Key_Return)
+    ulna = ws.doc.labels == 1
+    job_done = lambda: not ws.jobs  # noqa: E731
+    ws.propose()
+    qtbot.waitUntil(job_done, timeout=60_000)
+    filled = set(np.unique(ws.doc.labels)) - {0, 1}
+    assert filled, "the segmenter proposed bones"
+    assert ((ws.doc.labels == 1) == ulna).all()  # the expert's bone is untouched
+    saved, _ = AnnotationProject.open(folder).load(ws.image_id)
+    assert (saved.raters[0].labels == ws.doc.labels).all()  # a proposal is saved like any accepted change
+    qtbot.keyClick(window, QtCore.Qt.Key_Z, QtCore.Qt.ControlModifier)
+    assert set(np.unique(ws.doc.labels)) == {0, 1}
+
+    ws.rank_by_uncertainty()
+    qtbot.waitUntil(job_done, timeout=60_000)
+    values = [ws.files.row(i).uncertainty for i in ws.files.order()]
+    assert all(v is not None for v in values) and values == sorted(values, reverse=True)

@@ -36,3 +36,21 @@ def test_ldd_reports_what_this_machine_lacks_for_real_binaries():
     assert binaries, "PySide6 ships the xcb plugin"
     missing = platform.missing_libraries(binaries)
     assert all(".so" in name for name in missing)
+
+
+def test_python_slots_do_not_leak_references_to_none(qtbot):
+    """PySide6 6.12.0 decremented None once per slot call, so a busy UI (a timer, mouse moves) crashed the
+    interpreter after a few thousand calls; the pinned version must not."""
+    import sys
+
+    from PySide6 import QtCore, QtWidgets
+
+    calls = []
+    timer = QtCore.QTimer(interval=0)
+    timer.timeout.connect(lambda: calls.append(1))
+    before = sys.getrefcount(None)
+    timer.start()
+    while len(calls) < 3000:
+        QtWidgets.QApplication.processEvents()
+    timer.stop()
+    assert sys.getrefcount(None) - before > -500

@@ -308,7 +308,7 @@ class AnnotateWorkspace(QtWidgets.QWidget):
 
     def _loaded_segmenter(self):
         if self._segmenter is None:
-            self._segmenter = load_segmenter()
+            self._segmenter = load_segmenter(self.settings.segmenter or None)
         return self._segmenter
 
     # ------------------------------------------------------------ saving
@@ -363,6 +363,7 @@ class AnnotateWorkspace(QtWidgets.QWidget):
         self.panel.set_colours(settings.colours)
         if changed_model:
             self.sam.set_loader(default_prompter_loader(settings))
+        self._segmenter = None
         if rater_changed and self.project is not None:
             current, self.image_id = self.image_id, None
             self.open_project(self.project)
