@@ -74,6 +74,8 @@ def add_segment_parser(sub) -> None:
     r.add_argument("--out", required=True)
     r.add_argument("--model", help="a .safetensors segmenter (default: the bundled model)")
     r.add_argument("--samples", type=int, default=4, help="samples per module")
+    r.add_argument("--refine", choices=["none", "sam"], default="none",
+                   help="redraw each bone found with LiteMedSAM from a box made of the network's mask")
     r.add_argument("--json", action="store_true")
     r.set_defaults(run=segment_predict)
     add_evaluate_parser(seg)
@@ -106,6 +108,20 @@ def segment_train(args) -> int:
     return 0
 
 
+_REFINERS: dict = {}
+
+
+def _refiner(kind: str):
+    """The SAM prompter for --refine sam (loaded once), or None."""
+    if kind == "none":
+        return None
+    if kind not in _REFINERS:
+        from osteo_engine.sam import BonePrompter, load_sam
+
+        _REFINERS[kind] = BonePrompter(load_sam("litemedsam"))
+    return _REFINERS[kind]
+
+
 def segment_predict(args) -> int:
     import json
 
@@ -120,7 +136,7 @@ def segment_predict(args) -> int:
     with progress_bar(len(args.images), "segment") as update:
         for k, path in enumerate(args.images):
             image = load_radiograph(path)
-            result = segment(image.pixels, segmenter, samples=args.samples)
+            result = segment(image.pixels, segmenter, samples=args.samples, refine=_refiner(args.refine))
             stem = Path(path).stem
             for suffix, arr in (("_labels.png", result.labels), ("_uncertainty.png", entropy_png(result.entropy))):
                 write_png(arr, out / f"{stem}{suffix}")
@@ -139,6 +155,7 @@ def add_evaluate_parser(seg) -> None:
     e.add_argument("--model", help="a .safetensors segmenter (default: the bundled model)")
     e.add_argument("--landmarks", help="atlas landmark CSV, for the landmark checks")
     e.add_argument("--samples", type=int, default=4)
+    e.add_argument("--refine", choices=["none", "sam"], default="none", help="as for predict")
     e.add_argument("--raw", action="store_true", help="score the network's own labels, without putting the "
                    "metacarpals in anatomical order")
     e.add_argument("--json", action="store_true")
@@ -151,7 +168,7 @@ def segment_evaluate(args) -> int:
 
     with progress_bar(0, "evaluate") as update:
         result = evaluate_segmenter(load_segmenter(args.model), args.data, args.split, args.landmarks,
-                                    args.samples, not args.raw, progress=update).summary()
+                                    args.samples, not args.raw, _refiner(args.refine), progress=update).summary()
     lines = [f"{result['images']} images ({args.split}): mean Dice {result['mean_dice']}, "
              f"all 7 bones found on {result['all_bones_found_rate']:.1%}",
              "Dice per bone: " + ", ".join(f"{b} {v}" for b, v in result["dice"].items())]

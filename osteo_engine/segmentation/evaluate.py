@@ -39,7 +39,7 @@ class Evaluation:
 
 def evaluate_segmenter(segmenter: LoadedSegmenter, manifest: str | Path, split: str = "val",
                        landmarks_csv: str | Path | None = None, samples: int = 4, anatomical_order: bool = True,
-                       progress: Callable[[int, int], None] | None = None) -> Evaluation:
+                       refine=None, progress: Callable[[int, int], None] | None = None) -> Evaluation:
     manifest = Path(manifest)
     cohort = read_manifest(manifest)
     project = AnnotationProject.open(manifest.parent)
@@ -48,7 +48,7 @@ def evaluate_segmenter(segmenter: LoadedSegmenter, manifest: str | Path, split: 
     result = Evaluation()
     for k, row in enumerate(rows):
         image = load_radiograph(row.image)
-        seg = segment(image.pixels, segmenter, samples=samples, anatomical_order=anatomical_order)
+        seg = segment(image.pixels, segmenter, samples=samples, anatomical_order=anatomical_order, refine=refine)
         result.images += 1
         result.all_bones_found += all(f.present for f in seg.bones.values())
         image_id = project.find_image_path(row.image)

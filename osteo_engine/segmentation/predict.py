@@ -13,10 +13,12 @@ import numpy as np
 import torch
 
 from ..anatomy import BONES, NUM_CLASSES
+from ..autoannotate import mask_prompt, segment_from_prompts
 from ..errors import ConfigError
 from ..runs import load_checkpoint, pick_device
+from ..sam import BonePrompter
 from .data import Letterbox
-from .identity import order_metacarpals
+from .identity import FIRST_METACARPAL, order_metacarpals
 from .model import MixtureSegmenter, SegmenterConfig
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "segmenter.safetensors"
@@ -71,9 +73,10 @@ def load_segmenter(path: str | Path | None = None, device: str | None = None) ->
 
 
 @torch.inference_mode()
-def segment(pixels: np.ndarray, segmenter: LoadedSegmenter, samples: int = 4,
-            anatomical_order: bool = True) -> Segmentation:
-    """`anatomical_order` gives each metacarpal part one identity, in order across the hand (identity.py)."""
+def segment(pixels: np.ndarray, segmenter: LoadedSegmenter, samples: int = 4, anatomical_order: bool = True,
+            refine: BonePrompter | None = None) -> Segmentation:
+    """`anatomical_order` gives each metacarpal part one identity, in order across the hand (identity.py);
+    `refine` redraws each bone found with SAM, prompted by a box made from the network's mask."""
     box = Letterbox.fit(pixels.shape, segmenter.input_size)
     x = torch.from_numpy(box.image(pixels))[None, None].to(segmenter.device)
     out = segmenter.model(x, samples=samples)
@@ -86,14 +89,29 @@ def segment(pixels: np.ndarray, segmenter: LoadedSegmenter, samples: int = 4,
     confidence = probs.max(0)
     entropy = -(probs * np.log(probs.clip(1e-8))).sum(0).astype(np.float32)
     labels = np.zeros_like(raw)
-    bones = {}
+    for value in BONES:
+        labels[_largest_component(raw == value)] = value
+    if refine is not None:
+        labels = refine_with_sam(pixels, labels, refine)
+    return Segmentation(labels, entropy, out.routing[0].float().cpu().tolist(), _findings(labels, confidence))
+
+
+def refine_with_sam(pixels: np.ndarray, labels: np.ndarray, prompter: BonePrompter) -> np.ndarray:
+    """Each bone of a label map redrawn by SAM from a prompt made of its mask (autoannotate's refinement)."""
+    minimum = MIN_AREA_FRACTION * labels.size
+    prompts = {name: mask_prompt(labels == value, value >= FIRST_METACARPAL)
+               for value, name in BONES.items() if (labels == value).sum() >= minimum}
+    return segment_from_prompts(prompter, pixels, prompts)
+
+
+def _findings(labels: np.ndarray, confidence: np.ndarray) -> dict[str, BoneFinding]:
+    out = {}
     for value, name in BONES.items():
-        part = _largest_component(raw == value)
+        part = labels == value
         area = int(part.sum())
-        labels[part] = value
-        present = area >= MIN_AREA_FRACTION * raw.size
-        bones[name] = BoneFinding(present, area, float(confidence[part].mean()) if area else 0.0)
-    return Segmentation(labels, entropy, out.routing[0].float().cpu().tolist(), bones)
+        out[name] = BoneFinding(area >= MIN_AREA_FRACTION * labels.size, area,
+                                float(confidence[part].mean()) if area else 0.0)
+    return out
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
