@@ -1,0 +1,159 @@
+"""Self-supervised pretraining of the patch encoder: presets, the loop (LARC, warm-up, cosine), exact resume.
+
+Pretraining sees the training split and the unlabelled rows of a manifest, never validation or test images.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from ..runs import RunFolder, pick_device
+from .data import PatchBank
+from .larc import LARC
+from .methods import MethodConfig, build_method
+from .multicrop import CropStats, MultiCropConfig, multicrop
+
+MAX_BAD_STEPS = 20
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    preset: str
+    method: MethodConfig
+    patch_size: int
+    multicrop: MultiCropConfig
+    batch_size: int = 64
+    epochs: int = 10
+    lr: float = 0.3
+    weight_decay: float = 1e-6
+    momentum: float = 0.9
+    trust_coefficient: float = 0.001
+    warmup_fraction: float = 0.1
+    source: str = "patches"  # or "raw" (paper table 2)
+    seed: int = 0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+PRESETS = {
+    "cpu-small": PretrainConfig("cpu-small", MethodConfig(encoder="resnet18", small_input=True, projector_hidden=512,
+                                                          projector_out=128, prototypes=100),
+                                patch_size=64, multicrop=MultiCropConfig(global_size=48, local_size=24),
+                                batch_size=64, epochs=10, lr=0.3),
+    "paper": PretrainConfig("paper", MethodConfig(encoder="resnet50", small_input=False, projector_hidden=2048,
+                                                  projector_out=128, prototypes=3000),
+                            patch_size=256, multicrop=MultiCropConfig(global_size=224, local_size=96),
+                            batch_size=128, epochs=100, lr=0.6),
+}
+
+
+def pretrain_preset(name: str, method: str = "simclr", **overrides) -> PretrainConfig:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
+    base = PRESETS[name]
+    multicrop_mode = overrides.pop("multicrop_mode", None)
+    config = replace(base, method=replace(base.method, method=method),
+                     **{k: v for k, v in overrides.items() if v is not None})
+    if multicrop_mode:
+        config = replace(config, multicrop=replace(config.multicrop, mode=multicrop_mode))
+    return config
+
+
+@dataclass
+class PretrainResult:
+    run: Path
+    epochs_done: int
+    crop_stats: dict = field(default_factory=dict)
+
+
+def learning_rate(step: int, total: int, config: PretrainConfig) -> float:
+    warmup = max(1, int(config.warmup_fraction * total))
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    return config.lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def pretraining_patches(bank: PatchBank) -> PatchBank:
+    """Training split and unlabelled rows: validation and test images never shape the encoder."""
+    return bank.select((bank.splits == "train") | (bank.labels < 0))
+
+
+def pretrain(bank: PatchBank, out: str | Path, config: PretrainConfig, resume: bool = False, command: str = "",
+             progress: Callable[[dict], None] | None = None) -> PretrainResult:
+    run = RunFolder(out)
+    run.start({"task": "pretraining", "config": config.to_json()}, resume)
+    data = pretraining_patches(bank)
+    if config.method.method == "supcon":
+        data = data.select(data.labels >= 0)  # SupCon pulls together patches of one label: it needs labels
+    if len(data.patches) < config.batch_size:
+        raise ConfigError(f"{len(data.patches)} pretraining patches are fewer than one batch ({config.batch_size}).")
+    device = pick_device()
+    torch.manual_seed(config.seed)
+    model = build_method(config.method).to(device)
+    inner = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                            weight_decay=config.weight_decay)
+    optimiser = LARC(inner, trust_coefficient=config.trust_coefficient)
+    steps_per_epoch = len(data.patches) // config.batch_size
+    total = steps_per_epoch * config.epochs
+    start = 1
+    state = run.load_resume() if resume else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        start = state["epoch"] + 1
+        run.truncate_metrics(state["epoch"])
+    patches = torch.from_numpy(data.patches)[:, None]
+    labels = torch.from_numpy(data.labels.astype(np.int64))
+    card = {"model": "SSLEncoder", "method_config": asdict(config.method), "patch_size": config.patch_size,
+            "preset": config.preset, "command": command, "patches": len(data.patches)}
+    totals = CropStats()
+    for epoch in range(start, config.epochs + 1):
+        started = time.perf_counter()
+        losses, stats = _epoch(model, optimiser, patches, labels, config, epoch, steps_per_epoch, total, device)
+        totals.add(stats)
+        record = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
+                  "lr": optimiser.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 2),
+                  "crops": stats.crops, "crop_fallbacks": stats.fallbacks}
+        run.save_checkpoint("last", model.encoder.state_dict(), {**card, "epoch": epoch, "metrics": record})
+        run.append_metrics(record)
+        run.save_resume({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "epoch": epoch})
+        if progress:
+            progress(record)
+    return PretrainResult(run.root, config.epochs, {"crops": totals.crops, "fallbacks": totals.fallbacks})
+
+
+def _epoch(model, optimiser, patches, labels, config: PretrainConfig, epoch: int, steps: int, total: int, device):
+    model.train()
+    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    order = torch.randperm(len(patches), generator=generator)
+    losses, stats, bad = [], CropStats(), 0
+    for b in range(steps):
+        step = (epoch - 1) * steps + b
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate(step, total, config)
+        index = order[b * config.batch_size:(b + 1) * config.batch_size]
+        global_views, local_views, found = multicrop(patches[index], config.multicrop, generator)
+        stats.add(found)
+        global_views = [v.to(device) for v in global_views]
+        local_views = [v.to(device) for v in local_views]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = model.loss(global_views, local_views, labels[index].to(device))
+        if not torch.isfinite(loss):
+            bad += 1
+            if bad > MAX_BAD_STEPS:
+                raise ConfigError(f"pretraining diverged (loss not finite {bad} times in epoch {epoch}); "
+                                  "the last checkpoint is kept. Lower the learning rate.")
+            continue
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    return losses, stats

@@ -1,0 +1,77 @@
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from osteo_engine.errors import ConfigError
+from osteo_engine.ssl.data import PatchBank, raw_patches
+from osteo_engine.ssl.multicrop import MultiCropConfig
+from osteo_engine.ssl.pretrain import pretrain, pretrain_preset, pretraining_patches
+
+
+def _bank(n=48, size=32):
+    rng = np.random.default_rng(0)
+    patches = np.zeros((n, size, size), np.float32)
+    for i in range(n):
+        x = rng.integers(4, size - 8)
+        patches[i, 4:size - 4, x:x + 4] = rng.uniform(0.3, 1.0)
+    splits = np.array(["train"] * (n - 8) + ["val"] * 4 + ["test"] * 4)
+    labels = np.array([i % 2 for i in range(n)])
+    labels[:4] = -1
+    return PatchBank(patches, np.array(["M2"] * n), np.array([f"s{i // 7}" for i in range(n)]), labels, splits,
+                     np.array([f"img{i // 7}.png" for i in range(n)]), [])
+
+
+def _tiny(method="simclr", epochs=2):
+    config = pretrain_preset("cpu-small", method, epochs=epochs, batch_size=8, patch_size=32)
+    return replace(config, method=replace(config.method, projector_hidden=32, projector_out=16, prototypes=8),
+                   multicrop=MultiCropConfig(global_size=16, local_size=8, local_crops=2))
+
+
+def test_pretraining_sees_train_and_unlabelled_patches_only():
+    bank = _bank()
+    chosen = pretraining_patches(bank)
+    assert set(chosen.splits) == {"train"} and len(chosen.patches) == 40
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_after(epoch):
+    def progress(record):
+        if record["epoch"] == epoch:
+            raise _Stop
+
+    return progress
+
+
+@pytest.mark.parametrize("method", ["swav"])
+def test_a_short_run_writes_the_encoder_and_resumes_exactly(tmp_path, method):
+    bank = _bank()
+    full = pretrain(bank, tmp_path / "full", _tiny(method))
+    with pytest.raises(_Stop):
+        pretrain(bank, tmp_path / "resumed", _tiny(method), progress=_stop_after(1))
+    pretrain(bank, tmp_path / "resumed", _tiny(method), resume=True)
+    a = load_file(str(full.run / "checkpoints" / "last.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "checkpoints" / "last.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    card = json.loads((full.run / "checkpoints" / "last.json").read_text())
+    assert card["method_config"]["method"] == method and card["epoch"] == 2
+    lines = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+
+
+def test_supcon_needs_labelled_patches_and_small_data_is_refused(tmp_path):
+    bank = _bank(n=12)
+    with pytest.raises(ConfigError, match="fewer than one batch"):
+        pretrain(bank, tmp_path / "r", replace(_tiny("supcon"), batch_size=64))
+
+
+def test_raw_input_takes_seven_squares():
+    patches = raw_patches(np.random.default_rng(0).random((200, 160)).astype(np.float32), 32,
+                          np.random.default_rng(1))
+    assert patches.shape == (7, 32, 32)
