@@ -75,3 +75,19 @@ def test_raw_input_takes_seven_squares():
     patches = raw_patches(np.random.default_rng(0).random((200, 160)).astype(np.float32), 32,
                           np.random.default_rng(1))
     assert patches.shape == (7, 32, 32)
+
+
+def test_osteo_pretrain_on_raw_squares_writes_a_run_and_reuses_its_patch_cache(small_cohort, tmp_path, capsys):
+    from training_cli.main import main
+
+    args = ["pretrain", "--method", "vicreg", "--data", str(small_cohort / "manifest.csv"), "--input", "raw",
+            "--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "16", "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["epochs"] == 1 and out["crops"]["crops"] > 0
+    assert (tmp_path / "run" / "checkpoints" / "last.safetensors").exists()
+    cache = list((tmp_path / "run" / "cache").glob("patches-raw-64-*.npz"))
+    assert len(cache) == 1
+    stamp = cache[0].stat().st_mtime_ns
+    assert main(args[:-1] + ["--resume"]) == 0  # finished: nothing to redo, and the cache is reused
+    assert cache[0].stat().st_mtime_ns == stamp

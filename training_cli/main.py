@@ -6,7 +6,7 @@ import sys
 
 from osteo_engine.errors import OsteoError
 
-from . import data_commands, segmentation_commands
+from . import data_commands, segmentation_commands, ssl_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands.add_parsers(sub)
     segmentation_commands.add_parsers(sub)
     segmentation_commands.add_segment_parser(sub)
+    ssl_commands.add_parsers(sub)
     return parser
 
 

@@ -1,0 +1,70 @@
+"""`osteo pretrain`: self-supervised pretraining of the bone-patch encoder."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .output import emit, log, progress_bar
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("pretrain", help="self-supervised pretraining (SimCLR, SupCon, SwAV, VICReg) on bone patches")
+    p.add_argument("--method", choices=["simclr", "supcon", "swav", "vicreg"], required=True)
+    p.add_argument("--data", required=True, help="manifest CSV (unlabelled rows are pretraining data too)")
+    p.add_argument("--preset", choices=["cpu-small", "paper"], default="cpu-small")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--multicrop", choices=["constrained", "conventional"], default="constrained")
+    p.add_argument("--input", choices=["patches", "raw"], default="patches",
+                   help="bone patches from the segmenter's masks, or raw radiograph squares (no segmentation)")
+    p.add_argument("--segmenter", help="segmentation model for the patches (default: the bundled model)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run_pretrain)
+
+
+def patch_bank_for(manifest: str, size: int, source: str, segmenter_path: str | None, cache_dir: Path, seed: int):
+    """The manifest's patch bank, from the cache when the manifest, size, input and segmenter match."""
+    from osteo_engine.segmentation.predict import load_segmenter
+    from osteo_engine.ssl.data import PatchBank, bank_cache_name, build_patch_bank
+
+    segmenter = load_segmenter(segmenter_path) if source == "patches" else None
+    cached = cache_dir / bank_cache_name(manifest, size, source, segmenter.card if segmenter else None)
+    if cached.exists():
+        return PatchBank.load(cached)
+    with progress_bar(0, "patches") as update:
+        bank = build_patch_bank(manifest, size, source, segmenter, seed, progress=update)
+    bank.save(cached)
+    for reason in bank.skipped:
+        log(f"skipped {reason}")
+    return bank
+
+
+def run_pretrain(args) -> int:
+    from tqdm import tqdm
+
+    from osteo_engine.ssl.pretrain import pretrain, pretrain_preset
+
+    config = pretrain_preset(args.preset, args.method, epochs=args.epochs, seed=args.seed, source=args.input,
+                             batch_size=args.batch_size,
+                             multicrop_mode=args.multicrop)
+    bank = patch_bank_for(args.data, config.patch_size, config.source, args.segmenter, Path(args.out) / "cache",
+                          config.seed)
+    bar = tqdm(total=config.epochs, desc=f"pretrain {args.method}", unit="epoch", file=sys.stderr, leave=False)
+
+    def progress(record: dict) -> None:
+        bar.n = record["epoch"]
+        bar.set_postfix(loss=f"{record['loss']:.3f}")
+
+    try:
+        result = pretrain(bank, args.out, config, resume=args.resume, command="osteo " + " ".join(sys.argv[1:]),
+                          progress=progress)
+    finally:
+        bar.close()
+    stats = result.crop_stats
+    emit({"run": str(result.run), "epochs": result.epochs_done, "crops": stats}, args.json,
+         [f"run {result.run}: {result.epochs_done} epochs; {stats['fallbacks']} of {stats['crops']} constrained "
+          "crops fell back to the best try"])
+    return 0
