@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     segmentation_commands.add_parsers(sub)
     segmentation_commands.add_segment_parser(sub)
     ssl_commands.add_parsers(sub)
+    ssl_commands.add_probe_parser(sub)
     return parser
 
 

@@ -68,3 +68,45 @@ def run_pretrain(args) -> int:
          [f"run {result.run}: {result.epochs_done} epochs; {stats['fallbacks']} of {stats['crops']} constrained "
           "crops fell back to the best try"])
     return 0
+
+
+def add_probe_parser(sub) -> None:
+    p = sub.add_parser("probe", help="linear probe on a frozen pretrained encoder; subject-level test metrics")
+    p.add_argument("--encoder", required=True, help="pretraining run folder (or its encoder .safetensors)")
+    p.add_argument("--data", required=True, help="manifest CSV with labels and splits")
+    p.add_argument("--out", required=True, help="folder for the probe and its report")
+    p.add_argument("--segmenter", help="segmentation model for the patches (default: the bundled model)")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run_probe)
+
+
+def encoder_checkpoint(path: str) -> Path:
+    path = Path(path)
+    return path / "checkpoints" / "last.safetensors" if path.is_dir() else path
+
+
+def run_probe(args) -> int:
+    import json
+
+    from osteo_engine.ssl.probe import ProbeConfig, encode, evaluate_probe, load_encoder, train_probe
+    from osteo_engine.storage import atomic_write_bytes
+
+    checkpoint = encoder_checkpoint(args.encoder)
+    encoder, _, card = load_encoder(checkpoint)
+    source = card.get("source", "patches")
+    out = Path(args.out)
+    bank = patch_bank_for(args.data, card["patch_size"], source, args.segmenter, out / "cache", 0)
+    features = encode(encoder, bank.patches)
+    probe, info = train_probe(features, bank, ProbeConfig(epochs=args.epochs))
+    report = {"encoder": str(checkpoint), "method": card["method_config"]["method"], "input": source, **info,
+              "test": evaluate_probe(probe, features, bank, "test")}
+    probe.save(out / "probe.safetensors", {"model": "LinearProbe", "encoder": str(checkpoint),
+                                           "method": report["method"], "input": source,
+                                           "command": "osteo " + " ".join(sys.argv[1:])})
+    atomic_write_bytes(out / "report.json", json.dumps(report, indent=2).encode())
+    m, ci = report["test"]["metrics"], report["test"]["intervals_95"]
+    emit(report, args.json, [f"{report['test']['subjects']} test subjects, threshold {probe.threshold:.3f} "
+                             f"(validation macro-F1 {info['val_macro_f1']:.3f} at epoch {info['best_epoch']})"] +
+         [f"  {k:9s} {m[k]:.3f}  [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" for k in m])
+    return 0

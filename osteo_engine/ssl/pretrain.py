@@ -113,7 +113,7 @@ def pretrain(bank: PatchBank, out: str | Path, config: PretrainConfig, resume: b
     patches = torch.from_numpy(data.patches)[:, None]
     labels = torch.from_numpy(data.labels.astype(np.int64))
     card = {"model": "SSLEncoder", "method_config": asdict(config.method), "patch_size": config.patch_size,
-            "preset": config.preset, "command": command, "patches": len(data.patches)}
+            "preset": config.preset, "source": config.source, "command": command, "patches": len(data.patches)}
     totals = CropStats()
     for epoch in range(start, config.epochs + 1):
         started = time.perf_counter()

@@ -1,0 +1,67 @@
+"""Screening metrics for the positive class (osteoporosis), with bootstrap intervals over subjects and a
+calibration curve (paper §4; scikit-learn computes every metric)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support, roc_auc_score
+
+METRICS = ("precision", "recall", "f1", "auc", "accuracy")
+
+
+def screening_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, float]:
+    """Precision, recall and F1 of the positive class, AUC and accuracy; AUC is NaN with one class only."""
+    labels = np.asarray(labels).astype(int)
+    predicted = (np.asarray(probabilities) >= threshold).astype(int)
+    precision, recall, f1, _ = precision_recall_fscore_support(labels, predicted, pos_label=1, average="binary",
+                                                               zero_division=0)
+    auc = roc_auc_score(labels, probabilities) if len(np.unique(labels)) == 2 else float("nan")
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1), "auc": float(auc),
+            "accuracy": float(accuracy_score(labels, predicted))}
+
+
+def macro_f1(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> float:
+    return float(f1_score(labels, (np.asarray(probabilities) >= threshold).astype(int), average="macro",
+                          zero_division=0))
+
+
+def best_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """The threshold with the highest macro-F1 (ties: the one nearest 0.5)."""
+    candidates = np.unique(np.r_[np.asarray(probabilities), 0.5])
+    scores = [(macro_f1(labels, probabilities, t), -abs(t - 0.5), t) for t in candidates]
+    return float(max(scores)[2])
+
+
+def bootstrap_intervals(labels: np.ndarray, probabilities: np.ndarray, threshold: float, rounds: int = 1000,
+                        seed: int = 0) -> dict[str, tuple[float, float]]:
+    """95% percentile intervals of each metric, resampling subjects with replacement."""
+    rng = np.random.default_rng(seed)
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    draws = {m: [] for m in METRICS}
+    for _ in range(rounds):
+        pick = rng.integers(0, len(labels), len(labels))
+        for name, value in screening_metrics(labels[pick], probabilities[pick], threshold).items():
+            if not np.isnan(value):
+                draws[name].append(value)
+    return {m: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) if v else (float("nan"),) * 2
+            for m, v in draws.items()}
+
+
+@dataclass
+class Calibration:
+    predicted: list[float]  # mean predicted probability per bin
+    observed: list[float]  # fraction positive per bin
+    counts: list[int]
+    ece: float  # expected calibration error: Σ (n_b / n) |observed_b − predicted_b|
+
+
+def calibration(labels: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> Calibration:
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    observed, predicted = calibration_curve(labels, probabilities, n_bins=bins, strategy="uniform")
+    which = np.clip((probabilities * bins).astype(int), 0, bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    counts = counts[counts > 0]
+    ece = float(np.sum(counts / counts.sum() * np.abs(observed - predicted)))
+    return Calibration(predicted.tolist(), observed.tolist(), counts.tolist(), ece)
