@@ -79,7 +79,7 @@ class ToolPanel(QtWidgets.QWidget):
 
     def show_sam_busy(self, busy: bool) -> None:
         self.sam_state.setText("SAM: working…" if busy else "SAM: ready")
-        self.sam_state.setStyleSheet("color: orange;" if busy else "color: palegreen;")
+        self.sam_state.setStyleSheet("color: #e65100;" if busy else "color: #2e7d32;")
 
     @staticmethod
     def _slider(layout, label: str, lo: int, hi: int, value: int) -> QtWidgets.QSlider:
