@@ -27,6 +27,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/phantom_speed.py
 	$(BIN)/python bench/phantom_leak.py
+	$(BIN)/python bench/annotate_latency.py
+	$(BIN)/python bench/multicrop_speed.py
 
 # Regenerates the bundled sample and the committed contact sheet.
 sample: $(STAMP)
