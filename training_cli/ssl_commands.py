@@ -42,31 +42,55 @@ def patch_bank_for(manifest: str, size: int, source: str, segmenter_path: str | 
     return bank
 
 
+def _start_distributed() -> tuple[int, int]:
+    """Under torchrun (WORLD_SIZE > 1): join the process group, NCCL on GPU and gloo on CPU."""
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
 def run_pretrain(args) -> int:
+    import torch.distributed as dist
     from tqdm import tqdm
 
     from osteo_engine.ssl.pretrain import pretrain, pretrain_preset
 
     config = pretrain_preset(args.preset, args.method, epochs=args.epochs, seed=args.seed, source=args.input,
-                             batch_size=args.batch_size,
-                             multicrop_mode=args.multicrop)
-    bank = patch_bank_for(args.data, config.patch_size, config.source, args.segmenter, Path(args.out) / "cache",
-                          config.seed)
-    bar = tqdm(total=config.epochs, desc=f"pretrain {args.method}", unit="epoch", file=sys.stderr, leave=False)
-
-    def progress(record: dict) -> None:
-        bar.n = record["epoch"]
-        bar.set_postfix(loss=f"{record['loss']:.3f}")
-
+                             batch_size=args.batch_size, multicrop_mode=args.multicrop)
+    rank, world = _start_distributed()
     try:
-        result = pretrain(bank, args.out, config, resume=args.resume, command="osteo " + " ".join(sys.argv[1:]),
-                          progress=progress)
+        cache = Path(args.out) / "cache"
+        if rank == 0:  # one rank builds the patch bank; the others read it from the cache
+            patch_bank_for(args.data, config.patch_size, config.source, args.segmenter, cache, config.seed)
+        if world > 1:
+            dist.barrier()
+        bank = patch_bank_for(args.data, config.patch_size, config.source, args.segmenter, cache, config.seed)
+        bar = tqdm(total=config.epochs, desc=f"pretrain {args.method}", unit="epoch", file=sys.stderr, leave=False,
+                   disable=rank != 0)
+
+        def progress(record: dict) -> None:
+            bar.n = record["epoch"]
+            bar.set_postfix(loss=f"{record['loss']:.3f}")
+
+        try:
+            result = pretrain(bank, args.out, config, resume=args.resume,
+                              command="osteo " + " ".join(sys.argv[1:]), progress=progress)
+        finally:
+            bar.close()
     finally:
-        bar.close()
-    stats = result.crop_stats
-    emit({"run": str(result.run), "epochs": result.epochs_done, "crops": stats}, args.json,
-         [f"run {result.run}: {result.epochs_done} epochs; {stats['fallbacks']} of {stats['crops']} constrained "
-          "crops fell back to the best try"])
+        if world > 1:
+            dist.destroy_process_group()
+    if rank == 0:
+        stats = result.crop_stats
+        emit({"run": str(result.run), "epochs": result.epochs_done, "world_size": world, "crops": stats}, args.json,
+             [f"run {result.run}: {result.epochs_done} epochs on {world} process(es); {stats['fallbacks']} of "
+              f"{stats['crops']} constrained crops fell back to the best try"])
     return 0
 
 

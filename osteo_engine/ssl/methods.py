@@ -64,6 +64,10 @@ class SSLMethod(nn.Module):
              labels: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    def forward(self, global_views, local_views, labels=None) -> torch.Tensor:
+        """The loss, as `forward` so that DistributedDataParallel can wrap the method."""
+        return self.loss(global_views, local_views, labels)
+
 
 class SimCLR(SSLMethod):
     def loss(self, global_views, local_views, labels=None):

@@ -86,18 +86,41 @@ def pretraining_patches(bank: PatchBank) -> PatchBank:
     return bank.select((bank.splits == "train") | (bank.labels < 0))
 
 
+def _world() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if _world()[1] > 1:
+        dist.barrier()
+
+
 def pretrain(bank: PatchBank, out: str | Path, config: PretrainConfig, resume: bool = False, command: str = "",
              progress: Callable[[dict], None] | None = None) -> PretrainResult:
+    """Single process, or one rank of a torchrun job (gloo on CPU, NCCL on GPU): each rank takes its share
+    of every global batch, the losses gather across ranks, and rank 0 alone writes the run folder."""
+    rank, world = _world()
     run = RunFolder(out)
-    run.start({"task": "pretraining", "config": config.to_json()}, resume)
+    if rank == 0:
+        run.start({"task": "pretraining", "config": config.to_json(), "world_size": world}, resume)
+    _barrier()
     data = pretraining_patches(bank)
     if config.method.method == "supcon":
         data = data.select(data.labels >= 0)  # SupCon pulls together patches of one label: it needs labels
     if len(data.patches) < config.batch_size:
         raise ConfigError(f"{len(data.patches)} pretraining patches are fewer than one batch ({config.batch_size}).")
-    device = pick_device()
+    if config.batch_size % world:
+        raise ConfigError(f"the batch of {config.batch_size} does not split evenly over {world} processes.")
+    device = _rank_device(rank, world)
     torch.manual_seed(config.seed)
-    model = build_method(config.method).to(device)
+    method = build_method(config.method).to(device)
+    model = _distributed(method, device) if world > 1 else method
     inner = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                             weight_decay=config.weight_decay)
     optimiser = LARC(inner, trust_coefficient=config.trust_coefficient)
@@ -106,7 +129,7 @@ def pretrain(bank: PatchBank, out: str | Path, config: PretrainConfig, resume: b
     start = 1
     state = run.load_resume() if resume else None
     if state is not None:
-        model.load_state_dict(state["model"])
+        method.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         start = state["epoch"] + 1
         run.truncate_metrics(state["epoch"])
@@ -122,30 +145,54 @@ def pretrain(bank: PatchBank, out: str | Path, config: PretrainConfig, resume: b
         record = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
                   "lr": optimiser.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 2),
                   "crops": stats.crops, "crop_fallbacks": stats.fallbacks}
-        run.save_checkpoint("last", model.encoder.state_dict(), {**card, "epoch": epoch, "metrics": record})
-        run.append_metrics(record)
-        run.save_resume({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "epoch": epoch})
-        if progress:
+        if rank == 0:
+            run.save_checkpoint("last", method.encoder.state_dict(), {**card, "epoch": epoch, "metrics": record})
+            run.append_metrics(record)
+            run.save_resume({"model": method.state_dict(), "optimiser": optimiser.state_dict(), "epoch": epoch})
+        _barrier()
+        if progress and rank == 0:
             progress(record)
     return PretrainResult(run.root, config.epochs, {"crops": totals.crops, "fallbacks": totals.fallbacks})
 
 
+def _rank_device(rank: int, world: int) -> torch.device:
+    device = pick_device()
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", rank % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    return device
+
+
+def _distributed(method, device: torch.device):
+    """DDP around the method; the losses gather embeddings across ranks; BatchNorm syncs on GPU (PyTorch's
+    SyncBatchNorm needs CUDA)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    method.distributed = True
+    if device.type == "cuda":
+        method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
+        return DistributedDataParallel(method, device_ids=[device.index])
+    return DistributedDataParallel(method)
+
+
 def _epoch(model, optimiser, patches, labels, config: PretrainConfig, epoch: int, steps: int, total: int, device):
     model.train()
-    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-    order = torch.randperm(len(patches), generator=generator)
+    rank, world = _world()
+    # every rank draws the same permutation and keeps its share of each batch; crops are drawn per rank
+    order = torch.randperm(len(patches), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
+    generator = torch.Generator().manual_seed((config.seed * 100_003 + epoch) * 1_009 + rank)
     losses, stats, bad = [], CropStats(), 0
     for b in range(steps):
         step = (epoch - 1) * steps + b
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(step, total, config)
-        index = order[b * config.batch_size:(b + 1) * config.batch_size]
+        index = order[b * config.batch_size:(b + 1) * config.batch_size][rank::world]
         global_views, local_views, found = multicrop(patches[index], config.multicrop, generator)
         stats.add(found)
         global_views = [v.to(device) for v in global_views]
         local_views = [v.to(device) for v in local_views]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = model.loss(global_views, local_views, labels[index].to(device))
+            loss = model(global_views, local_views, labels[index].to(device))
         if not torch.isfinite(loss):
             bad += 1
             if bad > MAX_BAD_STEPS:
