@@ -30,3 +30,20 @@ def small_cohort(tmp_path_factory):
     out = tmp_path_factory.mktemp("cohort")
     write_cohort(out, PhantomConfig(12, seed=3, raters=3, size=(256, 320)), workers=1)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_segmenter(tmp_path_factory):
+    """A small segmenter trained briefly on a phantom cohort: enough to propose bones and make patches."""
+    from dataclasses import replace
+
+    from osteo_engine.phantom import PhantomConfig, write_cohort
+    from osteo_engine.segmentation.model import SegmenterConfig
+    from osteo_engine.segmentation.train import preset, train_segmenter
+
+    root = tmp_path_factory.mktemp("segmenter")
+    write_cohort(root / "cohort", PhantomConfig(8, seed=5, raters=1, size=(256, 320)), workers=1)
+    config = replace(preset("cpu-small"), input_size=(128, 160), epochs=6, batch_size=4, samples=1, val_samples=1,
+                     lr=5e-3, model=SegmenterConfig(base_channels=8, depth=3, modules=2, head_channels=8))
+    result = train_segmenter([root / "cohort" / "manifest.csv"], root / "run", config)
+    return result.run / "checkpoints" / "last.safetensors"

@@ -224,23 +224,6 @@ def test_screenshot_renders_both_workspaces_at_least_1280x800(tmp_path):
     assert cv2.imread(str(tmp_path / "annotate.png")).std() > 10
 
 
-@pytest.fixture(scope="module")
-def tiny_segmenter(tmp_path_factory):
-    """A small segmenter trained briefly on a phantom cohort: enough to propose bones."""
-    from dataclasses import replace
-
-    from osteo_engine.phantom import PhantomConfig, write_cohort
-    from osteo_engine.segmentation.model import SegmenterConfig
-    from osteo_engine.segmentation.train import preset, train_segmenter
-
-    root = tmp_path_factory.mktemp("segmenter")
-    write_cohort(root / "cohort", PhantomConfig(8, seed=5, raters=1, size=(256, 320)), workers=1)
-    config = replace(preset("cpu-small"), input_size=(128, 160), epochs=6, batch_size=4, samples=1, val_samples=1,
-                     lr=5e-3, model=SegmenterConfig(base_channels=8, depth=3, modules=2, head_channels=8))
-    result = train_segmenter([root / "cohort" / "manifest.csv"], root / "run", config)
-    return result.run / "checkpoints" / "last.safetensors"
-
-
 def test_propose_fills_only_unannotated_bones_and_ranking_orders_by_uncertainty(qtbot, make_window, folder,
                                                                               tiny_segmenter):
     shutil.copy(SAMPLE_DICOM, folder / "hand2.dcm")

@@ -21,3 +21,49 @@ def test_unreliable_answers_are_referred_with_every_reason():
 
 def test_the_disclaimer_says_research_use_and_not_a_diagnosis():
     assert "Research" in DISCLAIMER and "not a diagnosis" in DISCLAIMER
+
+
+def _random_screening_model(folder, threshold=0.5):
+    """An untrained encoder and probe: enough to exercise the pipeline, not to screen anyone."""
+    import numpy as np
+    import torch
+
+    from osteo_engine.runs import write_model
+    from osteo_engine.ssl.encoders import build_encoder
+    from osteo_engine.ssl.probe import Probe
+
+    torch.manual_seed(0)
+    encoder, features = build_encoder("resnet18", small_input=True)
+    card = {"method_config": {"method": "simclr", "encoder": "resnet18", "small_input": True}, "patch_size": 32}
+    write_model(folder / "encoder.safetensors", encoder.state_dict(), card)
+    rng = np.random.default_rng(0)
+    Probe(rng.normal(size=features) * 0.01, 0.0, np.zeros(features), np.ones(features), threshold).save(
+        folder / "probe.safetensors", {"name": "test probe", "refer_policy": {"margin": 0.0, "max_uncertainty": 9.0,
+                                                                                "min_bones": 1}})
+
+
+def test_osteo_screen_answers_every_image_as_one_json_line(tiny_segmenter, tmp_path, capsys):
+    import json
+    import shutil
+
+    from training_cli.main import main
+
+    from .conftest import SAMPLE_DICOM
+
+    model = tmp_path / "model"
+    model.mkdir()
+    _random_screening_model(model)
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(SAMPLE_DICOM, images / "a.dcm")
+    (images / "broken.png").write_bytes(b"not a png")
+    code = main(["screen", str(images), "--model", str(model), "--segmenter", str(tiny_segmenter), "--json"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 2 and len(lines) == 2  # the broken file is reported, the good one answered
+    good = next(r for r in lines if r["image"] == "a.dcm")
+    assert good["decision"] in ("normal", "osteoporosis", "refer") and isinstance(good["probability"], float)
+    assert set(good["bones"]) == {"ulna", "radius", "M1", "M2", "M3", "M4", "M5"}
+    assert all(set(v) == {"present", "probability"} for v in good["bones"].values())
+    assert "not a diagnosis" in good["disclaimer"] and good["reasons"]
+    assert set(good["timings_s"]) == {"segment", "classify"} and good["model"]["probe"] == "test probe"
+    assert "error" in next(r for r in lines if r["image"] == "broken.png")

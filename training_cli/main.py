@@ -6,7 +6,7 @@ import sys
 
 from osteo_engine.errors import OsteoError
 
-from . import data_commands, segmentation_commands, ssl_commands
+from . import data_commands, screen_commands, segmentation_commands, ssl_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     segmentation_commands.add_segment_parser(sub)
     ssl_commands.add_parsers(sub)
     ssl_commands.add_probe_parser(sub)
+    screen_commands.add_parsers(sub)
     return parser
 
 

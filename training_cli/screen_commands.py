@@ -1,0 +1,76 @@
+"""`osteo screen`: a screening answer per radiograph, with its uncertainty and the research disclaimer."""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".tif", ".tiff"}
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("screen", help="screen radiographs: normal, osteoporosis or refer (research use only)")
+    p.add_argument("inputs", nargs="+", help="radiographs, folders of radiographs, or manifest CSVs")
+    p.add_argument("--model", help="screening model folder (default: the bundled demo classifier)")
+    p.add_argument("--segmenter", help="segmentation model (default: the bundled one)")
+    p.add_argument("--json", action="store_true", help="one JSON object per image, one per line")
+    p.add_argument("--csv", action="store_true", help="one CSV row per image")
+    p.set_defaults(run=run_screen)
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files as given; folders as their image files; manifests as their image column."""
+    from osteo_engine.cohort import read_manifest
+
+    out: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            out += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES or
+                          (p.is_file() and not p.suffix and not p.name.startswith(".")))
+        elif item.suffix.lower() == ".csv":
+            out += [row.image for row in read_manifest(item).rows]
+        else:
+            out.append(item)
+    return out
+
+
+def run_screen(args) -> int:
+    from osteo_engine import OsteoError, load_radiograph
+    from osteo_engine.screening import DISCLAIMER, load_screening_model, screen
+
+    model = load_screening_model(args.model, args.segmenter)  # loaded once for every image
+    writer = None
+    failures = 0
+    for path in expand_inputs(args.inputs):
+        try:
+            image = load_radiograph(path)
+            spacing = image.pixel_spacing_mm[0] if image.pixel_spacing_mm else None
+            result = screen(image.pixels, model, spacing).to_json()
+        except OsteoError as exc:
+            failures += 1
+            result = {"error": str(exc)}
+        result = {"image": path.name, **result}
+        if args.csv:
+            if writer is None:
+                writer = csv.writer(sys.stdout)
+                writer.writerow(["image", "decision", "probability", "uncertainty", "reasons", "error"])
+            writer.writerow([result["image"], result.get("decision", ""), result.get("probability", ""),
+                             result.get("uncertainty", ""), " ".join(result.get("reasons", [])),
+                             result.get("error", "")])
+        elif args.json:
+            print(json.dumps(result), flush=True)
+        else:
+            print(_text(result), flush=True)
+    if not (args.json or args.csv):
+        print(DISCLAIMER)
+    return 2 if failures else 0
+
+
+def _text(result: dict) -> str:
+    if "error" in result:
+        return f"{result['image']}: cannot screen: {result['error']}"
+    bones = ", ".join(f"{b} {v['probability']:.2f}" for b, v in result["bones"].items() if v["present"])
+    return (f"{result['image']}: {result['decision'].upper()} (probability {result['probability']:.2f}, "
+            f"threshold {result['threshold']:.2f}, segmentation uncertainty {result['uncertainty']:.2f})\n"
+            f"  {' '.join(result['reasons'])}\n  bones: {bones or 'none found'}")
