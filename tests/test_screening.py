@@ -33,8 +33,8 @@ def _random_screening_model(folder, threshold=0.5):
     from osteo_engine.ssl.probe import Probe
 
     torch.manual_seed(0)
-    encoder, features = build_encoder("resnet18", small_input=True)
-    card = {"method_config": {"method": "simclr", "encoder": "resnet18", "small_input": True}, "patch_size": 32}
+    encoder, features = build_encoder("resnet18", stem="compact")
+    card = {"method_config": {"method": "simclr", "encoder": "resnet18", "stem": "compact"}, "patch_size": 32}
     write_model(folder / "encoder.safetensors", encoder.state_dict(), card)
     rng = np.random.default_rng(0)
     Probe(rng.normal(size=features) * 0.01, 0.0, np.zeros(features), np.ones(features), threshold).save(

@@ -1,7 +1,8 @@
 """Patch encoders trained from scratch (no ImageNet weights exist offline): torchvision ResNets on one channel.
 
-`small_input` swaps the 7×7 stride-2 stem and max-pool for a 3×3 stride-1 stem, as for CIFAR-sized inputs,
-so a ResNet-18 still has spatial detail at the CPU preset's small crops.
+The stem decides how much a small crop keeps: `imagenet` is torchvision's (7×7 stride 2, then max-pool:
+÷4), `compact` a 3×3 stride-2 convolution without max-pool (÷2, the CPU preset's trade of detail for
+speed), `cifar` a 3×3 stride-1 convolution (full detail, 4× the compute of `compact`).
 """
 from __future__ import annotations
 
@@ -9,17 +10,20 @@ import torch.nn as nn
 import torchvision
 
 FEATURES = {"resnet18": 512, "resnet50": 2048}
+STEMS = ("imagenet", "compact", "cifar")
 
 
-def build_encoder(name: str, small_input: bool = False) -> tuple[nn.Module, int]:
+def build_encoder(name: str, stem: str = "imagenet") -> tuple[nn.Module, int]:
     """(encoder mapping (B, 1, H, W) to (B, features), features)."""
     if name not in FEATURES:
         raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(FEATURES)}")
+    if stem not in STEMS:
+        raise ValueError(f"unknown stem {stem!r}; choose one of {', '.join(STEMS)}")
     net = getattr(torchvision.models, name)(weights=None)
-    if small_input:
-        net.conv1 = nn.Conv2d(1, 64, 3, stride=1, padding=1, bias=False)
-        net.maxpool = nn.Identity()
-    else:
+    if stem == "imagenet":
         net.conv1 = nn.Conv2d(1, 64, 7, stride=2, padding=3, bias=False)
+    else:
+        net.conv1 = nn.Conv2d(1, 64, 3, stride=2 if stem == "compact" else 1, padding=1, bias=False)
+        net.maxpool = nn.Identity()
     net.fc = nn.Identity()
     return net, FEATURES[name]

@@ -20,7 +20,7 @@ METHODS = ("simclr", "supcon", "swav", "vicreg")
 class MethodConfig:
     method: str = "simclr"
     encoder: str = "resnet18"
-    small_input: bool = True
+    stem: str = "compact"
     projector_hidden: int = 512
     projector_out: int = 128
     temperature: float = 0.1
@@ -41,7 +41,7 @@ class SSLMethod(nn.Module):
     def __init__(self, config: MethodConfig):
         super().__init__()
         self.config = config
-        self.encoder, self.features = build_encoder(config.encoder, config.small_input)
+        self.encoder, self.features = build_encoder(config.encoder, config.stem)
         self.projector = _mlp(self.projector_dims())
         self.distributed = False
 

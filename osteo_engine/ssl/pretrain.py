@@ -44,11 +44,11 @@ class PretrainConfig:
 
 
 PRESETS = {
-    "cpu-small": PretrainConfig("cpu-small", MethodConfig(encoder="resnet18", small_input=True, projector_hidden=512,
+    "cpu-small": PretrainConfig("cpu-small", MethodConfig(encoder="resnet18", stem="compact", projector_hidden=512,
                                                           projector_out=128, prototypes=100),
                                 patch_size=64, multicrop=MultiCropConfig(global_size=48, local_size=24),
                                 batch_size=64, epochs=10, lr=0.3),
-    "paper": PretrainConfig("paper", MethodConfig(encoder="resnet50", small_input=False, projector_hidden=2048,
+    "paper": PretrainConfig("paper", MethodConfig(encoder="resnet50", stem="imagenet", projector_hidden=2048,
                                                   projector_out=128, prototypes=3000),
                             patch_size=256, multicrop=MultiCropConfig(global_size=224, local_size=96),
                             batch_size=128, epochs=100, lr=0.6),

@@ -34,7 +34,7 @@ def load_encoder(path: str | Path, device: torch.device | None = None):
     state, card = load_checkpoint(path)
     try:
         config = card["method_config"]
-        encoder, features = build_encoder(config["encoder"], config["small_input"])
+        encoder, features = build_encoder(config["encoder"], config["stem"])
         encoder.load_state_dict(state)
     except (KeyError, TypeError, RuntimeError) as exc:
         raise ConfigError(f"{Path(path).name} is not a pretrained patch encoder ({exc}).") from exc
