@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     segmentation_commands.add_segment_parser(sub)
     ssl_commands.add_parsers(sub)
     ssl_commands.add_probe_parser(sub)
+    ssl_commands.add_experiment_parser(sub)
     screen_commands.add_parsers(sub)
     return parser
 

@@ -134,3 +134,48 @@ def run_probe(args) -> int:
                              f"(validation macro-F1 {info['val_macro_f1']:.3f} at epoch {info['best_epoch']})"] +
          [f"  {k:9s} {m[k]:.3f}  [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" for k in m])
     return 0
+
+
+def add_experiment_parser(sub) -> None:
+    p = sub.add_parser("experiment", help="the paper's tables 1–4 and fig. 5 over seeds, resumable, with report.md")
+    p.add_argument("--data", required=True, help="manifest CSV with labels (and splits)")
+    p.add_argument("--preset", choices=["cpu-small", "paper"], default="cpu-small")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--out", required=True)
+    p.add_argument("--methods", nargs="+", default=["simclr", "supcon", "swav", "vicreg"],
+                   choices=["simclr", "supcon", "swav", "vicreg"])
+    p.add_argument("--tables", nargs="+", default=["1", "2", "3", "4"], choices=["1", "2", "3", "4"])
+    p.add_argument("--test-data", help="an external cohort's manifest: every model is scored there too")
+    p.add_argument("--segmenter", help="segmentation model for the patches (default: the bundled model)")
+    p.add_argument("--epochs", type=int, help="override the preset's pretraining epochs")
+    p.add_argument("--batch-size", type=int, help="override the preset's batch size")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run_experiment_command)
+
+
+def run_experiment_command(args) -> int:
+    from osteo_engine.experiments import needed_inputs, run_experiment
+    from osteo_engine.ssl.pretrain import pretrain_preset
+
+    size = pretrain_preset(args.preset).patch_size
+    out = Path(args.out)
+    inputs = needed_inputs(args.tables)
+    banks = {s: patch_bank_for(args.data, size, s, args.segmenter, out / "cache", 0) for s in inputs}
+    external = ({s: patch_bank_for(args.test_data, size, s, args.segmenter, out / "cache", 0) for s in inputs}
+                if args.test_data else None)
+    oracle = None
+    if (Path(args.data).parent / "phantom.json").exists():
+        from osteo_engine.phantom import run_oracle
+
+        oracle = run_oracle(Path(args.data).parent).auc
+
+    def progress(spec, record) -> None:
+        m = record["metrics"]
+        log(f"{spec.name}: AUC {m['auc']:.3f}, F1 {m['f1']:.3f}"
+            + (f", external AUC {record['external']['auc']:.3f}" if "external" in record else ""))
+
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size)) if v is not None}
+    results = run_experiment(banks, out, args.preset, args.seeds, args.methods, args.tables, external, oracle,
+                             overrides, progress)
+    emit(results, args.json, [f"{len(results['runs'])} runs; report: {out / 'report.md'}"])
+    return 0

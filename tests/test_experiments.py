@@ -1,0 +1,50 @@
+"""`osteo experiment` end to end on a small phantom cohort: every table, results.json, report, resume."""
+import json
+
+import pytest
+
+from osteo_engine.experiments import plan
+
+
+def test_the_plan_has_one_supervised_run_per_seed_and_every_method_elsewhere():
+    specs = plan(["simclr", "swav"], ["1", "3", "4"], [0, 1])
+    assert [s.name for s in specs if s.seed == 0] == ["t1-simclr-s0", "t1-swav-s0", "t3-supervised-s0",
+                                                      "t4-simclr-s0", "t4-swav-s0"]
+    assert {s.source for s in specs} == {"patches"}
+    assert plan(["simclr"], ["2"], [0])[0].source == "raw"
+    with pytest.raises(Exception, match="unknown"):
+        plan(["byol"], ["1"], [0])
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    from osteo_engine.phantom import PhantomConfig, write_cohort
+
+    out = tmp_path_factory.mktemp("exp-cohort")
+    write_cohort(out, PhantomConfig(30, seed=4, raters=1, size=(256, 320)), workers=1)
+    return out
+
+
+@pytest.mark.timeout(900)
+def test_osteo_experiment_writes_results_and_report_and_resumes(cohort, tiny_segmenter, tmp_path, capsys):
+    from training_cli.main import main
+
+    args = ["experiment", "--data", str(cohort / "manifest.csv"), "--out", str(tmp_path / "exp"), "--seeds", "0",
+            "--methods", "simclr", "--tables", "1", "2", "3", "--segmenter", str(tiny_segmenter),
+            "--epochs", "1", "--batch-size", "16", "--test-data", str(cohort / "manifest.csv"), "--json"]
+    assert main(args) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert 0.5 < results["oracle_auc"] <= 1.0
+    assert [(r["table"], r["method"], r["variant"]) for r in results["runs"]] == [
+        ("1", "simclr", "full"), ("2", "simclr", "no-segmentation"), ("3", "supervised", "supervised")]
+    for run in results["runs"]:
+        assert set(run["metrics"]) == {"precision", "recall", "f1", "auc", "accuracy"}
+        assert set(run["external"]) == set(run["metrics"])
+    on_disk = json.loads((tmp_path / "exp" / "results.json").read_text())
+    assert on_disk["runs"] == results["runs"]
+    report = (tmp_path / "exp" / "report.md").read_text()
+    assert "Table 1" in report and "Table 2" in report and "Δ" in report and "research use only" in report
+    assert (tmp_path / "exp" / "roc.png").exists() and (tmp_path / "exp" / "bones.png").exists()
+    stamp = (tmp_path / "exp" / "runs" / "t1-simclr-s0" / "result.json").stat().st_mtime_ns
+    assert main(args) == 0  # finished runs are skipped
+    assert (tmp_path / "exp" / "runs" / "t1-simclr-s0" / "result.json").stat().st_mtime_ns == stamp
