@@ -58,3 +58,11 @@ def test_each_part_ends_with_one_identity_and_the_rest_is_untouched():
 def test_fewer_than_two_parts_are_left_as_they_are():
     probs = _hand([2])
     assert order_metacarpals(probs) is probs
+
+
+def test_one_blob_of_several_bones_is_left_to_the_network():
+    probs = _hand([0, 1, 2, 3, 4], confusion=0.9)
+    probs[3:8, 60:80, 40:200] = 0.2  # a bridge across the hand joins the five bars into one part
+    probs[0, 60:80, 40:200] = 0.0
+    fixed = order_metacarpals(probs)
+    assert (fixed.argmax(0) == probs.argmax(0)).all()

@@ -14,6 +14,7 @@ import numpy as np
 FIRST_METACARPAL, METACARPALS = 3, 5  # label values 3..7 are M1..M5
 MIN_PART_FRACTION = 0.0005  # parts smaller than this share of the image are left alone
 MERGED_FACTOR = 1.7  # a part this much larger than the median part is probably two bones touching
+MERGED_SHARE = 0.15  # a part where three or more identities each win this share of pixels is several bones
 
 
 def _parts(probs: np.ndarray) -> tuple[np.ndarray, list[int], np.ndarray]:
@@ -76,11 +77,13 @@ def order_metacarpals(probs: np.ndarray) -> np.ndarray:
     else:
         pairs = [(order[p], METACARPALS - 1 - j) for p, j in backward[1]]
     median = np.median([areas[i] for i in parts])
+    winner = probs[block].argmax(0)
     out = probs.copy()
     for p, identity in pairs:
         part = components == parts[p]
-        if len(parts) >= 3 and areas[parts[p]] > MERGED_FACTOR * median:
-            continue  # two bones in one part: relabelling it whole would lose one of them
+        shares = np.bincount(winner[part], minlength=METACARPALS) / part.sum()
+        if (len(parts) >= 3 and areas[parts[p]] > MERGED_FACTOR * median) or (shares >= MERGED_SHARE).sum() >= 3:
+            continue  # several bones in one part: relabelling it whole would lose all but one
         total = out[block][:, part].sum(0)
         for j in range(METACARPALS):
             out[FIRST_METACARPAL + j][part] = total if j == identity else 0.0
