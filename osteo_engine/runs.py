@@ -108,3 +108,22 @@ def publish_checkpoint(checkpoint: str | Path, out: str | Path, evaluations: dic
     """Copy a checkpoint and its card to `out`, adding the named evaluations (e.g. from `segment evaluate`)."""
     state, card = load_checkpoint(checkpoint)
     return write_model(out, state, {**card, "source_checkpoint": str(checkpoint), "evaluations": evaluations})
+
+
+class DivergenceGuard:
+    """Skips steps whose loss is not finite; too many in one epoch stop training with a plain message (the
+    checkpoints written so far stay)."""
+
+    def __init__(self, task: str, epoch: int, limit: int = 20):
+        self.task, self.epoch, self.limit, self.bad = task, epoch, limit, 0
+
+    def finite(self, loss: torch.Tensor) -> bool:
+        if torch.isfinite(loss):
+            return True
+        self.bad += 1
+        if self.bad > self.limit:
+            from .errors import ConfigError
+
+            raise ConfigError(f"{self.task} diverged (loss not finite {self.bad} times in epoch {self.epoch}); "
+                              "the last checkpoint is kept. Lower the learning rate.")
+        return False

@@ -99,3 +99,14 @@ def test_osteo_pretrain_on_raw_squares_writes_a_run_and_reuses_its_patch_cache(s
     assert report["input"] == "raw" and report["method"] == "vicreg"
     assert set(report["test"]["metrics"]) == {"precision", "recall", "f1", "auc", "accuracy"}
     assert (tmp_path / "probe" / "probe.safetensors").exists() and (tmp_path / "probe" / "report.json").exists()
+
+
+def test_non_finite_losses_are_skipped_until_too_many_then_training_stops_plainly():
+    from osteo_engine.runs import DivergenceGuard
+
+    guard = DivergenceGuard("pretraining", epoch=3, limit=2)
+    assert guard.finite(torch.tensor(1.0))
+    assert not guard.finite(torch.tensor(float("nan")))
+    assert not guard.finite(torch.tensor(float("inf")))
+    with pytest.raises(ConfigError, match="epoch 3.*checkpoint is kept"):
+        guard.finite(torch.tensor(float("nan")))

@@ -12,14 +12,13 @@ import torch
 
 from ..anatomy import BONE_NAMES
 from ..errors import ConfigError
-from ..runs import RunFolder, pick_device
+from ..runs import DivergenceGuard, RunFolder, pick_device
 from .augment import AugmentConfig, augment
 from .data import SegmentationSample, load_samples
 from .losses import background_weighted, gamma_schedule, ot_segmentation_loss
 from .metrics import dice_per_bone, generalized_energy_distance
 from .model import MixtureSegmenter, SegmenterConfig
 
-MAX_BAD_STEPS = 20
 
 
 @dataclass(frozen=True)
@@ -133,7 +132,7 @@ def _train_one_epoch(model, optimiser, train: list[SegmentationSample], config: 
     torch.manual_seed(config.seed * 100_003 + epoch)
     order = rng.permutation(len(train))
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    losses, bad = [], 0
+    losses, guard = [], DivergenceGuard("training", epoch)
     for b in range(steps_per_epoch):
         step = (epoch - 1) * steps_per_epoch + b
         for group in optimiser.param_groups:
@@ -147,18 +146,14 @@ def _train_one_epoch(model, optimiser, train: list[SegmentationSample], config: 
         loss = ot_segmentation_loss(out.logits.float(), out.routing.float(), y, beta,
                                     gamma_schedule(step, total_steps, gamma0, config.anneal_fraction),
                                     config.kl_weight, config.ce_weight, class_weights)
-        if not torch.isfinite(loss.total):
-            bad += 1
-            if bad > MAX_BAD_STEPS:
-                raise ConfigError(f"training diverged (loss not finite {bad} times in epoch {epoch}); "
-                                  "the last good checkpoint is kept. Lower the learning rate.")
+        if not guard.finite(loss.total):
             continue
         optimiser.zero_grad(set_to_none=True)
         loss.total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimiser.step()
         losses.append(loss.total.item())
-    return losses, bad
+    return losses, guard.bad
 
 
 def train_segmenter(data: list[str | Path], out: str | Path, config: SegmentTrainConfig, resume: bool = False,

@@ -14,13 +14,12 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..runs import RunFolder, pick_device
+from ..runs import DivergenceGuard, RunFolder, pick_device
 from .data import PatchBank
 from .larc import LARC
 from .methods import MethodConfig, build_method
 from .multicrop import CropStats, MultiCropConfig, multicrop
 
-MAX_BAD_STEPS = 20
 
 
 @dataclass(frozen=True)
@@ -181,7 +180,7 @@ def _epoch(model, optimiser, patches, labels, config: PretrainConfig, epoch: int
     # every rank draws the same permutation and keeps its share of each batch; crops are drawn per rank
     order = torch.randperm(len(patches), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
     generator = torch.Generator().manual_seed((config.seed * 100_003 + epoch) * 1_009 + rank)
-    losses, stats, bad = [], CropStats(), 0
+    losses, stats, guard = [], CropStats(), DivergenceGuard("pretraining", epoch)
     for b in range(steps):
         step = (epoch - 1) * steps + b
         for group in optimiser.param_groups:
@@ -193,11 +192,7 @@ def _epoch(model, optimiser, patches, labels, config: PretrainConfig, epoch: int
         local_views = [v.to(device) for v in local_views]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             loss = model(global_views, local_views, labels[index].to(device))
-        if not torch.isfinite(loss):
-            bad += 1
-            if bad > MAX_BAD_STEPS:
-                raise ConfigError(f"pretraining diverged (loss not finite {bad} times in epoch {epoch}); "
-                                  "the last checkpoint is kept. Lower the learning rate.")
+        if not guard.finite(loss):
             continue
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
