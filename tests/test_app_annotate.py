@@ -250,3 +250,46 @@ def test_propose_fills_only_unannotated_bones_and_ranking_orders_by_uncertainty(
     qtbot.waitUntil(job_done, timeout=60_000)
     values = [ws.files.row(i).uncertainty for i in ws.files.order()]
     assert all(v is not None for v in values) and values == sorted(values, reverse=True)
+
+
+def test_settings_round_trip_and_the_dialog_refuses_unusable_choices(qtbot, tmp_path):
+    from app.settings import SettingsDialog
+    from osteo_engine.errors import AnnotationError
+
+    store = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.IniFormat)
+    chosen = AppSettings(rater="dr_kim", opacity=0.7, colours={**AppSettings().colours, "M1": (1, 2, 3)})
+    chosen.save(store)
+    again = AppSettings.load(store)
+    assert again.rater == "dr_kim" and again.colours["M1"] == (1, 2, 3) and again.opacity == 0.7
+    store.setValue("settings", "{not json")
+    assert AppSettings.load(store) == AppSettings()  # unreadable settings fall back to the defaults
+    dialog = SettingsDialog(again)
+    qtbot.addWidget(dialog)
+    dialog.kind.setCurrentText("vit_b")
+    with pytest.raises(AnnotationError, match="checkpoint"):
+        dialog.result_settings()
+    dialog.checkpoint.setText(str(tmp_path / "missing.pth"))
+    with pytest.raises(AnnotationError, match="no checkpoint"):
+        dialog.result_settings()
+    dialog.kind.setCurrentText("litemedsam")
+    dialog.checkpoint.setText("")
+    dialog.rater.setText("  ")
+    with pytest.raises(AnnotationError, match="rater"):
+        dialog.result_settings()
+    dialog.rater.setText("dr lee")
+    assert dialog.result_settings().rater == "dr_lee"
+
+
+def test_exports_from_the_menu_write_files(qtbot, make_window, folder, tmp_path):
+    from osteo_engine.exports.png import export_png
+
+    window = make_window()
+    ws = window.annotate
+    ws.open_folder(folder)
+    qtbot.keyClick(window, QtCore.Qt.Key_B)
+    drag(ws.canvas, (300, 400), (340, 420))
+    qtbot.keyClick(window, QtCore.Qt.Key_Return)
+    written = window.export_to("PNG", export_png, tmp_path / "png")
+    assert len(written) == 1 and written[0].exists()
+    coco = window.export_to("COCO", window._coco, tmp_path / "coco")
+    assert coco[0].name == "annotations_coco.json" and coco[0].exists()

@@ -1,0 +1,50 @@
+"""The bundled segmenter, as `osteo segment predict` uses it by default."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from osteo_engine.segmentation.predict import DEFAULT_MODEL, load_segmenter, segment
+
+from .conftest import SAMPLE_DICOM
+
+pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="no bundled segmenter")
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return load_segmenter()
+
+
+def test_the_bundled_model_is_small_safetensors_with_a_card():
+    card = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
+    assert DEFAULT_MODEL.stat().st_size <= 30 * 2**20
+    assert {"data", "command", "evaluations"} <= set(card)
+    assert set(card["evaluations"]) == {"atlas_val", "phantom_test"}
+
+
+def test_predict_uses_the_bundled_model_by_default(tmp_path, capsys):
+    from training_cli.main import main
+
+    assert main(["segment", "predict", str(SAMPLE_DICOM), "--out", str(tmp_path), "--json"]) == 0
+    summary = json.loads((tmp_path / "phantom_hand.json").read_text())
+    labels = cv2.imread(str(tmp_path / "phantom_hand_labels.png"), cv2.IMREAD_UNCHANGED)
+    assert labels.shape == (1280, 1024) and labels.dtype == np.uint8
+    assert sum(b["present"] for b in summary["bones"].values()) >= 6
+
+
+def _thumb_side(labels: np.ndarray) -> float:
+    """Where M1 lies across the image, relative to the other metacarpals (negative: left of them)."""
+    m1 = np.nonzero(labels == 3)[1]
+    others = np.nonzero((labels >= 4) & (labels <= 7))[1]
+    return float(m1.mean() - others.mean())
+
+
+def test_mirrored_hands_keep_m1_on_the_thumb(bundled, shared_data):
+    from osteo_engine.io import load_radiograph
+
+    image = load_radiograph(shared_data / "hand-atlas" / "images" / "3144.jpg").pixels
+    original = _thumb_side(segment(image, bundled).labels)
+    mirrored = _thumb_side(segment(image[:, ::-1].copy(), bundled).labels)
+    assert np.sign(original) == -np.sign(mirrored) and abs(original) > 20 and abs(mirrored) > 20
