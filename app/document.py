@@ -83,6 +83,7 @@ class ImageDocument:
         self._undo: list[Edit] = []
         self._redo: list[Edit] = []
         self._stroke: tuple[str, np.ndarray] | None = None
+        self._last_dab: tuple[int, int] | None = None
 
     # ------------------------------------------------------------ queries
     @property
@@ -100,6 +101,10 @@ class ImageDocument:
 
     def history(self) -> list[str]:
         return [e.kind for e in self._undo]
+
+    @property
+    def stroking(self) -> bool:
+        return self._stroke is not None
 
     # ------------------------------------------------------------ edits
     def select_bone(self, bone: int) -> None:
@@ -137,7 +142,7 @@ class ImageDocument:
 
     def begin_stroke(self, erase: bool) -> None:
         self._stroke = ("erase" if erase else "brush", self.working.copy())
-        self._last_dab: tuple[int, int] | None = None
+        self._last_dab = None
 
     def paint(self, x: float, y: float, radius: float) -> None:
         """One dab of the brush (or eraser) inside the current stroke, joined to the previous dab."""

@@ -78,12 +78,12 @@ def main() -> int:
     for value in ACCEPTED:
         if value in boxes:
             ws.select_bone(value)
-            ws._prompt(Prompts((), tuple(boxes[value])))
+            ws.prompt(Prompts((), tuple(boxes[value])))
             wait_for_sam(app, ws)
             ws.accept()
     if EDITING in boxes:
         ws.select_bone(EDITING)
-        ws._prompt(Prompts((), tuple(boxes[EDITING])))
+        ws.prompt(Prompts((), tuple(boxes[EDITING])))
         wait_for_sam(app, ws)
     ok = grab(window, args.out)
     window.close()

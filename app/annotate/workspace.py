@@ -207,7 +207,7 @@ class AnnotateWorkspace(QtWidgets.QWidget):
     def _on_point(self, x: float, y: float, positive: bool) -> None:
         if self.doc is None or not self._inside(x, y):
             return
-        self._prompt(Prompts(self.doc.prompts.points + ((x, y, positive),), self.doc.prompts.box))
+        self.prompt(Prompts(self.doc.prompts.points + ((x, y, positive),), self.doc.prompts.box))
 
     def _on_box(self, x0: float, y0: float, x1: float, y1: float) -> None:
         if self.doc is None:
@@ -215,9 +215,9 @@ class AnnotateWorkspace(QtWidgets.QWidget):
         h, w = self.doc.shape
         box = (max(0.0, x0), max(0.0, y0), min(float(w - 1), x1), min(float(h - 1), y1))
         if box[2] > box[0] and box[3] > box[1]:
-            self._prompt(Prompts(self.doc.prompts.points, box))
+            self.prompt(Prompts(self.doc.prompts.points, box))
 
-    def _prompt(self, prompts: Prompts) -> None:
+    def prompt(self, prompts: Prompts) -> None:
         self.doc.set_prompts(prompts)
         self._draw_prompts()
         xy, labels, box = prompts.arrays()
@@ -232,7 +232,7 @@ class AnnotateWorkspace(QtWidgets.QWidget):
             self._redraw_working()
 
     def _on_paint(self, x: float, y: float) -> None:
-        if self.doc is not None and self.doc._stroke is not None:
+        if self.doc is not None and self.doc.stroking:
             self.doc.paint(x, y, self.brush_radius)
             self._redraw_timer.start()
 
