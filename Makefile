@@ -46,9 +46,10 @@ ATLAS := ../shared/data/hand-atlas
 default-model: $(STAMP)
 	$(BIN)/osteo annotate-auto --images $(ATLAS)/images --landmarks $(ATLAS)/landmarks.csv --out build/atlas-auto
 	$(BIN)/osteo phantom build/c0 --subjects 192 --seed 0
-	$(BIN)/osteo segment train --data build/atlas-auto/manifest.csv build/c0/manifest.csv --preset cpu-small \
-		--epochs 30 --out runs/seg-default --resume || $(BIN)/osteo segment train --data \
-		build/atlas-auto/manifest.csv build/c0/manifest.csv --preset cpu-small --epochs 30 --out runs/seg-default
+	$(BIN)/osteo segment train --data build/atlas-auto/manifest.csv build/c0/manifest.csv --repeat 3 1 \
+		--preset cpu-small --epochs 30 --out runs/seg-default --resume || $(BIN)/osteo segment train --data \
+		build/atlas-auto/manifest.csv build/c0/manifest.csv --repeat 3 1 --preset cpu-small --epochs 30 \
+		--out runs/seg-default
 	$(BIN)/osteo segment evaluate --model runs/seg-default/checkpoints/best.safetensors \
 		--data build/atlas-auto/manifest.csv --split val --landmarks $(ATLAS)/landmarks.csv --json > build/eval-atlas-val.json
 	$(BIN)/osteo segment evaluate --model runs/seg-default/checkpoints/best.safetensors \

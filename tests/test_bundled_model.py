@@ -48,3 +48,23 @@ def test_mirrored_hands_keep_m1_on_the_thumb(bundled, shared_data):
     original = _thumb_side(segment(image, bundled).labels)
     mirrored = _thumb_side(segment(image[:, ::-1].copy(), bundled).labels)
     assert np.sign(original) == -np.sign(mirrored) and abs(original) > 20 and abs(mirrored) > 20
+
+
+@pytest.mark.parametrize("angle", [20.0, -25.0])
+def test_rotated_hands_keep_m1_on_the_thumb(bundled, shared_data, angle):
+    """Hands tilted as far as a radiographer lets them: M1 moves with the thumb."""
+    from osteo_engine.io import load_radiograph
+
+    image = load_radiograph(shared_data / "hand-atlas" / "images" / "3147.jpg").pixels
+    h, w = image.shape
+
+    def thumb_vector(labels):
+        ys, xs = np.nonzero(labels == 3)
+        oy, ox = np.nonzero((labels >= 4) & (labels <= 7))
+        return np.array([xs.mean() - ox.mean(), ys.mean() - oy.mean()])
+
+    before = thumb_vector(segment(image, bundled).labels)
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    after = thumb_vector(segment(cv2.warpAffine(image, matrix, (w, h)), bundled).labels)
+    expected = matrix[:, :2] @ before
+    assert after @ expected / (np.linalg.norm(after) * np.linalg.norm(expected)) > 0.9

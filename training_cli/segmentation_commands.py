@@ -1,6 +1,7 @@
 """Subcommands about bone masks: annotate-auto, overlay-sheet."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from .output import emit, progress_bar
@@ -74,6 +75,8 @@ def add_segment_parser(sub) -> None:
     r.add_argument("--out", required=True)
     r.add_argument("--model", help="a .safetensors segmenter (default: the bundled model)")
     r.add_argument("--samples", type=int, default=4, help="samples per module")
+    r.add_argument("--anatomical-order", action="store_true",
+                   help="give each metacarpal part one identity, in order across the hand")
     r.add_argument("--refine", choices=["none", "sam"], default="none",
                    help="redraw each bone found with LiteMedSAM from a box made of the network's mask")
     r.add_argument("--json", action="store_true")
@@ -136,7 +139,8 @@ def segment_predict(args) -> int:
     with progress_bar(len(args.images), "segment") as update:
         for k, path in enumerate(args.images):
             image = load_radiograph(path)
-            result = segment(image.pixels, segmenter, samples=args.samples, refine=_refiner(args.refine))
+            result = segment(image.pixels, segmenter, samples=args.samples, anatomical_order=args.anatomical_order,
+                             refine=_refiner(args.refine))
             stem = Path(path).stem
             for suffix, arr in (("_labels.png", result.labels), ("_uncertainty.png", entropy_png(result.entropy))):
                 write_png(arr, out / f"{stem}{suffix}")
@@ -156,8 +160,8 @@ def add_evaluate_parser(seg) -> None:
     e.add_argument("--landmarks", help="atlas landmark CSV, for the landmark checks")
     e.add_argument("--samples", type=int, default=4)
     e.add_argument("--refine", choices=["none", "sam"], default="none", help="as for predict")
-    e.add_argument("--raw", action="store_true", help="score the network's own labels, without putting the "
-                   "metacarpals in anatomical order")
+    e.add_argument("--anatomical-order", action="store_true",
+                   help="give each metacarpal part one identity, in order across the hand")
     e.add_argument("--json", action="store_true")
     e.set_defaults(run=segment_evaluate)
 
@@ -168,7 +172,8 @@ def segment_evaluate(args) -> int:
 
     with progress_bar(0, "evaluate") as update:
         result = evaluate_segmenter(load_segmenter(args.model), args.data, args.split, args.landmarks,
-                                    args.samples, not args.raw, _refiner(args.refine), progress=update).summary()
+                                    args.samples, args.anatomical_order, _refiner(args.refine), progress=update).summary()
+    result["command"] = "osteo " + " ".join(sys.argv[1:])  # so that a model card says how its figures were made
     lines = [f"{result['images']} images ({args.split}): mean Dice {result['mean_dice']}, "
              f"all 7 bones found on {result['all_bones_found_rate']:.1%}",
              "Dice per bone: " + ", ".join(f"{b} {v}" for b, v in result["dice"].items())]

@@ -38,7 +38,7 @@ class Evaluation:
 
 
 def evaluate_segmenter(segmenter: LoadedSegmenter, manifest: str | Path, split: str = "val",
-                       landmarks_csv: str | Path | None = None, samples: int = 4, anatomical_order: bool = True,
+                       landmarks_csv: str | Path | None = None, samples: int = 4, anatomical_order: bool = False,
                        refine=None, progress: Callable[[int, int], None] | None = None) -> Evaluation:
     manifest = Path(manifest)
     cohort = read_manifest(manifest)
