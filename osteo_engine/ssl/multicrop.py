@@ -16,6 +16,9 @@ import torch
 import torch.nn.functional as F
 
 
+SAT_CELL = 4  # pixels per summed-area cell
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     rotation_deg: float = 30.0
@@ -65,39 +68,51 @@ def sample_boxes(count: int, height: int, width: int, scale: tuple[float, float]
     return torch.stack([x0, y0, w, h], dim=1)
 
 
-def nonzero_fraction(integral: torch.Tensor, boxes: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
-    """Share of non-zero pixels in each box, from summed-area tables (B, H+1, W+1) of the non-zero masks."""
+def nonzero_fraction(area: SummedArea, boxes: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
+    """Share of non-zero pixels in each box (x0, y0, w, h in pixels) of image `image_index`."""
+    integral = area.table
     h, w = integral.shape[1] - 1, integral.shape[2] - 1
-    x0 = boxes[:, 0].floor().long().clamp(0, w)
-    y0 = boxes[:, 1].floor().long().clamp(0, h)
-    x1 = (boxes[:, 0] + boxes[:, 2]).ceil().long().clamp(0, w)
-    y1 = (boxes[:, 1] + boxes[:, 3]).ceil().long().clamp(0, h)
+    boxes = boxes / area.cell
+    x0 = boxes[:, 0].round().long().clamp(0, w)
+    y0 = boxes[:, 1].round().long().clamp(0, h)
+    x1 = (boxes[:, 0] + boxes[:, 2]).round().long().clamp(0, w)
+    y1 = (boxes[:, 1] + boxes[:, 3]).round().long().clamp(0, h)
     t, i = integral, image_index
     inside = t[i, y1, x1] - t[i, y0, x1] - t[i, y1, x0] + t[i, y0, x0]
     return inside / ((x1 - x0) * (y1 - y0)).clamp_min(1)
 
 
-def summed_area(images: torch.Tensor) -> torch.Tensor:
-    """(B, 1, H, W) -> (B, H+1, W+1) summed-area tables of `images != 0`."""
-    nonzero = (images[:, 0] != 0).float()
-    return F.pad(nonzero.cumsum(1).cumsum(2), (1, 0, 1, 0))
+@dataclass
+class SummedArea:
+    table: torch.Tensor  # (B, H/cell + 1, W/cell + 1) running sums of the non-zero share per cell
+    cell: int  # pixels per cell side
 
 
-def choose_boxes(images: torch.Tensor, integral: torch.Tensor | None, scale, config: MultiCropConfig,
-                 generator: torch.Generator) -> tuple[torch.Tensor, CropStats]:
+def summed_area(images: torch.Tensor, cell: int = SAT_CELL) -> SummedArea:
+    """Summed-area tables of where (B, 1, H, W) images are non-zero, over cells of a few pixels: the table
+    stays small, and the constraint is a 10% threshold, not an exact count."""
+    cell = max(1, min(cell, images.shape[-1] // 8, images.shape[-2] // 8))
+    share = F.avg_pool2d((images[:, :1] != 0).float(), cell, ceil_mode=True)[:, 0]
+    return SummedArea(F.pad(share.cumsum(1).cumsum(2), (1, 0, 1, 0)), cell)
+
+
+def choose_boxes(images: torch.Tensor, integral: SummedArea | None, scale, config: MultiCropConfig,
+                 generator: torch.Generator, count: int = 1) -> tuple[torch.Tensor, CropStats]:
+    """`count` boxes per image, (count·B, 4) crop-major: all tries of all crops are drawn and scored at once."""
     b, _, h, w = images.shape
+    n = count * b
     if config.mode == "conventional":
-        return sample_boxes(b, h, w, scale, config.ratio, generator, images.device), CropStats(b, 0)
+        return sample_boxes(n, h, w, scale, config.ratio, generator, images.device), CropStats(n, 0)
     if config.mode != "constrained":
         raise ValueError(f"unknown multi-crop mode {config.mode!r}")
     tries = config.tries
-    boxes = sample_boxes(b * tries, h, w, scale, config.ratio, generator, images.device).view(b, tries, 4)
-    index = torch.arange(b, device=images.device).repeat_interleave(tries)
-    fraction = nonzero_fraction(integral, boxes.view(-1, 4), index).view(b, tries)
+    boxes = sample_boxes(n * tries, h, w, scale, config.ratio, generator, images.device).view(n, tries, 4)
+    index = torch.arange(b, device=images.device).repeat(count).repeat_interleave(tries)
+    fraction = nonzero_fraction(integral, boxes.view(-1, 4), index).view(n, tries)
     passed = fraction >= config.min_nonzero
     first = torch.where(passed.any(1), passed.float().argmax(1), fraction.argmax(1))
-    chosen = boxes[torch.arange(b, device=images.device), first]
-    return chosen, CropStats(b, int((~passed.any(1)).sum()))
+    chosen = boxes[torch.arange(n, device=images.device), first]
+    return chosen, CropStats(n, int((~passed.any(1)).sum()))
 
 
 def _affine(boxes: torch.Tensor, h: int, w: int, aug: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
@@ -131,20 +146,21 @@ def _view(images, boxes, size, aug: AugmentConfig, generator) -> torch.Tensor:
     return ((out - mean) * contrast + mean) * brightness
 
 
-def multicrop(images: torch.Tensor, config: MultiCropConfig, generator: torch.Generator
-              ) -> tuple[list[torch.Tensor], list[torch.Tensor], CropStats]:
-    """images (B, 1, H, W) -> global views [(B, 1, G, G)] and local views [(B, 1, L, L)], and crop stats."""
+def multicrop(images: torch.Tensor, config: MultiCropConfig, generator: torch.Generator,
+              area: SummedArea | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor], CropStats]:
+    """images (B, 1, H, W) -> global views [(B, 1, G, G)] and local views [(B, 1, L, L)], and crop stats.
+
+    `area` is the images' `summed_area`, when the caller keeps one per patch (patches do not change)."""
     if images.ndim != 4:
         raise ValueError(f"expected images (B, C, H, W), got {tuple(images.shape)}")
-    integral = summed_area(images) if config.mode == "constrained" else None
+    if config.mode == "constrained" and area is None:
+        area = summed_area(images)
     stats = CropStats()
     views = []
     for count, size, scale in ((config.global_crops, config.global_size, config.global_scale),
                                (config.local_crops, config.local_size, config.local_scale)):
-        group = []
-        for _ in range(count):
-            boxes, found = choose_boxes(images, integral, scale, config, generator)
-            stats.add(found)
-            group.append(_view(images, boxes, size, config.augment, generator))
-        views.append(group)
+        boxes, found = choose_boxes(images, area, scale, config, generator, count)
+        stats.add(found)
+        views.append([_view(images, part, size, config.augment, generator) for part in boxes.split(len(images))]
+                     if count else [])
     return views[0], views[1], stats

@@ -18,7 +18,7 @@ from ..runs import DivergenceGuard, RunFolder, pick_device
 from .data import PatchBank
 from .larc import LARC
 from .methods import MethodConfig, build_method
-from .multicrop import CropStats, MultiCropConfig, multicrop
+from .multicrop import CropStats, MultiCropConfig, SummedArea, multicrop, summed_area
 
 
 
@@ -181,12 +181,14 @@ def _epoch(model, optimiser, patches, labels, config: PretrainConfig, epoch: int
     order = torch.randperm(len(patches), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
     generator = torch.Generator().manual_seed((config.seed * 100_003 + epoch) * 1_009 + rank)
     losses, stats, guard = [], CropStats(), DivergenceGuard("pretraining", epoch)
+    areas = summed_area(patches) if config.multicrop.mode == "constrained" else None  # patches never change
     for b in range(steps):
         step = (epoch - 1) * steps + b
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(step, total, config)
         index = order[b * config.batch_size:(b + 1) * config.batch_size][rank::world]
-        global_views, local_views, found = multicrop(patches[index], config.multicrop, generator)
+        area = None if areas is None else SummedArea(areas.table[index], areas.cell)
+        global_views, local_views, found = multicrop(patches[index], config.multicrop, generator, area)
         stats.add(found)
         global_views = [v.to(device) for v in global_views]
         local_views = [v.to(device) for v in local_views]
