@@ -16,6 +16,7 @@ from .errors import RadiographError
 
 MAX_PIXELS = 100_000_000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
+RADIOGRAPH_SUFFIXES = IMAGE_SUFFIXES | {".dcm", ".dicom", ""}  # DICOM files often have no suffix
 # Tags that describe the acquisition and never identify a person.
 SAFE_DICOM_TAGS = (
     "Modality", "SOPClassUID", "Manufacturer", "ManufacturerModelName", "BodyPartExamined",
@@ -282,3 +283,9 @@ def _default_window(pixels: np.ndarray) -> tuple[float, float]:
     if hi - lo < 1e-3:
         lo, hi = float(sample.min()), float(sample.max())
     return (float((lo + hi) / 2), float(max(hi - lo, 1e-3)))
+
+
+def radiograph_files(folder: str | Path) -> list[Path]:
+    """Files of a folder that may be radiographs: known image suffixes, and none (DICOM often has none)."""
+    return sorted(p for p in Path(folder).iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in RADIOGRAPH_SUFFIXES)

@@ -6,9 +6,6 @@ import json
 import sys
 from pathlib import Path
 
-IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".tif", ".tiff"}
-
-
 def add_parsers(sub) -> None:
     p = sub.add_parser("screen", help="screen radiographs: normal, osteoporosis or refer (research use only)")
     p.add_argument("inputs", nargs="+", help="radiographs, folders of radiographs, or manifest CSVs")
@@ -22,12 +19,12 @@ def add_parsers(sub) -> None:
 def expand_inputs(inputs: list[str]) -> list[Path]:
     """Files as given; folders as their image files; manifests as their image column."""
     from osteo_engine.cohort import read_manifest
+    from osteo_engine.io import radiograph_files
 
     out: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            out += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES or
-                          (p.is_file() and not p.suffix and not p.name.startswith(".")))
+            out += radiograph_files(item)
         elif item.suffix.lower() == ".csv":
             out += [row.image for row in read_manifest(item).rows]
         else:

@@ -9,19 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from osteo_engine import OsteoError, load_radiograph
+from osteo_engine.io import radiograph_files
 from osteo_engine.anatomy import BONES
 from osteo_engine.annotations import PROJECT_FILE, AnnotationProject
 
 from .file_list import FileRow
-
-IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ""}
-
-
-def radiograph_files(folder: Path) -> list[Path]:
-    """Files that may be radiographs: known image suffixes, and no suffix (DICOM often has none)."""
-    return sorted(p for p in Path(folder).iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
-
 
 def project_for_folder(folder: str | Path, fallback_root: str | Path) -> AnnotationProject:
     """The annotation project of a folder of radiographs, with any new files added.
