@@ -6,6 +6,8 @@ and a resume state. Every file is written atomically, so a crash never loses the
 """
 from __future__ import annotations
 
+import math
+
 import io
 import json
 import os
@@ -127,3 +129,11 @@ class DivergenceGuard:
             raise ConfigError(f"{self.task} diverged (loss not finite {self.bad} times in epoch {self.epoch}); "
                               "the last checkpoint is kept. Lower the learning rate.")
         return False
+
+
+def warmup_cosine(step: int, total: int, peak: float, warmup_fraction: float) -> float:
+    """Learning rate at `step` of `total`: linear warm-up over `warmup_fraction`, then cosine decay to zero."""
+    warmup = max(1, int(warmup_fraction * total))
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))

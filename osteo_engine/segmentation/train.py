@@ -12,7 +12,7 @@ import torch
 
 from ..anatomy import BONE_NAMES
 from ..errors import ConfigError
-from ..runs import DivergenceGuard, RunFolder, pick_device
+from ..runs import DivergenceGuard, RunFolder, pick_device, warmup_cosine
 from .augment import AugmentConfig, augment
 from .data import SegmentationSample, load_samples
 from .losses import background_weighted, gamma_schedule, ot_segmentation_loss
@@ -111,13 +111,6 @@ def validate(model: MixtureSegmenter, samples: list[SegmentationSample], config:
             "val_mean_dice": float(np.mean(present)) if present else float("nan")}
 
 
-def learning_rate(step: int, total_steps: int, config: SegmentTrainConfig) -> float:
-    warmup = max(1, int(config.warmup_fraction * total_steps))
-    if step < warmup:
-        return config.lr * (step + 1) / warmup
-    return config.lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
-
-
 def _autocast(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -136,7 +129,7 @@ def _train_one_epoch(model, optimiser, train: list[SegmentationSample], config: 
     for b in range(steps_per_epoch):
         step = (epoch - 1) * steps_per_epoch + b
         for group in optimiser.param_groups:
-            group["lr"] = learning_rate(step, total_steps, config)
+            group["lr"] = warmup_cosine(step, total_steps, config.lr, config.warmup_fraction)
         chosen = [train[i] for i in order[b * config.batch_size:(b + 1) * config.batch_size]]
         x, y, beta = (t.to(device) for t in _batch(chosen, rng, config))
         if device.type == "cuda":

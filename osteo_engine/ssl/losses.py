@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 
-def _world() -> tuple[int, int]:
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) of the initialised process group, or (0, 1)."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
@@ -21,7 +22,7 @@ def _world() -> tuple[int, int]:
 
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """Concatenate x from every rank along dim 0; gradients flow back to each rank's own part."""
-    rank, world = _world()
+    rank, world = rank_and_world()
     if world == 1:
         return x
     from torch.distributed.nn.functional import all_gather
@@ -42,7 +43,7 @@ def simclr_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5, di
     n = z1.shape[0]
     local = F.normalize(torch.cat([z1, z2]), dim=1)  # (2n, d): views 1 then views 2
     if distributed:
-        rank, _ = _world()
+        rank, _ = rank_and_world()
         all1, all2 = (F.normalize(gather_with_grad(z), dim=1) for z in (z1, z2))
         offset = rank * n
     else:
@@ -67,7 +68,7 @@ def supcon_loss(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1,
     local = F.normalize(z.reshape(b * v, -1), dim=1)
     local_labels = labels.repeat_interleave(v)
     if distributed:
-        rank, _ = _world()
+        rank, _ = rank_and_world()
         everything = F.normalize(gather_with_grad(z).reshape(-1, z.shape[-1]), dim=1)
         all_labels = torch.cat(_gather_plain(labels)).repeat_interleave(v)
         offset = rank * b * v
@@ -85,7 +86,7 @@ def supcon_loss(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1,
 def _gather_plain(x: torch.Tensor) -> list[torch.Tensor]:
     import torch.distributed as dist
 
-    out = [torch.empty_like(x) for _ in range(_world()[1])]
+    out = [torch.empty_like(x) for _ in range(rank_and_world()[1])]
     dist.all_gather(out, x.contiguous())
     return out
 
@@ -121,7 +122,7 @@ def sinkhorn(scores: torch.Tensor, iterations: int = 3, epsilon: float = 0.05, d
     """Soft codes (batch, prototypes) with equal prototype usage over the (global) batch (SwAV)."""
     import torch.distributed as dist
 
-    _, world = _world() if distributed else (0, 1)
+    _, world = rank_and_world() if distributed else (0, 1)
     q = torch.exp(scores.float() / epsilon).T  # (K, B)
     total = q.sum()
     if world > 1:

@@ -4,7 +4,6 @@ Pretraining sees the training split and the unlabelled rows of a manifest, never
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -14,9 +13,10 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..runs import DivergenceGuard, RunFolder, pick_device
+from ..runs import DivergenceGuard, RunFolder, pick_device, warmup_cosine
 from .data import PatchBank
 from .larc import LARC
+from .losses import rank_and_world
 from .methods import MethodConfig, build_method
 from .multicrop import CropStats, MultiCropConfig, SummedArea, multicrop, summed_area
 
@@ -73,30 +73,15 @@ class PretrainResult:
     crop_stats: dict = field(default_factory=dict)
 
 
-def learning_rate(step: int, total: int, config: PretrainConfig) -> float:
-    warmup = max(1, int(config.warmup_fraction * total))
-    if step < warmup:
-        return config.lr * (step + 1) / warmup
-    return config.lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-
 def pretraining_patches(bank: PatchBank) -> PatchBank:
     """Training split and unlabelled rows: validation and test images never shape the encoder."""
     return bank.select((bank.splits == "train") | (bank.labels < 0))
 
 
-def _world() -> tuple[int, int]:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def _barrier() -> None:
     import torch.distributed as dist
 
-    if _world()[1] > 1:
+    if rank_and_world()[1] > 1:
         dist.barrier()
 
 
@@ -104,7 +89,7 @@ def pretrain(bank: PatchBank, out: str | Path, config: PretrainConfig, resume: b
              progress: Callable[[dict], None] | None = None) -> PretrainResult:
     """Single process, or one rank of a torchrun job (gloo on CPU, NCCL on GPU): each rank takes its share
     of every global batch, the losses gather across ranks, and rank 0 alone writes the run folder."""
-    rank, world = _world()
+    rank, world = rank_and_world()
     run = RunFolder(out)
     if rank == 0:
         run.start({"task": "pretraining", "config": config.to_json(), "world_size": world}, resume)
@@ -134,12 +119,13 @@ def pretrain(bank: PatchBank, out: str | Path, config: PretrainConfig, resume: b
         run.truncate_metrics(state["epoch"])
     patches = torch.from_numpy(data.patches)[:, None]
     labels = torch.from_numpy(data.labels.astype(np.int64))
+    areas = summed_area(patches) if config.multicrop.mode == "constrained" else None  # patches never change
     card = {"model": "SSLEncoder", "method_config": asdict(config.method), "patch_size": config.patch_size,
             "preset": config.preset, "source": config.source, "command": command, "patches": len(data.patches)}
     totals = CropStats()
     for epoch in range(start, config.epochs + 1):
         started = time.perf_counter()
-        losses, stats = _epoch(model, optimiser, patches, labels, config, epoch, steps_per_epoch, total, device)
+        losses, stats = _epoch(model, optimiser, patches, areas, labels, config, epoch, steps_per_epoch, total, device)
         totals.add(stats)
         record = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
                   "lr": optimiser.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 2),
@@ -174,18 +160,18 @@ def _distributed(method, device: torch.device):
     return DistributedDataParallel(method)
 
 
-def _epoch(model, optimiser, patches, labels, config: PretrainConfig, epoch: int, steps: int, total: int, device):
+def _epoch(model, optimiser, patches, areas: SummedArea | None, labels, config: PretrainConfig, epoch: int, steps: int,
+           total: int, device):
     model.train()
-    rank, world = _world()
+    rank, world = rank_and_world()
     # every rank draws the same permutation and keeps its share of each batch; crops are drawn per rank
     order = torch.randperm(len(patches), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
     generator = torch.Generator().manual_seed((config.seed * 100_003 + epoch) * 1_009 + rank)
     losses, stats, guard = [], CropStats(), DivergenceGuard("pretraining", epoch)
-    areas = summed_area(patches) if config.multicrop.mode == "constrained" else None  # patches never change
     for b in range(steps):
         step = (epoch - 1) * steps + b
         for group in optimiser.param_groups:
-            group["lr"] = learning_rate(step, total, config)
+            group["lr"] = warmup_cosine(step, total, config.lr, config.warmup_fraction)
         index = order[b * config.batch_size:(b + 1) * config.batch_size][rank::world]
         area = None if areas is None else SummedArea(areas.table[index], areas.cell)
         global_views, local_views, found = multicrop(patches[index], config.multicrop, generator, area)
