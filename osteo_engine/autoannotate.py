@@ -32,6 +32,7 @@ class BonePrompt:
     anchor: np.ndarray  # a point that lies inside the bone
     axis: tuple[np.ndarray, np.ndarray] | None = None  # (proximal, distal) ends, to clip at joints
     context: float = 1.5  # side of the square crop SAM sees, in units of the box's longer side
+    follow_cortex: bool = False  # re-draw SAM's mask along the bone's edge (see follow_cortex)
 
     def as_store_prompts(self) -> BonePrompts:
         return BonePrompts([(float(x), float(y), bool(v)) for (x, y), v in zip(self.points, self.labels)],
@@ -86,7 +87,8 @@ def forearm_prompt(lm: Landmarks, bone: str, shape: tuple[int, int]) -> BoneProm
     box = np.clip(box, 0, [w - 1, h - 1, w - 1, h - 1])
     points = np.array(positives + negatives)
     labels = np.array([1] * len(positives) + [0] * len(negatives))
-    return BonePrompt(box, points, labels, anchor, context=FOREARM_CONTEXT)
+    # the ulna's box takes in the soft tissue on its ulnar side, and SAM's mask often follows that tissue
+    return BonePrompt(box, points, labels, anchor, context=FOREARM_CONTEXT, follow_cortex=bone == "ulna")
 
 
 def landmark_prompts(lm: Landmarks, shape: tuple[int, int]) -> dict[str, BonePrompt]:
@@ -128,6 +130,32 @@ def _clip_to_band(mask: np.ndarray, proximal: np.ndarray, distal: np.ndarray, ma
     return out
 
 
+def follow_cortex(pixels: np.ndarray, mask: np.ndarray, anchor: np.ndarray, scale: float) -> np.ndarray:
+    """Re-draw a bone's mask along its edge: near SAM's mask, bone is brighter than the soft tissue around
+    it, so an Otsu threshold over that neighbourhood, smoothed, keeps the bone and drops the tissue.
+    Falls back to SAM's mask when the threshold keeps less than a third of it."""
+    if not mask.any():
+        return mask
+    reach = max(3, int(0.06 * scale))
+    near = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2))
+    ys, xs = np.nonzero(near)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    region = near[y0:y1, x0:x1].astype(bool)
+    smooth = cv2.GaussianBlur(pixels[y0:y1, x0:x1].astype(np.float32), (0, 0), 2)
+    values = smooth[region]
+    lo, span = float(values.min()), float(np.ptp(values)) + 1e-6
+    level, _ = cv2.threshold(((values - lo) / span * 255).astype(np.uint8).reshape(-1, 1), 0, 255,
+                             cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    bright = ((smooth > lo + level / 255 * span) & region).astype(np.uint8)
+    size = max(1, int(0.015 * scale))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * size + 1,) * 2)
+    bright = cv2.morphologyEx(cv2.morphologyEx(bright, cv2.MORPH_OPEN, kernel), cv2.MORPH_CLOSE, kernel)
+    out = np.zeros_like(mask, dtype=bool)
+    out[y0:y1, x0:x1] = bright.astype(bool)
+    out = _component_at(out, anchor) if out.any() else out
+    return out if out.sum() >= mask.sum() / 3 else mask
+
+
 def bone_logits(prompter: BonePrompter, pixels: np.ndarray, prompt: BonePrompt, use_points: bool = False
                 ) -> np.ndarray:
     """SAM's mask logits for one bone at the image's size (-inf outside the bone's crop)."""
@@ -161,6 +189,8 @@ def segment_from_prompts(prompter: BonePrompter, pixels: np.ndarray, prompts: di
             continue
         full = bone_logits(prompter, pixels, p, use_points)
         mask = _component_at(full > 0, p.anchor)
+        if p.follow_cortex:
+            mask = follow_cortex(pixels, mask, p.anchor, float(p.box[2] - p.box[0]))
         if p.axis is not None:
             mask = _component_at(_clip_to_band(mask, *p.axis, margin=0.04), p.anchor)
         logits[i][mask] = full[mask]

@@ -63,3 +63,18 @@ def test_annotate_auto_on_two_atlas_images(shared_data, tmp_path):
                             str(shared_data / "hand-atlas" / "landmarks.csv"), "--out", str(tmp_path / "p"),
                             "--limit", "2", "--json"], capture_output=True, text=True, cwd=REPO)
     assert json.loads(again.stdout)["skipped"] == 2  # resumable: done images are kept
+
+
+def test_follow_cortex_drops_soft_tissue_and_keeps_the_bone():
+    from osteo_engine.autoannotate import follow_cortex
+
+    pixels = np.full((200, 200), 0.2, np.float32)  # background
+    pixels[:, 40:160] = 0.45  # soft tissue
+    pixels[60:200, 90:130] = 0.9  # the bone, running off the bottom edge
+    sam_mask = np.zeros_like(pixels, bool)
+    sam_mask[70:200, 60:126] = True  # on the tissue beside the bone, missing its far edge
+    refined = follow_cortex(pixels, sam_mask, np.array([110.0, 150.0]), scale=80)
+    bone = pixels > 0.8
+    assert (refined & bone).sum() / bone[70:].sum() > 0.9
+    assert (refined & ~bone).sum() < 0.05 * refined.sum()
+    assert follow_cortex(pixels, np.zeros_like(sam_mask), np.array([110.0, 150.0]), 80).sum() == 0

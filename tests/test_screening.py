@@ -67,3 +67,53 @@ def test_osteo_screen_answers_every_image_as_one_json_line(tiny_segmenter, tmp_p
     assert "not a diagnosis" in good["disclaimer"] and good["reasons"]
     assert set(good["timings_s"]) == {"segment", "classify"} and good["model"]["probe"] == "test probe"
     assert "error" in next(r for r in lines if r["image"] == "broken.png")
+
+
+def _screened(n=200, seed=0):
+    import numpy as np
+
+    from osteo_engine.screening_model import ScreenedImage
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    probs = np.clip(0.5 + (labels - 0.5) * 0.4 + rng.normal(0, 0.2, n), 0, 1)
+    return [ScreenedImage(int(y), float(p), 7, float(u), "") for y, p, u in zip(labels, probs, rng.gamma(2, 0.05, n))]
+
+
+def test_the_calibrated_refer_policy_refers_the_target_share_and_no_more():
+    from osteo_engine.screening_model import calibrate_refer_policy, refer_rate
+
+    screened = _screened()
+    policy = calibrate_refer_policy(screened, 0.5, target_refer=0.15, uncertainty_share=0.05)
+    rate = refer_rate(screened, 0.5, policy)
+    assert 0.12 <= rate <= 0.15 and policy.margin > 0
+    assert sum(s.uncertainty > policy.max_uncertainty for s in screened) <= 0.05 * len(screened)
+    wider = ReferPolicy(policy.min_bones, policy.max_uncertainty, policy.margin + 0.02)
+    assert refer_rate(screened, 0.5, wider) > 0.15  # the margin is the widest within the target
+
+
+def test_export_packages_a_half_precision_encoder_with_a_calibrated_card(small_cohort, tiny_segmenter, tmp_path):
+    import json
+
+    from osteo_engine.screening import load_screening_model
+    from osteo_engine.screening_model import SYNTHETIC_NOTE
+    from training_cli.main import main
+
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    _random_screening_model(trained, threshold=0.5)
+    card = json.loads((trained / "encoder.json").read_text())
+    (trained / "encoder.json").write_text(json.dumps({**card, "model": "SSLEncoder"}))
+    out = tmp_path / "model"
+    code = main(["export-screening", "--encoder", str(trained / "encoder.safetensors"), "--probe", str(trained),
+                 "--data", str(small_cohort / "manifest.csv"), "--out", str(out), "--segmenter", str(tiny_segmenter),
+                 "--synthetic", "--json"])
+    assert code == 0
+    assert (out / "encoder.safetensors").stat().st_size < 0.6 * (trained / "encoder.safetensors").stat().st_size
+    probe_card = json.loads((out / "probe.json").read_text())
+    assert probe_card["trained_on"] == SYNTHETIC_NOTE
+    calibration = probe_card["refer_calibration"]
+    assert calibration["val"]["images"] >= 1 and 0 <= calibration["test"]["refer_rate"] <= 1
+    model = load_screening_model(out, tiny_segmenter)
+    assert model.names["trained_on"] == SYNTHETIC_NOTE
+    assert model.policy == ReferPolicy(**probe_card["refer_policy"])

@@ -147,3 +147,18 @@ def test_repeats_weight_a_source_and_must_match_the_sources(small_cohort, tmp_pa
     assert card["train_images"] == 2 * plain
     with pytest.raises(ConfigError, match="repeats"):
         train_segmenter([small_cohort / "manifest.csv"], tmp_path / "run2", replace(config, repeats=(2, 1)))
+
+
+def test_a_warm_start_begins_from_the_given_weights_and_needs_their_architecture(small_cohort, tmp_path):
+    data = [small_cohort / "manifest.csv"]
+    first = train_segmenter(data, tmp_path / "first", tiny_config(1))
+    start = first.run / "checkpoints" / "last.safetensors"
+    # with a zero learning rate, a warm-started run keeps the weights it started from
+    warm = train_segmenter(data, tmp_path / "warm", replace(tiny_config(1), init=str(start), lr=0.0))
+    a, b = load_file(start), load_file(warm.run / "checkpoints" / "last.safetensors")
+    for key in a:
+        if "running" not in key and "num_batches" not in key:  # batch-norm statistics still move
+            torch.testing.assert_close(a[key], b[key])
+    other = replace(tiny_config(1), init=str(start), model=SegmenterConfig(base_channels=8, depth=2, modules=2))
+    with pytest.raises(ConfigError, match="architecture"):
+        train_segmenter(data, tmp_path / "other", other)

@@ -110,3 +110,11 @@ def test_non_finite_losses_are_skipped_until_too_many_then_training_stops_plainl
     assert not guard.finite(torch.tensor(float("inf")))
     with pytest.raises(ConfigError, match="epoch 3.*checkpoint is kept"):
         guard.finite(torch.tensor(float("nan")))
+
+
+def test_a_larger_patch_scales_the_crops_with_it():
+    base = pretrain_preset("cpu-small")
+    bigger = pretrain_preset("cpu-small", patch_size=2 * base.patch_size, multicrop_mode="conventional")
+    assert bigger.multicrop.global_size == 2 * base.multicrop.global_size
+    assert bigger.multicrop.local_size == 2 * base.multicrop.local_size
+    assert bigger.multicrop.mode == "conventional" and pretrain_preset("cpu-small").multicrop == base.multicrop

@@ -6,6 +6,9 @@ import json
 import sys
 from pathlib import Path
 
+from .output import emit, progress_bar
+
+
 def add_parsers(sub) -> None:
     p = sub.add_parser("screen", help="screen radiographs: normal, osteoporosis or refer (research use only)")
     p.add_argument("inputs", nargs="+", help="radiographs, folders of radiographs, or manifest CSVs")
@@ -14,6 +17,19 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per image, one per line")
     p.add_argument("--csv", action="store_true", help="one CSV row per image")
     p.set_defaults(run=run_screen)
+
+    e = sub.add_parser("export-screening", help="package an encoder and a probe as a screening model, with a "
+                                                "refer policy calibrated on validation subjects")
+    e.add_argument("--encoder", required=True, help="pretraining run folder (or its encoder .safetensors)")
+    e.add_argument("--probe", required=True, help="probe folder (from `osteo probe`) or its probe.safetensors")
+    e.add_argument("--data", required=True, help="labelled manifest: `train` and `val` calibrate the refer policy, `test` "
+                                                 "audits it")
+    e.add_argument("--out", required=True, help="screening model folder to write")
+    e.add_argument("--segmenter", help="segmentation model (default: the bundled one)")
+    e.add_argument("--target-refer", type=float, default=0.15, help="share of validation images to refer")
+    e.add_argument("--synthetic", action="store_true", help="the data are phantoms: say so in the model card")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(run=run_export)
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -71,3 +87,22 @@ def _text(result: dict) -> str:
     return (f"{result['image']}: {result['decision'].upper()} (probability {result['probability']:.2f}, "
             f"threshold {result['threshold']:.2f}, segmentation uncertainty {result['uncertainty']:.2f})\n"
             f"  {' '.join(result['reasons'])}\n  bones: {bones or 'none found'}")
+
+
+def run_export(args) -> int:
+    from osteo_engine.screening_model import SYNTHETIC_NOTE, export_screening_model
+
+    from .ssl_commands import encoder_checkpoint
+
+    probe = Path(args.probe)
+    card = {"name": "linear probe", "command": "osteo " + " ".join(sys.argv[1:]),
+            "trained_on": SYNTHETIC_NOTE if args.synthetic else f"{Path(args.data).name}"}
+    with progress_bar(0, "screening") as update:
+        result = export_screening_model(encoder_checkpoint(args.encoder),
+                                        probe / "probe.safetensors" if probe.is_dir() else probe, args.out,
+                                        args.data, args.segmenter, args.target_refer, card, update)
+    calibration = result["refer_calibration"]
+    emit(result, args.json, [f"refer policy {result['refer_policy']}"] +
+         [f"{split}: {calibration[split]['images']} images, refer rate {calibration[split]['refer_rate']:.1%}, "
+          f"AUC {calibration[split]['all_images']['auc']:.3f}" for split in ("val", "test")])
+    return 0

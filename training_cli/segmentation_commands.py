@@ -68,6 +68,12 @@ def add_segment_parser(sub) -> None:
     t.add_argument("--repeat", type=int, nargs="+", metavar="N",
                    help="per --data source, how often its training images occur in an epoch (default 1 each)")
     t.add_argument("--seed", type=int)
+    t.add_argument("--init", help="warm start from a segmenter .safetensors of the preset's architecture")
+    t.add_argument("--lr", type=float, help="override the preset's peak learning rate")
+    t.add_argument("--anneal-fraction", type=float,
+                   help="share of training over which γ rises to 1 (0: γ = 1 throughout, for a warm start)")
+    t.add_argument("--input-size", type=int, nargs=2, metavar=("WIDTH", "HEIGHT"),
+                   help="override the preset's network input size")
     t.add_argument("--json", action="store_true")
     t.set_defaults(run=segment_train)
     r = seg.add_parser("predict", help="bone label maps, uncertainty maps and a JSON summary per image")
@@ -91,8 +97,9 @@ def segment_train(args) -> int:
     from osteo_engine.segmentation.train import preset, train_segmenter
     from tqdm import tqdm
 
-    config = preset(args.preset, epochs=args.epochs, seed=args.seed,
-                    repeats=tuple(args.repeat) if args.repeat else None)
+    config = preset(args.preset, epochs=args.epochs, seed=args.seed, lr=args.lr, anneal_fraction=args.anneal_fraction,
+                    init=args.init, repeats=tuple(args.repeat) if args.repeat else None,
+                    input_size=tuple(args.input_size) if args.input_size else None)
     bar = tqdm(total=config.epochs, desc="segment train", unit="epoch", file=sys.stderr, leave=False)
 
     def progress(record: dict) -> None:

@@ -19,6 +19,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--segmenter", help="segmentation model for the patches (default: the bundled model)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
+    p.add_argument("--patch-size", type=int, help="override the preset's patch size (crops scale with it)")
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--json", action="store_true")
@@ -62,7 +63,7 @@ def run_pretrain(args) -> int:
     from osteo_engine.ssl.pretrain import pretrain, pretrain_preset
 
     config = pretrain_preset(args.preset, args.method, epochs=args.epochs, seed=args.seed, source=args.input,
-                             batch_size=args.batch_size, multicrop_mode=args.multicrop)
+                             batch_size=args.batch_size, patch_size=args.patch_size, multicrop_mode=args.multicrop)
     rank, world = _start_distributed()
     try:
         cache = Path(args.out) / "cache"
@@ -149,6 +150,7 @@ def add_experiment_parser(sub) -> None:
     p.add_argument("--segmenter", help="segmentation model for the patches (default: the bundled model)")
     p.add_argument("--epochs", type=int, help="override the preset's pretraining epochs")
     p.add_argument("--batch-size", type=int, help="override the preset's batch size")
+    p.add_argument("--patch-size", type=int, help="override the preset's patch size (crops scale with it)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run_experiment_command)
 
@@ -157,7 +159,7 @@ def run_experiment_command(args) -> int:
     from osteo_engine.experiments import needed_inputs, run_experiment
     from osteo_engine.ssl.pretrain import pretrain_preset
 
-    size = pretrain_preset(args.preset).patch_size
+    size = pretrain_preset(args.preset, patch_size=args.patch_size).patch_size
     out = Path(args.out)
     inputs = needed_inputs(args.tables)
     banks = {s: patch_bank_for(args.data, size, s, args.segmenter, out / "cache", 0) for s in inputs}
@@ -174,7 +176,8 @@ def run_experiment_command(args) -> int:
         log(f"{spec.name}: AUC {m['auc']:.3f}, F1 {m['f1']:.3f}"
             + (f", external AUC {record['external']['auc']:.3f}" if "external" in record else ""))
 
-    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size)) if v is not None}
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
+                                   ("patch_size", args.patch_size)) if v is not None}
     results = run_experiment(banks, out, args.preset, args.seeds, args.methods, args.tables, external, oracle,
                              overrides, progress)
     emit(results, args.json, [f"{len(results['runs'])} runs; report: {out / 'report.md'}"])

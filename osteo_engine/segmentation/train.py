@@ -12,7 +12,7 @@ import torch
 
 from ..anatomy import BONE_NAMES
 from ..errors import ConfigError
-from ..runs import DivergenceGuard, RunFolder, pick_device, warmup_cosine
+from ..runs import DivergenceGuard, RunFolder, load_checkpoint, pick_device, warmup_cosine
 from .augment import AugmentConfig, augment
 from .data import SegmentationSample, load_samples
 from .losses import background_weighted, gamma_schedule, ot_segmentation_loss
@@ -41,6 +41,7 @@ class SegmentTrainConfig:
     seed: int = 0
     repeats: tuple[int, ...] = ()  # per data source: how often its training images occur in an epoch (default 1)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    init: str | None = None  # warm start: a segmenter .safetensors of the same architecture
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -149,6 +150,14 @@ def _train_one_epoch(model, optimiser, train: list[SegmentationSample], config: 
     return losses, guard.bad
 
 
+def _warm_start(model: MixtureSegmenter, config: SegmentTrainConfig) -> None:
+    state, card = load_checkpoint(config.init)
+    if card.get("model_config") != asdict(config.model):
+        raise ConfigError(f"{Path(config.init).name} has another architecture than the preset "
+                          f"({card.get('model_config')} against {asdict(config.model)}).")
+    model.load_state_dict(state)
+
+
 def train_segmenter(data: list[str | Path], out: str | Path, config: SegmentTrainConfig, resume: bool = False,
                     command: str = "", progress: Callable[[dict], None] | None = None) -> TrainResult:
     run = RunFolder(out)
@@ -165,6 +174,8 @@ def train_segmenter(data: list[str | Path], out: str | Path, config: SegmentTrai
     device = pick_device()
     torch.manual_seed(config.seed)
     model = MixtureSegmenter(config.model).to(device)
+    if config.init and not resume:
+        _warm_start(model, config)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -181,7 +192,7 @@ def train_segmenter(data: list[str | Path], out: str | Path, config: SegmentTrai
     n_samples = config.model.modules * config.samples
     gamma0 = config.gamma0 if config.gamma0 is not None else 1.0 / n_samples
     card = {"model": "MixtureSegmenter", "model_config": asdict(config.model), "input_size": list(config.input_size),
-            "data": [str(d) for d in data], "command": command, "preset": config.preset,
+            "data": [str(d) for d in data], "command": command, "preset": config.preset, "init": config.init,
             "train_images": len(splits["train"]), "val_images": len(splits["val"])}
     for epoch in range(start_epoch, config.epochs + 1):
         started = time.perf_counter()

@@ -61,6 +61,11 @@ def pretrain_preset(name: str, method: str = "simclr", **overrides) -> PretrainC
     multicrop_mode = overrides.pop("multicrop_mode", None)
     config = replace(base, method=replace(base.method, method=method),
                      **{k: v for k, v in overrides.items() if v is not None})
+    if config.patch_size != base.patch_size:  # crops keep their share of the patch
+        scale = config.patch_size / base.patch_size
+        config = replace(config, multicrop=replace(config.multicrop,
+                                                   global_size=round(base.multicrop.global_size * scale),
+                                                   local_size=round(base.multicrop.local_size * scale)))
     if multicrop_mode:
         config = replace(config, multicrop=replace(config.multicrop, mode=multicrop_mode))
     return config

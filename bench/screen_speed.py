@@ -1,0 +1,48 @@
+"""Screening time for one 2000×2400 radiograph on this machine (goal: ≤ 5 s on 2 cores).
+
+A phantom hand rendered at 2000×2400 is screened with the bundled models (or --model DIR); the models are
+loaded once, then each stage (segment, classify) and the total are timed over --repeats runs after one
+warm-up. Loading the models is timed apart: `osteo screen` pays it once per command.
+
+Run: .venv/bin/python bench/screen_speed.py [--repeats 5] [--model DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--model", help="screening model folder (default: the bundled demo classifier)")
+    args = parser.parse_args()
+
+    from osteo_engine.phantom import generate_subject
+    from osteo_engine.screening import load_screening_model, screen
+
+    pixels = generate_subject(0, 11, (2000, 2400), raters=0).image.astype(np.float32) / 65535.0
+    started = time.perf_counter()
+    model = load_screening_model(args.model)
+    load_s = time.perf_counter() - started
+    screen(pixels, model)  # warm-up
+    stages: dict[str, list[float]] = {"segment": [], "classify": [], "total": []}
+    for _ in range(args.repeats):
+        started = time.perf_counter()
+        result = screen(pixels, model)
+        stages["total"].append(time.perf_counter() - started)
+        for name in ("segment", "classify"):
+            stages[name].append(result.timings_s[name])
+    print(f"screening a 2000x2400 radiograph, {torch.get_num_threads()} threads, {args.repeats} runs "
+          f"(models loaded once in {load_s:.2f} s)")
+    for name, values in stages.items():
+        print(f"  {name:9s} median {statistics.median(values):.2f} s   max {max(values):.2f} s")
+    print(f"  decision: {result.decision}, {sum(b['present'] for b in result.bones.values())} bones")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Packaging a screening model: the pretrained encoder (half precision, no projector), the linear probe, a
+refer policy calibrated on validation subjects, and an audit of the decisions on held-out subjects.
+
+The refer policy refers the most uncertain segmentations and the probabilities nearest the threshold, sized so
+that about `target_refer` of the validation subjects are referred; the audit then measures the refer rate
+that this policy gives on test subjects it never saw.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .cohort import read_manifest
+from .errors import ConfigError
+from .evaluation import screening_metrics
+from .runs import load_checkpoint, write_model
+from .screening import ReferPolicy, ScreeningModel, decide, load_screening_model, screen
+
+SYNTHETIC_NOTE = ("Demo classifier trained on the synthetic phantom cohort (`osteo phantom`), not on patients: "
+                  "its figures say nothing about real radiographs.")
+
+
+@dataclass(frozen=True)
+class ScreenedImage:
+    label: int | None
+    probability: float
+    bones_found: int
+    uncertainty: float
+    decision: str
+
+
+def screen_split(model: ScreeningModel, manifest: str | Path, split: str,
+                 progress: Callable[[int, int], None] | None = None) -> list[ScreenedImage]:
+    """`screen` on every labelled image of one split of a manifest (the decisions under the model's policy)."""
+    from .io import load_radiograph
+
+    rows = read_manifest(manifest).split(split)
+    if not rows:
+        raise ConfigError(f"{Path(manifest).name} has no labelled images in its {split!r} split.")
+    out = []
+    for k, row in enumerate(rows):
+        image = load_radiograph(row.image)
+        spacing = image.pixel_spacing_mm[0] if image.pixel_spacing_mm else None
+        result = screen(image.pixels, model, spacing)
+        out.append(ScreenedImage(row.label, result.probability, sum(b["present"] for b in result.bones.values()),
+                                 result.uncertainty, result.decision))
+        if progress:
+            progress(k + 1, len(rows))
+    return out
+
+
+def calibrate_refer_policy(screened: list[ScreenedImage], threshold: float, target_refer: float = 0.15,
+                           uncertainty_share: float = 0.05, base: ReferPolicy = ReferPolicy(),
+                           uncertainty_pool: list[ScreenedImage] | None = None) -> ReferPolicy:
+    """The uncertainty limit refers the `uncertainty_share` most uncertain images of `uncertainty_pool`
+    (default: `screened`; the segmentation's uncertainty knows no labels, so training images may serve);
+    the margin around the threshold then grows until `target_refer` of `screened` are referred in all."""
+    uncertainty = np.array([s.uncertainty for s in (uncertainty_pool or screened)])
+    limit = math.inf
+    if uncertainty_share > 0:
+        limit = math.ceil(max(float(np.quantile(uncertainty, 1 - uncertainty_share)), 1e-4) * 1e4) / 1e4
+    policy = ReferPolicy(base.min_bones, limit, 0.0)
+    distances = np.sort([abs(s.probability - threshold) for s in screened])
+    margin = 0.0
+    for candidate in distances:
+        trial = ReferPolicy(policy.min_bones, policy.max_uncertainty, float(candidate))
+        if refer_rate(screened, threshold, trial) > target_refer:
+            break
+        margin = float(candidate)
+    return ReferPolicy(policy.min_bones, policy.max_uncertainty, math.floor(margin * 1e4) / 1e4)
+
+
+def refer_rate(screened: list[ScreenedImage], threshold: float, policy: ReferPolicy) -> float:
+    decisions = [decide(s.probability, s.bones_found, s.uncertainty, threshold, policy)[0] for s in screened]
+    return decisions.count("refer") / max(len(decisions), 1)
+
+
+def audit(screened: list[ScreenedImage], threshold: float, policy: ReferPolicy) -> dict:
+    """Refer rate and why, metrics of the decided images, and the probability's metrics over every image."""
+    screened = _redecided(screened, threshold, policy)
+    labels = np.array([s.label for s in screened])
+    probs = np.array([s.probability for s in screened])
+    decided = np.array([s.decision != "refer" for s in screened])
+    why = {"too_few_bones": sum(s.bones_found < policy.min_bones for s in screened),
+           "uncertain_segmentation": sum(s.uncertainty > policy.max_uncertainty for s in screened),
+           "near_threshold": sum(abs(s.probability - threshold) < policy.margin for s in screened)}
+    out = {"images": len(screened), "refer_rate": round(float(1 - decided.mean()), 4), "refer_reasons": why,
+           "all_images": _rounded(screening_metrics(labels, probs, threshold))}
+    if decided.any() and len(set(labels[decided])) == 2:
+        out["decided_images"] = _rounded(screening_metrics(labels[decided], probs[decided], threshold))
+    return out
+
+
+def _rounded(metrics: dict) -> dict:
+    return {k: round(float(v), 4) for k, v in metrics.items()}
+
+
+def export_screening_model(encoder_checkpoint: str | Path, probe_path: str | Path, out: str | Path,
+                           calibration_manifest: str | Path, segmenter: str | Path | None = None,
+                           target_refer: float = 0.15, card: dict | None = None,
+                           progress: Callable[[int, int], None] | None = None) -> dict:
+    """Write `out/encoder.safetensors` and `out/probe.safetensors` (+ cards); calibrate the refer policy on
+    the manifest's `train` and `val` splits and audit it on its `test` split. Returns the probe's card."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    state, encoder_card = load_checkpoint(encoder_checkpoint)
+    if encoder_card.get("model") != "SSLEncoder":
+        raise ConfigError(f"{Path(encoder_checkpoint).name} is not a pretrained patch encoder.")
+    write_model(out / "encoder.safetensors", {k: v.half() if v.is_floating_point() else v for k, v in state.items()},
+                {k: v for k, v in encoder_card.items() if k in ("model", "method_config", "patch_size", "preset",
+                                                                 "source", "epoch", "patches")})
+    probe_state, probe_card = load_checkpoint(probe_path)
+    probe_card = {**probe_card, **(card or {}), "refer_policy": asdict(ReferPolicy())}
+    write_model(out / "probe.safetensors", probe_state, probe_card)
+
+    model = load_screening_model(out, segmenter)
+    threshold = model.probe.threshold
+    train, validation, test = (screen_split(model, calibration_manifest, split, progress)
+                               for split in ("train", "val", "test"))
+    policy = calibrate_refer_policy(validation, threshold, target_refer, uncertainty_pool=train + validation)
+    probe_card.update({"refer_policy": asdict(policy), "refer_calibration": {
+        "manifest": Path(calibration_manifest).name, "target_refer": target_refer,
+        "val": audit(validation, threshold, policy), "test": audit(test, threshold, policy)}})
+    write_model(out / "probe.safetensors", probe_state, probe_card)
+    return probe_card
+
+
+def _redecided(screened: list[ScreenedImage], threshold: float, policy: ReferPolicy) -> list[ScreenedImage]:
+    return [ScreenedImage(s.label, s.probability, s.bones_found, s.uncertainty,
+                          decide(s.probability, s.bones_found, s.uncertainty, threshold, policy)[0])
+            for s in screened]
