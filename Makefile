@@ -41,18 +41,19 @@ phantom-sheet: $(STAMP)
 clean:
 	rm -rf $(VENV) build .pytest_cache
 
-# The bundled segmenter: SAM masks of the atlas, a phantom cohort, training, evaluation, publication.
+# The bundled segmenter: SAM masks of the atlas, a phantom cohort, training from scratch, a fine-tune at γ = 1,
+# evaluation, publication.
 ATLAS := ../shared/data/hand-atlas
+SEG_DATA := --data build/atlas-auto/manifest.csv build/c0/manifest.csv --repeat 3 1 --preset cpu-small
 default-model: $(STAMP)
 	$(BIN)/osteo annotate-auto --images $(ATLAS)/images --landmarks $(ATLAS)/landmarks.csv --out build/atlas-auto
-	$(BIN)/osteo phantom build/c0 --subjects 192 --seed 0
-	$(BIN)/osteo segment train --data build/atlas-auto/manifest.csv build/c0/manifest.csv --repeat 3 1 \
-		--preset cpu-small --epochs 30 --out runs/seg-default --resume || $(BIN)/osteo segment train --data \
-		build/atlas-auto/manifest.csv build/c0/manifest.csv --repeat 3 1 --preset cpu-small --epochs 30 \
-		--out runs/seg-default
-	$(BIN)/osteo segment evaluate --model runs/seg-default/checkpoints/best.safetensors \
+	test -f build/c0/manifest.csv || $(BIN)/osteo phantom build/c0 --subjects 192 --seed 0
+	$(BIN)/osteo segment train $(SEG_DATA) --epochs 30 --out runs/seg-default $$(test -d runs/seg-default && echo --resume)
+	$(BIN)/osteo segment train $(SEG_DATA) --epochs 15 --init runs/seg-default/checkpoints/best.safetensors \
+		--anneal-fraction 0 --lr 1e-3 --out runs/seg-finetune $$(test -d runs/seg-finetune && echo --resume)
+	$(BIN)/osteo segment evaluate --model runs/seg-finetune/checkpoints/best.safetensors \
 		--data build/atlas-auto/manifest.csv --split val --landmarks $(ATLAS)/landmarks.csv --json > build/eval-atlas-val.json
-	$(BIN)/osteo segment evaluate --model runs/seg-default/checkpoints/best.safetensors \
+	$(BIN)/osteo segment evaluate --model runs/seg-finetune/checkpoints/best.safetensors \
 		--data build/c0/manifest.csv --split test --json > build/eval-phantom-test.json
-	$(BIN)/osteo segment publish runs/seg-default/checkpoints/best.safetensors --out resources/models/segmenter.safetensors \
+	$(BIN)/osteo segment publish runs/seg-finetune/checkpoints/best.safetensors --out resources/models/segmenter.safetensors \
 		--evaluation atlas_val=build/eval-atlas-val.json phantom_test=build/eval-phantom-test.json

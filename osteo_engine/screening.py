@@ -38,6 +38,7 @@ class ScreeningResult:
     threshold: float
     timings_s: dict[str, float]
     model: dict
+    orientation: dict = field(default_factory=dict)  # how the file was read: quarter turns, inverted contrast
     disclaimer: str = DISCLAIMER
 
     def to_json(self) -> dict:
@@ -95,7 +96,7 @@ def screen(pixels: np.ndarray, model: ScreeningModel, pixel_spacing_mm: float | 
         probability = 0.0  # always a number; the decision is `refer` and says why
     timings = {k: round(v, 3) for k, v in timings.items()}
     return ScreeningResult(probability, decision, reasons, bones, round(uncertainty, 4), model.probe.threshold,
-                           timings, model.names)
+                           timings, model.names, {"quarter_turns": seg.quarter_turns, "inverted": seg.inverted})
 
 
 def decide(probability: float, bones_found: int, uncertainty: float, threshold: float, policy: ReferPolicy

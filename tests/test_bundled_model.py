@@ -68,3 +68,35 @@ def test_rotated_hands_keep_m1_on_the_thumb(bundled, shared_data, angle):
     after = thumb_vector(segment(cv2.warpAffine(image, matrix, (w, h)), bundled).labels)
     expected = matrix[:, :2] @ before
     assert after @ expected / (np.linalg.norm(after) * np.linalg.norm(expected)) > 0.9
+
+
+def _agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean Dice over the bones of two label maps of the same image."""
+    scores = []
+    for value in range(1, 8):
+        x, y = a == value, b == value
+        scores.append(2 * (x & y).sum() / max(x.sum() + y.sum(), 1))
+    return float(np.mean(scores))
+
+
+@pytest.fixture(scope="module")
+def upright_readings(bundled):
+    return {}
+
+
+@pytest.mark.parametrize("name", ["3144.jpg", "3173.jpg"])
+@pytest.mark.parametrize("turns,inverted", [(1, False), (2, False), (3, False), (0, True), (1, True)])
+def test_sideways_upside_down_and_inverted_files_get_the_same_bones(bundled, shared_data, upright_readings, name,
+                                                                     turns, inverted):
+    """A file stored turned by quarter turns, or with bone dark, is read upright: each bone keeps its identity."""
+    from osteo_engine.io import load_radiograph
+
+    image = load_radiograph(shared_data / "hand-atlas" / "images" / name).pixels
+    if name not in upright_readings:
+        upright_readings[name] = segment(image, bundled)
+    reference = upright_readings[name]
+    stored = np.rot90(1.0 - image if inverted else image, turns).copy()
+    result = segment(stored, bundled)
+    assert result.labels.shape == stored.shape
+    assert (result.quarter_turns, result.inverted) == ((4 - turns) % 4, inverted)
+    assert _agreement(np.rot90(reference.labels, turns), result.labels) > 0.9

@@ -66,6 +66,7 @@ def test_osteo_screen_answers_every_image_as_one_json_line(tiny_segmenter, tmp_p
     assert all(set(v) == {"present", "probability"} for v in good["bones"].values())
     assert "not a diagnosis" in good["disclaimer"] and good["reasons"]
     assert set(good["timings_s"]) == {"segment", "classify"} and good["model"]["probe"] == "test probe"
+    assert set(good["orientation"]) == {"quarter_turns", "inverted"}
     assert "error" in next(r for r in lines if r["image"] == "broken.png")
 
 
