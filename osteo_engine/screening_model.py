@@ -33,14 +33,17 @@ class ScreenedImage:
     decision: str
 
 
-def screen_split(model: ScreeningModel, manifest: str | Path, split: str,
+def screen_split(model: ScreeningModel, manifest: str | Path, split: str | None,
                  progress: Callable[[int, int], None] | None = None) -> list[ScreenedImage]:
-    """`screen` on every labelled image of one split of a manifest (the decisions under the model's policy)."""
+    """`screen` on every labelled image of one split of a manifest (None: of every split), with the decisions
+    under the model's policy."""
     from .io import load_radiograph
 
-    rows = read_manifest(manifest).split(split)
+    cohort = read_manifest(manifest)
+    rows = cohort.split(split) if split else cohort.labelled()
     if not rows:
-        raise ConfigError(f"{Path(manifest).name} has no labelled images in its {split!r} split.")
+        raise ConfigError(f"{Path(manifest).name} has no labelled images" + (f" in its {split!r} split." if split
+                                                                                else "."))
     out = []
     for k, row in enumerate(rows):
         image = load_radiograph(row.image)

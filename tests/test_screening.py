@@ -93,7 +93,8 @@ def test_the_calibrated_refer_policy_refers_the_target_share_and_no_more():
     assert refer_rate(screened, 0.5, wider) > 0.15  # the margin is the widest within the target
 
 
-def test_export_packages_a_half_precision_encoder_with_a_calibrated_card(small_cohort, tiny_segmenter, tmp_path):
+def test_export_packages_a_half_precision_encoder_with_a_calibrated_card(small_cohort, tiny_segmenter, tmp_path,
+                                                                         capsys):
     import json
 
     from osteo_engine.screening import load_screening_model
@@ -118,3 +119,9 @@ def test_export_packages_a_half_precision_encoder_with_a_calibrated_card(small_c
     model = load_screening_model(out, tiny_segmenter)
     assert model.names["trained_on"] == SYNTHETIC_NOTE
     assert model.policy == ReferPolicy(**probe_card["refer_policy"])
+    capsys.readouterr()
+    assert main(["audit-screening", "--data", str(small_cohort / "manifest.csv"), "--model", str(out),
+                 "--segmenter", str(tiny_segmenter), "--json"]) == 0
+    audited = json.loads(capsys.readouterr().out)
+    assert audited["images"] == 12 and set(audited["refer_reasons"]) == {"too_few_bones", "uncertain_segmentation",
+                                                                         "near_threshold"}

@@ -31,6 +31,15 @@ def add_parsers(sub) -> None:
     e.add_argument("--json", action="store_true")
     e.set_defaults(run=run_export)
 
+    a = sub.add_parser("audit-screening", help="screen a labelled manifest and report the refer rate, why, and the "
+                                               "metrics of the decided images")
+    a.add_argument("--data", required=True, help="labelled manifest (another site's data, say)")
+    a.add_argument("--split", default="all", help="a split of the manifest, or `all` (default)")
+    a.add_argument("--model", help="screening model folder (default: the bundled demo classifier)")
+    a.add_argument("--segmenter", help="segmentation model (default: the bundled one)")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(run=run_audit)
+
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
     """Files as given; folders as their image files; manifests as their image column."""
@@ -105,4 +114,20 @@ def run_export(args) -> int:
     emit(result, args.json, [f"refer policy {result['refer_policy']}"] +
          [f"{split}: {calibration[split]['images']} images, refer rate {calibration[split]['refer_rate']:.1%}, "
           f"AUC {calibration[split]['all_images']['auc']:.3f}" for split in ("val", "test")])
+    return 0
+
+
+def run_audit(args) -> int:
+    from osteo_engine.screening import load_screening_model
+    from osteo_engine.screening_model import audit, screen_split
+
+    model = load_screening_model(args.model, args.segmenter)
+    with progress_bar(0, "screening") as update:
+        screened = screen_split(model, args.data, None if args.split == "all" else args.split, update)
+    result = audit(screened, model.probe.threshold, model.policy)
+    decided = result.get("decided_images", {})
+    emit(result, args.json, [f"{result['images']} images, refer rate {result['refer_rate']:.1%} "
+                             f"({', '.join(f'{k}: {v}' for k, v in result['refer_reasons'].items())})",
+                             f"AUC over every image {result['all_images']['auc']:.3f}"] +
+         [f"decided images: {k} {v:.3f}" for k, v in decided.items()])
     return 0
