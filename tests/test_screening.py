@@ -125,3 +125,18 @@ def test_export_packages_a_half_precision_encoder_with_a_calibrated_card(small_c
     audited = json.loads(capsys.readouterr().out)
     assert audited["images"] == 12 and set(audited["refer_reasons"]) == {"too_few_bones", "uncertain_segmentation",
                                                                          "near_threshold"}
+
+
+def test_the_text_answer_says_how_a_turned_or_inverted_file_was_read():
+    from training_cli.screen_commands import _text
+
+    bones = {b: {"present": b != "M5", "probability": None if b == "M5" else 0.3}
+             for b in ("ulna", "radius", "M1", "M2", "M3", "M4", "M5")}
+    result = {"image": "a.png", "decision": "normal", "probability": 0.3, "threshold": 0.5, "uncertainty": 0.1,
+              "reasons": ["the probability 0.30 is below the threshold 0.50."], "bones": bones,
+              "orientation": {"quarter_turns": 1, "inverted": True}}
+    text = _text(result)
+    assert "NORMAL" in text and "M4 0.30" in text and "M5" not in text
+    assert "read turned 90° counter-clockwise and with inverted contrast" in text
+    upright = _text({**result, "orientation": {"quarter_turns": 0, "inverted": False}})
+    assert "read " not in upright

@@ -93,9 +93,12 @@ def _text(result: dict) -> str:
     if "error" in result:
         return f"{result['image']}: cannot screen: {result['error']}"
     bones = ", ".join(f"{b} {v['probability']:.2f}" for b, v in result["bones"].items() if v["present"])
+    turns, inverted = result["orientation"]["quarter_turns"], result["orientation"]["inverted"]
+    read = [f"turned {90 * turns}° counter-clockwise"] * bool(turns) + ["with inverted contrast"] * inverted
     return (f"{result['image']}: {result['decision'].upper()} (probability {result['probability']:.2f}, "
             f"threshold {result['threshold']:.2f}, segmentation uncertainty {result['uncertainty']:.2f})\n"
-            f"  {' '.join(result['reasons'])}\n  bones: {bones or 'none found'}")
+            f"  {' '.join(result['reasons'])}\n  bones: {bones or 'none found'}"
+            + (f"\n  read {' and '.join(read)}" if read else ""))
 
 
 def run_export(args) -> int:
