@@ -101,7 +101,7 @@ def add_probe_parser(sub) -> None:
     p.add_argument("--data", required=True, help="manifest CSV with labels and splits")
     p.add_argument("--out", required=True, help="folder for the probe and its report")
     p.add_argument("--segmenter", help="segmentation model for the patches (default: the bundled model)")
-    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--folds", type=int, default=5, help="subject-wise folds of train+val that choose the probe")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run_probe)
 
@@ -123,7 +123,7 @@ def run_probe(args) -> int:
     out = Path(args.out)
     bank = patch_bank_for(args.data, card["patch_size"], source, args.segmenter, out / "cache", 0)
     features = encode(encoder, bank.patches)
-    probe, info = train_probe(features, bank, ProbeConfig(epochs=args.epochs))
+    probe, info = train_probe(features, bank, ProbeConfig(folds=args.folds))
     report = {"encoder": str(checkpoint), "method": card["method_config"]["method"], "input": source, **info,
               "test": evaluate_probe(probe, features, bank, "test")}
     probe.save(out / "probe.safetensors", {"model": "LinearProbe", "encoder": str(checkpoint),
@@ -132,7 +132,7 @@ def run_probe(args) -> int:
     atomic_write_bytes(out / "report.json", json.dumps(report, indent=2).encode())
     m, ci = report["test"]["metrics"], report["test"]["intervals_95"]
     emit(report, args.json, [f"{report['test']['subjects']} test subjects, threshold {probe.threshold:.3f} "
-                             f"(validation macro-F1 {info['val_macro_f1']:.3f} at epoch {info['best_epoch']})"] +
+                             f"(validation macro-F1 {info['val_macro_f1']:.3f} over {info['folds']} folds, C {info['strength']:g})"] +
          [f"  {k:9s} {m[k]:.3f}  [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" for k in m])
     return 0
 
