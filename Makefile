@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SAMPLE := resources/samples/phantom_hand.dcm
 
-.PHONY: run test bench sample phantom-sheet default-model clean
+.PHONY: run test bench sample phantom-sheet default-model demo-classifier clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/phantom_leak.py
 	$(BIN)/python bench/annotate_latency.py
 	$(BIN)/python bench/multicrop_speed.py
+	$(BIN)/python bench/screen_speed.py
 
 # Regenerates the bundled sample and the committed contact sheet.
 sample: $(STAMP)
@@ -57,3 +58,14 @@ default-model: $(STAMP)
 		--data build/c0/manifest.csv --split test --json > build/eval-phantom-test.json
 	$(BIN)/osteo segment publish runs/seg-finetune/checkpoints/best.safetensors --out resources/models/segmenter.safetensors \
 		--evaluation atlas_val=build/eval-atlas-val.json phantom_test=build/eval-phantom-test.json
+
+# The bundled demo classifier, on synthetic data only: phantom cohort c0, SimCLR on the bundled segmenter's bone
+# patches, the linear probe, and the refer policy calibrated on c0's train/val images and audited on its test ones.
+DEMO := --data build/c0/manifest.csv
+demo-classifier: $(STAMP)
+	test -f build/c0/manifest.csv || $(BIN)/osteo phantom build/c0 --subjects 192 --seed 0
+	$(BIN)/osteo pretrain --method simclr $(DEMO) --preset cpu-small --patch-size 96 --out runs/demo-ssl \
+		$$(test -d runs/demo-ssl && echo --resume)
+	$(BIN)/osteo probe --encoder runs/demo-ssl $(DEMO) --out runs/demo-probe
+	$(BIN)/osteo export-screening --encoder runs/demo-ssl --probe runs/demo-probe $(DEMO) \
+		--out resources/models/screening --synthetic

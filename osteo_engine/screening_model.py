@@ -115,7 +115,7 @@ def export_screening_model(encoder_checkpoint: str | Path, probe_path: str | Pat
         raise ConfigError(f"{Path(encoder_checkpoint).name} is not a pretrained patch encoder.")
     write_model(out / "encoder.safetensors", {k: v.half() if v.is_floating_point() else v for k, v in state.items()},
                 {k: v for k, v in encoder_card.items() if k in ("model", "method_config", "patch_size", "preset",
-                                                                 "source", "epoch", "patches")})
+                                                                 "source", "epoch", "patches", "command")})
     probe_state, probe_card = load_checkpoint(probe_path)
     probe_card = {**probe_card, **(card or {}), "refer_policy": asdict(ReferPolicy())}
     write_model(out / "probe.safetensors", probe_state, probe_card)

@@ -100,3 +100,22 @@ def test_sideways_upside_down_and_inverted_files_get_the_same_bones(bundled, sha
     assert result.labels.shape == stored.shape
     assert (result.quarter_turns, result.inverted) == ((4 - turns) % 4, inverted)
     assert _agreement(np.rot90(reference.labels, turns), result.labels) > 0.9
+
+
+SCREENING = DEFAULT_MODEL.parent / "screening"
+
+
+@pytest.mark.skipif(not (SCREENING / "probe.safetensors").exists(), reason="no bundled demo classifier")
+def test_screen_uses_the_bundled_demo_classifier_which_says_it_is_synthetic(capsys):
+    from osteo_engine.screening_model import SYNTHETIC_NOTE
+    from training_cli.main import main
+
+    size = sum(f.stat().st_size for f in SCREENING.iterdir())
+    assert size <= 25 * 2**20
+    card = json.loads((SCREENING / "probe.json").read_text())
+    assert card["trained_on"] == SYNTHETIC_NOTE and card["refer_calibration"]["test"]["refer_rate"] <= 0.2
+    assert main(["screen", str(SAMPLE_DICOM), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["decision"] in ("normal", "osteoporosis", "refer") and 0 <= answer["probability"] <= 1
+    assert answer["model"]["trained_on"] == SYNTHETIC_NOTE and "not a diagnosis" in answer["disclaimer"]
+    assert sum(b["present"] for b in answer["bones"].values()) >= 6

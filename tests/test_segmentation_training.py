@@ -162,3 +162,16 @@ def test_a_warm_start_begins_from_the_given_weights_and_needs_their_architecture
     other = replace(tiny_config(1), init=str(start), model=SegmenterConfig(base_channels=8, depth=2, modules=2))
     with pytest.raises(ConfigError, match="architecture"):
         train_segmenter(data, tmp_path / "other", other)
+
+
+def test_phantoms_are_scored_against_their_true_maps_or_their_raters(small_cohort, tiny_segmenter):
+    from osteo_engine.segmentation.evaluate import evaluate_segmenter
+
+    segmenter = load_segmenter(tiny_segmenter, device="cpu")
+    manifest = small_cohort / "manifest.csv"
+    raters = evaluate_segmenter(segmenter, manifest, "train", samples=1)
+    truth = evaluate_segmenter(segmenter, manifest, "train", samples=1, against_truth=True)
+    assert raters.images == truth.images > 0
+    # three raters per phantom image, one true map
+    assert len(raters.dice["M3"]) == 3 * len(truth.dice["M3"]) > 0
+    assert truth.summary()["dice"] != raters.summary()["dice"]

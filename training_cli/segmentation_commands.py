@@ -169,6 +169,8 @@ def add_evaluate_parser(seg) -> None:
     e.add_argument("--refine", choices=["none", "sam"], default="none", help="as for predict")
     e.add_argument("--anatomical-order", action="store_true",
                    help="give each metacarpal part one identity, in order across the hand")
+    e.add_argument("--truth", action="store_true",
+                   help="score against a phantom cohort's true label maps instead of its raters' maps")
     e.add_argument("--json", action="store_true")
     e.set_defaults(run=segment_evaluate)
 
@@ -179,7 +181,8 @@ def segment_evaluate(args) -> int:
 
     with progress_bar(0, "evaluate") as update:
         result = evaluate_segmenter(load_segmenter(args.model), args.data, args.split, args.landmarks,
-                                    args.samples, args.anatomical_order, _refiner(args.refine), progress=update).summary()
+                                    args.samples, args.anatomical_order, _refiner(args.refine), progress=update,
+                                    against_truth=args.truth).summary()
     result["command"] = "osteo " + " ".join(sys.argv[1:])  # so that a model card says how its figures were made
     lines = [f"{result['images']} images ({args.split}): mean Dice {result['mean_dice']}, "
              f"all 7 bones found on {result['all_bones_found_rate']:.1%}",

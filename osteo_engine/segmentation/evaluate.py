@@ -12,6 +12,7 @@ import numpy as np
 from ..anatomy import BONE_NAMES
 from ..annotations import AnnotationProject
 from ..cohort import read_manifest
+from ..errors import ConfigError
 from ..io import load_radiograph
 from ..landmarks import CheckTally, check_landmarks, read_landmarks
 from .metrics import dice_per_bone
@@ -39,7 +40,10 @@ class Evaluation:
 
 def evaluate_segmenter(segmenter: LoadedSegmenter, manifest: str | Path, split: str = "val",
                        landmarks_csv: str | Path | None = None, samples: int = 4, anatomical_order: bool = False,
-                       refine=None, progress: Callable[[int, int], None] | None = None) -> Evaluation:
+                       refine=None, progress: Callable[[int, int], None] | None = None,
+                       against_truth: bool = False) -> Evaluation:
+    """Dice against every rater's map, or with `against_truth` against a phantom cohort's true label maps
+    (`truth/<subject>.png` beside the manifest), which carry none of the raters' disagreement."""
     manifest = Path(manifest)
     cohort = read_manifest(manifest)
     project = AnnotationProject.open(manifest.parent)
@@ -51,15 +55,30 @@ def evaluate_segmenter(segmenter: LoadedSegmenter, manifest: str | Path, split: 
         seg = segment(image.pixels, segmenter, samples=samples, anatomical_order=anatomical_order, refine=refine)
         result.images += 1
         result.all_bones_found += all(f.present for f in seg.bones.values())
-        image_id = project.find_image_path(row.image)
-        if image_id is not None:
-            annotations, _ = project.load(image_id)
-            for rater in annotations.raters:
-                for bone, value in dice_per_bone(seg.labels, rater.labels).items():
-                    if not math.isnan(value):
-                        result.dice[bone].append(value)
+        for reference in (_truth(manifest, row.subject_id) if against_truth else _rater_maps(project, row.image)):
+            for bone, value in dice_per_bone(seg.labels, reference).items():
+                if not math.isnan(value):
+                    result.dice[bone].append(value)
         if row.image.name in landmarks:
             result.landmarks.add(check_landmarks(seg.labels, landmarks[row.image.name]))
         if progress:
             progress(k + 1, len(rows))
     return result
+
+
+def _rater_maps(project: AnnotationProject, image: Path) -> list[np.ndarray]:
+    image_id = project.find_image_path(image)
+    if image_id is None:
+        return []
+    annotations, _ = project.load(image_id)
+    return [rater.labels for rater in annotations.raters]
+
+
+def _truth(manifest: Path, subject_id: str) -> list[np.ndarray]:
+    import cv2
+
+    path = manifest.parent / "truth" / f"{subject_id}.png"
+    labels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if labels is None:
+        raise ConfigError(f"no true label map at {path}: only phantom cohorts (`osteo phantom`) have them.")
+    return [labels]
