@@ -81,7 +81,12 @@ def forearm_prompt(lm: Landmarks, bone: str, shape: tuple[int, int]) -> BoneProm
         anchor = lm["ulna_distal"]
         half = 0.35 * radius_width
         top = min(lm["ulna_styloid"][1], anchor[1]) - margin
-        box = np.array([anchor[0] - half, top, anchor[0] + half, h - 1])
+        # the landmark can sit near the ulna's outer edge: the box reaches across to just short of the radius
+        radius_side = (side_a[0] + side_b[0]) / 2
+        toward = 1.0 if radius_side >= anchor[0] else -1.0
+        reach = max(half, abs(radius_side - anchor[0]) - 0.05 * radius_width)
+        x0, x1 = sorted((anchor[0] - toward * half, anchor[0] + toward * reach))
+        box = np.array([x0, top, x1, h - 1])
         positives = [anchor, anchor + np.array([0.0, 0.4 * radius_width])]
         negatives = [(side_b + styloid) / 2]
     box = np.clip(box, 0, [w - 1, h - 1, w - 1, h - 1])
@@ -169,19 +174,13 @@ def bone_logits(prompter: BonePrompter, pixels: np.ndarray, prompt: BonePrompt, 
     return logits
 
 
-def segment_from_landmarks(prompter: BonePrompter, pixels: np.ndarray, lm: Landmarks,
-                           use_points: bool = False) -> tuple[np.ndarray, dict[str, BonePrompt]]:
-    """Label map (uint8) of the 7 bones of one radiograph from its landmarks.
-
-    Box prompts alone: on the atlas, adding the landmark points to the boxes lowered the landmark hit rate
-    (on 30 atlas train images: 69.0% against 99.5% for boxes alone), as expected of a model trained on boxes."""
-    prompts = landmark_prompts(lm, pixels.shape)
-    return segment_from_prompts(prompter, pixels, prompts, use_points), prompts
-
-
 def segment_from_prompts(prompter: BonePrompter, pixels: np.ndarray, prompts: dict[str, BonePrompt],
                          use_points: bool = False) -> np.ndarray:
-    """Label map (uint8) from one prompt per bone (bones without a prompt stay background)."""
+    """Label map (uint8) from one prompt per bone (bones without a prompt stay background).
+
+    Landmark prompts are used as boxes alone: on the atlas, adding the landmark points to the boxes lowered the
+    landmark hit rate (on 30 atlas train images: 69.0% against 99.5% for boxes alone), as expected of a model
+    trained on boxes."""
     logits = np.full((len(BONE_NAMES), *pixels.shape), -np.inf, np.float32)
     for i, bone in enumerate(BONE_NAMES):
         p = prompts.get(bone)
@@ -232,8 +231,10 @@ class AutoAnnotationSummary:
 def annotate_from_landmarks(images_dir: str | Path, landmarks_csv: str | Path, out_project: str | Path,
                             splits_csv: str | Path | None = None, rater: str = "sam-auto",
                             prompter: BonePrompter | None = None, overwrite: bool = False, limit: int | None = None,
-                            progress: Callable[[int, int], None] | None = None) -> AutoAnnotationSummary:
-    """Annotate every landmarked image in `images_dir` into an annotation project; resumable."""
+                            progress: Callable[[int, int], None] | None = None,
+                            bones: list[str] | None = None) -> AutoAnnotationSummary:
+    """Annotate every landmarked image in `images_dir` into an annotation project; resumable. With `bones`,
+    only those bones are made again in images this rater already annotated; the rest of its masks stay."""
     from .annotations import AnnotationProject, RaterAnnotation
     from .io import load_radiograph
     from .landmarks import check_landmarks, read_landmarks, read_splits
@@ -250,18 +251,24 @@ def annotate_from_landmarks(images_dir: str | Path, landmarks_csv: str | Path, o
     annotated = skipped = 0
     for k, (name, image_id) in enumerate(zip(names, ids)):
         existing = None
-        if not overwrite and rater in project.raters(image_id):
+        if (bones or not overwrite) and rater in project.raters(image_id):
             loaded, problems = project.load(image_id)
-            existing = next((r.labels for r in loaded.raters if r.rater == rater), None) if not problems else None
-        if existing is None:
+            existing = next((r for r in loaded.raters if r.rater == rater), None) if not problems else None
+        if existing is None or bones:
             pixels = load_radiograph(images_dir / name).pixels
-            labels, prompts = segment_from_landmarks(prompter, pixels, landmarks[name])
-            project.save(image_id, RaterAnnotation(rater, labels, prompts={b: p.as_store_prompts()
-                                                                           for b, p in prompts.items()},
+            prompts = landmark_prompts(landmarks[name], pixels.shape)
+            if existing is not None:
+                prompts = {b: p for b, p in prompts.items() if b in bones}
+            labels = segment_from_prompts(prompter, pixels, prompts)
+            stored = {b: p.as_store_prompts() for b, p in prompts.items()}
+            if existing is not None:
+                labels = _replace_bones(existing.labels, labels, bones)
+                stored = {**existing.prompts, **stored}
+            project.save(image_id, RaterAnnotation(rater, labels, prompts=stored,
                                                    author="osteo annotate-auto (LiteMedSAM, landmark prompts)"))
             annotated += 1
         else:
-            labels = existing
+            labels = existing.labels
             skipped += 1
         check = check_landmarks(labels, landmarks[name])
         tallies["all"].add(check)
@@ -272,6 +279,15 @@ def annotate_from_landmarks(images_dir: str | Path, landmarks_csv: str | Path, o
     if splits:
         _write_manifest(Path(out_project), images_dir, names, splits)
     return AutoAnnotationSummary(annotated, skipped, tallies)
+
+
+def _replace_bones(old: np.ndarray, new: np.ndarray, bones: list[str]) -> np.ndarray:
+    """`old` with the named bones taken from `new`; where a new mask meets another kept bone, that bone stays."""
+    values = [BONE_NAMES.index(b) + 1 for b in bones]
+    out = np.where(np.isin(old, values), 0, old).astype(np.uint8)
+    fresh = np.isin(new, values) & (out == 0)
+    out[fresh] = new[fresh]
+    return out
 
 
 def _write_manifest(project_dir: Path, images_dir: Path, names: list[str], splits: dict[str, str]) -> None:

@@ -106,10 +106,12 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def publish_checkpoint(checkpoint: str | Path, out: str | Path, evaluations: dict[str, dict]) -> Path:
-    """Copy a checkpoint and its card to `out`, adding the named evaluations (e.g. from `segment evaluate`)."""
+def publish_checkpoint(checkpoint: str | Path, out: str | Path, evaluations: dict[str, dict], note: str = "") -> Path:
+    """Copy a checkpoint and its card to `out`, adding the named evaluations (e.g. from `segment evaluate`)
+    and a note on its provenance."""
     state, card = load_checkpoint(checkpoint)
-    return write_model(out, state, {**card, "source_checkpoint": str(checkpoint), "evaluations": evaluations})
+    return write_model(out, state, {**card, "source_checkpoint": str(checkpoint), "evaluations": evaluations,
+                                    **({"note": note} if note else {})})
 
 
 class DivergenceGuard:

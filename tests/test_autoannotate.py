@@ -63,6 +63,17 @@ def test_annotate_auto_on_two_atlas_images(shared_data, tmp_path):
                             str(shared_data / "hand-atlas" / "landmarks.csv"), "--out", str(tmp_path / "p"),
                             "--limit", "2", "--json"], capture_output=True, text=True, cwd=REPO)
     assert json.loads(again.stdout)["skipped"] == 2  # resumable: done images are kept
+    before = {b.image_id: b.raters[0].labels for b in annotations.values()}
+    ulna_only = subprocess.run([sys.executable, "-m", "training_cli", "annotate-auto", "--images",
+                                str(shared_data / "hand-atlas" / "images"), "--landmarks",
+                                str(shared_data / "hand-atlas" / "landmarks.csv"), "--out", str(tmp_path / "p"),
+                                "--limit", "2", "--bones", "ulna", "--json"], capture_output=True, text=True, cwd=REPO)
+    assert json.loads(ulna_only.stdout)["annotated"] == 2
+    for image_id, image in AnnotationProject.open(tmp_path / "p").load_all()[0].items():
+        labels = image.raters[0].labels
+        for value in range(2, 8):  # every bone but the ulna is kept as it was
+            assert np.array_equal(labels == value, before[image_id] == value)
+        assert (labels == 1).sum() > 0 and set(image.raters[0].prompts) == set(rater.prompts)
 
 
 def test_follow_cortex_drops_soft_tissue_and_keeps_the_bone():

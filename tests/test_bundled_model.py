@@ -21,7 +21,7 @@ def test_the_bundled_model_is_small_safetensors_with_a_card():
     card = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
     assert DEFAULT_MODEL.stat().st_size <= 30 * 2**20
     assert {"data", "command", "evaluations"} <= set(card)
-    assert set(card["evaluations"]) == {"atlas_val", "phantom_test"}
+    assert {"atlas_val", "phantom_test"} <= set(card["evaluations"])
 
 
 def test_predict_uses_the_bundled_model_by_default(tmp_path, capsys):

@@ -109,9 +109,10 @@ def test_predict_gives_full_size_maps_and_a_summary(small_cohort, tmp_path):
     from osteo_engine.runs import publish_checkpoint
 
     published = publish_checkpoint(tmp_path / "r" / "checkpoints" / "best.safetensors", tmp_path / "m.safetensors",
-                                   {"atlas_val": {"mean_dice": 0.5}})
+                                   {"atlas_val": {"mean_dice": 0.5}}, note="init: none")
     card = json.loads(published.with_suffix(".json").read_text())
     assert card["evaluations"]["atlas_val"]["mean_dice"] == 0.5 and card["model"] == "MixtureSegmenter"
+    assert card["note"] == "init: none"
     again = segment(image.astype(np.float32), load_segmenter(published, device="cpu"), samples=2)
     assert again.labels.shape == image.shape
 

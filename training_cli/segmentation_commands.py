@@ -16,6 +16,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--rater", default="sam-auto")
     p.add_argument("--overwrite", action="store_true", help="redo images this rater already annotated")
     p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--bones", nargs="+", choices=["ulna", "radius", "M1", "M2", "M3", "M4", "M5"],
+                   help="make only these bones again in images already annotated; keep the rest")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=annotate_auto)
 
@@ -35,7 +37,8 @@ def annotate_auto(args) -> int:
         splits = Path(args.landmarks).parent / "splits.csv"
     with progress_bar(0, "annotate-auto") as update:
         summary = annotate_from_landmarks(args.images, args.landmarks, args.out, splits, rater=args.rater,
-                                          overwrite=args.overwrite, limit=args.limit, progress=update)
+                                          overwrite=args.overwrite, limit=args.limit, progress=update,
+                                          bones=args.bones)
     rates = {name: {"landmark_hits": t.hits, "landmark_checks": t.positives, "hit_rate": round(t.hit_rate, 4),
                     "no_spill": t.clean, "spill_checks": t.negatives, "no_spill_rate": round(t.no_spill_rate, 4)}
              for name, t in summary.tallies.items()}
@@ -199,6 +202,7 @@ def add_publish_parser(seg) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--evaluation", nargs="*", default=[], metavar="NAME=FILE.json",
                    help="results of `osteo segment evaluate --json` to record in the model card")
+    p.add_argument("--note", default="", help="provenance to record in the model card (data versions, init)")
     p.set_defaults(run=segment_publish)
 
 
@@ -214,6 +218,6 @@ def segment_publish(args) -> int:
         if not path:
             raise ConfigError(f"--evaluation {item!r} is not NAME=FILE.json")
         evaluations[name] = json.loads(Path(path).read_text())
-    out = publish_checkpoint(args.checkpoint, args.out, evaluations)
+    out = publish_checkpoint(args.checkpoint, args.out, evaluations, args.note)
     emit({"written": str(out)}, False, [f"wrote {out} and its model card"])
     return 0
