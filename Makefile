@@ -60,12 +60,13 @@ default-model: $(STAMP)
 		--evaluation atlas_val=build/eval-atlas-val.json phantom_test=build/eval-phantom-test.json
 
 # The bundled demo classifier, on synthetic data only: phantom cohort c0, SimCLR on the bundled segmenter's bone
-# patches, the linear probe, and the refer policy calibrated on c0's train/val images and audited on its test ones.
+# patches, the linear probe, and the refer policy sized on a second cohort (c2) and audited on c0's test images.
 DEMO := --data build/c0/manifest.csv
 demo-classifier: $(STAMP)
 	test -f build/c0/manifest.csv || $(BIN)/osteo phantom build/c0 --subjects 192 --seed 0
+	test -f build/c2/manifest.csv || $(BIN)/osteo phantom build/c2 --subjects 192 --seed 2
 	$(BIN)/osteo pretrain --method simclr $(DEMO) --preset cpu-small --patch-size 96 --out runs/demo-ssl \
 		$$(test -d runs/demo-ssl && echo --resume)
 	$(BIN)/osteo probe --encoder runs/demo-ssl $(DEMO) --out runs/demo-probe
 	$(BIN)/osteo export-screening --encoder runs/demo-ssl --probe runs/demo-probe $(DEMO) \
-		--out resources/models/screening --synthetic
+		--calibration build/c2/manifest.csv --out resources/models/screening --synthetic

@@ -115,10 +115,16 @@ def test_export_packages_a_half_precision_encoder_with_a_calibrated_card(small_c
     probe_card = json.loads((out / "probe.json").read_text())
     assert probe_card["trained_on"] == SYNTHETIC_NOTE
     calibration = probe_card["refer_calibration"]
-    assert calibration["val"]["images"] >= 1 and 0 <= calibration["test"]["refer_rate"] <= 1
+    assert calibration["calibration"]["images"] >= 1 and 0 <= calibration["test"]["refer_rate"] <= 1
+    assert calibration["calibrated_on"].endswith("train+val")
     model = load_screening_model(out, tiny_segmenter)
     assert model.names["trained_on"] == SYNTHETIC_NOTE
     assert model.policy == ReferPolicy(**probe_card["refer_policy"])
+    assert main(["export-screening", "--encoder", str(trained / "encoder.safetensors"), "--probe", str(trained),
+                 "--data", str(small_cohort / "manifest.csv"), "--out", str(out), "--segmenter", str(tiny_segmenter),
+                 "--calibration", str(small_cohort / "manifest.csv"), "--json"]) == 0
+    sized = json.loads((out / "probe.json").read_text())["refer_calibration"]
+    assert sized["calibrated_on"] == small_cohort.name and sized["calibration"]["images"] == 12  # every split
     capsys.readouterr()
     assert main(["audit-screening", "--data", str(small_cohort / "manifest.csv"), "--model", str(out),
                  "--segmenter", str(tiny_segmenter), "--json"]) == 0

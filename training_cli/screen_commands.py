@@ -22,8 +22,10 @@ def add_parsers(sub) -> None:
                                                 "refer policy calibrated on validation subjects")
     e.add_argument("--encoder", required=True, help="pretraining run folder (or its encoder .safetensors)")
     e.add_argument("--probe", required=True, help="probe folder (from `osteo probe`) or its probe.safetensors")
-    e.add_argument("--data", required=True, help="labelled manifest: `train` and `val` calibrate the refer policy, `test` "
-                                                 "audits it")
+    e.add_argument("--data", required=True, help="labelled manifest the probe was trained on: its `test` split "
+                                                 "audits the refer policy")
+    e.add_argument("--calibration", help="a separate labelled manifest that sizes the refer policy (default: the "
+                                         "data's train and val splits)")
     e.add_argument("--out", required=True, help="screening model folder to write")
     e.add_argument("--segmenter", help="segmentation model (default: the bundled one)")
     e.add_argument("--target-refer", type=float, default=0.15, help="share of validation images to refer")
@@ -112,11 +114,12 @@ def run_export(args) -> int:
     with progress_bar(0, "screening") as update:
         result = export_screening_model(encoder_checkpoint(args.encoder),
                                         probe / "probe.safetensors" if probe.is_dir() else probe, args.out,
-                                        args.data, args.segmenter, args.target_refer, card, update)
+                                        args.data, args.segmenter, args.target_refer, card, update,
+                                        args.calibration)
     calibration = result["refer_calibration"]
     emit(result, args.json, [f"refer policy {result['refer_policy']}"] +
-         [f"{split}: {calibration[split]['images']} images, refer rate {calibration[split]['refer_rate']:.1%}, "
-          f"AUC {calibration[split]['all_images']['auc']:.3f}" for split in ("val", "test")])
+         [f"{part}: {calibration[part]['images']} images, refer rate {calibration[part]['refer_rate']:.1%}, "
+          f"AUC {calibration[part]['all_images']['auc']:.3f}" for part in ("calibration", "test")])
     return 0
 
 
