@@ -2,7 +2,8 @@
 
 A phantom hand rendered at 2000×2400 is screened with the bundled models (or --model DIR); the models are
 loaded once, then each stage (segment, classify) and the total are timed over --repeats runs after one
-warm-up. Loading the models is timed apart: `osteo screen` pays it once per command.
+warm-up. Loading the models is timed apart: `osteo screen` pays it once per command. The same image stored
+sideways is timed too: it needs the full orientation search.
 
 Run: .venv/bin/python bench/screen_speed.py [--repeats 5] [--model DIR]
 """
@@ -42,6 +43,14 @@ def main() -> None:
     for name, values in stages.items():
         print(f"  {name:9s} median {statistics.median(values):.2f} s   max {max(values):.2f} s")
     print(f"  decision: {result.decision}, {sum(b['present'] for b in result.bones.values())} bones")
+    turned = np.ascontiguousarray(np.rot90(pixels))  # a sideways file: all 8 orientations are read
+    times = []
+    for _ in range(args.repeats):
+        started = time.perf_counter()
+        answer = screen(turned, model)
+        times.append(time.perf_counter() - started)
+    print(f"  sideways file: total median {statistics.median(times):.2f} s, max {max(times):.2f} s "
+          f"(read with {answer.orientation['quarter_turns']} quarter turn(s))")
 
 
 if __name__ == "__main__":
