@@ -99,15 +99,24 @@ def screen(pixels: np.ndarray, model: ScreeningModel, pixel_spacing_mm: float | 
                            timings, model.names, {"quarter_turns": seg.quarter_turns, "inverted": seg.inverted})
 
 
+def refer_checks(probability: float, bones_found: int, uncertainty: float, threshold: float, policy: ReferPolicy
+                 ) -> dict[str, bool]:
+    """Which of the policy's reasons to refer hold (by name, as audits count them)."""
+    return {"too_few_bones": bones_found < policy.min_bones,
+            "uncertain_segmentation": uncertainty > policy.max_uncertainty,
+            "near_threshold": bool(not np.isnan(probability) and abs(probability - threshold) < policy.margin)}
+
+
 def decide(probability: float, bones_found: int, uncertainty: float, threshold: float, policy: ReferPolicy
            ) -> tuple[str, list[str]]:
+    checks = refer_checks(probability, bones_found, uncertainty, threshold, policy)
     reasons = []
-    if bones_found < policy.min_bones:
+    if checks["too_few_bones"]:
         reasons.append(f"only {bones_found} of 7 bones were found (at least {policy.min_bones} are needed).")
-    if uncertainty > policy.max_uncertainty:
+    if checks["uncertain_segmentation"]:
         reasons.append(f"the bone segmentation is uncertain (mean entropy {uncertainty:.2f} above "
                        f"{policy.max_uncertainty:.2f}).")
-    if not np.isnan(probability) and abs(probability - threshold) < policy.margin:
+    if checks["near_threshold"]:
         reasons.append(f"the probability {probability:.2f} is within {policy.margin:.2f} of the decision "
                        f"threshold {threshold:.2f}.")
     if reasons:

@@ -1,8 +1,8 @@
 """Packaging a screening model: the pretrained encoder (half precision, no projector), the linear probe, a
-refer policy calibrated on validation subjects, and an audit of the decisions on held-out subjects.
+refer policy calibrated on labelled images, and an audit of the decisions on held-out subjects.
 
 The refer policy refers the most uncertain segmentations and the probabilities nearest the threshold, sized so
-that about `target_refer` of the validation subjects are referred; the audit then measures the refer rate
+that about `target_refer` of the calibration images are referred; the audit then measures the refer rate
 that this policy gives on test subjects it never saw.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .cohort import read_manifest
 from .errors import ConfigError
 from .evaluation import screening_metrics
 from .runs import load_checkpoint, write_model
-from .screening import ReferPolicy, ScreeningModel, decide, load_screening_model, screen
+from .screening import ReferPolicy, ScreeningModel, decide, load_screening_model, refer_checks, screen
 
 SYNTHETIC_NOTE = ("Demo classifier trained on the synthetic phantom cohort (`osteo phantom`), not on patients: "
                   "its figures say nothing about real radiographs.")
@@ -80,7 +80,7 @@ def calibrate_refer_policy(screened: list[ScreenedImage], threshold: float, targ
 
 
 def refer_rate(screened: list[ScreenedImage], threshold: float, policy: ReferPolicy) -> float:
-    decisions = [decide(s.probability, s.bones_found, s.uncertainty, threshold, policy)[0] for s in screened]
+    decisions = [s.decision for s in _redecided(screened, threshold, policy)]
     return decisions.count("refer") / max(len(decisions), 1)
 
 
@@ -90,9 +90,8 @@ def audit(screened: list[ScreenedImage], threshold: float, policy: ReferPolicy) 
     labels = np.array([s.label for s in screened])
     probs = np.array([s.probability for s in screened])
     decided = np.array([s.decision != "refer" for s in screened])
-    why = {"too_few_bones": sum(s.bones_found < policy.min_bones for s in screened),
-           "uncertain_segmentation": sum(s.uncertainty > policy.max_uncertainty for s in screened),
-           "near_threshold": sum(abs(s.probability - threshold) < policy.margin for s in screened)}
+    checks = [refer_checks(s.probability, s.bones_found, s.uncertainty, threshold, policy) for s in screened]
+    why = {reason: sum(c[reason] for c in checks) for reason in checks[0]} if checks else {}
     out = {"images": len(screened), "refer_rate": round(float(1 - decided.mean()), 4), "refer_reasons": why,
            "all_images": _rounded(screening_metrics(labels, probs, threshold))}
     if decided.any() and len(set(labels[decided])) == 2:
