@@ -176,3 +176,23 @@ def test_phantoms_are_scored_against_their_true_maps_or_their_raters(small_cohor
     # three raters per phantom image, one true map
     assert len(raters.dice["M3"]) == 3 * len(truth.dice["M3"]) > 0
     assert truth.summary()["dice"] != raters.summary()["dice"]
+
+
+def test_rater_agreement_scores_every_pair_of_raters_or_each_rater_against_the_truth(small_cohort, capsys):
+    from osteo_engine.segmentation.evaluate import rater_agreement
+    from training_cli.main import main
+
+    manifest = small_cohort / "manifest.csv"
+    pairs, truth = rater_agreement(manifest, "train"), rater_agreement(manifest, "train", against_truth=True)
+    assert pairs.images == truth.images > 0
+    # three raters per phantom: three pairs, three comparisons with the truth
+    assert len(pairs.dice["M4"]) == len(truth.dice["M4"]) == 3 * truth.images
+    for evaluation in (pairs, truth):
+        assert all(0.75 < d < 0.995 for d in evaluation.dice["M4"])
+    # raters drawn around the truth agree with it better than with each other
+    assert truth.summary()["mean_dice"] > pairs.summary()["mean_dice"]
+    with pytest.raises(ConfigError, match="no external image"):
+        rater_agreement(manifest, "external")
+    # `osteo segment agreement` reports the same figures
+    assert main(["segment", "agreement", "--data", str(manifest), "--split", "train", "--truth", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["dice"] == truth.summary()["dice"]

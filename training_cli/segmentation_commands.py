@@ -176,6 +176,13 @@ def add_evaluate_parser(seg) -> None:
                    help="score against a phantom cohort's true label maps instead of its raters' maps")
     e.add_argument("--json", action="store_true")
     e.set_defaults(run=segment_evaluate)
+    a = seg.add_parser("agreement", help="Dice between the raters of a manifest's split (or each rater against "
+                                         "a phantom's truth): the ceiling for a model scored against them")
+    a.add_argument("--data", required=True, help="manifest CSV whose folder holds the annotation project")
+    a.add_argument("--split", default="test")
+    a.add_argument("--truth", action="store_true", help="each rater against the phantom's true label maps")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(run=segment_agreement)
 
 
 def segment_evaluate(args) -> int:
@@ -186,14 +193,28 @@ def segment_evaluate(args) -> int:
         result = evaluate_segmenter(load_segmenter(args.model), args.data, args.split, args.landmarks,
                                     args.samples, args.anatomical_order, _refiner(args.refine), progress=update,
                                     against_truth=args.truth).summary()
+    _emit_dice(result, args)
+    return 0
+
+
+def segment_agreement(args) -> int:
+    from osteo_engine.segmentation.evaluate import rater_agreement
+
+    result = rater_agreement(args.data, args.split, args.truth).summary()
+    del result["all_bones_found_rate"]  # a property of a model's maps, not of the raters'
+    _emit_dice(result, args)
+    return 0
+
+
+def _emit_dice(result: dict, args) -> None:
     result["command"] = "osteo " + " ".join(sys.argv[1:])  # so that a model card says how its figures were made
-    lines = [f"{result['images']} images ({args.split}): mean Dice {result['mean_dice']}, "
-             f"all 7 bones found on {result['all_bones_found_rate']:.1%}",
+    lines = [f"{result['images']} images ({args.split}): mean Dice {result['mean_dice']}"
+             + (f", all 7 bones found on {result['all_bones_found_rate']:.1%}" if "all_bones_found_rate" in result
+                else ""),
              "Dice per bone: " + ", ".join(f"{b} {v}" for b, v in result["dice"].items())]
     if "landmark_hit_rate" in result:
         lines.append(f"landmark hits {result['landmark_hit_rate']:.1%}, no-spill {result['no_spill_rate']:.1%}")
     emit(result, args.json, lines)
-    return 0
 
 
 def add_publish_parser(seg) -> None:

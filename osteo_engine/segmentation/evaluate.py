@@ -66,6 +66,32 @@ def evaluate_segmenter(segmenter: LoadedSegmenter, manifest: str | Path, split: 
     return result
 
 
+def rater_agreement(manifest: str | Path, split: str = "test", against_truth: bool = False) -> Evaluation:
+    """How well the raters of a manifest's split agree: Dice of every pair of raters, or with `against_truth`
+    of every rater against a phantom's true label map. It is the ceiling a segmenter scored against the
+    raters' maps can be expected to reach."""
+    manifest = Path(manifest)
+    project = AnnotationProject.open(manifest.parent)
+    result = Evaluation()
+    for row in (r for r in read_manifest(manifest).rows if r.split == split):
+        raters = _rater_maps(project, row.image)
+        if against_truth:
+            pairs = [(a, truth) for a in raters for truth in _truth(manifest, row.subject_id)]
+        else:
+            pairs = [(a, b) for i, a in enumerate(raters) for b in raters[i + 1:]]
+        if not pairs:
+            continue
+        result.images += 1
+        for a, b in pairs:
+            for bone, value in dice_per_bone(a, b).items():
+                if not math.isnan(value):
+                    result.dice[bone].append(value)
+    if not result.images:
+        raise ConfigError(f"no {split} image of {manifest.name} has "
+                          + ("a rater's map" if against_truth else "two raters' maps") + " to compare.")
+    return result
+
+
 def _rater_maps(project: AnnotationProject, image: Path) -> list[np.ndarray]:
     image_id = project.find_image_path(image)
     if image_id is None:
