@@ -43,7 +43,7 @@ clean:
 	rm -rf $(VENV) build .pytest_cache
 
 # The bundled segmenter: SAM masks of the atlas, a phantom cohort, training from scratch, a fine-tune at γ = 1,
-# evaluation, publication.
+# a fine-tune at a higher input resolution, evaluation, publication.
 ATLAS := ../shared/data/hand-atlas
 SEG_DATA := --data build/atlas-auto/manifest.csv build/c0/manifest.csv --repeat 3 1 --preset cpu-small
 default-model: $(STAMP)
@@ -52,12 +52,17 @@ default-model: $(STAMP)
 	$(BIN)/osteo segment train $(SEG_DATA) --epochs 30 --out runs/seg-default $$(test -d runs/seg-default && echo --resume)
 	$(BIN)/osteo segment train $(SEG_DATA) --epochs 15 --init runs/seg-default/checkpoints/best.safetensors \
 		--anneal-fraction 0 --lr 1e-3 --out runs/seg-finetune $$(test -d runs/seg-finetune && echo --resume)
-	$(BIN)/osteo segment evaluate --model runs/seg-finetune/checkpoints/best.safetensors \
+	$(BIN)/osteo segment train $(SEG_DATA) --epochs 8 --init runs/seg-finetune/checkpoints/best.safetensors \
+		--anneal-fraction 0 --lr 5e-4 --input-size 384 480 --out runs/seg-hr $$(test -d runs/seg-hr && echo --resume)
+	$(BIN)/osteo segment evaluate --model runs/seg-hr/checkpoints/best.safetensors \
 		--data build/atlas-auto/manifest.csv --split val --landmarks $(ATLAS)/landmarks.csv --json > build/eval-atlas-val.json
-	$(BIN)/osteo segment evaluate --model runs/seg-finetune/checkpoints/best.safetensors \
+	$(BIN)/osteo segment evaluate --model runs/seg-hr/checkpoints/best.safetensors \
 		--data build/c0/manifest.csv --split test --json > build/eval-phantom-test.json
-	$(BIN)/osteo segment publish runs/seg-finetune/checkpoints/best.safetensors --out resources/models/segmenter.safetensors \
-		--evaluation atlas_val=build/eval-atlas-val.json phantom_test=build/eval-phantom-test.json
+	$(BIN)/osteo segment evaluate --model runs/seg-hr/checkpoints/best.safetensors \
+		--data build/c0/manifest.csv --split test --truth --json > build/eval-phantom-test-truth.json
+	$(BIN)/osteo segment publish runs/seg-hr/checkpoints/best.safetensors --out resources/models/segmenter.safetensors \
+		--evaluation atlas_val=build/eval-atlas-val.json phantom_test=build/eval-phantom-test.json \
+		phantom_test_truth=build/eval-phantom-test-truth.json
 
 # The bundled demo classifier, on synthetic data only: phantom cohort c0, SimCLR on the bundled segmenter's bone
 # patches, the linear probe, and the refer policy sized on a second cohort (c2) and audited on c0's test images.
