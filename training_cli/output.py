@@ -25,7 +25,8 @@ def progress_bar(total: int, desc: str):
     bar = tqdm(total=total, desc=desc, file=sys.stderr, unit="img", dynamic_ncols=True, leave=False)
 
     def update(done: int, total_now: int) -> None:
-        bar.total = total_now
+        if done < bar.n or total_now != bar.total:
+            bar.reset(total=total_now)  # a new pass (e.g. calibration, then test): its own rate and time
         bar.n = done
         bar.refresh()
 
