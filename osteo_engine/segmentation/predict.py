@@ -118,10 +118,11 @@ def find_orientation(pixels: np.ndarray, segmenter: LoadedSegmenter) -> tuple[in
     itself on turned or inverted ones (on the 21 atlas val images and their mirror images the upright reading
     won every time, by at least 0.061 in this score: `bench/orientation_margin.py`), so a sideways or inverted
     file keeps M1 on the thumb."""
-    as_stored = orientation_scores(pixels, segmenter, ORIENTATIONS[:1])[0]
+    small = _thumbnail(pixels, segmenter)  # already small enough: orientation_scores keeps it as it is
+    as_stored = orientation_scores(small, segmenter, ORIENTATIONS[:1])[0]
     if as_stored >= CONFIDENT_UPRIGHT:
         return ORIENTATIONS[0]
-    scores = [as_stored] + orientation_scores(pixels, segmenter, ORIENTATIONS[1:])
+    scores = [as_stored] + orientation_scores(small, segmenter, ORIENTATIONS[1:])
     return ORIENTATIONS[int(np.argmax(scores))]
 
 
