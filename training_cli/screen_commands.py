@@ -19,7 +19,7 @@ def add_parsers(sub) -> None:
     p.set_defaults(run=run_screen)
 
     e = sub.add_parser("export-screening", help="package an encoder and a probe as a screening model, with a "
-                                                "refer policy calibrated on validation subjects")
+                                                "refer policy calibrated on labelled images")
     e.add_argument("--encoder", required=True, help="pretraining run folder (or its encoder .safetensors)")
     e.add_argument("--probe", required=True, help="probe folder (from `osteo probe`) or its probe.safetensors")
     e.add_argument("--data", required=True, help="labelled manifest the probe was trained on: its `test` split "
@@ -28,7 +28,7 @@ def add_parsers(sub) -> None:
                                          "data's train and val splits)")
     e.add_argument("--out", required=True, help="screening model folder to write")
     e.add_argument("--segmenter", help="segmentation model (default: the bundled one)")
-    e.add_argument("--target-refer", type=float, default=0.15, help="share of validation images to refer")
+    e.add_argument("--target-refer", type=float, default=0.15, help="share of calibration images to refer")
     e.add_argument("--synthetic", action="store_true", help="the data are phantoms: say so in the model card")
     e.add_argument("--json", action="store_true")
     e.set_defaults(run=run_export)

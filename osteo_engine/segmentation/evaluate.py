@@ -75,8 +75,9 @@ def rater_agreement(manifest: str | Path, split: str = "test", against_truth: bo
     result = Evaluation()
     for row in (r for r in read_manifest(manifest).rows if r.split == split):
         raters = _rater_maps(project, row.image)
-        if against_truth:
-            pairs = [(a, truth) for a in raters for truth in _truth(manifest, row.subject_id)]
+        if against_truth and raters:
+            truth = _truth(manifest, row.subject_id)[0]  # read once, not once per rater
+            pairs = [(a, truth) for a in raters]
         else:
             pairs = [(a, b) for i, a in enumerate(raters) for b in raters[i + 1:]]
         if not pairs:
