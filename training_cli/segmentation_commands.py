@@ -201,7 +201,6 @@ def segment_agreement(args) -> int:
     from osteo_engine.segmentation.evaluate import rater_agreement
 
     result = rater_agreement(args.data, args.split, args.truth).summary()
-    del result["all_bones_found_rate"]  # a property of a model's maps, not of the raters'
     _emit_dice(result, args)
     return 0
 

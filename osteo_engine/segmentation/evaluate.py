@@ -25,13 +25,15 @@ class Evaluation:
     all_bones_found: int = 0
     dice: dict[str, list[float]] = field(default_factory=lambda: {b: [] for b in BONE_NAMES})
     landmarks: CheckTally = field(default_factory=CheckTally)
+    of_a_model: bool = True  # False when raters are compared with each other: "bones found" is a model's figure
 
     def summary(self) -> dict:
         per_bone = {b: round(float(np.mean(v)), 4) if v else None for b, v in self.dice.items()}
         present = [v for v in per_bone.values() if v is not None]
         out = {"images": self.images, "dice": per_bone,
-               "mean_dice": round(float(np.mean(present)), 4) if present else None,
-               "all_bones_found_rate": round(self.all_bones_found / max(self.images, 1), 4)}
+               "mean_dice": round(float(np.mean(present)), 4) if present else None}
+        if self.of_a_model:
+            out["all_bones_found_rate"] = round(self.all_bones_found / max(self.images, 1), 4)
         if self.landmarks.positives:
             out["landmark_hit_rate"] = round(self.landmarks.hit_rate, 4)
             out["no_spill_rate"] = round(self.landmarks.no_spill_rate, 4)
@@ -72,7 +74,7 @@ def rater_agreement(manifest: str | Path, split: str = "test", against_truth: bo
     raters' maps can be expected to reach."""
     manifest = Path(manifest)
     project = AnnotationProject.open(manifest.parent)
-    result = Evaluation()
+    result = Evaluation(of_a_model=False)
     for row in (r for r in read_manifest(manifest).rows if r.split == split):
         raters = _rater_maps(project, row.image)
         if against_truth and raters:

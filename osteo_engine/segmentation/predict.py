@@ -25,7 +25,7 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "
 MIN_AREA_FRACTION = 0.0005  # a bone smaller than 0.05% of the image counts as absent
 ORIENTATIONS = [(turns, inverted) for turns in range(4) for inverted in (False, True)]
 # All 7 bones at a mean confidence of 0.90. With the bundled model (`bench/orientation_margin.py`), the 21 atlas
-# val images and their mirror images scored 1.924-1.949 upright in `_plausibility` and at most 1.874 turned or
+# val images and their mirror images scored 1.927-1.951 upright in `_plausibility` and at most 1.883 turned or
 # inverted, so an upright file is taken as it is without the other 7 readings.
 CONFIDENT_UPRIGHT = 1.90
 
@@ -116,7 +116,7 @@ def find_orientation(pixels: np.ndarray, segmenter: LoadedSegmenter) -> tuple[in
     """The quarter turns (counter-clockwise) and contrast inversion under which the network finds the most
     bones with the highest confidence. Trained on upright, bone-bright hands, it is markedly less sure of
     itself on turned or inverted ones (on the 21 atlas val images and their mirror images the upright reading
-    won every time, by at least 0.061 in this score: `bench/orientation_margin.py`), so a sideways or inverted
+    won every time, by at least 0.055 in this score: `bench/orientation_margin.py`), so a sideways or inverted
     file keeps M1 on the thumb."""
     small = _thumbnail(pixels, segmenter)  # already small enough: orientation_scores keeps it as it is
     as_stored = orientation_scores(small, segmenter, ORIENTATIONS[:1])[0]
@@ -165,7 +165,7 @@ def _reorient(pixels: np.ndarray, turns: int, inverted: bool) -> np.ndarray:
 def refine_with_sam(pixels: np.ndarray, labels: np.ndarray, prompter: BonePrompter) -> np.ndarray:
     """Each bone of a label map redrawn by SAM from a prompt made of its mask (autoannotate's refinement)."""
     minimum = MIN_AREA_FRACTION * labels.size
-    prompts = {name: mask_prompt(labels == value, value >= FIRST_METACARPAL)
+    prompts = {name: mask_prompt(labels == value, value >= FIRST_METACARPAL, value == FIRST_METACARPAL)
                for value, name in BONES.items() if (labels == value).sum() >= minimum}
     return segment_from_prompts(prompter, pixels, prompts)
 
