@@ -27,6 +27,11 @@ BAND_HALF_WIDTH = 0.13  # masks are clipped to this band around the base-head ax
 THUMB_BOX_HALF_WIDTH, THUMB_BAND_HALF_WIDTH = 0.16, 0.21
 
 
+def _box_and_band(thumb: bool) -> tuple[float, float]:
+    """Half-widths of a metacarpal's prompt box and clipping band, in units of its length."""
+    return (THUMB_BOX_HALF_WIDTH, THUMB_BAND_HALF_WIDTH) if thumb else (BOX_HALF_WIDTH, BAND_HALF_WIDTH)
+
+
 @dataclass(frozen=True)
 class BonePrompt:
     box: np.ndarray  # x0, y0, x1, y1
@@ -56,7 +61,8 @@ def metacarpal_prompt(lm: Landmarks, n: int, shape: tuple[int, int]) -> BoneProm
     length = float(np.linalg.norm(axis))
     u = axis / max(length, 1e-6)
     normal = np.array([-u[1], u[0]])
-    half_width = (THUMB_BOX_HALF_WIDTH if n == 1 else BOX_HALF_WIDTH) * length
+    box_half_width, band = _box_and_band(thumb=n == 1)
+    half_width = box_half_width * length
     corners = [base - 0.04 * length * u + s * half_width * normal for s in (-1, 1)]
     corners += [head + 0.02 * length * u + s * half_width * normal for s in (-1, 1)]
     mid = (base + head) / 2
@@ -67,8 +73,7 @@ def metacarpal_prompt(lm: Landmarks, n: int, shape: tuple[int, int]) -> BoneProm
             negatives.append((lm[f"mc{m}_base"] + lm[f"mc{m}_head"]) / 2)
     points = np.array(positives + negatives)
     labels = np.array([1] * len(positives) + [0] * len(negatives))
-    return BonePrompt(_box(corners, shape), points, labels, mid, (base, head),
-                      band=THUMB_BAND_HALF_WIDTH if n == 1 else BAND_HALF_WIDTH)
+    return BonePrompt(_box(corners, shape), points, labels, mid, (base, head), band=band)
 
 
 def forearm_prompt(lm: Landmarks, bone: str, shape: tuple[int, int]) -> BonePrompt:
@@ -222,7 +227,7 @@ def mask_prompt(mask: np.ndarray, metacarpal: bool, thumb: bool = False) -> Bone
     ends = centre + np.outer([t.min(), t.max()], u)
     length = float(t.max() - t.min())
     proximal, distal = ends[0] - 0.05 * length * u, ends[1] + 0.05 * length * u
-    box_half_width, band = (THUMB_BOX_HALF_WIDTH, THUMB_BAND_HALF_WIDTH) if thumb else (BOX_HALF_WIDTH, BAND_HALF_WIDTH)
+    box_half_width, band = _box_and_band(thumb)
     normal = np.array([-u[1], u[0]]) * box_half_width * (1.1 * length)
     corners = [proximal + normal, proximal - normal, distal + normal, distal - normal]
     return BonePrompt(_box(corners, mask.shape), np.zeros((0, 2)), np.zeros(0, int), anchor, (proximal, distal),
