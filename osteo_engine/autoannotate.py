@@ -131,8 +131,8 @@ def _component_at(mask: np.ndarray, anchor: np.ndarray) -> np.ndarray:
     return (part | (1 - filled)).astype(bool)
 
 
-def _clip_to_band(mask: np.ndarray, proximal: np.ndarray, distal: np.ndarray, margin: float,
-                  band: float = BAND_HALF_WIDTH) -> np.ndarray:
+def _clip_to_band(mask: np.ndarray, proximal: np.ndarray, distal: np.ndarray, margin: float, band: float
+                  ) -> np.ndarray:
     """Keep the part of the mask between the joints (plus a margin) and within a band around the axis."""
     axis = distal - proximal
     length = float(np.linalg.norm(axis))
@@ -208,7 +208,7 @@ def segment_from_prompts(prompter: BonePrompter, pixels: np.ndarray, prompts: di
     return np.where(np.isfinite(logits.max(0)), best + 1, 0).astype(np.uint8)
 
 
-def mask_prompt(mask: np.ndarray, metacarpal: bool, thumb: bool = False) -> BonePrompt:
+def mask_prompt(mask: np.ndarray, bone: str) -> BonePrompt:
     """A prompt made from a rough mask of one bone (a segmenter's), in place of the expert's landmarks:
     metacarpals get a box along their principal axis and a band to clip to; forearm bones their box."""
     ys, xs = np.nonzero(mask)
@@ -216,7 +216,7 @@ def mask_prompt(mask: np.ndarray, metacarpal: bool, thumb: bool = False) -> Bone
     centre = pts.mean(0)
     anchor = pts[np.argmin(np.hypot(*(pts - centre).T))]
     h, w = mask.shape
-    if not metacarpal:
+    if bone in ("ulna", "radius"):
         lo, hi = pts.min(0), pts.max(0)
         margin = 0.1 * (hi - lo)
         box = np.clip(np.r_[lo - margin, hi + margin], 0, [w - 1, h - 1, w - 1, h - 1])
@@ -227,7 +227,7 @@ def mask_prompt(mask: np.ndarray, metacarpal: bool, thumb: bool = False) -> Bone
     ends = centre + np.outer([t.min(), t.max()], u)
     length = float(t.max() - t.min())
     proximal, distal = ends[0] - 0.05 * length * u, ends[1] + 0.05 * length * u
-    box_half_width, band = _box_and_band(thumb)
+    box_half_width, band = _box_and_band(thumb=bone == "M1")
     normal = np.array([-u[1], u[0]]) * box_half_width * (1.1 * length)
     corners = [proximal + normal, proximal - normal, distal + normal, distal - normal]
     return BonePrompt(_box(corners, mask.shape), np.zeros((0, 2)), np.zeros(0, int), anchor, (proximal, distal),

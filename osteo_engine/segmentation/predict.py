@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from ..runs import load_checkpoint, pick_device
 from ..sam import BonePrompter
 from .data import Letterbox
-from .identity import FIRST_METACARPAL, order_metacarpals
+from .identity import order_metacarpals
 from .model import MixtureSegmenter, SegmenterConfig
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "segmenter.safetensors"
@@ -165,7 +165,7 @@ def _reorient(pixels: np.ndarray, turns: int, inverted: bool) -> np.ndarray:
 def refine_with_sam(pixels: np.ndarray, labels: np.ndarray, prompter: BonePrompter) -> np.ndarray:
     """Each bone of a label map redrawn by SAM from a prompt made of its mask (autoannotate's refinement)."""
     minimum = MIN_AREA_FRACTION * labels.size
-    prompts = {name: mask_prompt(labels == value, value >= FIRST_METACARPAL, value == FIRST_METACARPAL)
+    prompts = {name: mask_prompt(labels == value, name)
                for value, name in BONES.items() if (labels == value).sum() >= minimum}
     return segment_from_prompts(prompter, pixels, prompts)
 
