@@ -87,7 +87,9 @@ class SettingsDialog(QtWidgets.QDialog):
             raise AnnotationError(f"a {kind} model needs its checkpoint file.")
         if checkpoint and not Path(checkpoint).is_file():
             raise AnnotationError(f"no checkpoint file at {checkpoint}.")
-        return AppSettings(safe_rater_name(self.rater.text()), kind, checkpoint, self._opacity, self._segmenter,
+        rater = self.rater.text().strip()
+        safe_rater_name(rater)  # refuses a name with nothing a file name can hold; the name itself is kept as typed
+        return AppSettings(rater, kind, checkpoint, self._opacity, self._segmenter,
                            self.colours)
 
     def _browse(self) -> None:

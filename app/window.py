@@ -1,6 +1,7 @@
 """The main window: the Annotate and Screen workspaces, menus, status bar and the research notice."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
@@ -46,7 +47,7 @@ class MainWindow(QtWidgets.QMainWindow):
         export = file_menu.addMenu("&Export")
         export.addAction("PNG label maps…", lambda: self._export("PNG", export_png))
         export.addAction("COCO JSON…", lambda: self._export("COCO", self._coco))
-        export.addAction("DICOM SEG…", lambda: self._export("DICOM SEG", export_dicom_seg))
+        export.addAction("DICOM SEG…", self._export_seg)
         file_menu.addAction("&Settings…", self._edit_settings)
         file_menu.addSeparator()
         file_menu.addAction("&Quit", self.close).setShortcut("Ctrl+Q")
@@ -110,6 +111,20 @@ class MainWindow(QtWidgets.QMainWindow):
         if out:
             self.export_to(label, exporter, out)
 
+    def _export_seg(self) -> None:
+        if self.annotate.project is None:
+            self.show_message("Open a project first.")
+            return
+        dialog = seg_export_dialog(self)
+        if dialog.exec() != QtWidgets.QMessageBox.Ok:
+            return
+        out = QtWidgets.QFileDialog.getExistingDirectory(self, "Export DICOM SEG to…")
+        if out:
+            self.export_seg_to(out, dialog.checkBox().isChecked())
+
+    def export_seg_to(self, out: str | Path, keep_patient: bool) -> list[Path]:
+        return self.export_to("DICOM SEG", partial(export_dicom_seg, keep_patient=keep_patient), out)
+
     def export_to(self, label: str, exporter, out: str | Path) -> list[Path]:
         try:
             written = exporter(self.annotate.project, out)
@@ -138,6 +153,20 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, event) -> None:
         self.annotate.shutdown()
         super().closeEvent(event)
+
+
+def seg_export_dialog(parent: QtWidgets.QWidget | None = None) -> QtWidgets.QMessageBox:
+    """Asks before a DICOM SEG export; the box to keep the patient's identity starts unticked."""
+    box = QtWidgets.QMessageBox(parent)
+    box.setWindowTitle("Export DICOM SEG")
+    box.setText("The SEG files will be de-identified: a pseudonym replaces the patient's name and ID, birth "
+                "date, sex and study dates are left out, and every UID is replaced.")
+    box.setInformativeText("Keep the patient's identity only for SEG files that go back to this hospital's own "
+                           "PACS beside their images.")
+    # parented to the box: a checkbox Python alone held would be deleted with its wrapper
+    box.setCheckBox(QtWidgets.QCheckBox("Copy the patient's name, ID and study (for this hospital's PACS)", box))
+    box.setStandardButtons(QtWidgets.QMessageBox.Ok | QtWidgets.QMessageBox.Cancel)
+    return box
 
 
 def grab(window: QtWidgets.QWidget, out: str | Path) -> bool:

@@ -24,7 +24,7 @@ import numpy as np
 
 from .anatomy import BONES, NUM_CLASSES
 from .errors import AnnotationError
-from .storage import atomic_write_bytes, atomic_write_json
+from .storage import atomic_write_bytes, atomic_write_json, remove_stale_temporaries
 
 SCHEMA_VERSION = 1
 PROJECT_FILE = "project.json"
@@ -115,9 +115,10 @@ def decode_label_png(data: bytes, name: str) -> np.ndarray:
 class AnnotationProject:
     """A folder of images and their raters' annotations."""
 
-    def __init__(self, root: Path, images: list[ImageEntry]):
+    def __init__(self, root: Path, images: list[ImageEntry], rater_names: dict[str, str] | None = None):
         self.root = Path(root)
         self._images = {e.image_id: e for e in images}
+        self._rater_names = dict(rater_names or {})  # file key -> the rater's name exactly as given
 
     # ------------------------------------------------------------ project file
     @classmethod
@@ -138,13 +139,16 @@ class AnnotationProject:
         try:
             obj = json.loads(path.read_text("utf-8"))
             images = [ImageEntry(str(e["id"]), str(e["path"])) for e in obj["images"]]
+            rater_names = {str(k): str(v) for k, v in obj.get("raters", {}).items()}
         except FileNotFoundError:
             raise AnnotationError(f"{root} is not an annotation project (no {PROJECT_FILE}).") from None
         except (ValueError, KeyError, TypeError) as exc:
             raise AnnotationError(f"{path.name} in {root} is corrupt ({exc}).") from exc
         if obj.get("schema_version", 0) > SCHEMA_VERSION:
             raise AnnotationError(f"{path.name} was written by a newer version (schema {obj['schema_version']}).")
-        return cls(root, images)
+        remove_stale_temporaries(root)
+        remove_stale_temporaries(root / ANNOTATION_DIR, recursive=True)
+        return cls(root, images, rater_names)
 
     @classmethod
     def open_or_create(cls, root: str | Path) -> "AnnotationProject":
@@ -173,6 +177,7 @@ class AnnotationProject:
             "schema_version": SCHEMA_VERSION,
             "labels": {str(k): v for k, v in {0: "background", **BONES}.items()},
             "images": [{"id": e.image_id, "path": e.path} for e in self._images.values()],
+            "raters": dict(sorted(self._rater_names.items())),
         })
 
     @property
@@ -206,7 +211,8 @@ class AnnotationProject:
     # ------------------------------------------------------------ annotations
     def save(self, image_id: str, annotation: RaterAnnotation, when: str | None = None) -> None:
         self._entry(image_id)
-        rater = safe_rater_name(annotation.rater)
+        name = annotation.rater.strip()
+        rater = self._claim_rater(name)
         folder = self.root / ANNOTATION_DIR / image_id
         png = encode_label_png(annotation.labels)
         digest = hashlib.sha256(png).hexdigest()
@@ -214,6 +220,7 @@ class AnnotationProject:
         record = {
             "schema_version": SCHEMA_VERSION,
             "rater": rater,
+            "rater_name": name,
             "weight": annotation.weight,
             "author": annotation.author or rater,
             "updated": when or datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -230,6 +237,33 @@ class AnnotationProject:
             raise AnnotationError(f"could not save {rater}'s annotation of {image_id} ({exc.strerror or exc}); "
                                   "the previous version is unchanged.") from exc
         self._remove_stale_maps(folder, rater, keep=png_name)
+
+    def _claim_rater(self, name: str) -> str:
+        """The file key of rater `name`. Names that differ only in what a file name cannot hold ("dr kim" and
+        "dr_kim", "Dr.Lee" and "Dr Lee") or in case would share one file, so the second to come is refused
+        rather than allowed to replace the first's work. The first use of a key registers its name."""
+        key = safe_rater_name(name)
+        owner = next(((k, v) for k, v in self._rater_names.items() if k.lower() == key.lower()), None)
+        if owner is None:
+            owner = self._legacy_owner(key)
+        if owner is not None and owner[1] != name:
+            raise AnnotationError(
+                f"the rater name {name!r} cannot be told apart from {owner[1]!r}, who already annotates this "
+                f"project (both would be stored as {owner[0]}); choose a distinct rater name.")
+        if key not in self._rater_names:
+            self._rater_names[key] = name
+            self._save_project()
+        return key
+
+    def _legacy_owner(self, key: str) -> tuple[str, str] | None:
+        """(key, name) of a rater that saved under `key` before names were registered in project.json."""
+        for record in sorted((self.root / ANNOTATION_DIR).glob(f"*/{key}.json")):
+            try:
+                obj = json.loads(record.read_text("utf-8"))
+                return key, str(obj.get("rater_name") or obj["rater"])
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                continue
+        return None
 
     def raters(self, image_id: str) -> list[str]:
         folder = self.root / ANNOTATION_DIR / image_id
@@ -269,8 +303,8 @@ class AnnotationProject:
             prompts = {bone: BonePrompts.from_json(p) for bone, p in record.get("prompts", {}).items()}
         except (ValueError, TypeError) as exc:
             raise AnnotationError(f"{record_path.name} of image {image_id} has malformed prompts ({exc}).") from exc
-        return RaterAnnotation(rater, labels, record.get("weight"), prompts, record.get("author", ""),
-                               record.get("updated", ""))
+        return RaterAnnotation(str(record.get("rater_name") or rater), labels, record.get("weight"), prompts,
+                               record.get("author", ""), record.get("updated", ""))
 
     @staticmethod
     def _remove_stale_maps(folder: Path, rater: str, keep: str) -> None:

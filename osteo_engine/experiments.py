@@ -19,7 +19,7 @@ from .ssl.data import PatchBank
 from .ssl.methods import METHODS
 from .ssl.pretrain import pretrain, pretrain_preset
 from .ssl.probe import ProbeConfig, encode, evaluate_probe, load_encoder, train_probe
-from .storage import atomic_write_bytes
+from .storage import atomic_write_bytes, strict_json
 
 TABLES = ("1", "2", "3", "4")
 VARIANT = {"1": "full", "2": "no-segmentation", "3": "supervised", "4": "conventional-multicrop"}
@@ -84,7 +84,7 @@ def run_one(spec: RunSpec, bank: PatchBank, preset: str, folder: Path, external:
         everything = external.select(external.labels >= 0)
         everything.splits = np.full(len(everything.splits), "test")
         record["external"] = evaluate_probe(probe, encode(encoder, everything.patches), everything, "test")["metrics"]
-    atomic_write_bytes(done, json.dumps(record, indent=2).encode())
+    atomic_write_bytes(done, strict_json(record, indent=2).encode())
     return record
 
 
@@ -104,7 +104,7 @@ def run_experiment(banks: dict[str, PatchBank], out: str | Path, preset: str, se
     results = {"oracle_auc": oracle_auc, "runs": [{k: r[k] for k in ("table", "method", "variant", "seed", "metrics")}
                                                    | ({"external": r["external"]} if "external" in r else {})
                                                    for r in runs]}
-    atomic_write_bytes(out / "results.json", json.dumps(results, indent=2).encode())
+    atomic_write_bytes(out / "results.json", strict_json(results, indent=2).encode())
     from .report import write_report
 
     write_report(runs, out, oracle_auc)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RadiographError
+from .file_checks import JPEG_SOI, PNG_SIGNATURE, jpeg_problem, png_problem
 
 MAX_PIXELS = 100_000_000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
@@ -64,8 +65,12 @@ def load_radiograph(path: str | Path) -> Radiograph:
 
 
 def _reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
+    """The library's own words, one line: the cause where a first line only introduces it ("...plugins:")."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = lines[1] if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+    return text.split(": ", 1)[1] if text.startswith("pydicom: ") else text[:200]
 
 
 def _sniff(path: Path) -> str:
@@ -89,12 +94,15 @@ def _sniff(path: Path) -> str:
 # ---------------------------------------------------------------- DICOM
 def _load_dicom(path: Path) -> Radiograph:
     import pydicom
-    from pydicom.pixels import apply_modality_lut
 
-    try:
-        ds = pydicom.dcmread(path, force=True)
-    except Exception as exc:
-        raise RadiographError(f"{path.name} is unreadable or truncated ({_reason(exc)}).") from exc
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            ds = pydicom.dcmread(path, force=True)
+        except Exception as exc:
+            raise RadiographError(f"{path.name} is unreadable or truncated ({_reason(exc)}).") from exc
+    if any("end of file" in str(w.message).lower() for w in caught):
+        raise RadiographError(f"{path.name} is truncated: the file ends before its data is complete.")
     if not any(t in ds for t in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise RadiographError(f"{path.name} holds no pixel data (is it a DICOM image at all?).")
     if "Rows" not in ds or "Columns" not in ds:
@@ -105,19 +113,23 @@ def _load_dicom(path: Path) -> Radiograph:
     _check_size(path, int(ds.Rows), int(ds.Columns))
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     arr = _decode(path, ds)
+    if "PixelData" in ds:
+        del ds.PixelData  # the encoded bytes are not needed once decoded
     if arr.ndim == 3:
         arr = _grey_from_colour_dicom(path, ds, arr, photometric)
         photometric = "MONOCHROME2"
     if arr.ndim != 2:
         raise RadiographError(f"{path.name} holds {arr.ndim}-D data; a radiograph is a 2-D image.")
-    values = np.asarray(apply_modality_lut(arr, ds), dtype=np.float64)
+    values = _modality_values(ds, arr)
+    bits_stored = int(ds.get("BitsStored", arr.dtype.itemsize * 8))
+    del arr
     pixels, has_voi = _apply_voi(ds, values)
     if photometric == "MONOCHROME1":
         pixels = 1.0 - pixels
     pixels = _finite(path, pixels)
     return Radiograph(
         pixels=pixels,
-        bits_stored=int(ds.get("BitsStored", arr.dtype.itemsize * 8)),
+        bits_stored=bits_stored,
         pixel_spacing_mm=_dicom_spacing(ds),
         photometric=photometric,
         window=(0.5, 1.0) if has_voi else _default_window(pixels),
@@ -136,6 +148,22 @@ def _decode(path: Path, ds) -> np.ndarray:
         raise RadiographError(
             f"{path.name}: the pixel data ({name}) could not be decoded ({_reason(exc)})."
         ) from exc
+
+
+def _modality_values(ds, arr: np.ndarray) -> np.ndarray:
+    """The modality LUT's output as float32. A linear rescale (the usual case) is applied in place: pydicom's
+    float64 copy of a 100-megapixel image alone took 800 MB."""
+    from pydicom.pixels import apply_modality_lut
+
+    if "ModalityLUTSequence" in ds:
+        return np.asarray(apply_modality_lut(arr, ds), dtype=np.float32)
+    values = arr.astype(np.float32)
+    slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+    if slope != 1:
+        values *= slope
+    if intercept:
+        values += intercept
+    return values
 
 
 def _grey_from_colour_dicom(path: Path, ds, arr: np.ndarray, photometric: str) -> np.ndarray:
@@ -157,16 +185,38 @@ def _apply_voi(ds, values: np.ndarray) -> tuple[np.ndarray, bool]:
 
     if "VOILUTSequence" in ds or "WindowCenter" in ds and "WindowWidth" in ds:
         try:
-            out = np.asarray(apply_voi_lut(values, ds, index=0), dtype=np.float64)
+            linear = _linear_window(ds, values)
+            if linear is not None:
+                return linear, True
             if "VOILUTSequence" in ds:
                 lo, hi = 0.0, 2.0 ** int(ds.VOILUTSequence[0].LUTDescriptor[2]) - 1
             else:  # windowing is monotone: its output range is what it makes of -inf and +inf
                 lo, hi = np.asarray(apply_voi_lut(np.array([-1e12, 1e12]), ds, index=0), dtype=np.float64)
             if hi > lo and np.isfinite([lo, hi]).all():
-                return np.clip((out - lo) / (hi - lo), 0.0, 1.0).astype(np.float32), True
+                out = np.asarray(apply_voi_lut(values, ds, index=0), dtype=np.float32)
+                out -= lo
+                out /= hi - lo
+                return np.clip(out, 0.0, 1.0, out=out), True
         except Exception:
             pass  # a broken VOI description falls back to the full range below
     return _min_max(values), False
+
+
+def _linear_window(ds, values: np.ndarray) -> np.ndarray | None:
+    """LINEAR windowing (PS3.3 C.11.2.1.2.1, the default VOI function) scaled to [0, 1], in place in float32;
+    None where another VOI description applies (pydicom's apply_voi_lut, which works in float64, takes
+    those). Its output equals apply_voi_lut's rescaled to its own output range."""
+    if "VOILUTSequence" in ds or str(ds.get("VOILUTFunction", "LINEAR")).upper() != "LINEAR":
+        return None
+    from pydicom.multival import MultiValue
+
+    centre, width = (float(v[0] if isinstance(v, MultiValue) else v) for v in (ds.WindowCenter, ds.WindowWidth))
+    if not (math.isfinite(centre) and math.isfinite(width)) or width <= 1:
+        return None
+    values -= centre - 0.5
+    values /= width - 1
+    values += 0.5
+    return np.clip(values, 0.0, 1.0, out=values)
 
 
 def _dicom_spacing(ds) -> tuple[float, float] | None:
@@ -187,8 +237,11 @@ def _load_image(path: Path) -> Radiograph:
 
     arr = _read_tiff(path) if path.suffix.lower() in (".tif", ".tiff") else None
     if arr is None:
+        data = _checked_bytes(path)
         _check_size(path, *_image_size(path))
-        arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        arr = _decode_jpeg(path, data) if data.startswith(JPEG_SOI) else cv2.imdecode(
+            np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        del data
     if arr is None:
         raise RadiographError(f"{path.name} is unreadable or truncated.")
     if arr.ndim == 3 and arr.shape[2] == 1:
@@ -201,14 +254,44 @@ def _load_image(path: Path) -> Radiograph:
         raise RadiographError(f"{path.name} holds {arr.ndim}-D data; a radiograph is a 2-D image.")
     if arr.dtype == np.uint8 or arr.dtype == np.uint16:
         bits = 8 * arr.dtype.itemsize
-        pixels = arr.astype(np.float32) / float(2 ** bits - 1)
+        pixels = arr.astype(np.float32)
+        pixels /= float(2 ** bits - 1)
     else:
         bits = 8 * arr.dtype.itemsize
+        if not np.isfinite(arr).any():
+            raise RadiographError(f"{path.name} holds no pixel values that are numbers (all NaN or infinite).")
         pixels = _min_max(arr.astype(np.float64))
     pixels = _finite(path, pixels)
     return Radiograph(pixels=pixels, bits_stored=bits, pixel_spacing_mm=None, photometric="MONOCHROME2",
                       window=_default_window(pixels), modality=None,
                       source_format=path.suffix.lower().lstrip(".").replace("jpeg", "jpg") or "image")
+
+
+def _checked_bytes(path: Path) -> bytes:
+    """The file's bytes, once its PNG or JPEG structure is known to be whole (file_checks)."""
+    data = path.read_bytes()
+    check = png_problem if data.startswith(PNG_SIGNATURE) else jpeg_problem if data.startswith(JPEG_SOI) else None
+    problem = check(data) if check else None
+    if problem:
+        raise RadiographError(f"{path.name} cannot be used: {problem}.")
+    return data
+
+
+def _decode_jpeg(path: Path, data: bytes) -> np.ndarray:
+    """Pillow, not OpenCV: libjpeg's "Corrupt JPEG data" is only a warning on stderr under OpenCV, and the
+    damaged image loads as if whole; Pillow raises instead. Grey, or BGR like OpenCV's colour images."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            if im.mode == "L":
+                return np.asarray(im)
+            return np.ascontiguousarray(np.asarray(im.convert("RGB"))[..., ::-1])
+    except Exception as exc:
+        raise RadiographError(f"{path.name} is a damaged JPEG file ({_reason(exc)}).") from exc
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -274,7 +357,7 @@ def _finite(path: Path, pixels: np.ndarray) -> np.ndarray:
         raise RadiographError(f"{path.name} contains pixel values that are not numbers.")
     if float(pixels.max()) <= float(pixels.min()):
         raise RadiographError(f"{path.name} is blank: every pixel has the same value.")
-    return np.clip(pixels, 0.0, 1.0)
+    return np.clip(pixels, 0.0, 1.0, out=pixels)  # in place: the loader owns `pixels`
 
 
 def _default_window(pixels: np.ndarray) -> tuple[float, float]:

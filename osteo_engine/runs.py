@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load, save
 
 from .errors import ConfigError
-from .storage import atomic_write_bytes, atomic_write_json
+from .storage import atomic_write_bytes, atomic_write_json, strict_json
 
 
 class RunFolder:
@@ -45,7 +45,7 @@ class RunFolder:
     def append_metrics(self, record: dict) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(strict_json(record) + "\n")
             f.flush()
             os.fsync(f.fileno())
 
@@ -58,7 +58,7 @@ class RunFolder:
     def truncate_metrics(self, last_epoch: int) -> None:
         """Drop records of epochs after the resume point (an epoch that crashed before its checkpoint)."""
         kept = [m for m in self.metrics() if m.get("epoch", 0) <= last_epoch]
-        atomic_write_bytes(self.root / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in kept).encode())
+        atomic_write_bytes(self.root / "metrics.jsonl", "".join(strict_json(m) + "\n" for m in kept).encode())
 
     def save_checkpoint(self, name: str, state: dict[str, torch.Tensor], card: dict) -> Path:
         card = {**card, "saved": datetime.now(timezone.utc).isoformat(timespec="seconds")}
@@ -73,7 +73,50 @@ class RunFolder:
         path = self.root / "resume.pt"
         if not path.exists():
             return None
+        state = load_tensors_file(path, "resume state")
+        if not isinstance(state, dict):
+            raise ConfigError(f"{path} is not a resume state (a dictionary of training state).")
+        return state
+
+    def restore(self, model: torch.nn.Module, optimiser) -> dict | None:
+        """Load resume.pt into `model` and `optimiser` and drop the metrics of epochs after it; returns the
+        state (its "epoch" and whatever else the trainer saved), or None when there is none to resume."""
+        state = self.load_resume()
+        if state is None:
+            return None
+        try:
+            model.load_state_dict(state["model"])
+            optimiser.load_state_dict(state["optimiser"])
+            epoch = int(state["epoch"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ConfigError(f"{self.root / 'resume.pt'} does not fit this run ({_first_line(exc)}); start a new "
+                              "run folder, or resume with the settings it was made with.") from None
+        self.truncate_metrics(epoch)
+        return state
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
+
+
+def load_tensors_file(path: str | Path, what: str):
+    """`torch.load(weights_only=True)` of a .pt file, whose failures become one sentence naming the file.
+    torch's own message for a refused pickle advises `weights_only=False`, which would run whatever code the
+    file carries: that advice must never reach a user, so no part of torch's message is passed on for it."""
+    import pickle
+
+    path = Path(path)
+    try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ConfigError(f"{path} was refused: it holds objects other than tensors and plain values, which are "
+                          f"never loaded (a {what} holds only those). Use a file written by this program or "
+                          "by the model's authors.") from None
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist.") from None
+    except (EOFError, RuntimeError, KeyError, ValueError, OSError, AttributeError, TypeError):
+        raise ConfigError(f"{path} is truncated or corrupt: it is not a readable {what}.") from None
 
 
 def write_model(path: str | Path, state: dict[str, torch.Tensor], card: dict) -> Path:
@@ -96,7 +139,21 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         raise ConfigError(f"{exc.filename} is missing; a model is a .safetensors file with its .json card.") from exc
     except Exception as exc:
         raise ConfigError(f"{path.name} is not a readable model ({str(exc).splitlines()[0][:200]}).") from exc
+    if not isinstance(card, dict):
+        raise ConfigError(f"{card_path.name} is not a model card (a JSON object).")
+    broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise ConfigError(f"{path.name} holds weights that are not numbers (NaN or infinite, in {broken[0]}"
+                          + (f" and {len(broken) - 1} more" if len(broken) > 1 else "") + "); the model is damaged.")
     return state, card
+
+
+def card_field(card: dict, key: str, path: str | Path):
+    """card[key], or a ConfigError naming the card and the missing field."""
+    try:
+        return card[key]
+    except KeyError:
+        raise ConfigError(f"{Path(path).with_suffix('.json').name} lacks {key!r}; the model card is incomplete.") from None
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:

@@ -6,19 +6,24 @@ probability is always reported, also when referring.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .anatomy import BONE_NAMES
 from .errors import ConfigError
 from .patches import bone_patches
+from .runs import card_field
 
 DISCLAIMER = ("Research tool, not a medical device: this is not a diagnosis. Osteoporosis is diagnosed by DXA "
               "and a clinician.")
 MODELS = Path(__file__).resolve().parents[1] / "resources" / "models"
+MAX_SCREEN_PIXELS = 16_000_000  # larger images are screened from a copy shrunk to this size (`working_copy`)
 
 
 @dataclass(frozen=True)
@@ -30,11 +35,11 @@ class ReferPolicy:
 
 @dataclass
 class ScreeningResult:
-    probability: float
+    probability: float | None  # mean over the bones found; None when there is none to give (then `refer`)
     decision: str
     reasons: list[str]
     bones: dict[str, dict]
-    uncertainty: float
+    uncertainty: float | None  # mean predictive entropy over the bones, nats; None when not a number
     threshold: float
     timings_s: dict[str, float]
     model: dict
@@ -65,21 +70,40 @@ def load_screening_model(folder: str | Path | None = None, segmenter: str | Path
         raise ConfigError(f"no screening model in {folder} (encoder.safetensors and probe.safetensors); "
                           "train one with `osteo pretrain` and `osteo probe`.")
     loaded_segmenter = load_segmenter(segmenter)
-    encoder, _, encoder_card = load_encoder(folder / "encoder.safetensors")
-    probe, probe_card = Probe.load(folder / "probe.safetensors")
-    policy = ReferPolicy(**probe_card.get("refer_policy", {}))
+    encoder, features, encoder_card = load_encoder(folder / "encoder.safetensors")
+    patch_size = card_field(encoder_card, "patch_size", folder / "encoder.json")
+    if not isinstance(patch_size, int) or not 16 <= patch_size <= 1024:
+        raise ConfigError(f"encoder.json in {folder} gives a patch size {patch_size!r}; it must be a whole number "
+                          "of pixels between 16 and 1024.")
+    probe, probe_card = Probe.load(folder / "probe.safetensors", features)
+    policy = _refer_policy(probe_card.get("refer_policy", {}), folder / "probe.json")
+    method = encoder_card["method_config"]
     names = {"segmenter": loaded_segmenter.card.get("name", "segmenter"),
-             "encoder": f"{encoder_card['method_config']['method']} {encoder_card['method_config']['encoder']}",
+             "encoder": f"{method.get('method', 'pretrained')} {method['encoder']}",
              "probe": probe_card.get("name", "linear probe"), "trained_on": probe_card.get("trained_on", "")}
-    return ScreeningModel(loaded_segmenter, encoder, probe, int(encoder_card["patch_size"]), policy, names)
+    return ScreeningModel(loaded_segmenter, encoder, probe, patch_size, policy, names)
+
+
+def _refer_policy(fields: dict, card: Path) -> ReferPolicy:
+    known = {f.name for f in dataclass_fields(ReferPolicy)}
+    unknown = sorted(set(fields) - known) if isinstance(fields, dict) else []
+    if not isinstance(fields, dict) or unknown:
+        raise ConfigError(f"{card.name} has a refer policy with unknown settings ({', '.join(unknown) or fields!r}); "
+                          f"it takes {', '.join(sorted(known))}.")
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in fields.values()):
+        raise ConfigError(f"{card.name} has a refer policy whose settings are not all numbers.")
+    return ReferPolicy(**fields)
 
 
 def screen(pixels: np.ndarray, model: ScreeningModel, pixel_spacing_mm: float | None = None) -> ScreeningResult:
+    """pixels (H, W) float32 in [0, 1], bone bright; `pixel_spacing_mm` of a row. The probability is None when
+    there is none to give (no bones, or a model output that is not a number), and the decision is then `refer`."""
     from .segmentation.predict import segment
     from .ssl.probe import encode
 
     timings = {}
     started = time.perf_counter()
+    pixels, pixel_spacing_mm = working_copy(pixels, pixel_spacing_mm)
     seg = segment(pixels, model.segmenter)
     timings["segment"] = time.perf_counter() - started
     started = time.perf_counter()
@@ -89,28 +113,58 @@ def screen(pixels: np.ndarray, model: ScreeningModel, pixel_spacing_mm: float | 
     timings["classify"] = time.perf_counter() - started
     probability = float(bone_probs.mean()) if len(bone_probs) else float("nan")
     found = dict(zip(patches.names, bone_probs.tolist()))
-    bones = {b: {"present": b in found, "probability": found.get(b)} for b in BONE_NAMES}
+    bones = {b: {"present": b in found, "probability": _number(found.get(b))} for b in BONE_NAMES}
     uncertainty = seg.mean_uncertainty()
     decision, reasons = decide(probability, len(found), uncertainty, model.probe.threshold, model.policy)
-    if np.isnan(probability):
-        probability = 0.0  # always a number; the decision is `refer` and says why
     timings = {k: round(v, 3) for k, v in timings.items()}
-    return ScreeningResult(probability, decision, reasons, bones, round(uncertainty, 4), model.probe.threshold,
-                           timings, model.names, {"quarter_turns": seg.quarter_turns, "inverted": seg.inverted})
+    return ScreeningResult(_number(probability), decision, reasons, bones, _number(uncertainty, 4),
+                           model.probe.threshold, timings, model.names,
+                           {"quarter_turns": seg.quarter_turns, "inverted": seg.inverted})
+
+
+def working_copy(pixels: np.ndarray, pixel_spacing_mm: float | None) -> tuple[np.ndarray, float | None]:
+    """The image shrunk to at most `MAX_SCREEN_PIXELS` (area averaging) with its spacing scaled to match; an
+    image within the limit is returned as it is. Bone patches are 0.5 mm a pixel or coarser, so nothing they
+    show is lost, and a 100-megapixel file no longer needs gigabytes on its way through."""
+    h, w = pixels.shape
+    if h * w <= MAX_SCREEN_PIXELS:
+        return pixels, pixel_spacing_mm
+    scale = math.sqrt(MAX_SCREEN_PIXELS / (h * w))
+    size = (max(1, int(w * scale)), max(1, int(h * scale)))
+    small = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    return small, pixel_spacing_mm * w / size[0] if pixel_spacing_mm else None
+
+
+def _number(value: float | None, digits: int | None = None) -> float | None:
+    """A finite float (rounded when asked), or None: NaN never reaches a result."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value, digits) if digits is not None else float(value)
 
 
 def refer_checks(probability: float, bones_found: int, uncertainty: float, threshold: float, policy: ReferPolicy
                  ) -> dict[str, bool]:
-    """Which of the policy's reasons to refer hold (by name, as audits count them)."""
-    return {"too_few_bones": bones_found < policy.min_bones,
+    """Which of the policy's reasons to refer hold (by name, as audits count them). A number that is not finite
+    (a model whose weights went NaN, say) can never be compared with a limit, so it is a reason of its own."""
+    return {"not_a_number": _not_a_number(probability, bones_found, uncertainty, threshold),
+            "too_few_bones": bones_found < policy.min_bones,
             "uncertain_segmentation": uncertainty > policy.max_uncertainty,
-            "near_threshold": bool(not np.isnan(probability) and abs(probability - threshold) < policy.margin)}
+            "near_threshold": bool(math.isfinite(probability) and abs(probability - threshold) < policy.margin)}
+
+
+def _not_a_number(probability: float, bones_found: int, uncertainty: float, threshold: float) -> bool:
+    """With no bones there is no probability to give, which `too_few_bones` already says."""
+    return not (math.isfinite(uncertainty) and math.isfinite(threshold)
+                and (bones_found == 0 or math.isfinite(probability)))
 
 
 def decide(probability: float, bones_found: int, uncertainty: float, threshold: float, policy: ReferPolicy
            ) -> tuple[str, list[str]]:
     checks = refer_checks(probability, bones_found, uncertainty, threshold, policy)
     reasons = []
+    if checks["not_a_number"]:
+        reasons.append("the model gave a value that is not a number (probability, segmentation uncertainty or "
+                       "threshold); the model files may be damaged.")
     if checks["too_few_bones"]:
         reasons.append(f"only {bones_found} of 7 bones were found (at least {policy.min_bones} are needed).")
     if checks["uncertain_segmentation"]:

@@ -49,11 +49,16 @@ def screen_split(model: ScreeningModel, manifest: str | Path, split: str | None,
         image = load_radiograph(row.image)
         spacing = image.pixel_spacing_mm[0] if image.pixel_spacing_mm else None
         result = screen(image.pixels, model, spacing)
-        out.append(ScreenedImage(row.label, result.probability, sum(b["present"] for b in result.bones.values()),
-                                 result.uncertainty, result.decision))
+        out.append(ScreenedImage(row.label, _nan_for_none(result.probability),
+                                 sum(b["present"] for b in result.bones.values()),
+                                 _nan_for_none(result.uncertainty), result.decision))
         if progress:
             progress(k + 1, len(rows))
     return out
+
+
+def _nan_for_none(value: float | None) -> float:
+    return float("nan") if value is None else value
 
 
 def calibrate_refer_policy(screened: list[ScreenedImage], threshold: float, target_refer: float = 0.15,
@@ -69,7 +74,7 @@ def calibrate_refer_policy(screened: list[ScreenedImage], threshold: float, targ
     if uncertainty_share > 0:
         limit = math.ceil(max(float(np.quantile(uncertainty, 1 - uncertainty_share)), 1e-4) * 1e4) / 1e4
     policy = ReferPolicy(base.min_bones, limit, 0.0)
-    distances = np.sort([abs(s.probability - threshold) for s in screened])
+    distances = np.sort([abs(s.probability - threshold) for s in screened if math.isfinite(s.probability)])
     margin = 0.0
     for candidate in distances:
         trial = ReferPolicy(policy.min_bones, policy.max_uncertainty, float(candidate))
@@ -92,8 +97,10 @@ def audit(screened: list[ScreenedImage], threshold: float, policy: ReferPolicy) 
     decided = np.array([s.decision != "refer" for s in screened])
     checks = [refer_checks(s.probability, s.bones_found, s.uncertainty, threshold, policy) for s in screened]
     why = {reason: sum(c[reason] for c in checks) for reason in checks[0]} if checks else {}
+    scored = np.isfinite(probs)  # images without a probability (no bones) are referred, and left out of AUC
     out = {"images": len(screened), "refer_rate": round(float(1 - decided.mean()), 4), "refer_reasons": why,
-           "all_images": _rounded(screening_metrics(labels, probs, threshold))}
+           "all_images": _rounded(screening_metrics(labels[scored], probs[scored], threshold)),
+           "without_probability": int((~scored).sum())}
     if decided.any() and len(set(labels[decided])) == 2:
         out["decided_images"] = _rounded(screening_metrics(labels[decided], probs[decided], threshold))
     return out

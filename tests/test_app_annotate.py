@@ -276,8 +276,8 @@ def test_settings_round_trip_and_the_dialog_refuses_unusable_choices(qtbot, tmp_
     dialog.rater.setText("  ")
     with pytest.raises(AnnotationError, match="rater"):
         dialog.result_settings()
-    dialog.rater.setText("dr lee")
-    assert dialog.result_settings().rater == "dr_lee"
+    dialog.rater.setText(" dr lee ")
+    assert dialog.result_settings().rater == "dr lee"  # kept as typed: the project tells "dr lee" from "dr_lee"
 
 
 def test_exports_from_the_menu_write_files(qtbot, make_window, folder, tmp_path):
@@ -293,3 +293,24 @@ def test_exports_from_the_menu_write_files(qtbot, make_window, folder, tmp_path)
     assert len(written) == 1 and written[0].exists()
     coco = window.export_to("COCO", window._coco, tmp_path / "coco")
     assert coco[0].name == "annotations_coco.json" and coco[0].exists()
+
+
+def test_dicom_seg_export_from_the_window_is_de_identified_unless_the_box_is_ticked(qtbot, make_window, folder,
+                                                                                     tmp_path):
+    import pydicom
+
+    from app.window import seg_export_dialog
+
+    dialog = seg_export_dialog()
+    qtbot.addWidget(dialog)
+    assert not dialog.checkBox().isChecked()  # de-identified unless someone ticks the box
+    window = make_window()
+    window.annotate.open_folder(folder)
+    qtbot.keyClick(window, QtCore.Qt.Key_B)
+    drag(window.annotate.canvas, (300, 400), (340, 420))
+    qtbot.keyClick(window, QtCore.Qt.Key_Return)
+    source = pydicom.dcmread(folder / "hand1.dcm")
+    for keep in (False, True):
+        written = window.export_seg_to(tmp_path / f"seg{keep}", keep_patient=keep)
+        assert len(written) == 1
+        assert (pydicom.dcmread(written[0]).PatientID == source.PatientID) is keep

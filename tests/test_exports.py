@@ -8,6 +8,7 @@ from PIL import Image
 from osteo_engine.annotations import AnnotationProject, RaterAnnotation
 from osteo_engine.errors import AnnotationError
 from osteo_engine.exports import coco, dicom_seg, png
+from osteo_engine.exports.deidentify import project_key, replacement_uid
 from osteo_engine.io import load_radiograph
 
 from .conftest import SAMPLE_DICOM
@@ -92,18 +93,20 @@ def test_coco_import_refuses_unknown_categories(dicom_project, tmp_path):
         coco.import_coco(project, tmp_path / "bad.json", "x")
 
 
-def test_dicom_seg_export_holds_every_bone_of_every_rater(dicom_project, tmp_path):
+@pytest.mark.parametrize("keep_patient", [False, True])
+def test_dicom_seg_export_holds_every_bone_of_every_rater(dicom_project, tmp_path, keep_patient):
     import pydicom
 
     project, maps = dicom_project
-    written = dicom_seg.export_dicom_seg(project, tmp_path / "seg")
+    written = dicom_seg.export_dicom_seg(project, tmp_path / "seg", keep_patient=keep_patient)
     assert len(written) == 2
     source = pydicom.dcmread(SAMPLE_DICOM)
+    key = project_key(project.root)
     for path in written:
         seg = pydicom.dcmread(path)
         assert seg.Modality == "SEG" and seg.SegmentationType == "BINARY"
         assert seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == \
-            source.SOPInstanceUID
+            (source.SOPInstanceUID if keep_patient else replacement_uid(key, source.SOPInstanceUID))
         labels = [d.SegmentLabel for d in seg.SegmentSequence]
         assert labels == ["ulna", "radius", "M1", "M2", "M3", "M4", "M5"]
         frames = seg.pixel_array.reshape(-1, seg.Rows, seg.Columns)
@@ -113,6 +116,43 @@ def test_dicom_seg_export_holds_every_bone_of_every_rater(dicom_project, tmp_pat
             rebuilt[frame > 0] = number
         rater = path.name.split("_")[-1].split(".")[0]
         np.testing.assert_array_equal(rebuilt, maps[(project.images[0].image_id, rater)])
+
+
+def _identity(ds) -> dict:
+    return {k: str(ds.get(k, "")) for k in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex",
+                                             "StudyInstanceUID", "StudyDate", "AccessionNumber")}
+
+
+def test_dicom_seg_is_de_identified_by_default_with_a_consistent_pseudonym(dicom_project, tmp_path):
+    import pydicom
+
+    project, _ = dicom_project
+    source = pydicom.dcmread(SAMPLE_DICOM)
+    first, again = (dicom_seg.export_dicom_seg(project, tmp_path / name) for name in ("a", "b"))
+    seg = pydicom.dcmread(first[0])
+    assert seg.PatientIdentityRemoved == "YES"
+    assert str(seg.PatientID).startswith("ANON-") and str(seg.PatientName).startswith(seg.PatientID)
+    assert not {str(source.PatientName), str(source.PatientID), source.StudyInstanceUID, source.SeriesInstanceUID,
+                source.SOPInstanceUID} & {str(v.value) for v in seg.iterall()}
+    assert seg.PatientSex == "" and seg.PatientBirthDate == "" and seg.StudyDate == ""
+    # the same patient and study in every export and for every rater, so a recipient can group them
+    assert _identity(pydicom.dcmread(again[0])) == _identity(seg) == _identity(pydicom.dcmread(first[1]))
+    kept = pydicom.dcmread(dicom_seg.export_dicom_seg(project, tmp_path / "kept", keep_patient=True)[0])
+    assert _identity(kept) == _identity(source)
+
+
+def test_osteo_export_keeps_the_patient_only_when_asked(dicom_project, tmp_path, capsys):
+    import pydicom
+
+    from training_cli.main import main
+
+    project, _ = dicom_project
+    source = pydicom.dcmread(SAMPLE_DICOM)
+    for flag, expected in (([], False), (["--keep-patient"], True)):
+        out = tmp_path / f"seg{len(flag)}"
+        assert main(["export", str(project.root), "--format", "dicom-seg", "--out", str(out), *flag]) == 0
+        seg = pydicom.dcmread(sorted(out.iterdir())[0])
+        assert (seg.PatientID == source.PatientID) is expected
 
 
 def test_dicom_seg_skips_non_dicom_sources(tmp_path):

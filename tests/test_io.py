@@ -135,7 +135,7 @@ def test_colour_png_becomes_grey(tmp_path):
 @pytest.mark.parametrize("content,match", [
     (b"", "empty"),
     (b"this is not an image at all, just text " * 10, "not a valid|could not|no pixel|unreadable"),
-    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "unreadable|truncated|could not"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "unreadable|truncated|corrupt|could not"),
 ])
 def test_unusable_files_raise_radiograph_error(tmp_path, content, match):
     path = tmp_path / "bad.png"

@@ -129,8 +129,8 @@ def test_export_packages_a_half_precision_encoder_with_a_calibrated_card(small_c
     assert main(["audit-screening", "--data", str(small_cohort / "manifest.csv"), "--model", str(out),
                  "--segmenter", str(tiny_segmenter), "--json"]) == 0
     audited = json.loads(capsys.readouterr().out)
-    assert audited["images"] == 12 and set(audited["refer_reasons"]) == {"too_few_bones", "uncertain_segmentation",
-                                                                         "near_threshold"}
+    assert audited["images"] == 12 and set(audited["refer_reasons"]) == {"not_a_number", "too_few_bones",
+                                                                         "uncertain_segmentation", "near_threshold"}
 
 
 def test_the_text_answer_says_how_a_turned_or_inverted_file_was_read():

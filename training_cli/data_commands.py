@@ -41,6 +41,9 @@ def add_parsers(sub) -> None:
     p.add_argument("project")
     p.add_argument("--format", choices=["png", "coco", "dicom-seg"], required=True)
     p.add_argument("--out", required=True, help="folder (png, dicom-seg) or .json file (coco)")
+    p.add_argument("--keep-patient", action="store_true",
+                   help="dicom-seg: copy the patient's name, ID and study from the source (for the hospital's own "
+                        "PACS); by default a SEG is de-identified, with a pseudonym and new UIDs")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=export)
 
@@ -129,7 +132,7 @@ def export(args) -> int:
     elif args.format == "coco":
         written = [coco.export_coco(project, args.out)]
     else:
-        written = dicom_seg.export_dicom_seg(project, args.out)
+        written = dicom_seg.export_dicom_seg(project, args.out, keep_patient=args.keep_patient)
     emit({"written": [str(p) for p in written]}, args.json, [f"wrote {len(written)} file(s) to {args.out}"])
     return 0
 

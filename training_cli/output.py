@@ -1,14 +1,15 @@
 """Where command output goes: one JSON document or plain lines on stdout; progress and logs on stderr."""
 from __future__ import annotations
 
-import json
 import sys
 from contextlib import contextmanager
+
+from osteo_engine.storage import strict_json
 
 
 def emit(obj: dict, as_json: bool, lines: list[str]) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+        sys.stdout.write(strict_json(obj, indent=2) + "\n")
     else:
         sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()

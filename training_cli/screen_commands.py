@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import csv
-import json
 import sys
 from pathlib import Path
+
+from osteo_engine.storage import strict_json
 
 from .output import emit, progress_bar
 
@@ -43,30 +44,42 @@ def add_parsers(sub) -> None:
     a.set_defaults(run=run_audit)
 
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files as given; folders as their image files; manifests as their image column."""
+def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """(files to screen, (input, problem) for each input that gives none): files as given; folders as their
+    image files; manifests as their image column. An input that names nothing to screen, a missing file or a
+    folder without radiographs, is a problem, never silently skipped."""
     from osteo_engine.cohort import read_manifest
     from osteo_engine.io import radiograph_files
 
-    out: list[Path] = []
+    files: list[Path] = []
+    problems: list[tuple[str, str]] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            out += radiograph_files(item)
-        elif item.suffix.lower() == ".csv":
-            out += [row.image for row in read_manifest(item).rows]
+            found = radiograph_files(item)
+            files += found
+            if not found:
+                problems.append((item.name, f"{item.name} is a folder with no radiographs in it."))
+        elif item.suffix.lower() == ".csv" and item.is_file():
+            files += [row.image for row in read_manifest(item).rows]
         else:
-            out.append(item)
-    return out
+            files.append(item)
+    problems += [(f.name, f"{f.name} does not exist.") for f in files if not f.exists()]
+    return [f for f in files if f.exists()], problems
 
 
 def run_screen(args) -> int:
     from osteo_engine import OsteoError, load_radiograph
     from osteo_engine.screening import DISCLAIMER, load_screening_model, screen
 
+    write = _writer(args)
+    files, problems = expand_inputs(args.inputs)  # before the models take seconds to load
+    for name, problem in problems:
+        write({"image": name, "error": problem})
+    if not files:
+        return 2
     model = load_screening_model(args.model, args.segmenter)  # loaded once for every image
-    writer = None
-    failures = 0
-    for path in expand_inputs(args.inputs):
+    failures = len(problems)
+    for path in files:
         try:
             image = load_radiograph(path)
             spacing = image.pixel_spacing_mm[0] if image.pixel_spacing_mm else None
@@ -74,33 +87,50 @@ def run_screen(args) -> int:
         except OsteoError as exc:
             failures += 1
             result = {"error": str(exc)}
-        result = {"image": path.name, **result}
-        if args.csv:
-            if writer is None:
-                writer = csv.writer(sys.stdout)
-                writer.writerow(["image", "decision", "probability", "uncertainty", "reasons", "error"])
-            writer.writerow([result["image"], result.get("decision", ""), result.get("probability", ""),
-                             result.get("uncertainty", ""), " ".join(result.get("reasons", [])),
-                             result.get("error", "")])
-        elif args.json:
-            print(json.dumps(result), flush=True)
-        else:
-            print(_text(result), flush=True)
+        write({"image": path.name, **result})
     if not (args.json or args.csv):
         print(DISCLAIMER)
     return 2 if failures else 0
 
 
+def _writer(args):
+    """Writes one image's answer, or its error object, on stdout in the format asked for (text errors: stderr)."""
+    table = csv.writer(sys.stdout) if args.csv else None
+    if table:
+        table.writerow(["image", "decision", "probability", "uncertainty", "reasons", "error"])
+
+    def write(result: dict) -> None:
+        if table:
+            table.writerow([result["image"], result.get("decision", ""), _blank(result.get("probability")),
+                            _blank(result.get("uncertainty")), " ".join(result.get("reasons", [])),
+                            result.get("error", "")])
+        elif args.json:
+            print(strict_json(result))
+        else:
+            print(_text(result), file=sys.stderr if "error" in result else sys.stdout)
+        sys.stdout.flush()
+
+    return write
+
+
 def _text(result: dict) -> str:
     if "error" in result:
         return f"{result['image']}: cannot screen: {result['error']}"
-    bones = ", ".join(f"{b} {v['probability']:.2f}" for b, v in result["bones"].items() if v["present"])
+    bones = ", ".join(f"{b} {_shown(v['probability'])}" for b, v in result["bones"].items() if v["present"])
     turns, inverted = result["orientation"]["quarter_turns"], result["orientation"]["inverted"]
     read = [f"turned {90 * turns}° counter-clockwise"] * bool(turns) + ["with inverted contrast"] * inverted
-    return (f"{result['image']}: {result['decision'].upper()} (probability {result['probability']:.2f}, "
-            f"threshold {result['threshold']:.2f}, segmentation uncertainty {result['uncertainty']:.2f})\n"
+    return (f"{result['image']}: {result['decision'].upper()} (probability {_shown(result['probability'])}, "
+            f"threshold {_shown(result['threshold'])}, segmentation uncertainty {_shown(result['uncertainty'])})\n"
             f"  {' '.join(result['reasons'])}\n  bones: {bones or 'none found'}"
             + (f"\n  read {' and '.join(read)}" if read else ""))
+
+
+def _blank(value: float | None) -> str | float:
+    return "" if value is None else value
+
+
+def _shown(value: float | None) -> str:
+    return "none" if value is None or value != value else f"{value:.2f}"
 
 
 def run_export(args) -> int:

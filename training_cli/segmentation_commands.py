@@ -136,12 +136,10 @@ def _refiner(kind: str):
 
 
 def segment_predict(args) -> int:
-    import json
-
     from osteo_engine.io import load_radiograph
     from osteo_engine.segmentation.predict import entropy_png, load_segmenter, segment
     from osteo_engine.sheets import write_png
-    from osteo_engine.storage import atomic_write_bytes
+    from osteo_engine.storage import atomic_write_bytes, strict_json
 
     segmenter = load_segmenter(args.model)
     out = Path(args.out)
@@ -155,7 +153,7 @@ def segment_predict(args) -> int:
             for suffix, arr in (("_labels.png", result.labels), ("_uncertainty.png", entropy_png(result.entropy))):
                 write_png(arr, out / f"{stem}{suffix}")
             summary = {"image": Path(path).name, **result.summary(), "model": segmenter.card.get("command", "")}
-            atomic_write_bytes(out / f"{stem}.json", json.dumps(summary, indent=2).encode())
+            atomic_write_bytes(out / f"{stem}.json", strict_json(summary, indent=2).encode())
             results[Path(path).name] = summary
             update(k + 1, len(args.images))
     emit({"results": results}, args.json, [f"segmented {len(results)} image(s) into {out}"])

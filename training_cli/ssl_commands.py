@@ -112,10 +112,8 @@ def encoder_checkpoint(path: str) -> Path:
 
 
 def run_probe(args) -> int:
-    import json
-
     from osteo_engine.ssl.probe import ProbeConfig, encode, evaluate_probe, load_encoder, train_probe
-    from osteo_engine.storage import atomic_write_bytes
+    from osteo_engine.storage import atomic_write_bytes, strict_json
 
     checkpoint = encoder_checkpoint(args.encoder)
     encoder, _, card = load_encoder(checkpoint)
@@ -129,7 +127,7 @@ def run_probe(args) -> int:
     probe.save(out / "probe.safetensors", {"model": "LinearProbe", "encoder": str(checkpoint),
                                            "method": report["method"], "input": source,
                                            "command": "osteo " + " ".join(sys.argv[1:])})
-    atomic_write_bytes(out / "report.json", json.dumps(report, indent=2).encode())
+    atomic_write_bytes(out / "report.json", strict_json(report, indent=2).encode())
     m, ci = report["test"]["metrics"], report["test"]["intervals_95"]
     emit(report, args.json, [f"{report['test']['subjects']} test subjects, threshold {probe.threshold:.3f} "
                              f"(validation macro-F1 {info['val_macro_f1']:.3f} over {info['folds']} folds, C {info['strength']:g})"] +

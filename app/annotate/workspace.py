@@ -319,8 +319,8 @@ class AnnotateWorkspace(QtWidgets.QWidget):
         try:
             self.project.save(self.image_id, annotation)
         except OsteoError as exc:
-            QtWidgets.QMessageBox.warning(self, "Not saved", f"{exc}\n\nYour edits stay open; free space and "
-                                          "accept again to save them.")
+            QtWidgets.QMessageBox.warning(self, "Not saved", f"{exc}\n\nYour edits stay open: put this right (free "
+                                          "space, or a distinct rater name in Settings) and accept again.")
             return
         row = self.files.row(self.image_id)
         row.done[self.settings.rater] = bones_done(doc.labels)

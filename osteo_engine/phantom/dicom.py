@@ -10,6 +10,14 @@ from .cohort import generate_subject
 DX_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"
 
 
+def _code(value: str, scheme: str, meaning: str):
+    import pydicom
+
+    item = pydicom.Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+    return item
+
+
 def write_phantom_dicom(path: str | Path, seed: int = 0, index: int = 0, size: tuple[int, int] = (1024, 1280),
                         compress: bool = True) -> Path:
     import pydicom
@@ -40,6 +48,10 @@ def write_phantom_dicom(path: str | Path, seed: int = 0, index: int = 0, size: t
     ds.SeriesNumber, ds.InstanceNumber = 1, 1
     ds.KVP, ds.ExposureInuAs = 50, 2000
     ds.ImageType = ["DERIVED", "PRIMARY"]
+    ds.BurnedInAnnotation, ds.LossyImageCompression, ds.PresentationLUTShape = "NO", "00", "IDENTITY"
+    ds.DetectorType, ds.PositionerType = "DIRECT", "NONE"
+    ds.AnatomicRegionSequence = [_code("85562004", "SCT", "Hand")]
+    ds.AcquisitionContextSequence = []
     ds.PixelIntensityRelationship, ds.PixelIntensityRelationshipSign = "LOG", 1
     spacing = round(subject.mm_per_pixel, 5)
     ds.ImagerPixelSpacing = ds.PixelSpacing = [spacing, spacing]

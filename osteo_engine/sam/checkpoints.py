@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
-from ..runs import pick_device
+from ..runs import load_tensors_file, pick_device
 
 SAM_KINDS = ("litemedsam", "vit_b", "vit_l", "vit_h")
 
@@ -89,10 +89,7 @@ def _build_sam(kind: str, path: Path):
 def _load_state(sam: torch.nn.Module, path: Path) -> None:
     if not path.is_file():
         raise ConfigError(f"SAM checkpoint {path} does not exist.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ConfigError(f"{path.name} is not a loadable weights file ({str(exc).splitlines()[0][:200]}).") from exc
+    state = load_tensors_file(path, "SAM checkpoint")
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
     try:

@@ -49,8 +49,10 @@ class Letterbox:
         """(..., H_in, W_in) float maps back to the original image size (bilinear)."""
         cropped = maps[..., :self.content[0], :self.content[1]]
         flat = cropped.reshape(-1, *cropped.shape[-2:])
-        out = [cv2.resize(m, self.original[::-1], interpolation=cv2.INTER_LINEAR) for m in flat]
-        return np.stack(out).reshape(*maps.shape[:-2], *self.original)
+        out = np.empty((len(flat), *self.original), np.float32)  # filled a map at a time: no second copy
+        for k, m in enumerate(flat):
+            out[k] = cv2.resize(m, self.original[::-1], interpolation=cv2.INTER_LINEAR)
+        return out.reshape(*maps.shape[:-2], *self.original)
 
 
 @dataclass

@@ -5,7 +5,8 @@ keeps its largest connected part. The uncertainty map is the predictive entropy 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -15,7 +16,7 @@ import torch
 from ..anatomy import BONES, NUM_CLASSES
 from ..autoannotate import mask_prompt, segment_from_prompts
 from ..errors import ConfigError
-from ..runs import load_checkpoint, pick_device
+from ..runs import card_field, load_checkpoint, pick_device
 from ..sam import BonePrompter
 from .data import Letterbox
 from .identity import order_metacarpals
@@ -28,6 +29,9 @@ ORIENTATIONS = [(turns, inverted) for turns in range(4) for inverted in (False, 
 # val images and their mirror images scored 1.927-1.951 upright in `_plausibility` and at most 1.883 turned or
 # inverted, so an upright file is taken as it is without the other 7 readings.
 CONFIDENT_UPRIGHT = 1.90
+# Above this many pixels the label, confidence and entropy maps are made at a smaller size and enlarged: the
+# network sees at most 480x384 pixels, and full-size class maps of a 100-megapixel file took 12 GB.
+MAX_MAP_PIXELS = 16_000_000
 
 
 @dataclass(frozen=True)
@@ -72,12 +76,16 @@ def load_segmenter(path: str | Path | None = None, device: str | None = None) ->
         raise ConfigError(f"no segmentation model at {path}; train one with `osteo segment train`.")
     state, card = load_checkpoint(path)
     try:
-        model = MixtureSegmenter(SegmenterConfig(**card["model_config"]))
+        model = MixtureSegmenter(SegmenterConfig(**card_field(card, "model_config", path)))
         model.load_state_dict(state)
-    except (KeyError, TypeError, RuntimeError) as exc:
+        input_size = tuple(int(v) for v in card_field(card, "input_size", path))
+    except (TypeError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"{path.name} does not hold a mixture segmenter ({str(exc).splitlines()[0][:160]}).") from exc
+    if len(input_size) != 2 or min(input_size) < 16:
+        raise ConfigError(f"{path.with_suffix('.json').name} gives an input size {input_size} that is not "
+                          "(width, height) of at least 16 pixels.")
     target = pick_device(device)
-    return LoadedSegmenter(model.eval().to(target), tuple(card["input_size"]), card, target)
+    return LoadedSegmenter(model.eval().to(target), input_size, card, target)
 
 
 @torch.inference_mode()
@@ -96,19 +104,44 @@ def segment(pixels: np.ndarray, segmenter: LoadedSegmenter, samples: int = 4, an
     mean = out.mean_probabilities()[0].float().cpu().numpy()
     if anatomical_order:
         mean = order_metacarpals(mean)
-    probs = box.restore(mean)
-    probs /= probs.sum(0, keepdims=True).clip(1e-6)
-    raw = probs.argmax(0).astype(np.uint8)
-    confidence = probs.max(0)
-    entropy = -(probs * np.log(probs.clip(1e-8))).sum(0).astype(np.float32)
+    work = _working_shape(upright.shape)
+    raw, confidence, entropy = _pixel_maps(mean, replace(box, original=work))
     labels = np.zeros_like(raw)
     for value in BONES:
         labels[_largest_component(raw == value)] = value
+    del raw
+    if work != upright.shape:  # a very large image: maps made at a smaller size, enlarged at the end
+        size = upright.shape[::-1]
+        labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
+        entropy, confidence = (cv2.resize(a, size, interpolation=cv2.INTER_LINEAR) for a in (entropy, confidence))
     if refine is not None:
         labels = refine_with_sam(upright, labels, refine)
     labels, entropy, confidence = (np.ascontiguousarray(np.rot90(a, -turns)) for a in (labels, entropy, confidence))
     return Segmentation(labels, entropy, out.routing[0].float().cpu().tolist(), _findings(labels, confidence),
                         turns, inverted)
+
+
+def _working_shape(shape: tuple[int, int]) -> tuple[int, int]:
+    """The image's size, or a smaller one of the same aspect with at most `MAX_MAP_PIXELS` pixels."""
+    h, w = shape
+    scale = min(1.0, math.sqrt(MAX_MAP_PIXELS / (h * w)))
+    return (h, w) if scale == 1.0 else (max(1, int(h * scale)), max(1, int(w * scale)))
+
+
+def _pixel_maps(mean: np.ndarray, box: Letterbox) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(arg-max labels uint8, confidence, entropy in nats) at `box.original`, from the network's mean class
+    probabilities (C, H_in, W_in). Built a class at a time in place: about 50 bytes a pixel at the peak."""
+    probs = box.restore(mean)
+    total = probs.sum(0)
+    np.maximum(total, 1e-6, out=total)
+    probs /= total
+    del total
+    labels = probs.argmax(0).astype(np.uint8)
+    confidence = probs.max(0)
+    entropy = np.zeros(box.original, np.float32)
+    for channel in probs:
+        entropy -= channel * np.log(np.maximum(channel, 1e-8))
+    return labels, confidence, entropy
 
 
 @torch.inference_mode()

@@ -182,12 +182,9 @@ def train_segmenter(data: list[str | Path], out: str | Path, config: SegmentTrai
     steps_per_epoch = math.ceil(len(splits["train"]) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     start_epoch, best = 1, {"epoch": 0, "score": -math.inf, "metrics": {}}
-    state = run.load_resume() if resume else None
+    state = run.restore(model, optimiser) if resume else None
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        start_epoch, best = state["epoch"] + 1, state["best"]
-        run.truncate_metrics(state["epoch"])
+        start_epoch, best = state["epoch"] + 1, state.get("best", best)
     class_weights = background_weighted(config.model.num_classes, config.background_weight).to(device)
     n_samples = config.model.modules * config.samples
     gamma0 = config.gamma0 if config.gamma0 is not None else 1.0 / n_samples

@@ -116,12 +116,9 @@ def pretrain(bank: PatchBank, out: str | Path, config: PretrainConfig, resume: b
     steps_per_epoch = len(data.patches) // config.batch_size
     total = steps_per_epoch * config.epochs
     start = 1
-    state = run.load_resume() if resume else None
+    state = run.restore(method, optimiser) if resume else None
     if state is not None:
-        method.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
         start = state["epoch"] + 1
-        run.truncate_metrics(state["epoch"])
     patches = torch.from_numpy(data.patches)[:, None]
     labels = torch.from_numpy(data.labels.astype(np.int64))
     areas = summed_area(patches) if config.multicrop.mode == "constrained" else None  # patches never change

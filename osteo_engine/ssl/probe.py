@@ -19,7 +19,7 @@ import torch
 from ..anatomy import BONE_NAMES
 from ..errors import ConfigError
 from ..evaluation import best_threshold, bootstrap_intervals, calibration, macro_f1, screening_metrics
-from ..runs import load_checkpoint, pick_device, write_model
+from ..runs import card_field, load_checkpoint, pick_device, write_model
 from .data import PatchBank
 from .encoders import build_encoder
 
@@ -34,12 +34,15 @@ class ProbeConfig:
 
 def load_encoder(path: str | Path, device: torch.device | None = None):
     state, card = load_checkpoint(path)
+    config = card_field(card, "method_config", path)
     try:
-        config = card["method_config"]
         encoder, features = build_encoder(config["encoder"], config["stem"])
         encoder.load_state_dict(state)
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise ConfigError(f"{Path(path).name} is not a pretrained patch encoder ({exc}).") from exc
+    except KeyError as exc:
+        raise ConfigError(f"{Path(path).with_suffix('.json').name} lacks {exc} in its method_config.") from None
+    except (TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        raise ConfigError(f"{Path(path).name} is not a pretrained patch encoder "
+                          f"({str(exc).splitlines()[0][:200]}).") from None
     return encoder.eval().to(device or pick_device()), features, card
 
 
@@ -82,10 +85,23 @@ class Probe:
         return write_model(path, state, {**card, "threshold": self.threshold})
 
     @staticmethod
-    def load(path: str | Path) -> tuple["Probe", dict]:
+    def load(path: str | Path, features: int | None = None) -> tuple["Probe", dict]:
+        """A probe and its card; `features`, when given, is what the encoder in front of it gives per patch."""
         state, card = load_checkpoint(path)
-        return Probe(state["weight"].numpy(), float(state["bias"][0]), state["mean"].numpy(), state["std"].numpy(),
-                     float(card["threshold"])), card
+        name = Path(path).name
+        missing = [k for k in ("weight", "bias", "mean", "std") if k not in state]
+        if missing:
+            raise ConfigError(f"{name} lacks the probe's {', '.join(missing)}; it is not a linear probe.")
+        weight, mean, std = (state[k].float().numpy() for k in ("weight", "mean", "std"))
+        width = features or len(weight)
+        if any(a.shape != (width,) for a in (weight, mean, std)) or state["bias"].numel() != 1:
+            raise ConfigError(f"{name} is a probe for {weight.shape[0] if weight.ndim == 1 else weight.shape} "
+                              f"features, but its encoder gives {width}.")
+        threshold = card_field(card, "threshold", path)
+        if not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
+            raise ConfigError(f"{Path(path).with_suffix('.json').name} gives a threshold {threshold!r}; "
+                              "it must be a number between 0 and 1.")
+        return Probe(weight, float(state["bias"].flatten()[0]), mean, std, float(threshold)), card
 
 
 def train_probe(features: np.ndarray, bank: PatchBank, config: ProbeConfig = ProbeConfig()
