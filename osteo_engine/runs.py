@@ -109,10 +109,10 @@ def load_tensors_file(path: str | Path, what: str):
     path = Path(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise ConfigError(f"{path} was refused: it holds objects other than tensors and plain values, which are "
-                          f"never loaded (a {what} holds only those). Use a file written by this program or "
-                          "by the model's authors.") from None
+    except pickle.UnpicklingError:  # torch cannot tell a hostile pickle from a damaged one, nor can we
+        raise ConfigError(f"{path} was refused: it is damaged, or holds objects other than tensors and plain "
+                          f"values, which are never loaded (a {what} holds only those). Use a file written by "
+                          "this program or by the model's authors.") from None
     except FileNotFoundError:
         raise ConfigError(f"{path} does not exist.") from None
     except (EOFError, RuntimeError, KeyError, ValueError, OSError, AttributeError, TypeError):

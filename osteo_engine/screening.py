@@ -88,7 +88,8 @@ def _refer_policy(fields: dict, card: Path) -> ReferPolicy:
     known = {f.name for f in dataclass_fields(ReferPolicy)}
     unknown = sorted(set(fields) - known) if isinstance(fields, dict) else []
     if not isinstance(fields, dict) or unknown:
-        raise ConfigError(f"{card.name} has a refer policy with unknown settings ({', '.join(unknown) or fields!r}); "
+        named = ", ".join(unknown) if unknown else repr(fields)
+        raise ConfigError(f"{card.name} has a refer policy with unknown settings ({named}); "
                           f"it takes {', '.join(sorted(known))}.")
     if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in fields.values()):
         raise ConfigError(f"{card.name} has a refer policy whose settings are not all numbers.")
@@ -114,7 +115,8 @@ def screen(pixels: np.ndarray, model: ScreeningModel, pixel_spacing_mm: float | 
     probability = float(bone_probs.mean()) if len(bone_probs) else float("nan")
     found = dict(zip(patches.names, bone_probs.tolist()))
     bones = {b: {"present": b in found, "probability": _number(found.get(b))} for b in BONE_NAMES}
-    uncertainty = seg.mean_uncertainty()
+    # a NaN anywhere in the segmenter's maps, also outside the bones, makes the whole answer suspect
+    uncertainty = seg.mean_uncertainty() if np.isfinite(seg.entropy).all() else float("nan")
     decision, reasons = decide(probability, len(found), uncertainty, model.probe.threshold, model.policy)
     timings = {k: round(v, 3) for k, v in timings.items()}
     return ScreeningResult(_number(probability), decision, reasons, bones, _number(uncertainty, 4),

@@ -143,9 +143,61 @@ def test_killing_a_writer_at_random_moments_never_leaves_a_broken_annotation(tmp
         proc.wait()
         annotations, problems = AnnotationProject.open(tmp_path / "proj").load(image_id)
         assert problems == []
+        assert not list((tmp_path / "proj").rglob("*.tmp"))  # opening the project cleans what the kill left
         (rater,) = annotations.raters
         version = int(rater.author.split("-")[1])
         assert np.all(rater.labels[1::7, 1::5] == version % 7 + 1)  # label map belongs to its record
         assert np.all(rater.labels[::7, ::5] == (version + 3) % 7 + 1)
         checked += 1
     assert checked == 30
+
+
+@pytest.mark.parametrize("first,second", [("dr kim", "dr_kim"), ("Dr.Lee", "Dr Lee"), ("kim", "Kim")])
+def test_rater_names_that_share_a_file_never_replace_each_others_work(tmp_path, first, second):
+    project = _project(tmp_path, n=2)
+    image_id, other = (e.image_id for e in project.images)
+    project.save(image_id, RaterAnnotation(first, _labels(0)))
+    for target in (image_id, other):  # refused on the image the first rater annotated, and on any other
+        with pytest.raises(AnnotationError, match="distinct rater name"):
+            project.save(target, RaterAnnotation(second, _labels(1)))
+    reopened = AnnotationProject.open(tmp_path / "proj")
+    (kept,) = reopened.load(image_id)[0].raters
+    assert kept.rater == first and np.array_equal(kept.labels, _labels(0))
+    assert reopened.load(other)[0].raters == []
+    reopened.save(other, RaterAnnotation(first, _labels(2)))  # the first rater goes on working as before
+    assert [r.rater for r in reopened.load(other)[0].raters] == [first]
+
+
+def test_raters_of_a_project_saved_before_names_were_registered_keep_their_files(tmp_path):
+    project = _project(tmp_path, n=1)
+    image_id = project.images[0].image_id
+    project.save(image_id, RaterAnnotation("dr_kim", _labels(0)))
+    (tmp_path / "proj" / "project.json").write_text(json.dumps(
+        {k: v for k, v in json.loads((tmp_path / "proj" / "project.json").read_text()).items() if k != "raters"}))
+    legacy = AnnotationProject.open(tmp_path / "proj")
+    with pytest.raises(AnnotationError, match="distinct rater name"):
+        legacy.save(image_id, RaterAnnotation("dr kim", _labels(1)))
+    legacy.save(image_id, RaterAnnotation("dr_kim", _labels(1)))
+    assert np.array_equal(legacy.load(image_id)[0].raters[0].labels, _labels(1))
+
+
+def test_a_live_writers_temporary_file_is_left_alone(tmp_path):
+    project = _project(tmp_path, n=1)
+    folder = tmp_path / "proj" / "annotations" / project.images[0].image_id
+    folder.mkdir(parents=True)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        live = folder / f".alice.json.{sleeper.pid}.tmp"
+        live.write_bytes(b"half written")
+        dead = folder / f".alice.json.{_a_finished_pid()}.tmp"
+        dead.write_bytes(b"left by a killed save")
+        AnnotationProject.open(tmp_path / "proj")
+        assert live.exists() and not dead.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def _a_finished_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)

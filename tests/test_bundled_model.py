@@ -139,3 +139,20 @@ def test_screen_uses_the_bundled_demo_classifier_which_says_it_is_synthetic(caps
     assert answer["decision"] in ("normal", "osteoporosis", "refer") and 0 <= answer["probability"] <= 1
     assert answer["model"]["trained_on"] == SYNTHETIC_NOTE and "not a diagnosis" in answer["disclaimer"]
     assert sum(b["present"] for b in answer["bones"].values()) >= 6
+
+
+def test_a_very_large_image_gets_the_same_bones_from_maps_made_at_a_smaller_size(bundled, monkeypatch):
+    """Above MAX_MAP_PIXELS the class maps are made smaller and enlarged (full-size maps of a 100-megapixel
+    file took 12 GB); here the limit is lowered so that the sample takes that path."""
+    from osteo_engine import load_radiograph
+    from osteo_engine.segmentation import predict
+
+    pixels = load_radiograph(SAMPLE_DICOM).pixels
+    full = segment(pixels, bundled, samples=1)
+    monkeypatch.setattr(predict, "MAX_MAP_PIXELS", pixels.size // 6)
+    reduced = segment(pixels, bundled, samples=1)
+    assert reduced.labels.shape == reduced.entropy.shape == pixels.shape
+    for value in range(1, 8):
+        a, b = full.labels == value, reduced.labels == value
+        assert 2 * (a & b).sum() / (a.sum() + b.sum()) > 0.95
+    assert abs(reduced.mean_uncertainty() - full.mean_uncertainty()) < 0.02

@@ -162,3 +162,12 @@ def test_dicom_seg_skips_non_dicom_sources(tmp_path):
     cv2.imwrite(str(src), np.tile(np.arange(600, dtype=np.uint8)[None] % 200, (700, 1)))
     project, _ = _project_with_annotations(tmp_path, [src])
     assert dicom_seg.export_dicom_seg(project, tmp_path / "seg") == []
+
+
+@pytest.mark.parametrize("keep_patient", [False, True])
+def test_exported_dicom_seg_passes_the_dicom_validator(dicom_project, tmp_path, keep_patient):
+    from .conftest import dciodvfy_errors
+
+    project, _ = dicom_project
+    written = dicom_seg.export_dicom_seg(project, tmp_path / "seg", keep_patient=keep_patient)
+    assert dciodvfy_errors(written[0]) == []

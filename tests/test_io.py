@@ -193,3 +193,63 @@ def test_all_shared_radiographs_load(shared_data):
     for path in files:
         image = load_radiograph(path)
         assert image.pixels.ndim == 2 and image.pixels.max() > image.pixels.min()
+
+
+def _jpeg(tmp_path) -> bytes:
+    gradient = np.add.outer(np.arange(300), np.arange(200)).astype(np.uint8)
+    path = tmp_path / "whole.jpg"
+    cv2.imwrite(str(path), gradient)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.5, 1000])
+def test_a_truncated_jpeg_is_refused_not_loaded_as_grey(tmp_path, keep):
+    data = _jpeg(tmp_path)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(data[:keep if isinstance(keep, int) else int(len(data) * keep)])
+    with pytest.raises(RadiographError, match="cut.jpg .*truncated"):
+        load_radiograph(cut)
+
+
+def test_a_png_chunk_length_that_overruns_the_file_is_refused_before_decoding(tmp_path):
+    cv2.imwrite(str(tmp_path / "ok.png"), np.random.default_rng(0).integers(0, 255, (400, 300), np.uint8))
+    data = bytearray((tmp_path / "ok.png").read_bytes())
+    at = data.index(b"IDAT") - 4
+    data[at:at + 4] = (0x7FFF0000).to_bytes(4, "big")  # made OpenCV allocate 4.2 GB before failing
+    (tmp_path / "bad.png").write_bytes(bytes(data))
+    with pytest.raises(RadiographError, match="IDAT chunk claims 2147418112 bytes"):
+        load_radiograph(tmp_path / "bad.png")
+    (tmp_path / "half.png").write_bytes(bytes((tmp_path / "ok.png").read_bytes()[:3000]))
+    with pytest.raises(RadiographError, match="half.png .*truncated"):
+        load_radiograph(tmp_path / "half.png")
+
+
+def test_loader_messages_say_what_is_wrong(tmp_path):
+    import tifffile
+
+    data = SAMPLE_DICOM.read_bytes()
+    (tmp_path / "cut.dcm").write_bytes(data[:int(len(data) * 0.9)])
+    with pytest.raises(RadiographError, match="cut.dcm is truncated"):
+        load_radiograph(tmp_path / "cut.dcm")
+    tifffile.imwrite(tmp_path / "nan.tif", np.full((50, 40), np.nan, np.float32))
+    with pytest.raises(RadiographError, match="nan.tif holds no pixel values that are numbers"):
+        load_radiograph(tmp_path / "nan.tif")
+    ds = pydicom.dcmread(SAMPLE_DICOM)
+    ds.PixelData = pydicom.encaps.encapsulate([b"\x00" * 64 + b"garbage" * 100])
+    ds.save_as(tmp_path / "rle.dcm")
+    with pytest.raises(RadiographError, match=r"RLE segments") as raised:
+        load_radiograph(tmp_path / "rle.dcm")
+    assert "plugins" not in str(raised.value)
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(RadiographError, match="folder.png is a folder"):
+        load_radiograph(tmp_path / "folder.png")
+
+
+def test_corrupt_files_leave_nothing_on_stderr(tmp_path, capfd):
+    cv2.imwrite(str(tmp_path / "ok.png"), np.zeros((64, 64), np.uint8) + 40)
+    (tmp_path / "cut.png").write_bytes((tmp_path / "ok.png").read_bytes()[:60])
+    (tmp_path / "cut.jpg").write_bytes(_jpeg(tmp_path)[:2000])
+    for name in ("cut.png", "cut.jpg"):
+        with pytest.raises(RadiographError):
+            load_radiograph(tmp_path / name)
+    assert capfd.readouterr().err == ""  # libpng's "Read Error", libjpeg's "Premature end" used to leak here

@@ -111,3 +111,12 @@ def test_oracle_auc_lies_in_the_designed_range(tmp_path):
     result = run_oracle(tmp_path / "c")
     assert 0.80 <= result.auc <= 0.92
     assert result.train_subjects == 154 and result.test_subjects == 19 and result.fresh_subjects == 2000
+
+
+def test_the_bundled_sample_and_phantom_dicoms_pass_the_dicom_validator(tmp_path):
+    from osteo_engine.phantom.dicom import write_phantom_dicom
+
+    from .conftest import SAMPLE_DICOM, dciodvfy_errors
+
+    assert dciodvfy_errors(SAMPLE_DICOM) == []
+    assert dciodvfy_errors(write_phantom_dicom(tmp_path / "other.dcm", seed=4, index=2, size=(320, 256))) == []

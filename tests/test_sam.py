@@ -81,7 +81,11 @@ def test_user_checkpoints_need_a_file_and_load_weights_only(tmp_path):
             return (print, ("code ran",))
 
     bad.write_bytes(pickle.dumps(Payload()))
-    with pytest.raises(ConfigError, match="not a loadable weights file"):
+    with pytest.raises(ConfigError, match="evil.pth was refused") as refused:
+        load_sam("vit_b", checkpoint=bad)
+    assert "weights_only" not in str(refused.value)  # torch's advice to load it unsafely never reaches a user
+    bad.write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(ConfigError, match="evil.pth is truncated or corrupt"):
         load_sam("vit_b", checkpoint=bad)
     with pytest.raises(ConfigError, match="unknown"):
         load_sam("vit_x")
