@@ -7,6 +7,8 @@ self-supervised pretraining). Errors name CSV line numbers, never subject identi
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CohortError
+from .storage import atomic_write_json
 
 OSTEOPOROSIS_T_SCORE = -2.5  # WHO: T-score at or below -2.5
 SPLITS = ("train", "val", "test")
@@ -79,8 +82,11 @@ def label_from_t_score(t_score: float) -> int:
     return int(t_score <= OSTEOPOROSIS_T_SCORE)
 
 
-def read_manifest(path: str | Path, seed: int = 0, check_files: bool = True) -> Cohort:
-    """Read and validate a manifest; raises `CohortError` listing every problem found."""
+def read_manifest(path: str | Path, seed: int = 0, check_files: bool = True,
+                  assignment: dict[str, str] | None = None) -> Cohort:
+    """Read and validate a manifest; raises `CohortError` listing every problem found. Splits come from the
+    manifest's split column, else from `seed`; `assignment` (from `load_split_assignment`) overrides both for
+    the subjects it knows, so that every step of a run sees the split its pretraining saw."""
     path = Path(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -106,10 +112,38 @@ def read_manifest(path: str | Path, seed: int = 0, check_files: bool = True) -> 
         labels: dict[str, int | None] = {}
         for r in rows:
             labels[r.subject_id] = r.label if r.label is not None else labels.get(r.subject_id)
-        assignment = subject_splits(labels, seed)
-        rows = [ManifestRow(r.line, r.subject_id, r.image, r.t_score, r.label, assignment[r.subject_id], r.extra)
+        by_seed = subject_splits(labels, seed)
+        rows = [ManifestRow(r.line, r.subject_id, r.image, r.t_score, r.label, by_seed[r.subject_id], r.extra)
                 for r in rows]
+    if assignment:
+        rows = [ManifestRow(r.line, r.subject_id, r.image, r.t_score, r.label,
+                            assignment.get(subject_key(r.subject_id), r.split), r.extra) for r in rows]
     return Cohort(path, rows, splits_given)
+
+
+def subject_key(subject_id: str) -> str:
+    """A stand-in for a subject ID in files a run writes (run folders may travel; identifiers must not)."""
+    return hashlib.sha256(f"osteo-subject:{subject_id}".encode("utf-8")).hexdigest()[:20]
+
+
+def save_split_assignment(path: str | Path, subjects, splits) -> None:
+    """Write which split each subject (by `subject_key`) is in; `subjects` and `splits` run in parallel."""
+    pairs = {subject_key(str(s)): str(v) for s, v in zip(subjects, splits)}
+    atomic_write_json(path, {"kind": "subject splits", "subjects": dict(sorted(pairs.items()))})
+
+
+def load_split_assignment(path: str | Path) -> dict[str, str] | None:
+    """subject_key -> split from `save_split_assignment`, or None when `path` does not exist."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        pairs = json.loads(path.read_text("utf-8"))["subjects"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CohortError(f"{path} is not a readable split file ({exc}).") from None
+    if not isinstance(pairs, dict) or not set(pairs.values()) <= set(SPLITS):
+        raise CohortError(f"{path} is not a split file: its splits must be train, val or test.")
+    return pairs
 
 
 def subject_splits(subject_labels: dict[str, int | None], seed: int) -> dict[str, str]:

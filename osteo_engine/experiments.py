@@ -1,27 +1,31 @@
 """The paper's experiments in one call (tables 1–4, figure 5), resumable run by run.
 
 Table 1: each SSL method on bone patches with constrained multi-crop (the full pipeline). Table 2: the
-same without segmentation (7 random squares of the raw radiograph). Table 3: the encoder trained with
+same without segmentation (pretraining on 7 random squares of each radiograph, drawn with the run's seed;
+one prediction per radiograph from the whole image). Table 3: the encoder trained with
 labels only. Table 4: conventional multi-crop. Every encoder is scored by the same linear probe protocol;
 with an external cohort, every probe is scored there too.
 """
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from .cohort import read_manifest
 from .errors import ConfigError
-from .ssl.data import PatchBank
+from .registry import TABLES
+from .ssl.data import PatchBank, cached_patch_bank, probe_inputs
 from .ssl.methods import METHODS
 from .ssl.pretrain import pretrain, pretrain_preset
-from .ssl.probe import ProbeConfig, encode, evaluate_probe, load_encoder, train_probe
+from .ssl.probe import ProbeConfig, encode, evaluate_probe
+from .ssl.probing import fit_probe
 from .storage import atomic_write_bytes, strict_json
 
-TABLES = ("1", "2", "3", "4")
 VARIANT = {"1": "full", "2": "no-segmentation", "3": "supervised", "4": "conventional-multicrop"}
 
 
@@ -44,6 +48,20 @@ class RunSpec:
         return "raw" if self.table == "2" else "patches"
 
 
+@dataclass(frozen=True, kw_only=True)
+class ExperimentRequest:
+    data: Path  # labelled manifest CSV
+    out: Path  # experiment folder: runs/, results.json, report.md, the patch cache
+    preset: str = "cpu-small"
+    seeds: tuple[int, ...] = (0, 1, 2)
+    methods: tuple[str, ...] = ("simclr", "supcon", "swav", "vicreg")
+    tables: tuple[str, ...] = TABLES
+    test_data: Path | None = None  # an external cohort: every probe is scored there too
+    segmenter: Path | None = None  # for the bone patches; None: the bundled segmenter
+    overrides: dict = field(default_factory=dict)  # preset fields: epochs, batch_size, patch_size
+    probe_protocol: str = "folds"  # ProbeConfig.protocol
+
+
 def plan(methods: list[str], tables: list[str], seeds: list[int]) -> list[RunSpec]:
     unknown = [m for m in methods if m not in METHODS] + [t for t in tables if t not in TABLES]
     if unknown:
@@ -56,15 +74,22 @@ def plan(methods: list[str], tables: list[str], seeds: list[int]) -> list[RunSpe
     return specs
 
 
-def run_one(spec: RunSpec, bank: PatchBank, preset: str, folder: Path, external: PatchBank | None = None,
-            overrides: dict | None = None) -> dict:
-    """Train (or skip when done) one run; returns its record for results.json."""
+def run_one(spec: RunSpec, bank: PatchBank, request: ExperimentRequest, external: PatchBank | None = None) -> dict:
+    """Train (or skip when done with the same settings) one run; returns its record for results.json.
+    Raises ConfigError when its folder holds a finished run made with other settings."""
+    folder = request.out / "runs" / spec.name
+    method = "simclr" if spec.method == "supervised" else spec.method
+    config = pretrain_preset(request.preset, method, seed=spec.seed, source=spec.source, **request.overrides,
+                             multicrop_mode="conventional" if spec.table == "4" else "constrained")
+    probe_config = ProbeConfig(seed=spec.seed, protocol=request.probe_protocol)
+    config_hash = _config_hash(spec, config, probe_config, external is not None)
     done = folder / "result.json"
     if done.exists():
-        return json.loads(done.read_text())
-    method = "simclr" if spec.method == "supervised" else spec.method
-    config = pretrain_preset(preset, method, seed=spec.seed, source=spec.source, **(overrides or {}),
-                             multicrop_mode="conventional" if spec.table == "4" else "constrained")
+        record = json.loads(done.read_text())
+        if record.get("config_hash") != config_hash:
+            raise ConfigError(f"{folder} holds a finished run made with other settings; choose a new --out "
+                              "folder, or remove that run to make it again.")
+        return record
     if spec.table == "3":
         from .ssl.supervised import train_supervised_encoder
 
@@ -72,43 +97,85 @@ def run_one(spec: RunSpec, bank: PatchBank, preset: str, folder: Path, external:
     else:
         pretrain(bank, folder / "pretrain", config, resume=(folder / "pretrain" / "resume.pt").exists())
         checkpoint = folder / "pretrain" / "checkpoints" / "last.safetensors"
-    encoder, _, _ = load_encoder(checkpoint)
-    features = encode(encoder, bank.patches)
-    probe, info = train_probe(features, bank, ProbeConfig(seed=spec.seed))
-    report = evaluate_probe(probe, features, bank, "test")
+    bank = probe_inputs(bank, config.patch_size)  # table 2: one whole radiograph per subject and image
+    fitted = fit_probe(checkpoint, bank, probe_config)
+    report = evaluate_probe(fitted.probe, fitted.features, bank, "test")
     record = {"table": spec.table, "method": spec.method, "variant": spec.variant, "seed": spec.seed,
-              "metrics": report["metrics"], "intervals_95": report["intervals_95"], "threshold": probe.threshold,
-              "val_macro_f1": info["val_macro_f1"], "bone_contributions": report["bone_contributions"],
-              "subject_scores": report["subject_scores"]}
+              "metrics": report["metrics"], "intervals_95": report["intervals_95"],
+              "threshold": fitted.probe.threshold, "val_macro_f1": fitted.info["val_macro_f1"],
+              "bone_contributions": report["bone_contributions"], "subject_scores": report["subject_scores"],
+              "config_hash": config_hash}
     if external is not None:
-        everything = external.select(external.labels >= 0)
+        everything = probe_inputs(external.select(external.labels >= 0), config.patch_size)
         everything.splits = np.full(len(everything.splits), "test")
-        record["external"] = evaluate_probe(probe, encode(encoder, everything.patches), everything, "test")["metrics"]
+        record["external"] = evaluate_probe(fitted.probe, encode(fitted.encoder, everything.patches), everything,
+                                            "test")["metrics"]
     atomic_write_bytes(done, strict_json(record, indent=2).encode())
     return record
 
 
-def run_experiment(banks: dict[str, PatchBank], out: str | Path, preset: str, seeds: list[int], methods: list[str],
-                   tables: list[str], external: dict[str, PatchBank] | None = None, oracle_auc: float | None = None,
-                   overrides: dict | None = None, progress: Callable[[RunSpec, dict], None] | None = None) -> dict:
-    """`banks` maps the input ("patches", "raw") to its patch bank; `external` likewise for another cohort;
-    `overrides` changes preset fields (epochs, batch_size)."""
-    out = Path(out)
+def run_experiment(banks: dict[str, PatchBank], request: ExperimentRequest,
+                   external: dict[str, PatchBank] | None = None, oracle_auc: float | None = None,
+                   progress: Callable[[RunSpec, dict], None] | None = None) -> dict:
+    """Every run the request plans, on `banks` (input -> patch bank; `external` likewise for another cohort),
+    then results.json and report.md in `request.out`."""
     runs = []
-    for spec in plan(methods, tables, seeds):
-        record = run_one(spec, banks[spec.source], preset, out / "runs" / spec.name,
-                         (external or {}).get(spec.source), overrides)
+    for spec in plan(list(request.methods), list(request.tables), list(request.seeds)):
+        record = run_one(spec, banks[spec.source], request, (external or {}).get(spec.source))
         runs.append(record)
         if progress:
             progress(spec, record)
     results = {"oracle_auc": oracle_auc, "runs": [{k: r[k] for k in ("table", "method", "variant", "seed", "metrics")}
                                                    | ({"external": r["external"]} if "external" in r else {})
                                                    for r in runs]}
-    atomic_write_bytes(out / "results.json", strict_json(results, indent=2).encode())
+    atomic_write_bytes(request.out / "results.json", strict_json(results, indent=2).encode())
     from .report import write_report
 
-    write_report(runs, out, oracle_auc)
+    write_report(runs, request.out, oracle_auc)
     return results
+
+
+def _config_hash(spec: RunSpec, config, probe: ProbeConfig, scored_externally: bool) -> str:
+    text = strict_json({"spec": asdict(spec), "pretrain": config.to_json(), "probe": asdict(probe),
+                        "external": scored_externally}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def experiment(request: ExperimentRequest, progress: Callable[[RunSpec, dict], None] | None = None,
+               bank_progress: Callable[[int, int], None] | None = None) -> dict:
+    """The experiment job: patch banks (cached), the oracle of a phantom cohort, every planned run, results.json
+    and report.md. Raises ConfigError, before any patch is made, when the external cohort shares images with the
+    data (the external figures would then score training subjects)."""
+    plan(list(request.methods), list(request.tables), list(request.seeds))  # unknown names fail first
+    if request.test_data:
+        refuse_shared_images(request.data, request.test_data)
+    size = pretrain_preset(request.preset, patch_size=request.overrides.get("patch_size")).patch_size
+    inputs = needed_inputs(request.tables)
+
+    def banks_of(manifest: Path) -> dict[str, PatchBank]:
+        return {s: cached_patch_bank(manifest, size, s, request.segmenter, request.out / "cache", 0, bank_progress)
+                for s in sorted(inputs)}
+
+    banks = banks_of(request.data)
+    external = banks_of(request.test_data) if request.test_data else None
+    oracle = None
+    if (request.data.parent / "phantom.json").exists():
+        from .phantom import run_oracle
+
+        oracle = run_oracle(request.data.parent).auc
+    return run_experiment(banks, request, external, oracle, progress)
+
+
+def refuse_shared_images(data: Path, test_data: Path) -> None:
+    """ConfigError when two manifests name images with the same content (phantom subject IDs repeat across
+    cohorts, so names prove nothing: the bytes are compared)."""
+    def digests(manifest: Path) -> set[str]:
+        return {hashlib.sha256(row.image.read_bytes()).hexdigest() for row in read_manifest(manifest).rows}
+
+    shared = digests(data) & digests(test_data)
+    if shared:
+        raise ConfigError(f"{test_data} shares {len(shared)} image(s) with {data} (the same file content): an "
+                          "external cohort must hold none of the training data's images.")
 
 
 def needed_inputs(tables: list[str]) -> set[str]:

@@ -3,6 +3,7 @@ and a resume state. Every file is written atomically, so a crash never loses the
 
     RUN/config.json  RUN/metrics.jsonl  RUN/checkpoints/{last,best}.safetensors (+ .json model card)
     RUN/resume.pt    (optimizer and RNG state; loaded with weights_only=True)
+    RUN/splits.json  (pretraining: the subject split, by hashed subject ID, that the probe and export reuse)
 """
 from __future__ import annotations
 
@@ -28,6 +29,16 @@ class RunFolder:
     @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
+
+    @property
+    def splits(self) -> Path:
+        """Which split each subject was in (cohort.save_split_assignment): later steps of the run reuse it."""
+        return self.root / "splits.json"
+
+    @staticmethod
+    def of_checkpoint(checkpoint: str | Path) -> "RunFolder":
+        """The run folder that holds RUN/checkpoints/NAME.safetensors."""
+        return RunFolder(Path(checkpoint).resolve().parent.parent)
 
     def start(self, config: dict, resume: bool) -> None:
         path = self.root / "config.json"

@@ -14,10 +14,10 @@ from typing import Callable
 
 import numpy as np
 
-from .cohort import read_manifest
+from .cohort import load_split_assignment, read_manifest
 from .errors import ConfigError
 from .evaluation import screening_metrics
-from .runs import load_checkpoint, write_model
+from .runs import RunFolder, load_checkpoint, write_model
 from .screening import ReferPolicy, ScreeningModel, decide, load_screening_model, refer_checks, screen
 
 SYNTHETIC_NOTE = ("Demo classifier trained on the synthetic phantom cohort (`osteo phantom`), not on patients: "
@@ -34,12 +34,13 @@ class ScreenedImage:
 
 
 def screen_split(model: ScreeningModel, manifest: str | Path, split: str | None,
-                 progress: Callable[[int, int], None] | None = None) -> list[ScreenedImage]:
+                 progress: Callable[[int, int], None] | None = None,
+                 assignment: dict[str, str] | None = None) -> list[ScreenedImage]:
     """`screen` on every labelled image of one split of a manifest (None: of every split), with the decisions
     under the model's policy."""
     from .io import load_radiograph
 
-    cohort = read_manifest(manifest)
+    cohort = read_manifest(manifest, assignment=assignment)
     rows = cohort.split(split) if split else cohort.labelled()
     if not rows:
         raise ConfigError(f"{Path(manifest).name} has no labelled images" + (f" in its {split!r} split." if split
@@ -133,16 +134,17 @@ def export_screening_model(encoder_checkpoint: str | Path, probe_path: str | Pat
 
     model = load_screening_model(out, segmenter)
     threshold = model.probe.threshold
+    assignment = load_split_assignment(RunFolder.of_checkpoint(encoder_checkpoint).splits)  # the probe's split
     if calibration_manifest:
         sized = screen_split(model, calibration_manifest, None, progress)
         policy = calibrate_refer_policy(sized, threshold, target_refer)
         source = Path(calibration_manifest).parent.name
     else:
-        pool = screen_split(model, data_manifest, "train", progress)
-        sized = screen_split(model, data_manifest, "val", progress)
+        pool = screen_split(model, data_manifest, "train", progress, assignment)
+        sized = screen_split(model, data_manifest, "val", progress, assignment)
         policy = calibrate_refer_policy(sized, threshold, target_refer, uncertainty_pool=pool + sized)
         source = f"{Path(data_manifest).parent.name} train+val"
-    test = screen_split(model, data_manifest, "test", progress)
+    test = screen_split(model, data_manifest, "test", progress, assignment)
     probe_card.update({"refer_policy": asdict(policy), "refer_calibration": {
         "calibrated_on": source, "target_refer": target_refer, "calibration": audit(sized, threshold, policy),
         "test": {"manifest": Path(data_manifest).parent.name, **audit(test, threshold, policy)}}})

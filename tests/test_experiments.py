@@ -25,13 +25,37 @@ def cohort(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def external(tmp_path_factory):
+    """Another cohort (another seed): its subject IDs repeat the training cohort's, its images do not."""
+    from osteo_engine.phantom import PhantomConfig, write_cohort
+
+    out = tmp_path_factory.mktemp("exp-external")
+    write_cohort(out, PhantomConfig(16, seed=5, raters=1, size=(256, 320)), workers=1)
+    return out
+
+
+def test_an_external_cohort_that_shares_images_with_the_data_is_refused_before_any_patch(cohort, tmp_path, capsys):
+    import shutil
+
+    from training_cli.main import main
+
+    copy = tmp_path / "copy"
+    shutil.copytree(cohort, copy)  # other paths, same images
+    code = main(["experiment", "--data", str(cohort / "manifest.csv"), "--out", str(tmp_path / "exp"),
+                 "--test-data", str(copy / "manifest.csv"), "--seeds", "0", "--methods", "simclr", "--tables", "1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "shares 30 image(s)" in err
+    assert not (tmp_path / "exp" / "cache").exists()
+
+
 @pytest.mark.timeout(900)
-def test_osteo_experiment_writes_results_and_report_and_resumes(cohort, tiny_segmenter, tmp_path, capsys):
+def test_osteo_experiment_writes_results_and_report_and_resumes(cohort, external, tiny_segmenter, tmp_path, capsys):
     from training_cli.main import main
 
     args = ["experiment", "--data", str(cohort / "manifest.csv"), "--out", str(tmp_path / "exp"), "--seeds", "0",
             "--methods", "simclr", "--tables", "1", "2", "3", "--segmenter", str(tiny_segmenter),
-            "--epochs", "1", "--batch-size", "16", "--test-data", str(cohort / "manifest.csv"), "--json"]
+            "--epochs", "1", "--batch-size", "16", "--test-data", str(external / "manifest.csv"), "--json"]
     assert main(args) == 0
     results = json.loads(capsys.readouterr().out)
     assert 0.5 < results["oracle_auc"] <= 1.0
@@ -48,3 +72,6 @@ def test_osteo_experiment_writes_results_and_report_and_resumes(cohort, tiny_seg
     stamp = (tmp_path / "exp" / "runs" / "t1-simclr-s0" / "result.json").stat().st_mtime_ns
     assert main(args) == 0  # finished runs are skipped
     assert (tmp_path / "exp" / "runs" / "t1-simclr-s0" / "result.json").stat().st_mtime_ns == stamp
+    capsys.readouterr()
+    other = [a if a != "16" else "8" for a in args]  # another batch size: the finished runs are not its runs
+    assert main(other) == 2 and "made with other settings" in capsys.readouterr().err

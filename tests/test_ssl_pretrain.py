@@ -77,6 +77,20 @@ def test_raw_input_takes_seven_squares():
     assert patches.shape == (7, 32, 32)
 
 
+def test_table_2_probes_whole_radiographs_and_pretrains_on_squares_that_change_with_the_seed(small_cohort, tmp_path):
+    from osteo_engine.ssl.data import RAW_PATCHES, cached_patch_bank, pretraining_inputs, probe_inputs
+
+    bank = cached_patch_bank(small_cohort / "manifest.csv", 32, "raw", None, tmp_path)
+    images = len(set(bank.images.tolist()))
+    probed = probe_inputs(bank, 32)
+    assert probed.patches.shape == (images, 32, 32)  # one input, so one prediction, per radiograph
+    first, second = pretraining_inputs(bank, 32, seed=0), pretraining_inputs(bank, 32, seed=1)
+    assert first.patches.shape == (RAW_PATCHES * images, 32, 32)
+    assert not np.array_equal(first.patches, second.patches)
+    assert np.array_equal(first.patches, pretraining_inputs(bank, 32, seed=0).patches)
+    assert (first.patches.reshape(len(first.patches), -1).max(1) > 0).all()  # squares of the hand, not padding
+
+
 def test_osteo_pretrain_on_raw_squares_writes_a_run_and_reuses_its_patch_cache(small_cohort, tmp_path, capsys):
     from training_cli.main import main
 

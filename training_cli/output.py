@@ -23,9 +23,13 @@ def log(message: str) -> None:
 def progress_bar(total: int, desc: str):
     from tqdm import tqdm
 
-    bar = tqdm(total=total, desc=desc, file=sys.stderr, unit="img", dynamic_ncols=True, leave=False)
+    bars = []  # made at the first update: work that reports nothing (a cache hit, a refusal) shows no bar
 
     def update(done: int, total_now: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total or total_now, desc=desc, file=sys.stderr, unit="img", dynamic_ncols=True,
+                             leave=False))
+        bar = bars[0]
         if done < bar.n or total_now != bar.total:
             bar.reset(total=total_now)  # a new pass (e.g. calibration, then test): its own rate and time
         bar.n = done
@@ -34,4 +38,5 @@ def progress_bar(total: int, desc: str):
     try:
         yield update
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()

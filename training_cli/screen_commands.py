@@ -136,7 +136,7 @@ def _shown(value: float | None) -> str:
 def run_export(args) -> int:
     from osteo_engine.screening_model import SYNTHETIC_NOTE, export_screening_model
 
-    from .ssl_commands import encoder_checkpoint
+    from osteo_engine.ssl.probing import encoder_checkpoint
 
     probe = Path(args.probe)
     card = {"name": "linear probe", "command": "osteo " + " ".join(sys.argv[1:]),

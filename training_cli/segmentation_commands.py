@@ -4,6 +4,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from osteo_engine import registry
+from osteo_engine.anatomy import BONE_NAMES
+
 from .output import emit, progress_bar
 
 
@@ -16,7 +19,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--rater", default="sam-auto")
     p.add_argument("--overwrite", action="store_true", help="redo images this rater already annotated")
     p.add_argument("--limit", type=int, help="only the first N images")
-    p.add_argument("--bones", nargs="+", choices=["ulna", "radius", "M1", "M2", "M3", "M4", "M5"],
+    p.add_argument("--bones", nargs="+", choices=BONE_NAMES,
                    help="make only these bones again in images already annotated; keep the rest")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=annotate_auto)
@@ -64,7 +67,7 @@ def add_segment_parser(sub) -> None:
     seg = p.add_subparsers(dest="segment_command", required=True, metavar="ACTION")
     t = seg.add_parser("train", help="train the mixture segmenter with the optimal-transport loss")
     t.add_argument("--data", nargs="+", required=True, help="annotation project folder(s) or manifest CSV(s)")
-    t.add_argument("--preset", choices=["cpu-small", "paper"], default="cpu-small")
+    t.add_argument("--preset", choices=registry.PRESETS, default="cpu-small")
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--resume", action="store_true")
     t.add_argument("--epochs", type=int, help="override the preset's number of epochs")

@@ -4,17 +4,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from osteo_engine import registry
+
 from .output import emit, log, progress_bar
 
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("pretrain", help="self-supervised pretraining (SimCLR, SupCon, SwAV, VICReg) on bone patches")
-    p.add_argument("--method", choices=["simclr", "supcon", "swav", "vicreg"], required=True)
+    p.add_argument("--method", choices=registry.SSL_METHODS, required=True)
     p.add_argument("--data", required=True, help="manifest CSV (unlabelled rows are pretraining data too)")
-    p.add_argument("--preset", choices=["cpu-small", "paper"], default="cpu-small")
+    p.add_argument("--preset", choices=registry.PRESETS, default="cpu-small")
     p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--multicrop", choices=["constrained", "conventional"], default="constrained")
-    p.add_argument("--input", choices=["patches", "raw"], default="patches",
+    p.add_argument("--multicrop", choices=registry.MULTICROP_MODES, default="constrained")
+    p.add_argument("--input", choices=registry.PATCH_INPUTS, default="patches",
                    help="bone patches from the segmenter's masks, or raw radiograph squares (no segmentation)")
     p.add_argument("--segmenter", help="segmentation model for the patches (default: the bundled model)")
     p.add_argument("--epochs", type=int)
@@ -27,17 +29,11 @@ def add_parsers(sub) -> None:
 
 
 def patch_bank_for(manifest: str, size: int, source: str, segmenter_path: str | None, cache_dir: Path, seed: int):
-    """The manifest's patch bank, from the cache when the manifest, size, input and segmenter match."""
-    from osteo_engine.segmentation.predict import load_segmenter
-    from osteo_engine.ssl.data import PatchBank, bank_cache_name, build_patch_bank
+    """The engine's cached patch bank, with a progress bar while it is built and the skipped images logged."""
+    from osteo_engine.ssl.data import cached_patch_bank
 
-    segmenter = load_segmenter(segmenter_path) if source == "patches" else None
-    cached = cache_dir / bank_cache_name(manifest, size, source, segmenter.card if segmenter else None)
-    if cached.exists():
-        return PatchBank.load(cached)
     with progress_bar(0, "patches") as update:
-        bank = build_patch_bank(manifest, size, source, segmenter, seed, progress=update)
-    bank.save(cached)
+        bank = cached_patch_bank(manifest, size, source, segmenter_path, cache_dir, seed, update)
     for reason in bank.skipped:
         log(f"skipped {reason}")
     return bank
@@ -91,7 +87,8 @@ def run_pretrain(args) -> int:
         stats = result.crop_stats
         emit({"run": str(result.run), "epochs": result.epochs_done, "world_size": world, "crops": stats}, args.json,
              [f"run {result.run}: {result.epochs_done} epochs on {world} process(es); {stats['fallbacks']} of "
-              f"{stats['crops']} constrained crops fell back to the best try"])
+              f"{stats['crops']} constrained views fell back to the best try; {stats['below_min']} views kept "
+              f"less than {config.multicrop.min_nonzero:.0%} non-zero pixels"])
     return 0
 
 
@@ -102,35 +99,29 @@ def add_probe_parser(sub) -> None:
     p.add_argument("--out", required=True, help="folder for the probe and its report")
     p.add_argument("--segmenter", help="segmentation model for the patches (default: the bundled model)")
     p.add_argument("--folds", type=int, default=5, help="subject-wise folds of train+val that choose the probe")
+    p.add_argument("--protocol", choices=registry.PROBE_PROTOCOLS, default="folds",
+                   help="folds: strength and threshold chosen over subject-wise folds of train+val (default); "
+                        "paper: fitted on train, the val split picks by macro-F1 at the argmax threshold 0.5")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run_probe)
 
 
-def encoder_checkpoint(path: str) -> Path:
-    path = Path(path)
-    return path / "checkpoints" / "last.safetensors" if path.is_dir() else path
-
-
 def run_probe(args) -> int:
-    from osteo_engine.ssl.probe import ProbeConfig, encode, evaluate_probe, load_encoder, train_probe
-    from osteo_engine.storage import atomic_write_bytes, strict_json
+    from osteo_engine.ssl.probing import ProbeRequest, probe_encoder
 
-    checkpoint = encoder_checkpoint(args.encoder)
-    encoder, _, card = load_encoder(checkpoint)
-    source = card.get("source", "patches")
-    out = Path(args.out)
-    bank = patch_bank_for(args.data, card["patch_size"], source, args.segmenter, out / "cache", 0)
-    features = encode(encoder, bank.patches)
-    probe, info = train_probe(features, bank, ProbeConfig(folds=args.folds))
-    report = {"encoder": str(checkpoint), "method": card["method_config"]["method"], "input": source, **info,
-              "test": evaluate_probe(probe, features, bank, "test")}
-    probe.save(out / "probe.safetensors", {"model": "LinearProbe", "encoder": str(checkpoint),
-                                           "method": report["method"], "input": source,
-                                           "command": "osteo " + " ".join(sys.argv[1:])})
-    atomic_write_bytes(out / "report.json", strict_json(report, indent=2).encode())
+    request = ProbeRequest(encoder=Path(args.encoder), data=Path(args.data), out=Path(args.out), folds=args.folds,
+                           protocol=args.protocol,
+                           segmenter=Path(args.segmenter) if args.segmenter else None,
+                           command="osteo " + " ".join(sys.argv[1:]))
+    with progress_bar(0, "patches") as update:
+        result = probe_encoder(request, update)
+    for reason in result.skipped:
+        log(f"skipped {reason}")
+    report = result.report
     m, ci = report["test"]["metrics"], report["test"]["intervals_95"]
-    emit(report, args.json, [f"{report['test']['subjects']} test subjects, threshold {probe.threshold:.3f} "
-                             f"(validation macro-F1 {info['val_macro_f1']:.3f} over {info['folds']} folds, C {info['strength']:g})"] +
+    emit(report, args.json, [f"{report['test']['subjects']} test subjects ({report['split']}'s split), threshold "
+                             f"{report['threshold']:.3f} (validation macro-F1 {report['val_macro_f1']:.3f} over "
+                             f"{report['folds']} folds, C {report['strength']:g})"] +
          [f"  {k:9s} {m[k]:.3f}  [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" for k in m])
     return 0
 
@@ -138,13 +129,14 @@ def run_probe(args) -> int:
 def add_experiment_parser(sub) -> None:
     p = sub.add_parser("experiment", help="the paper's tables 1–4 and fig. 5 over seeds, resumable, with report.md")
     p.add_argument("--data", required=True, help="manifest CSV with labels (and splits)")
-    p.add_argument("--preset", choices=["cpu-small", "paper"], default="cpu-small")
+    p.add_argument("--preset", choices=registry.PRESETS, default="cpu-small")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", required=True)
-    p.add_argument("--methods", nargs="+", default=["simclr", "supcon", "swav", "vicreg"],
-                   choices=["simclr", "supcon", "swav", "vicreg"])
-    p.add_argument("--tables", nargs="+", default=["1", "2", "3", "4"], choices=["1", "2", "3", "4"])
+    p.add_argument("--methods", nargs="+", default=list(registry.SSL_METHODS), choices=registry.SSL_METHODS)
+    p.add_argument("--tables", nargs="+", default=list(registry.TABLES), choices=registry.TABLES)
     p.add_argument("--test-data", help="an external cohort's manifest: every model is scored there too")
+    p.add_argument("--probe-protocol", choices=registry.PROBE_PROTOCOLS, default="folds",
+                   help="how the linear probe is chosen (see `osteo probe --protocol`)")
     p.add_argument("--segmenter", help="segmentation model for the patches (default: the bundled model)")
     p.add_argument("--epochs", type=int, help="override the preset's pretraining epochs")
     p.add_argument("--batch-size", type=int, help="override the preset's batch size")
@@ -154,29 +146,22 @@ def add_experiment_parser(sub) -> None:
 
 
 def run_experiment_command(args) -> int:
-    from osteo_engine.experiments import needed_inputs, run_experiment
-    from osteo_engine.ssl.pretrain import pretrain_preset
+    from osteo_engine.experiments import ExperimentRequest, experiment
 
-    size = pretrain_preset(args.preset, patch_size=args.patch_size).patch_size
-    out = Path(args.out)
-    inputs = needed_inputs(args.tables)
-    banks = {s: patch_bank_for(args.data, size, s, args.segmenter, out / "cache", 0) for s in inputs}
-    external = ({s: patch_bank_for(args.test_data, size, s, args.segmenter, out / "cache", 0) for s in inputs}
-                if args.test_data else None)
-    oracle = None
-    if (Path(args.data).parent / "phantom.json").exists():
-        from osteo_engine.phantom import run_oracle
-
-        oracle = run_oracle(Path(args.data).parent).auc
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
+                                   ("patch_size", args.patch_size)) if v is not None}
+    request = ExperimentRequest(data=Path(args.data), out=Path(args.out), preset=args.preset, seeds=tuple(args.seeds),
+                                methods=tuple(args.methods), tables=tuple(args.tables),
+                                test_data=Path(args.test_data) if args.test_data else None,
+                                segmenter=Path(args.segmenter) if args.segmenter else None, overrides=overrides,
+                                probe_protocol=args.probe_protocol)
 
     def progress(spec, record) -> None:
         m = record["metrics"]
         log(f"{spec.name}: AUC {m['auc']:.3f}, F1 {m['f1']:.3f}"
             + (f", external AUC {record['external']['auc']:.3f}" if "external" in record else ""))
 
-    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
-                                   ("patch_size", args.patch_size)) if v is not None}
-    results = run_experiment(banks, out, args.preset, args.seeds, args.methods, args.tables, external, oracle,
-                             overrides, progress)
-    emit(results, args.json, [f"{len(results['runs'])} runs; report: {out / 'report.md'}"])
+    with progress_bar(0, "patches") as update:
+        results = experiment(request, progress, update)
+    emit(results, args.json, [f"{len(results['runs'])} runs; report: {request.out / 'report.md'}"])
     return 0

@@ -11,7 +11,9 @@ import numpy as np
 import torch
 
 from ..anatomy import BONE_NAMES
+from .. import registry
 from ..errors import ConfigError
+from ..registry import check_registry
 from ..runs import DivergenceGuard, RunFolder, load_checkpoint, pick_device, warmup_cosine
 from .augment import AugmentConfig, augment
 from .data import SegmentationSample, load_samples
@@ -58,6 +60,7 @@ PRESETS = {
                                                                      head_channels=32),
                                 samples=4, epochs=200, batch_size=16, lr=1e-3),
 }
+check_registry("segmentation preset", PRESETS, registry.PRESETS)
 
 
 def preset(name: str, **overrides) -> SegmentTrainConfig:

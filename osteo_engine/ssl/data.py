@@ -1,7 +1,10 @@
 """The patch bank: every image of a manifest turned into bone patches once, cached beside the run.
 
 Patches always come from the segmenter's predicted masks (paper §3.2), for training and test alike, phantoms
-included. `raw` input (the paper's table 2, no segmentation) takes 7 random squares of the radiograph instead.
+included. `raw` input (the paper's table 2, no segmentation) keeps each whole radiograph instead, letterboxed
+into a square of `RAW_SCALE` times the patch size: the probe sees the whole image once (one prediction per
+radiograph, as the paper does), and pretraining sees 7 random squares of it, drawn anew with the run's seed
+(`pretraining_inputs`), so that it gets as many samples per image as with bone patches.
 """
 from __future__ import annotations
 
@@ -13,13 +16,16 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ..cohort import read_manifest
+from ..cohort import read_manifest, subject_key
 from ..errors import OsteoError
 from ..io import load_radiograph
 from ..patches import bone_patches
+from ..registry import PATCH_INPUTS
 from ..storage import atomic_write_bytes
 
 RAW_PATCHES = 7
+RAW_SCALE = 4  # a raw bank keeps each radiograph at 4× the patch size, so that its squares keep detail
+WHOLE = "whole"  # the `bones` entry of a whole radiograph in a raw bank
 
 
 @dataclass
@@ -31,6 +37,13 @@ class PatchBank:
     splits: np.ndarray  # (N,)
     images: np.ndarray  # (N,) image file name
     skipped: list[str]  # sentences: images that could not be used, and why
+
+    def with_splits(self, assignment: dict[str, str] | None) -> "PatchBank":
+        """The same patches with each subject that `assignment` (subject_key -> split) knows moved to its split."""
+        if not assignment:
+            return self
+        splits = np.array([assignment.get(subject_key(str(s)), v) for s, v in zip(self.subjects, self.splits)])
+        return PatchBank(self.patches, self.bones, self.subjects, self.labels, splits, self.images, self.skipped)
 
     def select(self, mask: np.ndarray) -> "PatchBank":
         return PatchBank(self.patches[mask], self.bones[mask], self.subjects[mask], self.labels[mask],
@@ -52,6 +65,48 @@ class PatchBank:
                              z["images"], list(z["skipped"]))
 
 
+def letterboxed(pixels: np.ndarray, size: int) -> np.ndarray:
+    """The image scaled to fit a size × size square, centred, zeros around it."""
+    h, w = pixels.shape
+    scale = size / max(h, w)
+    small = cv2.resize(pixels, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    out = np.zeros((size, size), np.float32)
+    y, x = (size - small.shape[0]) // 2, (size - small.shape[1]) // 2
+    out[y:y + small.shape[0], x:x + small.shape[1]] = small
+    return out
+
+
+def is_raw(bank: PatchBank) -> bool:
+    return len(bank.bones) > 0 and bool((bank.bones == WHOLE).all())
+
+
+def pretraining_inputs(bank: PatchBank, size: int, seed: int) -> PatchBank:
+    """What pretraining sees: bone patches as they are; for a raw bank, 7 random squares of every radiograph
+    (drawn with `seed`, at `size`)."""
+    if not is_raw(bank):
+        return bank
+    rng = np.random.default_rng(seed)
+    squares = np.concatenate([raw_patches(_content(image), size, rng) for image in bank.patches])
+    repeat = np.repeat(np.arange(len(bank.patches)), RAW_PATCHES)
+    return PatchBank(squares, np.full(len(squares), "raw"), bank.subjects[repeat], bank.labels[repeat],
+                     bank.splits[repeat], bank.images[repeat], bank.skipped)
+
+
+def _content(image: np.ndarray) -> np.ndarray:
+    """The radiograph inside its letterbox (the rows and columns that are not all zero)."""
+    rows, cols = np.flatnonzero(image.any(1)), np.flatnonzero(image.any(0))
+    return image[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] if len(rows) and len(cols) else image
+
+
+def probe_inputs(bank: PatchBank, size: int) -> PatchBank:
+    """What the probe sees: bone patches as they are; for a raw bank, each whole radiograph at `size`."""
+    if not is_raw(bank) or bank.patches.shape[-1] == size:
+        return bank
+    whole = np.stack([cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA) for image in bank.patches])
+    return PatchBank(whole.astype(np.float32), bank.bones, bank.subjects, bank.labels, bank.splits, bank.images,
+                     bank.skipped)
+
+
 def raw_patches(pixels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     """7 random squares (a quarter of the shorter side) of a radiograph, resized to `size`."""
     h, w = pixels.shape
@@ -68,10 +123,9 @@ def build_patch_bank(manifest: str | Path, size: int, source: str = "patches", s
     """Patches of every usable image in a manifest; `segmenter` (a LoadedSegmenter) is needed for patches."""
     from ..segmentation.predict import segment
 
-    if source not in ("patches", "raw"):
+    if source not in PATCH_INPUTS:
         raise ValueError(f"unknown input {source!r}; choose patches or raw")
     cohort = read_manifest(manifest, seed=seed)
-    rng = np.random.default_rng(seed)
     rows: dict[str, list] = {k: [] for k in ("patches", "bones", "subjects", "labels", "splits", "images")}
     skipped = []
     for k, row in enumerate(cohort.rows):
@@ -81,7 +135,7 @@ def build_patch_bank(manifest: str | Path, size: int, source: str = "patches", s
             skipped.append(f"line {row.line}: {exc}")
             continue
         if source == "raw":
-            stack, names = raw_patches(image.pixels, size, rng), ["raw"] * RAW_PATCHES
+            stack, names = letterboxed(image.pixels, RAW_SCALE * size)[None], [WHOLE]
         else:
             labels = segment(image.pixels, segmenter).labels
             spacing = image.pixel_spacing_mm[0] if image.pixel_spacing_mm else None
@@ -105,9 +159,25 @@ def build_patch_bank(manifest: str | Path, size: int, source: str = "patches", s
                      skipped)
 
 
+def cached_patch_bank(manifest: str | Path, size: int, source: str, segmenter_path: str | Path | None,
+                      cache_dir: str | Path, seed: int = 0,
+                      progress: Callable[[int, int], None] | None = None) -> PatchBank:
+    """The manifest's patch bank, from `cache_dir` when the manifest, size, input and segmenter match, else
+    built (segmenting every image) and cached. Its `skipped` lists the images that could not be used."""
+    from ..segmentation.predict import load_segmenter
+
+    segmenter = load_segmenter(segmenter_path) if source == "patches" else None
+    cached = Path(cache_dir) / bank_cache_name(manifest, size, source, segmenter.card if segmenter else None)
+    if cached.exists():
+        return PatchBank.load(cached)
+    bank = build_patch_bank(manifest, size, source, segmenter, seed, progress=progress)
+    bank.save(cached)
+    return bank
+
+
 def bank_cache_name(manifest: str | Path, size: int, source: str, segmenter_card: dict | None) -> str:
     """A file name that changes with the manifest's content, the patch size, the input and the segmenter."""
     digest = hashlib.sha256(Path(manifest).read_bytes())
-    digest.update(f"{size}|{source}|{(segmenter_card or {}).get('command', '')}|"
+    digest.update(f"{size}|{source}|{'whole x4' if source == 'raw' else ''}|{(segmenter_card or {}).get('command', '')}|"
                   f"{(segmenter_card or {}).get('epoch', '')}".encode())
     return f"patches-{source}-{size}-{digest.hexdigest()[:12]}.npz"

@@ -10,10 +10,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..registry import SSL_METHODS
 from .encoders import build_encoder
 from .losses import simclr_loss, supcon_loss, swav_loss, vicreg_loss
 
-METHODS = ("simclr", "supcon", "swav", "vicreg")
+METHODS = SSL_METHODS
 
 
 @dataclass(frozen=True)

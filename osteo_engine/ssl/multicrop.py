@@ -2,10 +2,13 @@
 
 Each view is one `grid_sample` of the whole batch: a random resized crop composed with rotation (±30°),
 translation (±10%) and horizontal/vertical flips in a single affine map, then brightness and contrast
-(50–150%). In `constrained` mode a crop must keep at least 10% non-zero pixels: a bone patch is mostly
-black, and a crop of background teaches nothing. Candidate boxes are drawn for all tries at once and scored
-with a summed-area table, so the constraint costs almost nothing; when no candidate passes, the best one
-is used and counted.
+(50–150%) of the bone pixels alone, so that masked-out background stays exactly 0. In `constrained` mode a
+view must keep at least 10% non-zero pixels: a bone patch is mostly black, and a view of background teaches
+nothing. The rule holds for the view as it is finally sampled (rotation and translation included, not only
+the crop box): candidate views are drawn for all tries at once and scored by sampling each patch's coverage
+map (its share of non-zero pixels per cell) through the candidate's own affine map at low resolution, so the
+constraint costs little; when no candidate passes, the best one is used and counted. Every view's actual
+share of non-zero pixels is measured after sampling and reported (`CropStats.below_min`).
 """
 from __future__ import annotations
 
@@ -15,8 +18,11 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from ..registry import MULTICROP_MODES
 
-SAT_CELL = 4  # pixels per summed-area cell
+
+COVERAGE_CELLS = 32  # cells per side of a patch's coverage map
+PROBE_SIZE = 16  # pixels per side at which candidate views are scored
 
 
 @dataclass(frozen=True)
@@ -47,11 +53,13 @@ class MultiCropConfig:
 @dataclass
 class CropStats:
     crops: int = 0
-    fallbacks: int = 0  # constrained crops where no try reached the minimum, so the best one was used
+    fallbacks: int = 0  # constrained views where no try reached the minimum, so the best one was used
+    below_min: int = 0  # views whose sampled pixels are less than `min_nonzero` non-zero (measured)
 
     def add(self, other: "CropStats") -> None:
         self.crops += other.crops
         self.fallbacks += other.fallbacks
+        self.below_min += other.below_min
 
 
 def sample_boxes(count: int, height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float],
@@ -68,50 +76,38 @@ def sample_boxes(count: int, height: int, width: int, scale: tuple[float, float]
     return torch.stack([x0, y0, w, h], dim=1)
 
 
-def nonzero_fraction(area: SummedArea, boxes: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
-    """Share of non-zero pixels in each box (x0, y0, w, h in pixels) of image `image_index`."""
-    integral = area.table
-    h, w = integral.shape[1] - 1, integral.shape[2] - 1
-    boxes = boxes / area.cell
-    x0 = boxes[:, 0].round().long().clamp(0, w)
-    y0 = boxes[:, 1].round().long().clamp(0, h)
-    x1 = (boxes[:, 0] + boxes[:, 2]).round().long().clamp(0, w)
-    y1 = (boxes[:, 1] + boxes[:, 3]).round().long().clamp(0, h)
-    t, i = integral, image_index
-    inside = t[i, y1, x1] - t[i, y0, x1] - t[i, y1, x0] + t[i, y0, x0]
-    return inside / ((x1 - x0) * (y1 - y0)).clamp_min(1)
+def coverage(images: torch.Tensor, cells: int = COVERAGE_CELLS) -> torch.Tensor:
+    """(B, 1, C, C): the share of non-zero pixels in each of C×C cells of (B, 1, H, W) images. Pretraining
+    makes it once per patch (a patch does not change between epochs)."""
+    cells = max(1, min(cells, images.shape[-2], images.shape[-1]))
+    return F.adaptive_avg_pool2d((images[:, :1] != 0).float(), cells)
 
 
-@dataclass
-class SummedArea:
-    table: torch.Tensor  # (B, H/cell + 1, W/cell + 1) running sums of the non-zero share per cell
-    cell: int  # pixels per cell side
+def view_share(cover: torch.Tensor, theta: torch.Tensor, size: int = PROBE_SIZE) -> torch.Tensor:
+    """(N,) estimated share of non-zero pixels in the views that `theta` (N, 2, 3) cuts from images whose
+    coverage maps are `cover` (N, 1, C, C): the coverage sampled through the view's own affine map."""
+    grid = F.affine_grid(theta, (len(theta), 1, size, size), align_corners=False)
+    return F.grid_sample(cover, grid, mode="bilinear", padding_mode="zeros", align_corners=False).mean((1, 2, 3))
 
 
-def summed_area(images: torch.Tensor, cell: int = SAT_CELL) -> SummedArea:
-    """Summed-area tables of where (B, 1, H, W) images are non-zero, over cells of a few pixels: the table
-    stays small, and the constraint is a 10% threshold, not an exact count."""
-    cell = max(1, min(cell, images.shape[-1] // 8, images.shape[-2] // 8))
-    share = F.avg_pool2d((images[:, :1] != 0).float(), cell, ceil_mode=True)[:, 0]
-    return SummedArea(F.pad(share.cumsum(1).cumsum(2), (1, 0, 1, 0)), cell)
-
-
-def choose_boxes(images: torch.Tensor, integral: SummedArea | None, scale, config: MultiCropConfig,
+def choose_views(images: torch.Tensor, cover: torch.Tensor | None, scale, config: MultiCropConfig,
                  generator: torch.Generator, count: int = 1) -> tuple[torch.Tensor, CropStats]:
-    """`count` boxes per image, (count·B, 4) crop-major: all tries of all crops are drawn and scored at once."""
+    """`count` views per image as affine maps theta (count·B, 2, 3), crop-major. Constrained: of `tries`
+    candidates each, the first whose estimated share of non-zero pixels reaches `min_nonzero`."""
     b, _, h, w = images.shape
     n = count * b
+    if config.mode not in MULTICROP_MODES:
+        raise ValueError(f"unknown multi-crop mode {config.mode!r}; choose one of {', '.join(MULTICROP_MODES)}")
+    tries = config.tries if config.mode == "constrained" else 1
+    boxes = sample_boxes(n * tries, h, w, scale, config.ratio, generator, images.device)
+    theta = _affine(boxes, h, w, config.augment, generator)
     if config.mode == "conventional":
-        return sample_boxes(n, h, w, scale, config.ratio, generator, images.device), CropStats(n, 0)
-    if config.mode != "constrained":
-        raise ValueError(f"unknown multi-crop mode {config.mode!r}")
-    tries = config.tries
-    boxes = sample_boxes(n * tries, h, w, scale, config.ratio, generator, images.device).view(n, tries, 4)
+        return theta, CropStats(n)
     index = torch.arange(b, device=images.device).repeat(count).repeat_interleave(tries)
-    fraction = nonzero_fraction(integral, boxes.view(-1, 4), index).view(n, tries)
-    passed = fraction >= config.min_nonzero
-    first = torch.where(passed.any(1), passed.float().argmax(1), fraction.argmax(1))
-    chosen = boxes[torch.arange(n, device=images.device), first]
+    share = view_share(cover[index], theta).view(n, tries)
+    passed = share >= config.min_nonzero
+    first = torch.where(passed.any(1), passed.float().argmax(1), share.argmax(1))
+    chosen = theta.view(n, tries, 2, 3)[torch.arange(n, device=images.device), first]
     return chosen, CropStats(n, int((~passed.any(1)).sum()))
 
 
@@ -135,32 +131,41 @@ def _affine(boxes: torch.Tensor, h: int, w: int, aug: AugmentConfig, generator: 
     return (crop @ torch.cat([a, torch.tensor([0.0, 0.0, 1.0], device=device).expand(n, 1, 3)], 1))[:, :2]
 
 
-def _view(images, boxes, size, aug: AugmentConfig, generator) -> torch.Tensor:
-    b, c, h, w = images.shape
-    theta = _affine(boxes, h, w, aug, generator)
+def _view(images, theta, size, aug: AugmentConfig, generator) -> torch.Tensor:
+    """The views `theta` cuts from `images`, with brightness and contrast applied to the bone alone: each
+    pixel's bone weight w (the mask sampled like the image; numerical bleed under 1% dropped) scales the
+    jitter, so background stays exactly 0 and bone edges blend as sampled."""
+    b, c, _, _ = images.shape
     grid = F.affine_grid(theta, (b, c, size, size), align_corners=False)
     out = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    weight = F.grid_sample((images != 0).float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    weight = torch.where(weight < 0.01, torch.zeros_like(weight), weight)
     brightness = torch.empty(b, 1, 1, 1, device=images.device).uniform_(*aug.brightness, generator=generator)
     contrast = torch.empty(b, 1, 1, 1, device=images.device).uniform_(*aug.contrast, generator=generator)
-    mean = out.mean(dim=(2, 3), keepdim=True)
-    return ((out - mean) * contrast + mean) * brightness
+    mean = (out * (weight > 0)).sum((2, 3), keepdim=True) / weight.sum((2, 3), keepdim=True).clamp_min(1e-6)
+    jittered = ((out - weight * mean) * contrast + weight * mean) * brightness
+    return torch.where(weight > 0, jittered, torch.zeros_like(out))
 
 
 def multicrop(images: torch.Tensor, config: MultiCropConfig, generator: torch.Generator,
-              area: SummedArea | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor], CropStats]:
+              cover: torch.Tensor | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor], CropStats]:
     """images (B, 1, H, W) -> global views [(B, 1, G, G)] and local views [(B, 1, L, L)], and crop stats.
 
-    `area` is the images' `summed_area`, when the caller keeps one per patch (patches do not change)."""
+    `cover` is the images' `coverage`, when the caller keeps one per patch (patches do not change)."""
     if images.ndim != 4:
         raise ValueError(f"expected images (B, C, H, W), got {tuple(images.shape)}")
-    if config.mode == "constrained" and area is None:
-        area = summed_area(images)
+    if config.mode == "constrained" and cover is None:
+        cover = coverage(images)
     stats = CropStats()
     views = []
     for count, size, scale in ((config.global_crops, config.global_size, config.global_scale),
                                (config.local_crops, config.local_size, config.local_scale)):
-        boxes, found = choose_boxes(images, area, scale, config, generator, count)
+        if not count:
+            views.append([])
+            continue
+        thetas, found = choose_views(images, cover, scale, config, generator, count)
+        made = [_view(images, part, size, config.augment, generator) for part in thetas.split(len(images))]
+        found.below_min = sum(int(((v != 0).float().mean((1, 2, 3)) < config.min_nonzero).sum()) for v in made)
         stats.add(found)
-        views.append([_view(images, part, size, config.augment, generator) for part in boxes.split(len(images))]
-                     if count else [])
+        views.append(made)
     return views[0], views[1], stats

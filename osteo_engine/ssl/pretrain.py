@@ -12,13 +12,16 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .. import registry
+from ..cohort import save_split_assignment
 from ..errors import ConfigError
+from ..registry import check_registry
 from ..runs import DivergenceGuard, RunFolder, pick_device, warmup_cosine
-from .data import PatchBank
+from .data import PatchBank, pretraining_inputs
 from .larc import LARC
 from .losses import rank_and_world
 from .methods import MethodConfig, build_method
-from .multicrop import CropStats, MultiCropConfig, SummedArea, multicrop, summed_area
+from .multicrop import CropStats, MultiCropConfig, coverage, multicrop
 
 
 
@@ -52,6 +55,7 @@ PRESETS = {
                             patch_size=256, multicrop=MultiCropConfig(global_size=224, local_size=96),
                             batch_size=128, epochs=100, lr=0.6),
 }
+check_registry("pretraining preset", PRESETS, registry.PRESETS)
 
 
 def pretrain_preset(name: str, method: str = "simclr", **overrides) -> PretrainConfig:
@@ -98,8 +102,9 @@ def pretrain(bank: PatchBank, out: str | Path, config: PretrainConfig, resume: b
     run = RunFolder(out)
     if rank == 0:
         run.start({"task": "pretraining", "config": config.to_json(), "world_size": world}, resume)
+        save_split_assignment(run.splits, bank.subjects, bank.splits)
     _barrier()
-    data = pretraining_patches(bank)
+    data = pretraining_patches(pretraining_inputs(bank, config.patch_size, config.seed))
     if config.method.method == "supcon":
         data = data.select(data.labels >= 0)  # SupCon pulls together patches of one label: it needs labels
     if len(data.patches) < config.batch_size:
@@ -121,17 +126,18 @@ def pretrain(bank: PatchBank, out: str | Path, config: PretrainConfig, resume: b
         start = state["epoch"] + 1
     patches = torch.from_numpy(data.patches)[:, None]
     labels = torch.from_numpy(data.labels.astype(np.int64))
-    areas = summed_area(patches) if config.multicrop.mode == "constrained" else None  # patches never change
+    cover = coverage(patches)  # once: patches never change
     card = {"model": "SSLEncoder", "method_config": asdict(config.method), "patch_size": config.patch_size,
             "preset": config.preset, "source": config.source, "command": command, "patches": len(data.patches)}
     totals = CropStats()
     for epoch in range(start, config.epochs + 1):
         started = time.perf_counter()
-        losses, stats = _epoch(model, optimiser, patches, areas, labels, config, epoch, steps_per_epoch, total, device)
+        losses, stats = _epoch(model, optimiser, patches, cover, labels, config, epoch, steps_per_epoch, total, device)
         totals.add(stats)
         record = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
                   "lr": optimiser.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 2),
-                  "crops": stats.crops, "crop_fallbacks": stats.fallbacks}
+                  "crops": stats.crops, "crop_fallbacks": stats.fallbacks,
+                  "views_below_min": stats.below_min}
         if rank == 0:
             run.save_checkpoint("last", method.encoder.state_dict(), {**card, "epoch": epoch, "metrics": record})
             run.append_metrics(record)
@@ -139,7 +145,7 @@ def pretrain(bank: PatchBank, out: str | Path, config: PretrainConfig, resume: b
         _barrier()
         if progress and rank == 0:
             progress(record)
-    return PretrainResult(run.root, config.epochs, {"crops": totals.crops, "fallbacks": totals.fallbacks})
+    return PretrainResult(run.root, config.epochs, asdict(totals))
 
 
 def _rank_device(rank: int, world: int) -> torch.device:
@@ -162,7 +168,7 @@ def _distributed(method, device: torch.device):
     return DistributedDataParallel(method)
 
 
-def _epoch(model, optimiser, patches, areas: SummedArea | None, labels, config: PretrainConfig, epoch: int, steps: int,
+def _epoch(model, optimiser, patches, cover: torch.Tensor, labels, config: PretrainConfig, epoch: int, steps: int,
            total: int, device):
     model.train()
     rank, world = rank_and_world()
@@ -175,8 +181,7 @@ def _epoch(model, optimiser, patches, areas: SummedArea | None, labels, config: 
         for group in optimiser.param_groups:
             group["lr"] = warmup_cosine(step, total, config.lr, config.warmup_fraction)
         index = order[b * config.batch_size:(b + 1) * config.batch_size][rank::world]
-        area = None if areas is None else SummedArea(areas.table[index], areas.cell)
-        global_views, local_views, found = multicrop(patches[index], config.multicrop, generator, area)
+        global_views, local_views, found = multicrop(patches[index], config.multicrop, generator, cover[index])
         stats.add(found)
         global_views = [v.to(device) for v in global_views]
         local_views = [v.to(device) for v in local_views]

@@ -19,6 +19,7 @@ import torch
 from ..anatomy import BONE_NAMES
 from ..errors import ConfigError
 from ..evaluation import best_threshold, bootstrap_intervals, calibration, macro_f1, screening_metrics
+from ..registry import PROBE_PROTOCOLS
 from ..runs import card_field, load_checkpoint, pick_device, write_model
 from .data import PatchBank
 from .encoders import build_encoder
@@ -30,6 +31,9 @@ class ProbeConfig:
     folds: int = 5
     seed: int = 0
     bootstrap_rounds: int = 1000
+    # "folds": strength and threshold chosen over subject-wise folds of train+val (the default);
+    # "paper": fitted on train, the val split chooses the strength by macro-F1 at the argmax threshold 0.5
+    protocol: str = "folds"
 
 
 def load_encoder(path: str | Path, device: torch.device | None = None):
@@ -106,30 +110,63 @@ class Probe:
 
 def train_probe(features: np.ndarray, bank: PatchBank, config: ProbeConfig = ProbeConfig()
                 ) -> tuple[Probe, dict]:
+    """A probe on `features` (patches, F) of `bank`'s labelled train and val patches, by `config.protocol`.
+    Returns it and what chose it: strength, threshold, validation macro-F1 (on subjects the chosen model did
+    not see, at a threshold not fitted on them). Raises ConfigError without two classes to learn from."""
+    if config.protocol not in PROBE_PROTOCOLS:
+        raise ConfigError(f"unknown probe protocol {config.protocol!r}; choose one of {', '.join(PROBE_PROTOCOLS)}.")
     train = (bank.splits == "train") & (bank.labels >= 0)
     val = (bank.splits == "val") & (bank.labels >= 0)
     if len(np.unique(bank.labels[train])) < 2 or not val.any():
         raise ConfigError("the probe needs labelled training patches of both classes and labelled validation ones.")
+    if config.protocol == "paper":
+        return _paper_probe(features, bank, train, val, config)
     chosen = train | val
     x, y, subjects = features[chosen], bank.labels[chosen], np.asarray(bank.subjects)[chosen]
     folds = _subject_folds(y, subjects, config)
+    part = bank.select(chosen)
+    held_outs = [_out_of_fold(x, y, folds, c) for c in config.strengths]
+    scored = [(_honest_fold_f1(part, held, folds), k) for k, held in enumerate(held_outs)]
+    score, best = max(scored, key=lambda t: t[0])  # first of equals: the most regularised
+    strength = config.strengths[best]
+    _, labels, subject_probs = subject_scores(part, held_outs[best])
+    threshold = best_threshold(labels, subject_probs)
+    probe = _probe(x, y, strength, threshold)
+    return probe, {"protocol": "folds", "strength": strength, "folds": len(folds), "val_macro_f1": score,
+                   "threshold": threshold}
+
+
+def _honest_fold_f1(part: PatchBank, held_out: np.ndarray, folds: list) -> float:
+    """Mean over folds of the macro-F1 of a fold's subjects at the threshold the other folds choose."""
+    scores = []
+    for _, test_index in folds:
+        fold = np.zeros(len(held_out), bool)
+        fold[test_index] = True
+        _, rest_labels, rest_probs = subject_scores(part.select(~fold), held_out[~fold])
+        _, labels, probs = subject_scores(part.select(fold), held_out[fold])
+        scores.append(macro_f1(labels, probs, best_threshold(rest_labels, rest_probs)))
+    return float(np.mean(scores))
+
+
+def _paper_probe(features: np.ndarray, bank: PatchBank, train: np.ndarray, val: np.ndarray, config: ProbeConfig
+                 ) -> tuple[Probe, dict]:
+    """The paper's protocol: fitted on train; the val split picks the model by macro-F1; argmax (0.5)."""
+    x, y = features[train], bank.labels[train]
+    val_bank = bank.select(val)
     scored = []
     for strength in config.strengths:
-        held_out = _out_of_fold(x, y, folds, strength)
-        per_fold = []
-        for _, test_index in folds:
-            fold = np.zeros(len(y), bool)
-            fold[test_index] = True
-            _, labels, subject_probs = subject_scores(bank.select(np.flatnonzero(chosen)[fold]), held_out[fold])
-            per_fold.append(macro_f1(labels, subject_probs, best_threshold(labels, subject_probs)))
-        scored.append((float(np.mean(per_fold)), strength, held_out))
-    score, strength, held_out = max(scored, key=lambda t: t[0])  # first of equals: the most regularised
-    _, labels, subject_probs = subject_scores(bank.select(chosen), held_out)
-    threshold = best_threshold(labels, subject_probs)
+        probe = _probe(x, y, strength, 0.5)
+        _, labels, probs = subject_scores(val_bank, probe.patch_probabilities(features[val]))
+        scored.append((macro_f1(labels, probs, 0.5), strength, probe))
+    score, strength, probe = max(scored, key=lambda t: t[0])
+    return probe, {"protocol": "paper", "strength": strength, "folds": 0, "val_macro_f1": float(score),
+                   "threshold": 0.5}
+
+
+def _probe(x: np.ndarray, y: np.ndarray, strength: float, threshold: float) -> Probe:
     mean, std = x.mean(0), x.std(0) + 1e-6
     model = _fit(x, y, mean, std, strength)
-    probe = Probe(model.coef_[0].astype(np.float64), float(model.intercept_[0]), mean, std, threshold)
-    return probe, {"strength": strength, "folds": len(folds), "val_macro_f1": score, "threshold": threshold}
+    return Probe(model.coef_[0].astype(np.float64), float(model.intercept_[0]), mean, std, threshold)
 
 
 def _subject_folds(y: np.ndarray, subjects: np.ndarray, config: ProbeConfig) -> list:

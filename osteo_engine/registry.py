@@ -1,0 +1,22 @@
+"""The names every registry of the engine answers to, importable without torch.
+
+The engine's own registries (training presets, SSL methods, experiment tables, patch inputs, multi-crop modes)
+are keyed by these tuples and check themselves against them when imported (`check_registry`), so the `osteo`
+command can offer them as choices without loading the models' code.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+PRESETS = ("cpu-small", "paper")  # segmentation training and pretraining alike
+SSL_METHODS = ("simclr", "supcon", "swav", "vicreg")
+TABLES = ("1", "2", "3", "4")  # the paper's tables 1–4
+PATCH_INPUTS = ("patches", "raw")  # bone patches, or raw radiograph squares (table 2)
+MULTICROP_MODES = ("constrained", "conventional")
+PROBE_PROTOCOLS = ("folds", "paper")  # subject-wise folds of train+val choose the probe, or the paper's val split
+
+
+def check_registry(what: str, keys: Iterable[str], names: tuple[str, ...]) -> None:
+    """ImportError (at import time, so a mismatch is found by any test) when `keys` are not `names`."""
+    if tuple(keys) != names:
+        raise ImportError(f"the {what} registry holds {tuple(keys)}, but osteo_engine.registry names {names}")

@@ -1,0 +1,83 @@
+"""The probe job: a linear probe on a frozen pretrained encoder, scored on the test subjects.
+
+`osteo probe` and `experiments.run_one` both go through `fit_probe`; `probe_encoder` is the whole job as the
+CLI (and later the Jobs panel) runs it. The subject split is the one the encoder's pretraining saw
+(RUN/splits.json): with a manifest that has no split column, a split drawn anew could put the encoder's
+training subjects into the probe's test set.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..cohort import load_split_assignment
+from ..runs import RunFolder
+from ..storage import atomic_write_json
+from .data import PatchBank, cached_patch_bank, probe_inputs
+from .probe import Probe, ProbeConfig, encode, evaluate_probe, load_encoder, train_probe
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeRequest:
+    encoder: Path  # a pretraining run folder, or its encoder .safetensors
+    data: Path  # labelled manifest CSV
+    out: Path  # folder for probe.safetensors (+ card), report.json and the patch cache
+    segmenter: Path | None = None  # for the bone patches; None: the bundled segmenter
+    folds: int = 5  # subject-wise folds of train+val that choose the probe's strength and threshold
+    protocol: str = "folds"  # or "paper": fitted on train, chosen on val at threshold 0.5 (ProbeConfig)
+    command: str = ""
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    probe: Path
+    report: dict
+    test_subjects: list[str]  # in memory only: report.json holds no subject identifiers
+    skipped: list[str]  # images that could not be used, and why
+
+
+@dataclass(frozen=True)
+class FittedProbe:
+    probe: Probe
+    info: dict  # strength, threshold, validation macro-F1 (train_probe)
+    features: np.ndarray  # (patches, F) of the bank the probe saw
+    encoder: object
+
+
+def encoder_checkpoint(path: str | Path) -> Path:
+    """RUN/checkpoints/last.safetensors for a run folder; a file as it is."""
+    path = Path(path)
+    return path / "checkpoints" / "last.safetensors" if path.is_dir() else path
+
+
+def fit_probe(checkpoint: Path, bank: PatchBank, config: ProbeConfig = ProbeConfig()) -> FittedProbe:
+    """Encode every patch of `bank` with the frozen encoder and fit the probe on its train+val subjects."""
+    encoder, _, _ = load_encoder(checkpoint)
+    features = encode(encoder, bank.patches)
+    probe, info = train_probe(features, bank, config)
+    return FittedProbe(probe, info, features, encoder)
+
+
+def probe_encoder(request: ProbeRequest, progress: Callable[[int, int], None] | None = None) -> ProbeResult:
+    """The probe job. `progress(done, total)` follows the patch bank while it is built (images).
+    Raises ConfigError for an unusable encoder or too few labelled subjects, CohortError for a bad manifest."""
+    checkpoint = encoder_checkpoint(request.encoder)
+    _, _, card = load_encoder(checkpoint)
+    source = card.get("source", "patches")
+    bank = cached_patch_bank(request.data, card["patch_size"], source, request.segmenter, request.out / "cache",
+                             0, progress)
+    assignment = load_split_assignment(RunFolder.of_checkpoint(checkpoint).splits)
+    bank = probe_inputs(bank.with_splits(assignment), card["patch_size"])
+    fitted = fit_probe(checkpoint, bank, ProbeConfig(folds=request.folds, protocol=request.protocol))
+    report = {"encoder": str(checkpoint), "method": card["method_config"]["method"], "input": source,
+              "split": "the encoder's pretraining run" if assignment else "the manifest", **fitted.info,
+              "test": evaluate_probe(fitted.probe, fitted.features, bank, "test")}
+    path = fitted.probe.save(request.out / "probe.safetensors", {
+        "model": "LinearProbe", "encoder": str(checkpoint), "method": report["method"], "input": source,
+        "command": request.command})
+    atomic_write_json(request.out / "report.json", report)
+    test = (bank.splits == "test") & (bank.labels >= 0)
+    return ProbeResult(path, report, sorted(set(bank.subjects[test].tolist())), list(bank.skipped))
