@@ -93,7 +93,7 @@ def run_one(spec: RunSpec, bank: PatchBank, request: ExperimentRequest, external
     if spec.table == "3":
         from .ssl.supervised import train_supervised_encoder
 
-        checkpoint = train_supervised_encoder(bank, config, folder)
+        checkpoint = train_supervised_encoder(bank, config, folder / "supervised")
     else:
         pretrain(bank, folder / "pretrain", config, resume=(folder / "pretrain" / "resume.pt").exists())
         checkpoint = folder / "pretrain" / "checkpoints" / "last.safetensors"

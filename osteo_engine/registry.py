@@ -13,6 +13,7 @@ SSL_METHODS = ("simclr", "supcon", "swav", "vicreg")
 TABLES = ("1", "2", "3", "4")  # the paper's tables 1–4
 PATCH_INPUTS = ("patches", "raw")  # bone patches, or raw radiograph squares (table 2)
 MULTICROP_MODES = ("constrained", "conventional")
+CHECKPOINT_SELECTION = ("ged", "dice")  # segmentation: lowest validation GED (MoSE), or highest mean Dice
 PROBE_PROTOCOLS = ("folds", "paper")  # subject-wise folds of train+val choose the probe, or the paper's val split
 
 

@@ -45,7 +45,7 @@ def test_resuming_from_a_damaged_state_stops_in_one_sentence_and_keeps_the_check
     data = [small_cohort / "manifest.csv"]
     config = replace(preset("cpu-small"), epochs=2, **TINY)
     with pytest.raises(_Stop):
-        train_segmenter(data, tmp_path / "r", config, progress=_interrupted_after(1))
+        train_segmenter(data, tmp_path / "r", config, events=_interrupted_after(1))
     last = load_checkpoint(tmp_path / "r" / "checkpoints" / "last.safetensors")
     for damage, message in ((_hostile_pt(), "was refused"), (b"PK\x03\x04" + b"\x00" * 10, "truncated or corrupt")):
         (tmp_path / "r" / "resume.pt").write_bytes(damage)

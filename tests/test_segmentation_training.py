@@ -58,11 +58,11 @@ class _Stop(Exception):
 
 
 def _interrupted_after(epoch):
-    def progress(record):
-        if record["epoch"] >= epoch:
+    def events(event):
+        if event.kind == "epoch" and event.epoch >= epoch:
             raise _Stop  # as if the process died right after this epoch's checkpoint
 
-    return progress
+    return events
 
 
 def test_training_writes_a_run_and_resumes_exactly(small_cohort, tmp_path):
@@ -76,7 +76,7 @@ def test_training_writes_a_run_and_resumes_exactly(small_cohort, tmp_path):
     card = json.loads((tmp_path / "a" / "checkpoints" / "last.json").read_text())
     assert card["model"] == "MixtureSegmenter" and card["epoch"] == 2 and "metrics" in card
     with pytest.raises(_Stop):
-        train_segmenter(data, tmp_path / "b", tiny_config(2), progress=_interrupted_after(1))
+        train_segmenter(data, tmp_path / "b", tiny_config(2), events=_interrupted_after(1))
     train_segmenter(data, tmp_path / "b", tiny_config(2), resume=True)
     a = load_file(tmp_path / "a" / "checkpoints" / "last.safetensors")
     b = load_file(tmp_path / "b" / "checkpoints" / "last.safetensors")
@@ -197,3 +197,20 @@ def test_rater_agreement_scores_every_pair_of_raters_or_each_rater_against_the_t
     # `osteo segment agreement` reports the same figures
     assert main(["segment", "agreement", "--data", str(manifest), "--split", "train", "--truth", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["dice"] == truth.summary()["dice"]
+
+
+def test_the_best_checkpoint_is_chosen_by_validation_ged_unless_dice_is_asked_for(small_cohort, tmp_path):
+    from osteo_engine.segmentation.train import selection_score
+
+    sharper = {"loss": 1.0, "val_ged": 0.20, "val_mean_dice": 0.40}
+    overlapping = {"loss": 1.0, "val_ged": 0.30, "val_mean_dice": 0.50}
+    assert selection_score(sharper, "ged") > selection_score(overlapping, "ged")
+    assert selection_score(overlapping, "dice") > selection_score(sharper, "dice")
+    assert selection_score({"loss": 0.7}, "ged") == -0.7  # no validation images: the training loss decides
+    train_segmenter([small_cohort / "manifest.csv"], tmp_path / "r", tiny_config(2))
+    metrics = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    card = json.loads((tmp_path / "r" / "checkpoints" / "best.json").read_text())
+    assert card["selected_by"] == "lowest validation GED"
+    assert card["epoch"] == min(metrics, key=lambda m: m["val_ged"])["epoch"]
+    with pytest.raises(ConfigError, match="checkpoint selection"):
+        preset("cpu-small", select_by="luck")

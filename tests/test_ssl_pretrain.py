@@ -42,11 +42,11 @@ class _Stop(Exception):
 
 
 def _stop_after(epoch):
-    def progress(record):
-        if record["epoch"] == epoch:
+    def events(event):
+        if event.kind == "epoch" and event.epoch == epoch:
             raise _Stop
 
-    return progress
+    return events
 
 
 @pytest.mark.parametrize("method", ["swav"])
@@ -54,7 +54,7 @@ def test_a_short_run_writes_the_encoder_and_resumes_exactly(tmp_path, method):
     bank = _bank()
     full = pretrain(bank, tmp_path / "full", _tiny(method))
     with pytest.raises(_Stop):
-        pretrain(bank, tmp_path / "resumed", _tiny(method), progress=_stop_after(1))
+        pretrain(bank, tmp_path / "resumed", _tiny(method), events=_stop_after(1))
     pretrain(bank, tmp_path / "resumed", _tiny(method), resume=True)
     a = load_file(str(full.run / "checkpoints" / "last.safetensors"))
     b = load_file(str(tmp_path / "resumed" / "checkpoints" / "last.safetensors"))

@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from osteo_engine.errors import OsteoError
+from osteo_engine.events import Cancelled
 
 from . import data_commands, screen_commands, segmentation_commands, ssl_commands
 
@@ -26,8 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
+    except Cancelled as exc:
+        _report_error(args, exc)
+        return 130
     except OsteoError as exc:
-        print(f"osteo {args.command}: {exc}", file=sys.stderr)
+        _report_error(args, exc)
         return 2
     except OSError as exc:  # full disk, permissions: say so plainly instead of a traceback
         print(f"osteo {args.command}: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else ""),
@@ -36,3 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"osteo {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _report_error(args, exc: Exception) -> None:
+    """The sentence on stderr; with --progress-json also the last line on stdout, an `error` event."""
+    print(f"osteo {args.command}: {exc}", file=sys.stderr)
+    if getattr(args, "progress_json", False):
+        from osteo_engine.events import Event
+        from osteo_engine.storage import strict_json
+
+        print(strict_json(Event("error", args.command, message=str(exc)).to_json()), flush=True)

@@ -40,3 +40,88 @@ def progress_bar(total: int, desc: str):
     finally:
         for bar in bars:
             bar.close()
+
+
+def add_progress_json(parser) -> None:
+    parser.add_argument("--progress-json", action="store_true",
+                        help="report progress as JSON lines on stdout ({\"event\": ...}); the last line is "
+                             "`done` (with the run folder or result) or `error` (with the sentence)")
+
+
+class JobOutput:
+    """Renders a job's events: tqdm bars on stderr, or one JSON line per event on stdout (--progress-json).
+    Its `cancel` token is set by SIGINT or SIGTERM while `cancellable()` is active."""
+
+    def __init__(self, args, task: str, unit: str = "epoch"):
+        from osteo_engine.events import CancelToken
+
+        self.as_json = bool(getattr(args, "progress_json", False))
+        self.task, self.unit = task, unit
+        self.cancel = CancelToken()
+        self._bar = None
+
+    def __call__(self, event) -> None:
+        if self.as_json:
+            sys.stdout.write(strict_json(event.to_json()) + "\n")
+            sys.stdout.flush()
+        elif event.kind in ("start", "progress", "epoch"):
+            self._draw(event)
+        elif event.kind in ("done", "error"):
+            self.close()
+
+    def progress(self, done: int, total: int) -> None:
+        """A (done, total) callback of the engine (images of a patch bank), as `progress` events."""
+        from osteo_engine.events import Event
+
+        self(Event("progress", "patches", done=done, total=total))
+
+    @contextmanager
+    def images(self):
+        """The (done, total) callback for images: JSON events, or a progress bar of its own."""
+        if self.as_json:
+            yield self.progress
+        else:
+            with progress_bar(0, "patches") as update:
+                yield update
+
+    def done(self, path) -> None:
+        from osteo_engine.events import Event
+
+        self(Event("done", self.task, path=str(path)))
+
+    def _draw(self, event) -> None:
+        from tqdm import tqdm
+
+        if self._bar is None or (event.total and event.total != self._bar.total):
+            self.close()
+            self._bar = tqdm(total=event.total, desc=self.task, unit=self.unit, file=sys.stderr, leave=False,
+                             dynamic_ncols=True)
+        self._bar.n = event.done or 0
+        shown = {k: f"{v:.3f}" for k, v in event.metrics.items() if k in ("loss", "val_ged", "val_mean_dice")
+                 and isinstance(v, float)}
+        if shown:
+            self._bar.set_postfix(shown)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    @contextmanager
+    def cancellable(self):
+        """SIGINT and SIGTERM stop the job at its next step (a second SIGINT interrupts at once)."""
+        import signal
+
+        def stop(signum, frame):
+            if self.cancel.cancelled and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.cancel.cancel()
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 from osteo_engine import registry
 from osteo_engine.anatomy import BONE_NAMES
 
-from .output import emit, progress_bar
+from .output import JobOutput, add_progress_json, emit, progress_bar
 
 
 def add_parsers(sub) -> None:
@@ -80,7 +80,10 @@ def add_segment_parser(sub) -> None:
                    help="share of training over which γ rises to 1 (0: γ = 1 throughout, for a warm start)")
     t.add_argument("--input-size", type=int, nargs=2, metavar=("WIDTH", "HEIGHT"),
                    help="override the preset's network input size")
+    t.add_argument("--select-by", choices=registry.CHECKPOINT_SELECTION, default="ged",
+                   help="best checkpoint: lowest validation GED (default, as MoSE) or highest mean Dice")
     t.add_argument("--json", action="store_true")
+    add_progress_json(t)
     t.set_defaults(run=segment_train)
     r = seg.add_parser("predict", help="bone label maps, uncertainty maps and a JSON summary per image")
     r.add_argument("images", nargs="+")
@@ -98,29 +101,22 @@ def add_segment_parser(sub) -> None:
 
 
 def segment_train(args) -> int:
-    import sys
-
     from osteo_engine.segmentation.train import preset, train_segmenter
-    from tqdm import tqdm
 
     config = preset(args.preset, epochs=args.epochs, seed=args.seed, lr=args.lr, anneal_fraction=args.anneal_fraction,
                     init=args.init, repeats=tuple(args.repeat) if args.repeat else None,
-                    input_size=tuple(args.input_size) if args.input_size else None)
-    bar = tqdm(total=config.epochs, desc="segment train", unit="epoch", file=sys.stderr, leave=False)
-
-    def progress(record: dict) -> None:
-        bar.n = record["epoch"]
-        bar.set_postfix(loss=f"{record['loss']:.3f}", dice=f"{record.get('val_mean_dice', float('nan')):.3f}")
-
-    try:
+                    input_size=tuple(args.input_size) if args.input_size else None, select_by=args.select_by)
+    output = JobOutput(args, "segment train")
+    with output.cancellable():
         result = train_segmenter(args.data, args.out, config, resume=args.resume,
-                                 command="osteo " + " ".join(sys.argv[1:]), progress=progress)
-    finally:
-        bar.close()
-    emit({"run": str(result.run), "epochs": result.epochs_done, "best_epoch": result.best_epoch,
-          "best_metrics": result.best_metrics}, args.json,
-         [f"run {result.run}: {result.epochs_done} epochs, best epoch {result.best_epoch} "
-          f"(val mean Dice {result.best_metrics.get('val_mean_dice', float('nan')):.3f})"])
+                                 command="osteo " + " ".join(sys.argv[1:]), events=output, cancel=output.cancel)
+    if not output.as_json:
+        best = result.best_metrics
+        emit({"run": str(result.run), "epochs": result.epochs_done, "best_epoch": result.best_epoch,
+              "best_metrics": best}, args.json,
+             [f"run {result.run}: {result.epochs_done} epochs, best epoch {result.best_epoch} (by {args.select_by}: "
+              f"val GED {best.get('val_ged', float('nan')):.3f}, val mean Dice "
+              f"{best.get('val_mean_dice', float('nan')):.3f})"])
     return 0
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from osteo_engine import registry
 
-from .output import emit, log, progress_bar
+from .output import JobOutput, add_progress_json, emit, log
 
 
 def add_parsers(sub) -> None:
@@ -25,70 +25,31 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--json", action="store_true")
+    add_progress_json(p)
     p.set_defaults(run=run_pretrain)
 
 
-def patch_bank_for(manifest: str, size: int, source: str, segmenter_path: str | None, cache_dir: Path, seed: int):
-    """The engine's cached patch bank, with a progress bar while it is built and the skipped images logged."""
-    from osteo_engine.ssl.data import cached_patch_bank
-
-    with progress_bar(0, "patches") as update:
-        bank = cached_patch_bank(manifest, size, source, segmenter_path, cache_dir, seed, update)
-    for reason in bank.skipped:
-        log(f"skipped {reason}")
-    return bank
-
-
-def _start_distributed() -> tuple[int, int]:
-    """Under torchrun (WORLD_SIZE > 1): join the process group, NCCL on GPU and gloo on CPU."""
-    import os
-
-    import torch
-    import torch.distributed as dist
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-
-
 def run_pretrain(args) -> int:
-    import torch.distributed as dist
-    from tqdm import tqdm
+    from osteo_engine.ssl.pretrain_job import PretrainRequest, pretrain_job
 
-    from osteo_engine.ssl.pretrain import pretrain, pretrain_preset
-
-    config = pretrain_preset(args.preset, args.method, epochs=args.epochs, seed=args.seed, source=args.input,
-                             batch_size=args.batch_size, patch_size=args.patch_size, multicrop_mode=args.multicrop)
-    rank, world = _start_distributed()
-    try:
-        cache = Path(args.out) / "cache"
-        if rank == 0:  # one rank builds the patch bank; the others read it from the cache
-            patch_bank_for(args.data, config.patch_size, config.source, args.segmenter, cache, config.seed)
-        if world > 1:
-            dist.barrier()
-        bank = patch_bank_for(args.data, config.patch_size, config.source, args.segmenter, cache, config.seed)
-        bar = tqdm(total=config.epochs, desc=f"pretrain {args.method}", unit="epoch", file=sys.stderr, leave=False,
-                   disable=rank != 0)
-
-        def progress(record: dict) -> None:
-            bar.n = record["epoch"]
-            bar.set_postfix(loss=f"{record['loss']:.3f}")
-
-        try:
-            result = pretrain(bank, args.out, config, resume=args.resume,
-                              command="osteo " + " ".join(sys.argv[1:]), progress=progress)
-        finally:
-            bar.close()
-    finally:
-        if world > 1:
-            dist.destroy_process_group()
-    if rank == 0:
-        stats = result.crop_stats
-        emit({"run": str(result.run), "epochs": result.epochs_done, "world_size": world, "crops": stats}, args.json,
-             [f"run {result.run}: {result.epochs_done} epochs on {world} process(es); {stats['fallbacks']} of "
-              f"{stats['crops']} constrained views fell back to the best try; {stats['below_min']} views kept "
-              f"less than {config.multicrop.min_nonzero:.0%} non-zero pixels"])
+    request = PretrainRequest(method=args.method, data=Path(args.data), out=Path(args.out), preset=args.preset,
+                              multicrop=args.multicrop, source=args.input,
+                              segmenter=Path(args.segmenter) if args.segmenter else None, epochs=args.epochs,
+                              batch_size=args.batch_size, patch_size=args.patch_size, seed=args.seed,
+                              resume=args.resume, command="osteo " + " ".join(sys.argv[1:]))
+    output = JobOutput(args, f"pretrain {args.method}")
+    with output.cancellable(), output.images() as update:
+        job = pretrain_job(request, output, output.cancel, update)
+    if job.result is None or output.as_json:  # another rank's, or the events said it all
+        return 0
+    for reason in job.skipped:
+        log(f"skipped {reason}")
+    stats = job.result.crop_stats
+    emit({"run": str(job.result.run), "epochs": job.result.epochs_done, "world_size": job.world_size,
+          "crops": stats}, args.json,
+         [f"run {job.result.run}: {job.result.epochs_done} epochs on {job.world_size} process(es); "
+          f"{stats['fallbacks']} of {stats['crops']} constrained views fell back to the best try; "
+          f"{stats['below_min']} views kept less than {job.min_nonzero:.0%} non-zero pixels"])
     return 0
 
 
@@ -103,6 +64,7 @@ def add_probe_parser(sub) -> None:
                    help="folds: strength and threshold chosen over subject-wise folds of train+val (default); "
                         "paper: fitted on train, the val split picks by macro-F1 at the argmax threshold 0.5")
     p.add_argument("--json", action="store_true")
+    add_progress_json(p)
     p.set_defaults(run=run_probe)
 
 
@@ -113,10 +75,14 @@ def run_probe(args) -> int:
                            protocol=args.protocol,
                            segmenter=Path(args.segmenter) if args.segmenter else None,
                            command="osteo " + " ".join(sys.argv[1:]))
-    with progress_bar(0, "patches") as update:
+    output = JobOutput(args, "probe")
+    with output.images() as update:
         result = probe_encoder(request, update)
     for reason in result.skipped:
         log(f"skipped {reason}")
+    if output.as_json:
+        output.done(result.probe)
+        return 0
     report = result.report
     m, ci = report["test"]["metrics"], report["test"]["intervals_95"]
     emit(report, args.json, [f"{report['test']['subjects']} test subjects ({report['split']}'s split), threshold "
@@ -142,11 +108,12 @@ def add_experiment_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, help="override the preset's batch size")
     p.add_argument("--patch-size", type=int, help="override the preset's patch size (crops scale with it)")
     p.add_argument("--json", action="store_true")
+    add_progress_json(p)
     p.set_defaults(run=run_experiment_command)
 
 
 def run_experiment_command(args) -> int:
-    from osteo_engine.experiments import ExperimentRequest, experiment
+    from osteo_engine.experiments import ExperimentRequest, experiment, plan
 
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
                                    ("patch_size", args.patch_size)) if v is not None}
@@ -156,12 +123,24 @@ def run_experiment_command(args) -> int:
                                 segmenter=Path(args.segmenter) if args.segmenter else None, overrides=overrides,
                                 probe_protocol=args.probe_protocol)
 
-    def progress(spec, record) -> None:
-        m = record["metrics"]
-        log(f"{spec.name}: AUC {m['auc']:.3f}, F1 {m['f1']:.3f}"
-            + (f", external AUC {record['external']['auc']:.3f}" if "external" in record else ""))
+    output = JobOutput(args, "experiment", unit="run")
+    finished = []
 
-    with progress_bar(0, "patches") as update:
+    def progress(spec, record) -> None:
+        from osteo_engine.events import Event
+
+        finished.append(spec.name)
+        m = record["metrics"]
+        output(Event("progress", "experiment", done=len(finished), total=total, metrics={"run": spec.name, **m}))
+        if not output.as_json:
+            log(f"{spec.name}: AUC {m['auc']:.3f}, F1 {m['f1']:.3f}"
+                + (f", external AUC {record['external']['auc']:.3f}" if "external" in record else ""))
+
+    total = len(plan(list(request.methods), list(request.tables), list(request.seeds)))
+    with output.images() as update:
         results = experiment(request, progress, update)
-    emit(results, args.json, [f"{len(results['runs'])} runs; report: {request.out / 'report.md'}"])
+    if output.as_json:
+        output.done(request.out / "results.json")
+    else:
+        emit(results, args.json, [f"{len(results['runs'])} runs; report: {request.out / 'report.md'}"])
     return 0

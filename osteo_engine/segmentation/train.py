@@ -5,16 +5,17 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
-from ..anatomy import BONE_NAMES
 from .. import registry
+from ..anatomy import BONE_NAMES
 from ..errors import ConfigError
 from ..registry import check_registry
-from ..runs import DivergenceGuard, RunFolder, load_checkpoint, pick_device, warmup_cosine
+from ..events import CancelToken, Events, ignore
+from ..runs import RunFolder, load_checkpoint, warmup_cosine
+from ..training import TrainingLoop, autocast, epoch_seed, to_device
 from .augment import AugmentConfig, augment
 from .data import SegmentationSample, load_samples
 from .losses import background_weighted, gamma_schedule, ot_segmentation_loss
@@ -44,6 +45,7 @@ class SegmentTrainConfig:
     repeats: tuple[int, ...] = ()  # per data source: how often its training images occur in an epoch (default 1)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     init: str | None = None  # warm start: a segmenter .safetensors of the same architecture
+    select_by: str = "ged"  # the best checkpoint: lowest validation GED (as MoSE), or "dice": highest mean Dice
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -66,7 +68,15 @@ check_registry("segmentation preset", PRESETS, registry.PRESETS)
 def preset(name: str, **overrides) -> SegmentTrainConfig:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
-    return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+    if overrides.get("select_by") not in (None, *registry.CHECKPOINT_SELECTION):
+        raise ConfigError(f"unknown checkpoint selection {overrides['select_by']!r}; choose one of "
+                          f"{', '.join(registry.CHECKPOINT_SELECTION)}.")
+    config = replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+    multiple = 2 ** config.model.depth
+    if any(v % multiple or v <= 0 for v in config.input_size):
+        raise ConfigError(f"the input size {config.input_size[0]}×{config.input_size[1]} must be made of multiples "
+                          f"of {multiple} for this preset's network (depth {config.model.depth}).")
+    return config
 
 
 @dataclass
@@ -94,12 +104,13 @@ def _batch(samples: list[SegmentationSample], rng: np.random.Generator, config: 
 @torch.inference_mode()
 def validate(model: MixtureSegmenter, samples: list[SegmentationSample], config: SegmentTrainConfig,
              device: torch.device) -> dict:
+    """Validation GED against every rater's map, and Dice per bone of the mean prediction."""
     model.eval()
     dice = {b: [] for b in BONE_NAMES}
     geds = []
     for s in samples:
         x = torch.from_numpy(s.image)[None, None].to(device)
-        with _autocast(device):
+        with autocast(device):
             out = model(x, samples=config.val_samples)
         prediction = out.mean_probabilities()[0].argmax(0).cpu().numpy()
         for rater_map in s.annotations:
@@ -115,22 +126,18 @@ def validate(model: MixtureSegmenter, samples: list[SegmentationSample], config:
             "val_mean_dice": float(np.mean(present)) if present else float("nan")}
 
 
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
-
-
 def _train_one_epoch(model, optimiser, train: list[SegmentationSample], config: SegmentTrainConfig, epoch: int,
-                     total_steps: int, gamma0: float, class_weights: torch.Tensor, device: torch.device):
+                     total_steps: int, gamma0: float, class_weights: torch.Tensor, loop: TrainingLoop):
     """One pass over the training images; the epoch alone seeds its randomness, so a resume is exact."""
     model.train()
+    device = loop.device
     rng = np.random.default_rng([config.seed, epoch])
-    torch.manual_seed(config.seed * 100_003 + epoch)
+    torch.manual_seed(epoch_seed(config.seed, epoch))
     order = rng.permutation(len(train))
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    losses, guard = [], DivergenceGuard("training", epoch)
+    losses, guard = [], loop.guard(epoch)
     for b in range(steps_per_epoch):
+        loop.step()
         step = (epoch - 1) * steps_per_epoch + b
         for group in optimiser.param_groups:
             group["lr"] = warmup_cosine(step, total_steps, config.lr, config.warmup_fraction)
@@ -138,7 +145,7 @@ def _train_one_epoch(model, optimiser, train: list[SegmentationSample], config: 
         x, y, beta = (t.to(device) for t in _batch(chosen, rng, config))
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(device):
+        with autocast(device):
             out = model(x, samples=config.samples)
         loss = ot_segmentation_loss(out.logits.float(), out.routing.float(), y, beta,
                                     gamma_schedule(step, total_steps, gamma0, config.anneal_fraction),
@@ -153,6 +160,19 @@ def _train_one_epoch(model, optimiser, train: list[SegmentationSample], config: 
     return losses, guard.bad
 
 
+def selection_score(record: dict, select_by: str) -> float:
+    """Higher is better: −validation GED, or validation mean Dice; −loss when there is no validation split
+    (or its figure is not a number)."""
+    value = -record.get("val_ged", math.nan) if select_by == "ged" else record.get("val_mean_dice", math.nan)
+    return float(value) if math.isfinite(value) else -float(record["loss"])
+
+
+def _selected_by(record: dict, select_by: str) -> str:
+    key = "val_ged" if select_by == "ged" else "val_mean_dice"
+    return ("lowest validation GED" if select_by == "ged" else "highest validation mean Dice") \
+        if math.isfinite(record.get(key, math.nan)) else "lowest training loss (no validation images)"
+
+
 def _warm_start(model: MixtureSegmenter, config: SegmentTrainConfig) -> None:
     state, card = load_checkpoint(config.init)
     if card.get("model_config") != asdict(config.model):
@@ -162,9 +182,52 @@ def _warm_start(model: MixtureSegmenter, config: SegmentTrainConfig) -> None:
 
 
 def train_segmenter(data: list[str | Path], out: str | Path, config: SegmentTrainConfig, resume: bool = False,
-                    command: str = "", progress: Callable[[dict], None] | None = None) -> TrainResult:
+                    command: str = "", events: Events = ignore, cancel: CancelToken | None = None) -> TrainResult:
+    """Train on the annotation projects or manifests in `data` into the run folder `out` (checkpoints `last`
+    and `best`, chosen by `config.select_by`). Raises ConfigError for unusable data or settings, `Cancelled`
+    when `cancel` is set (the last finished epoch stays, and `resume=True` continues from it)."""
     run = RunFolder(out)
     run.start({"task": "segmentation", "data": [str(d) for d in data], "config": config.to_json()}, resume)
+    splits = _samples(data, config)
+    loop = TrainingLoop(run, task="segmentation training", epochs=config.epochs, seed=config.seed, events=events,
+                        cancel=cancel)
+    model = MixtureSegmenter(config.model)
+    if config.init and not resume:
+        _warm_start(model, config)
+    model = to_device(model, loop.device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(splits["train"]) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    start_epoch = loop.resume(model, optimiser, resume)
+    best = (loop.resumed_state or {}).get("best", {"epoch": 0, "score": -math.inf, "metrics": {}})
+    class_weights = background_weighted(config.model.num_classes, config.background_weight).to(loop.device)
+    n_samples = config.model.modules * config.samples
+    gamma0 = config.gamma0 if config.gamma0 is not None else 1.0 / n_samples
+    card = {"model": "MixtureSegmenter", "model_config": asdict(config.model), "input_size": list(config.input_size),
+            "data": [str(d) for d in data], "command": command, "preset": config.preset, "init": config.init,
+            "train_images": len(splits["train"]), "val_images": len(splits["val"])}
+    for epoch in range(start_epoch, config.epochs + 1):
+        started = time.perf_counter()
+        losses, bad = _train_one_epoch(model, optimiser, splits["train"], config, epoch, total_steps, gamma0,
+                                       class_weights, loop)
+        record = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"), "skipped_steps": bad,
+                  "lr": optimiser.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 2),
+                  "gamma": gamma_schedule(epoch * steps_per_epoch, total_steps, gamma0, config.anneal_fraction)}
+        if splits["val"]:
+            record.update(validate(model, splits["val"], config, loop.device))
+        checkpoints = {"last": (model.state_dict(), card)}
+        score = selection_score(record, config.select_by)
+        if score > best["score"]:
+            best = {"epoch": epoch, "score": float(score), "metrics": record}
+            checkpoints["best"] = (model.state_dict(), {**card, "selected_by": _selected_by(record, config.select_by)})
+        loop.end_epoch(epoch, record, checkpoints,
+                       {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "best": best})
+    loop.finish()
+    return TrainResult(run.root, config.epochs, best["epoch"], best["metrics"])
+
+
+def _samples(data: list[str | Path], config: SegmentTrainConfig) -> dict[str, list[SegmentationSample]]:
+    """Letterboxed samples per split from every source, training images repeated as `config.repeats` says."""
     splits: dict[str, list[SegmentationSample]] = {"train": [], "val": [], "test": []}
     if config.repeats and len(config.repeats) != len(data):
         raise ConfigError(f"{len(config.repeats)} repeats given for {len(data)} data sources.")
@@ -174,43 +237,4 @@ def train_segmenter(data: list[str | Path], out: str | Path, config: SegmentTrai
             splits[split].extend(items * (config.repeats[i] if config.repeats and split == "train" else 1))
     if not splits["train"]:
         raise ConfigError("no annotated training images found in the data given.")
-    device = pick_device()
-    torch.manual_seed(config.seed)
-    model = MixtureSegmenter(config.model).to(device)
-    if config.init and not resume:
-        _warm_start(model, config)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(splits["train"]) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    start_epoch, best = 1, {"epoch": 0, "score": -math.inf, "metrics": {}}
-    state = run.restore(model, optimiser) if resume else None
-    if state is not None:
-        start_epoch, best = state["epoch"] + 1, state.get("best", best)
-    class_weights = background_weighted(config.model.num_classes, config.background_weight).to(device)
-    n_samples = config.model.modules * config.samples
-    gamma0 = config.gamma0 if config.gamma0 is not None else 1.0 / n_samples
-    card = {"model": "MixtureSegmenter", "model_config": asdict(config.model), "input_size": list(config.input_size),
-            "data": [str(d) for d in data], "command": command, "preset": config.preset, "init": config.init,
-            "train_images": len(splits["train"]), "val_images": len(splits["val"])}
-    for epoch in range(start_epoch, config.epochs + 1):
-        started = time.perf_counter()
-        losses, bad = _train_one_epoch(model, optimiser, splits["train"], config, epoch, total_steps, gamma0,
-                                       class_weights, device)
-        record = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"), "skipped_steps": bad,
-                  "lr": optimiser.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 2),
-                  "gamma": gamma_schedule(epoch * steps_per_epoch, total_steps, gamma0, config.anneal_fraction)}
-        if splits["val"]:
-            record.update(validate(model, splits["val"], config, device))
-        score = record.get("val_mean_dice", -record["loss"])
-        if score > best["score"]:
-            best = {"epoch": epoch, "score": float(score), "metrics": record}
-            run.save_checkpoint("best", model.state_dict(), {**card, "epoch": epoch, "metrics": record})
-        run.save_checkpoint("last", model.state_dict(), {**card, "epoch": epoch, "metrics": record})
-        run.append_metrics(record)
-        run.save_resume({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "epoch": epoch,
-                         "best": best})
-        if progress:
-            progress(record)
-    return TrainResult(run.root, config.epochs, best["epoch"], best["metrics"])
+    return splits

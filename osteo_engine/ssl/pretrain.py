@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -16,7 +15,9 @@ from .. import registry
 from ..cohort import save_split_assignment
 from ..errors import ConfigError
 from ..registry import check_registry
-from ..runs import DivergenceGuard, RunFolder, pick_device, warmup_cosine
+from ..events import CancelToken, Events, ignore
+from ..runs import RunFolder, pick_device, warmup_cosine
+from ..training import TrainingLoop, autocast, epoch_seed, to_device
 from .data import PatchBank, pretraining_inputs
 from .larc import LARC
 from .losses import rank_and_world
@@ -95,9 +96,11 @@ def _barrier() -> None:
 
 
 def pretrain(bank: PatchBank, out: str | Path, config: PretrainConfig, resume: bool = False, command: str = "",
-             progress: Callable[[dict], None] | None = None) -> PretrainResult:
-    """Single process, or one rank of a torchrun job (gloo on CPU, NCCL on GPU): each rank takes its share
-    of every global batch, the losses gather across ranks, and rank 0 alone writes the run folder."""
+             events: Events = ignore, cancel: CancelToken | None = None) -> PretrainResult:
+    """Pretrain an encoder on `bank` into the run folder `out` (checkpoint `last`, splits.json). Single process,
+    or one rank of a torchrun job (gloo on CPU, NCCL on GPU): each rank takes its share of every global batch,
+    the losses gather across ranks, and rank 0 alone writes the run folder and reports events. Raises
+    ConfigError for too few patches, `Cancelled` when `cancel` is set (`resume=True` continues)."""
     rank, world = rank_and_world()
     run = RunFolder(out)
     if rank == 0:
@@ -111,19 +114,18 @@ def pretrain(bank: PatchBank, out: str | Path, config: PretrainConfig, resume: b
         raise ConfigError(f"{len(data.patches)} pretraining patches are fewer than one batch ({config.batch_size}).")
     if config.batch_size % world:
         raise ConfigError(f"the batch of {config.batch_size} does not split evenly over {world} processes.")
-    device = _rank_device(rank, world)
-    torch.manual_seed(config.seed)
-    method = build_method(config.method).to(device)
+    loop = TrainingLoop(run, task="pretraining", epochs=config.epochs, seed=config.seed,
+                        events=events if rank == 0 else ignore, cancel=cancel, writer=rank == 0,
+                        device=_rank_device(rank, world))
+    device = loop.device
+    method = to_device(build_method(config.method), device)
     model = _distributed(method, device) if world > 1 else method
     inner = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                             weight_decay=config.weight_decay)
     optimiser = LARC(inner, trust_coefficient=config.trust_coefficient)
     steps_per_epoch = len(data.patches) // config.batch_size
     total = steps_per_epoch * config.epochs
-    start = 1
-    state = run.restore(method, optimiser) if resume else None
-    if state is not None:
-        start = state["epoch"] + 1
+    start = loop.resume(method, optimiser, resume)
     patches = torch.from_numpy(data.patches)[:, None]
     labels = torch.from_numpy(data.labels.astype(np.int64))
     cover = coverage(patches)  # once: patches never change
@@ -132,19 +134,16 @@ def pretrain(bank: PatchBank, out: str | Path, config: PretrainConfig, resume: b
     totals = CropStats()
     for epoch in range(start, config.epochs + 1):
         started = time.perf_counter()
-        losses, stats = _epoch(model, optimiser, patches, cover, labels, config, epoch, steps_per_epoch, total, device)
+        losses, stats = _epoch(model, optimiser, patches, cover, labels, config, epoch, steps_per_epoch, total, loop)
         totals.add(stats)
         record = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
                   "lr": optimiser.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 2),
                   "crops": stats.crops, "crop_fallbacks": stats.fallbacks,
                   "views_below_min": stats.below_min}
-        if rank == 0:
-            run.save_checkpoint("last", method.encoder.state_dict(), {**card, "epoch": epoch, "metrics": record})
-            run.append_metrics(record)
-            run.save_resume({"model": method.state_dict(), "optimiser": optimiser.state_dict(), "epoch": epoch})
+        loop.end_epoch(epoch, record, {"last": (method.encoder.state_dict(), card)},
+                       {"model": method.state_dict(), "optimiser": optimiser.state_dict()})
         _barrier()
-        if progress and rank == 0:
-            progress(record)
+    loop.finish()
     return PretrainResult(run.root, config.epochs, asdict(totals))
 
 
@@ -169,14 +168,16 @@ def _distributed(method, device: torch.device):
 
 
 def _epoch(model, optimiser, patches, cover: torch.Tensor, labels, config: PretrainConfig, epoch: int, steps: int,
-           total: int, device):
+           total: int, loop: TrainingLoop):
     model.train()
+    device = loop.device
     rank, world = rank_and_world()
     # every rank draws the same permutation and keeps its share of each batch; crops are drawn per rank
-    order = torch.randperm(len(patches), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
-    generator = torch.Generator().manual_seed((config.seed * 100_003 + epoch) * 1_009 + rank)
-    losses, stats, guard = [], CropStats(), DivergenceGuard("pretraining", epoch)
+    order = torch.randperm(len(patches), generator=torch.Generator().manual_seed(epoch_seed(config.seed, epoch)))
+    generator = torch.Generator().manual_seed(epoch_seed(config.seed, epoch) * 1_009 + rank)
+    losses, stats, guard = [], CropStats(), loop.guard(epoch)
     for b in range(steps):
+        loop.step()
         step = (epoch - 1) * steps + b
         for group in optimiser.param_groups:
             group["lr"] = warmup_cosine(step, total, config.lr, config.warmup_fraction)
@@ -185,7 +186,7 @@ def _epoch(model, optimiser, patches, cover: torch.Tensor, labels, config: Pretr
         stats.add(found)
         global_views = [v.to(device) for v in global_views]
         local_views = [v.to(device) for v in local_views]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with autocast(device):
             loss = model(global_views, local_views, labels[index].to(device))
         if not guard.finite(loss):
             continue
