@@ -76,6 +76,20 @@ class TrainingLoop:
         if self.cancel is not None:
             self.cancel.check(self.task)
 
+    @staticmethod
+    def optimise(loss: torch.Tensor, optimiser, guard: DivergenceGuard, clip: tuple[object, float] | None = None
+                 ) -> float | None:
+        """One optimiser step on `loss`, or none when it is not finite (the guard counts it, and stops the run
+        after too many). `clip`: (parameters, max gradient norm). Returns the loss, or None when skipped."""
+        if not guard.finite(loss):
+            return None
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(clip[0], clip[1])
+        optimiser.step()
+        return loss.item()
+
     def end_epoch(self, epoch: int, record: dict, checkpoints: dict[str, tuple[dict, dict]], resume_state: dict
                   ) -> None:
         """Write the epoch: its checkpoints (name -> (state_dict, card)), the metrics record and the resume

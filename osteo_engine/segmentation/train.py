@@ -150,14 +150,8 @@ def _train_one_epoch(model, optimiser, train: list[SegmentationSample], config: 
         loss = ot_segmentation_loss(out.logits.float(), out.routing.float(), y, beta,
                                     gamma_schedule(step, total_steps, gamma0, config.anneal_fraction),
                                     config.kl_weight, config.ce_weight, class_weights)
-        if not guard.finite(loss.total):
-            continue
-        optimiser.zero_grad(set_to_none=True)
-        loss.total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        optimiser.step()
-        losses.append(loss.total.item())
-    return losses, guard.bad
+        losses.append(loop.optimise(loss.total, optimiser, guard, clip=(model.parameters(), 5.0)))
+    return [v for v in losses if v is not None], guard.bad
 
 
 def selection_score(record: dict, select_by: str) -> float:

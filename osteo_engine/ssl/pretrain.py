@@ -188,10 +188,5 @@ def _epoch(model, optimiser, patches, cover: torch.Tensor, labels, config: Pretr
         local_views = [v.to(device) for v in local_views]
         with autocast(device):
             loss = model(global_views, local_views, labels[index].to(device))
-        if not guard.finite(loss):
-            continue
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        losses.append(loss.item())
-    return losses, stats
+        losses.append(loop.optimise(loss, optimiser, guard))
+    return [v for v in losses if v is not None], stats

@@ -81,12 +81,8 @@ def _epoch(model, optimiser, patches, labels, pos_weight, config: PretrainConfig
         with autocast(loop.device):
             logits = model(view.to(loop.device))[:, 0].float()
         loss = F.binary_cross_entropy_with_logits(logits, labels[index].to(loop.device), pos_weight=pos_weight)
-        if not guard.finite(loss):
-            continue
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        losses.append(loss.item())
+        losses.append(loop.optimise(loss, optimiser, guard))
+    losses = [v for v in losses if v is not None]
     return float(np.mean(losses)) if losses else float("nan")
 
 
