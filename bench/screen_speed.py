@@ -24,7 +24,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from osteo_engine.phantom import generate_subject
-    from osteo_engine.screening import load_screening_model, screen
+    from osteo_engine.screening import screen
+    from osteo_engine.screening_model import load_screening_model
 
     pixels = generate_subject(0, 11, (2000, 2400), raters=0).image.astype(np.float32) / 65535.0
     started = time.perf_counter()

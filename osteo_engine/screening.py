@@ -9,20 +9,19 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from dataclasses import fields as dataclass_fields
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from .anatomy import BONE_NAMES
-from .errors import ConfigError
 from .patches import bone_patches
-from .runs import card_field
+
+if TYPE_CHECKING:
+    from .screening_model import ScreeningModel
 
 DISCLAIMER = ("Research tool, not a medical device: this is not a diagnosis. Osteoporosis is diagnosed by DXA "
               "and a clinician.")
-MODELS = Path(__file__).resolve().parents[1] / "resources" / "models"
 MAX_SCREEN_PIXELS = 16_000_000  # larger images are screened from a copy shrunk to this size (`working_copy`)
 
 
@@ -48,52 +47,6 @@ class ScreeningResult:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class ScreeningModel:
-    segmenter: object  # LoadedSegmenter
-    encoder: object
-    probe: object  # Probe
-    patch_size: int
-    policy: ReferPolicy = field(default_factory=ReferPolicy)
-    names: dict = field(default_factory=dict)
-
-
-def load_screening_model(folder: str | Path | None = None, segmenter: str | Path | None = None) -> ScreeningModel:
-    """A folder with `encoder.safetensors` and `probe.safetensors` (default: the bundled demo classifier)."""
-    from .segmentation.predict import load_segmenter
-    from .ssl.probe import Probe, load_encoder
-
-    folder = Path(folder) if folder else MODELS / "screening"
-    if not (folder / "probe.safetensors").exists() or not (folder / "encoder.safetensors").exists():
-        raise ConfigError(f"no screening model in {folder} (encoder.safetensors and probe.safetensors); "
-                          "train one with `osteo pretrain` and `osteo probe`.")
-    loaded_segmenter = load_segmenter(segmenter)
-    encoder, features, encoder_card = load_encoder(folder / "encoder.safetensors")
-    patch_size = card_field(encoder_card, "patch_size", folder / "encoder.json")
-    if not isinstance(patch_size, int) or not 16 <= patch_size <= 1024:
-        raise ConfigError(f"encoder.json in {folder} gives a patch size {patch_size!r}; it must be a whole number "
-                          "of pixels between 16 and 1024.")
-    probe, probe_card = Probe.load(folder / "probe.safetensors", features)
-    policy = _refer_policy(probe_card.get("refer_policy", {}), folder / "probe.json")
-    method = encoder_card["method_config"]
-    names = {"segmenter": loaded_segmenter.card.get("name", "segmenter"),
-             "encoder": f"{method.get('method', 'pretrained')} {method['encoder']}",
-             "probe": probe_card.get("name", "linear probe"), "trained_on": probe_card.get("trained_on", "")}
-    return ScreeningModel(loaded_segmenter, encoder, probe, patch_size, policy, names)
-
-
-def _refer_policy(fields: dict, card: Path) -> ReferPolicy:
-    known = {f.name for f in dataclass_fields(ReferPolicy)}
-    unknown = sorted(set(fields) - known) if isinstance(fields, dict) else []
-    if not isinstance(fields, dict) or unknown:
-        named = ", ".join(unknown) if unknown else repr(fields)
-        raise ConfigError(f"{card.name} has a refer policy with unknown settings ({named}); "
-                          f"it takes {', '.join(sorted(known))}.")
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in fields.values()):
-        raise ConfigError(f"{card.name} has a refer policy whose settings are not all numbers.")
-    return ReferPolicy(**fields)
 
 
 def screen(pixels: np.ndarray, model: ScreeningModel, pixel_spacing_mm: float | None = None) -> ScreeningResult:

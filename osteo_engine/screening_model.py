@@ -1,5 +1,6 @@
-"""Packaging a screening model: the pretrained encoder (half precision, no projector), the linear probe, a
-refer policy calibrated on labelled images, and an audit of the decisions on held-out subjects.
+"""The screening model: loading one (segmenter, encoder, probe, refer policy), and packaging one: the pretrained
+encoder (half precision, no projector), the linear probe, a refer policy calibrated on labelled images, and
+an audit of the decisions on held-out subjects. `screening.screen` answers for one radiograph.
 
 The refer policy refers the most uncertain segmentations and the probabilities nearest the threshold, sized so
 that about `target_refer` of the calibration images are referred; the audit then measures the refer rate
@@ -8,7 +9,8 @@ that this policy gives on test subjects it never saw.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Callable
 
@@ -17,11 +19,60 @@ import numpy as np
 from .cohort import load_split_assignment, read_manifest
 from .errors import ConfigError
 from .evaluation import screening_metrics
-from .runs import RunFolder, load_checkpoint, write_model
-from .screening import ReferPolicy, ScreeningModel, decide, load_screening_model, refer_checks, screen
+from .runs import RunFolder, card_field, load_checkpoint, write_model
+from .screening import ReferPolicy, decide, refer_checks, screen
 
 SYNTHETIC_NOTE = ("Demo classifier trained on the synthetic phantom cohort (`osteo phantom`), not on patients: "
                   "its figures say nothing about real radiographs.")
+
+
+MODELS = Path(__file__).resolve().parents[1] / "resources" / "models"
+
+
+@dataclass
+class ScreeningModel:
+    segmenter: object  # LoadedSegmenter
+    encoder: object
+    probe: object  # Probe
+    patch_size: int
+    policy: ReferPolicy = field(default_factory=ReferPolicy)
+    names: dict = field(default_factory=dict)
+
+
+def load_screening_model(folder: str | Path | None = None, segmenter: str | Path | None = None) -> ScreeningModel:
+    """A folder with `encoder.safetensors` and `probe.safetensors` (default: the bundled demo classifier)."""
+    from .segmentation.predict import load_segmenter
+    from .ssl.probe import Probe, load_encoder
+
+    folder = Path(folder) if folder else MODELS / "screening"
+    if not (folder / "probe.safetensors").exists() or not (folder / "encoder.safetensors").exists():
+        raise ConfigError(f"no screening model in {folder} (encoder.safetensors and probe.safetensors); "
+                          "train one with `osteo pretrain` and `osteo probe`.")
+    loaded_segmenter = load_segmenter(segmenter)
+    encoder, features, encoder_card = load_encoder(folder / "encoder.safetensors")
+    patch_size = card_field(encoder_card, "patch_size", folder / "encoder.json")
+    if not isinstance(patch_size, int) or not 16 <= patch_size <= 1024:
+        raise ConfigError(f"encoder.json in {folder} gives a patch size {patch_size!r}; it must be a whole number "
+                          "of pixels between 16 and 1024.")
+    probe, probe_card = Probe.load(folder / "probe.safetensors", features)
+    policy = _refer_policy(probe_card.get("refer_policy", {}), folder / "probe.json")
+    method = encoder_card["method_config"]
+    names = {"segmenter": loaded_segmenter.card.get("name", "segmenter"),
+             "encoder": f"{method.get('method', 'pretrained')} {method['encoder']}",
+             "probe": probe_card.get("name", "linear probe"), "trained_on": probe_card.get("trained_on", "")}
+    return ScreeningModel(loaded_segmenter, encoder, probe, patch_size, policy, names)
+
+
+def _refer_policy(fields: dict, card: Path) -> ReferPolicy:
+    known = {f.name for f in dataclass_fields(ReferPolicy)}
+    unknown = sorted(set(fields) - known) if isinstance(fields, dict) else []
+    if not isinstance(fields, dict) or unknown:
+        named = ", ".join(unknown) if unknown else repr(fields)
+        raise ConfigError(f"{card.name} has a refer policy with unknown settings ({named}); "
+                          f"it takes {', '.join(sorted(known))}.")
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in fields.values()):
+        raise ConfigError(f"{card.name} has a refer policy whose settings are not all numbers.")
+    return ReferPolicy(**fields)
 
 
 @dataclass(frozen=True)

@@ -39,11 +39,11 @@ def tiny_segmenter(tmp_path_factory):
 
     from osteo_engine.phantom import PhantomConfig, write_cohort
     from osteo_engine.segmentation.model import SegmenterConfig
-    from osteo_engine.segmentation.train import preset, train_segmenter
+    from osteo_engine.segmentation.train import segment_preset, train_segmenter
 
     root = tmp_path_factory.mktemp("segmenter")
     write_cohort(root / "cohort", PhantomConfig(8, seed=5, raters=1, size=(256, 320)), workers=1)
-    config = replace(preset("cpu-small"), input_size=(128, 160), epochs=6, batch_size=4, samples=1, val_samples=1,
+    config = replace(segment_preset("cpu-small"), input_size=(128, 160), epochs=6, batch_size=4, samples=1, val_samples=1,
                      lr=5e-3, model=SegmenterConfig(base_channels=8, depth=3, modules=2, head_channels=8))
     result = train_segmenter([root / "cohort" / "manifest.csv"], root / "run", config)
     return result.run / "checkpoints" / "last.safetensors"

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from osteo_engine.ssl.multicrop import (AugmentConfig, MultiCropConfig, _view, choose_views, coverage, multicrop,
+from osteo_engine.ssl.multicrop import (ViewAugmentConfig, MultiCropConfig, _view, choose_views, coverage, multicrop,
                                         view_share)
 
-NO_AUGMENT = AugmentConfig(rotation_deg=0, translate=0, hflip=0, vflip=0, brightness=(1, 1), contrast=(1, 1))
+NO_AUGMENT = ViewAugmentConfig(rotation_deg=0, translate=0, hflip=0, vflip=0, brightness=(1, 1), contrast=(1, 1))
 
 
 def _sparse_patches(b=32, size=64, width=5):
@@ -33,7 +33,7 @@ def test_the_coverage_estimate_follows_the_view_as_rotated_and_shifted():
     assert torch.corrcoef(torch.stack([estimated, actual]))[0, 1] > 0.95
 
 
-@pytest.mark.parametrize("augment", [NO_AUGMENT, AugmentConfig()])
+@pytest.mark.parametrize("augment", [NO_AUGMENT, ViewAugmentConfig()])
 def test_constrained_views_keep_ten_percent_of_bone_where_conventional_ones_do_not(augment):
     images = _sparse_patches(64, width=9)  # 14% bone, as a masked metacarpal patch
     g = torch.Generator().manual_seed(2)
@@ -50,7 +50,7 @@ def test_constrained_views_keep_ten_percent_of_bone_where_conventional_ones_do_n
 def test_brightness_and_contrast_leave_the_background_exactly_zero():
     images = _sparse_patches(8)
     config = MultiCropConfig(global_size=64, local_crops=0, global_scale=(1.0, 1.0), ratio=(1, 1),
-                             mode="conventional", augment=AugmentConfig(0, 0, 0, 0, (1.4, 1.4), (0.5, 0.5)))
+                             mode="conventional", augment=ViewAugmentConfig(0, 0, 0, 0, (1.4, 1.4), (0.5, 0.5)))
     views, _, _ = multicrop(images, config, torch.Generator().manual_seed(0))
     background = images == 0
     assert torch.equal(views[0][background], torch.zeros(int(background.sum())))
@@ -75,7 +75,7 @@ def test_a_full_crop_without_augmentation_is_the_image_and_flips_mirror_it():
                              mode="conventional", augment=NO_AUGMENT)
     views, _, _ = multicrop(images, config, torch.Generator().manual_seed(0))
     assert torch.allclose(views[0], images, atol=1e-5)
-    flipped = MultiCropConfig(**{**config.__dict__, "augment": AugmentConfig(0, 0, 1.0, 0, (1, 1), (1, 1))})
+    flipped = MultiCropConfig(**{**config.__dict__, "augment": ViewAugmentConfig(0, 0, 1.0, 0, (1, 1), (1, 1))})
     views, _, _ = multicrop(images, flipped, torch.Generator().manual_seed(0))
     assert torch.allclose(views[0], images.flip(-1), atol=1e-5)
 

@@ -8,7 +8,7 @@ import torch
 
 from osteo_engine.errors import ConfigError
 from osteo_engine.runs import RunFolder, load_checkpoint, write_model
-from osteo_engine.segmentation.train import preset, train_segmenter
+from osteo_engine.segmentation.train import segment_preset, train_segmenter
 
 from .test_segmentation_training import TINY, _interrupted_after, _Stop
 
@@ -43,7 +43,7 @@ def test_a_truncated_resume_state_names_its_file(tmp_path):
 
 def test_resuming_from_a_damaged_state_stops_in_one_sentence_and_keeps_the_checkpoints(small_cohort, tmp_path):
     data = [small_cohort / "manifest.csv"]
-    config = replace(preset("cpu-small"), epochs=2, **TINY)
+    config = replace(segment_preset("cpu-small"), epochs=2, **TINY)
     with pytest.raises(_Stop):
         train_segmenter(data, tmp_path / "r", config, events=_interrupted_after(1))
     last = load_checkpoint(tmp_path / "r" / "checkpoints" / "last.safetensors")

@@ -99,8 +99,7 @@ def test_export_packages_a_half_precision_encoder_with_a_calibrated_card(small_c
                                                                          capsys):
     import json
 
-    from osteo_engine.screening import load_screening_model
-    from osteo_engine.screening_model import SYNTHETIC_NOTE
+    from osteo_engine.screening_model import SYNTHETIC_NOTE, load_screening_model
     from training_cli.main import main
 
     trained = tmp_path / "trained"
@@ -164,7 +163,8 @@ def test_a_model_that_outputs_nan_refers_and_says_so(tiny_segmenter, tmp_path):
     import torch
 
     from osteo_engine.io import load_radiograph
-    from osteo_engine.screening import load_screening_model, screen
+    from osteo_engine.screening import screen
+    from osteo_engine.screening_model import load_screening_model
     from osteo_engine.storage import strict_json
 
     from .conftest import SAMPLE_DICOM

@@ -8,18 +8,18 @@ import torch
 from safetensors.torch import load_file
 
 from osteo_engine.errors import ConfigError
-from osteo_engine.segmentation.augment import AugmentConfig, augment
+from osteo_engine.segmentation.augment import SegmentAugmentConfig, augment
 from osteo_engine.segmentation.data import Letterbox, load_samples
 from osteo_engine.segmentation.model import SegmenterConfig
 from osteo_engine.segmentation.predict import load_segmenter, segment
-from osteo_engine.segmentation.train import preset, train_segmenter
+from osteo_engine.segmentation.train import segment_preset, train_segmenter
 
 TINY = dict(input_size=(64, 80), model=SegmenterConfig(base_channels=4, depth=2, modules=2, head_channels=8),
             samples=2, val_samples=2, batch_size=4)
 
 
 def tiny_config(epochs=2):
-    return replace(preset("cpu-small"), epochs=epochs, **TINY)
+    return replace(segment_preset("cpu-small"), epochs=epochs, **TINY)
 
 
 def test_letterbox_round_trip():
@@ -45,7 +45,7 @@ def test_augmentation_moves_image_and_labels_together():
     image[20:40, 10:20] = 1.0
     labels[:, 20:40, 10:20] = 4
     rng = np.random.default_rng(0)
-    config = AugmentConfig(invert=0.0, gamma=(1, 1), contrast=(1, 1), noise=0.0)
+    config = SegmentAugmentConfig(invert=0.0, gamma=(1, 1), contrast=(1, 1), noise=0.0)
     for _ in range(5):
         out, maps = augment(image, labels, (80, 64), rng, replace(config))
         bright = out > 0.5
@@ -126,7 +126,7 @@ def test_missing_model_is_a_clear_error(tmp_path):
 def test_presets_build_a_model_that_accepts_their_input_size(name):
     from osteo_engine.segmentation.model import MixtureSegmenter
 
-    config = preset(name)
+    config = segment_preset(name)
     model = MixtureSegmenter(config.model)
     width, height = config.input_size
     multiple = 2 ** config.model.depth
@@ -137,7 +137,7 @@ def test_presets_build_a_model_that_accepts_their_input_size(name):
                                width // 4 // multiple * multiple or multiple), samples=1)
     assert out.logits.shape[3] == 8
     with pytest.raises(ConfigError, match="unknown preset"):
-        preset("huge")
+        segment_preset("huge")
 
 
 def test_repeats_weight_a_source_and_must_match_the_sources(small_cohort, tmp_path):
@@ -213,4 +213,4 @@ def test_the_best_checkpoint_is_chosen_by_validation_ged_unless_dice_is_asked_fo
     assert card["selected_by"] == "lowest validation GED"
     assert card["epoch"] == min(metrics, key=lambda m: m["val_ged"])["epoch"]
     with pytest.raises(ConfigError, match="checkpoint selection"):
-        preset("cpu-small", select_by="luck")
+        segment_preset("cpu-small", select_by="luck")

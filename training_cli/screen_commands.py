@@ -69,7 +69,8 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
 
 def run_screen(args) -> int:
     from osteo_engine import OsteoError, load_radiograph
-    from osteo_engine.screening import DISCLAIMER, load_screening_model, screen
+    from osteo_engine.screening import DISCLAIMER, screen
+    from osteo_engine.screening_model import load_screening_model
 
     write = _writer(args)
     files, problems = expand_inputs(args.inputs)  # before the models take seconds to load
@@ -154,7 +155,7 @@ def run_export(args) -> int:
 
 
 def run_audit(args) -> int:
-    from osteo_engine.screening import load_screening_model
+    from osteo_engine.screening_model import load_screening_model
     from osteo_engine.screening_model import audit, screen_split
 
     model = load_screening_model(args.model, args.segmenter)

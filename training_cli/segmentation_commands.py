@@ -101,9 +101,9 @@ def add_segment_parser(sub) -> None:
 
 
 def segment_train(args) -> int:
-    from osteo_engine.segmentation.train import preset, train_segmenter
+    from osteo_engine.segmentation.train import segment_preset, train_segmenter
 
-    config = preset(args.preset, epochs=args.epochs, seed=args.seed, lr=args.lr, anneal_fraction=args.anneal_fraction,
+    config = segment_preset(args.preset, epochs=args.epochs, seed=args.seed, lr=args.lr, anneal_fraction=args.anneal_fraction,
                     init=args.init, repeats=tuple(args.repeat) if args.repeat else None,
                     input_size=tuple(args.input_size) if args.input_size else None, select_by=args.select_by)
     output = JobOutput(args, "segment train")

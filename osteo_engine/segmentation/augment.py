@@ -13,7 +13,7 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class SegmentAugmentConfig:
     flip: float = 0.5
     rotation_deg: float = 25.0
     scale: tuple[float, float] = (0.85, 1.15)
@@ -25,7 +25,7 @@ class AugmentConfig:
 
 
 def augment(image: np.ndarray, annotations: np.ndarray, content: tuple[int, int], rng: np.random.Generator,
-            config: AugmentConfig = AugmentConfig()) -> tuple[np.ndarray, np.ndarray]:
+            config: SegmentAugmentConfig = SegmentAugmentConfig()) -> tuple[np.ndarray, np.ndarray]:
     """image (H, W) float32, annotations (M, H, W) uint8 -> augmented copies."""
     h, w = image.shape
     image = image.copy()

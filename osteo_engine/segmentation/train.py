@@ -16,7 +16,7 @@ from ..registry import check_registry
 from ..events import CancelToken, Events, ignore
 from ..runs import RunFolder, load_checkpoint, warmup_cosine
 from ..training import TrainingLoop, autocast, epoch_seed, to_device
-from .augment import AugmentConfig, augment
+from .augment import SegmentAugmentConfig, augment
 from .data import SegmentationSample, load_samples
 from .losses import background_weighted, gamma_schedule, ot_segmentation_loss
 from .metrics import dice_per_bone, generalized_energy_distance
@@ -43,7 +43,7 @@ class SegmentTrainConfig:
     background_weight: float = 0.1  # of the cross-entropy; without it the network settles on "all background"
     seed: int = 0
     repeats: tuple[int, ...] = ()  # per data source: how often its training images occur in an epoch (default 1)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augment: SegmentAugmentConfig = field(default_factory=SegmentAugmentConfig)
     init: str | None = None  # warm start: a segmenter .safetensors of the same architecture
     select_by: str = "ged"  # the best checkpoint: lowest validation GED (as MoSE), or "dice": highest mean Dice
 
@@ -65,7 +65,7 @@ PRESETS = {
 check_registry("segmentation preset", PRESETS, registry.PRESETS)
 
 
-def preset(name: str, **overrides) -> SegmentTrainConfig:
+def segment_preset(name: str, **overrides) -> SegmentTrainConfig:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
     if overrides.get("select_by") not in (None, *registry.CHECKPOINT_SELECTION):

@@ -26,7 +26,7 @@ PROBE_SIZE = 16  # pixels per side at which candidate views are scored
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class ViewAugmentConfig:
     rotation_deg: float = 30.0
     translate: float = 0.1
     hflip: float = 0.5
@@ -47,7 +47,7 @@ class MultiCropConfig:
     mode: str = "constrained"  # or "conventional"
     min_nonzero: float = 0.1
     tries: int = 10
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augment: ViewAugmentConfig = field(default_factory=ViewAugmentConfig)
 
 
 @dataclass
@@ -111,7 +111,7 @@ def choose_views(images: torch.Tensor, cover: torch.Tensor | None, scale, config
     return chosen, CropStats(n, int((~passed.any(1)).sum()))
 
 
-def _affine(boxes: torch.Tensor, h: int, w: int, aug: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+def _affine(boxes: torch.Tensor, h: int, w: int, aug: ViewAugmentConfig, generator: torch.Generator) -> torch.Tensor:
     """theta (B, 2, 3) mapping output coordinates in [-1, 1] to input coordinates: crop ∘ augmentation."""
     n, device = len(boxes), boxes.device
     angle = torch.empty(n, device=device).uniform_(-aug.rotation_deg, aug.rotation_deg, generator=generator)
@@ -131,7 +131,7 @@ def _affine(boxes: torch.Tensor, h: int, w: int, aug: AugmentConfig, generator: 
     return (crop @ torch.cat([a, torch.tensor([0.0, 0.0, 1.0], device=device).expand(n, 1, 3)], 1))[:, :2]
 
 
-def _view(images, theta, size, aug: AugmentConfig, generator) -> torch.Tensor:
+def _view(images, theta, size, aug: ViewAugmentConfig, generator) -> torch.Tensor:
     """The views `theta` cuts from `images`, with brightness and contrast applied to the bone alone: each
     pixel's bone weight w (the mask sampled like the image; numerical bleed under 1% dropped) scales the
     jitter, so background stays exactly 0 and bone edges blend as sampled."""
