@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SAMPLE := resources/samples/phantom_hand.dcm
 
-.PHONY: run test bench stress sample phantom-sheet default-model demo-classifier clean
+.PHONY: run test test-fast lint bench stress sample phantom-sheet default-model demo-classifier clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,17 @@ run: $(STAMP)
 	else mkdir -p build && $(BIN)/osteo-app $(SAMPLE) --workspace annotate --screenshot build/annotate.png \
 		&& echo "no display: the Annotate workspace on the sample is rendered to build/annotate.png"; fi
 
-test: $(STAMP)
+test: $(STAMP) lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+# Everything but the tests marked slow (each over about 5 s): a quick check while working.
+test-fast: $(STAMP) lint
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not slow"
+
+# Ruff's lint and its formatting (120 columns), as pyproject.toml configures them.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
 	$(BIN)/python bench/phantom_speed.py

@@ -9,10 +9,11 @@ There is no Qt here: the canvas and workspace call these methods and redraw. Sta
 Every change is one `Edit` holding the prompts and bone before and after, plus the changed rectangle of each
 array, so a brush stroke on a 2515×3588 image costs only the pixels it touched.
 """
+
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -70,9 +71,13 @@ def _patch(name: str, before: np.ndarray, after: np.ndarray) -> _Patch | None:
 
 
 class ImageDocument:
-    def __init__(self, shape: tuple[int, int], labels: np.ndarray | None = None,
-                 bone_prompts: dict[str, BonePrompts] | None = None,
-                 on_labels_changed: Callable[["ImageDocument"], None] | None = None):
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        labels: np.ndarray | None = None,
+        bone_prompts: dict[str, BonePrompts] | None = None,
+        on_labels_changed: Callable[[ImageDocument], None] | None = None,
+    ):
         self.labels = np.zeros(shape, np.uint8) if labels is None else labels.astype(np.uint8).copy()
         self.bone = 1
         self.working = self.labels == self.bone
@@ -130,8 +135,9 @@ class ImageDocument:
         if last is not None and last.kind == "prompt" and last.prompts[1] == prompts:
             self._merge(last, patch, logits)  # one undo step removes the prompt and its mask together
         else:
-            edit = Edit("prompt", (self.bone, self.bone), (prompts, prompts), [patch] if patch else [],
-                        (self.logits, logits))
+            edit = Edit(
+                "prompt", (self.bone, self.bone), (prompts, prompts), [patch] if patch else [], (self.logits, logits)
+            )
             self._push(edit)
         self.logits = logits
         return True
@@ -163,8 +169,9 @@ class ImageDocument:
         self._stroke = None
         patch = _patch("working", before, self.working)
         if patch:
-            self._push(Edit(kind, (self.bone, self.bone), (self.prompts, self.prompts), [patch],
-                            (self.logits, self.logits)))
+            self._push(
+                Edit(kind, (self.bone, self.bone), (self.prompts, self.prompts), [patch], (self.logits, self.logits))
+            )
 
     def accept(self) -> bool:
         """Write the working mask into the label map as the current bone (it wins over other bones)."""
@@ -178,8 +185,9 @@ class ImageDocument:
             prompts.pop(BONES[self.bone], None)
         else:
             xy, lab, box = self.prompts.arrays()
-            prompts[BONES[self.bone]] = BonePrompts([(x, y, bool(p)) for (x, y), p in zip(xy, lab)],
-                                                    None if box is None else tuple(box))
+            prompts[BONES[self.bone]] = BonePrompts(
+                [(x, y, bool(p)) for (x, y), p in zip(xy, lab)], None if box is None else tuple(box)
+            )
         self._change("accept", labels=labels, prompts=Prompts(), logits=None, bone_prompts=prompts)
         return True
 
@@ -221,11 +229,23 @@ class ImageDocument:
             self.on_labels_changed(self)
         return True
 
-    def _change(self, kind: str, *, bone: int | None = None, working: np.ndarray | None = None,
-                labels: np.ndarray | None = None, prompts: Prompts | None = None, logits=..., bone_prompts=None):
-        edit = Edit(kind, (self.bone, self.bone if bone is None else bone),
-                    (self.prompts, self.prompts if prompts is None else prompts),
-                    logits=(self.logits, self.logits if logits is ... else logits))
+    def _change(
+        self,
+        kind: str,
+        *,
+        bone: int | None = None,
+        working: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        prompts: Prompts | None = None,
+        logits=...,
+        bone_prompts=None,
+    ):
+        edit = Edit(
+            kind,
+            (self.bone, self.bone if bone is None else bone),
+            (self.prompts, self.prompts if prompts is None else prompts),
+            logits=(self.logits, self.logits if logits is ... else logits),
+        )
         if bone_prompts is not None:
             edit.bone_prompts = (dict(self.bone_prompts), dict(bone_prompts))
         for name, new in (("labels", labels), ("working", working)):
@@ -268,9 +288,9 @@ def _union(old: _Patch, new: _Patch, current: np.ndarray) -> _Patch:
     after = current[y0:y1, x0:x1].copy()
     before = after.copy()
     ny0, ny1, nx0, nx1 = new.window
-    before[ny0 - y0:ny1 - y0, nx0 - x0:nx1 - x0] = new.before
+    before[ny0 - y0 : ny1 - y0, nx0 - x0 : nx1 - x0] = new.before
     oy0, oy1, ox0, ox1 = old.window
-    before[oy0 - y0:oy1 - y0, ox0 - x0:ox1 - x0] = old.before
+    before[oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0] = old.before
     return _Patch("working", (y0, y1, x0, x1), before, after)
 
 

@@ -3,11 +3,12 @@
 The function receives a `report(item)` callable for progress and a `cancelled()` callable to poll; its
 return value arrives as `finished`, an engine error as `failed` with its message.
 """
+
 from __future__ import annotations
 
 import threading
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6 import QtCore
 
@@ -26,7 +27,7 @@ class BackgroundJob(QtCore.QObject):
         self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"job-{name}", daemon=True)
 
-    def start(self) -> "BackgroundJob":
+    def start(self) -> BackgroundJob:
         self._thread.start()
         return self
 

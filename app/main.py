@@ -1,4 +1,5 @@
 """Entry point of `osteo-app`."""
+
 from __future__ import annotations
 
 import argparse

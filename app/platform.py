@@ -3,6 +3,7 @@
 Qt's xcb plugin (X11) links system libraries that a bare Linux machine often lacks; Qt then aborts with a
 generic "could not load the Qt platform plugin" message. We ask the dynamic linker first.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,11 @@ def _xcb_binaries() -> list[Path]:
     import PySide6
 
     qt = Path(PySide6.__file__).parent / "Qt"
-    return [p for p in (qt / "plugins" / "platforms" / "libqxcb.so", *sorted((qt / "lib").glob("libQt6XcbQpa.so*")))
-            if p.exists()]
+    return [
+        p
+        for p in (qt / "plugins" / "platforms" / "libqxcb.so", *sorted((qt / "lib").glob("libQt6XcbQpa.so*")))
+        if p.exists()
+    ]
 
 
 def missing_libraries(binaries: list[Path]) -> list[str]:
@@ -51,13 +55,17 @@ def platform_problem(screenshot: bool) -> str | None:
         if screenshot:
             os.environ["QT_QPA_PLATFORM"] = "offscreen"
             return None
-        return ("no display found (DISPLAY and WAYLAND_DISPLAY are unset). Run on a desktop, or use "
-                "QT_QPA_PLATFORM=offscreen with --screenshot.")
+        return (
+            "no display found (DISPLAY and WAYLAND_DISPLAY are unset). Run on a desktop, or use "
+            "QT_QPA_PLATFORM=offscreen with --screenshot."
+        )
     if chosen.split(":")[0] not in ("", "xcb") or (not chosen and os.environ.get("WAYLAND_DISPLAY")):
         return None
     missing = missing_libraries(_xcb_binaries())
     if not missing:
         return None
     packages = " ".join(debian_package(m) for m in missing)
-    return (f"Qt's X11 (xcb) platform plugin needs system libraries that are missing: {', '.join(missing)}. "
-            f"On Debian/Ubuntu: sudo apt install {packages}")
+    return (
+        f"Qt's X11 (xcb) platform plugin needs system libraries that are missing: {', '.join(missing)}. "
+        f"On Debian/Ubuntu: sudo apt install {packages}"
+    )

@@ -1,4 +1,5 @@
 """User settings (rater, SAM model, colours, overlay opacity), kept in QSettings, and their dialog."""
+
 from __future__ import annotations
 
 import json
@@ -24,13 +25,14 @@ class AppSettings:
     colours: dict[str, tuple[int, int, int]] = field(default_factory=lambda: dict(BONE_COLOURS))
 
     @staticmethod
-    def load(store: QtCore.QSettings) -> "AppSettings":
+    def load(store: QtCore.QSettings) -> AppSettings:
         raw = store.value("settings", "")
         try:
             obj = json.loads(raw) if raw else {}
             colours = {**BONE_COLOURS, **{k: tuple(v) for k, v in obj.pop("colours", {}).items() if k in BONE_COLOURS}}
-            return AppSettings(**{k: v for k, v in obj.items() if k in AppSettings.__dataclass_fields__},
-                               colours=colours)
+            return AppSettings(
+                **{k: v for k, v in obj.items() if k in AppSettings.__dataclass_fields__}, colours=colours
+            )
         except (ValueError, TypeError):
             return AppSettings()  # unreadable settings fall back to the defaults
 
@@ -89,8 +91,7 @@ class SettingsDialog(QtWidgets.QDialog):
             raise AnnotationError(f"no checkpoint file at {checkpoint}.")
         rater = self.rater.text().strip()
         safe_rater_name(rater)  # refuses a name with nothing a file name can hold; the name itself is kept as typed
-        return AppSettings(rater, kind, checkpoint, self._opacity, self._segmenter,
-                           self.colours)
+        return AppSettings(rater, kind, checkpoint, self._opacity, self._segmenter, self.colours)
 
     def _browse(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "SAM checkpoint", "", "Checkpoints (*.pth *.pt);;All (*)")

@@ -1,4 +1,5 @@
 """The main window: the Annotate and Screen workspaces, menus, status bar and the research notice."""
+
 from __future__ import annotations
 
 from functools import partial
@@ -30,7 +31,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.annotate = AnnotateWorkspace(self.settings, self, **workspace_kw)
         self.screen_placeholder = QtWidgets.QLabel(
             "Screening workspace: load one radiograph and get a screening answer with its uncertainty.\n"
-            "It becomes available with the screening models.", alignment=QtCore.Qt.AlignCenter)
+            "It becomes available with the screening models.",
+            alignment=QtCore.Qt.AlignCenter,
+        )
         self.tabs.addTab(self.annotate, "Annotate")
         self.tabs.addTab(self.screen_placeholder, "Screen")
         self.setCentralWidget(self.tabs)
@@ -55,8 +58,19 @@ class MainWindow(QtWidgets.QMainWindow):
         for key in ("undo", "redo"):
             edit.addAction(self.annotate.actions[key])
         annotate = bar.addMenu("&Annotate")
-        for key in ("accept", "clear", "propose", "rank", "prompt", "brush", "erase", "smaller", "larger",
-                    "previous", "next"):
+        for key in (
+            "accept",
+            "clear",
+            "propose",
+            "rank",
+            "prompt",
+            "brush",
+            "erase",
+            "smaller",
+            "larger",
+            "previous",
+            "next",
+        ):
             annotate.addAction(self.annotate.actions[key])
         bones = annotate.addMenu("&Bone")
         for value in range(1, 8):
@@ -94,7 +108,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _ask_image(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self, "Open radiograph", "", "Radiographs (*.dcm *.dicom *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)")
+            self, "Open radiograph", "", "Radiographs (*.dcm *.dicom *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)"
+        )
         if path:
             self.open_path(path)
 
@@ -159,10 +174,13 @@ def seg_export_dialog(parent: QtWidgets.QWidget | None = None) -> QtWidgets.QMes
     """Asks before a DICOM SEG export; the box to keep the patient's identity starts unticked."""
     box = QtWidgets.QMessageBox(parent)
     box.setWindowTitle("Export DICOM SEG")
-    box.setText("The SEG files will be de-identified: a pseudonym replaces the patient's name and ID, birth "
-                "date, sex and study dates are left out, and every UID is replaced.")
-    box.setInformativeText("Keep the patient's identity only for SEG files that go back to this hospital's own "
-                           "PACS beside their images.")
+    box.setText(
+        "The SEG files will be de-identified: a pseudonym replaces the patient's name and ID, birth "
+        "date, sex and study dates are left out, and every UID is replaced."
+    )
+    box.setInformativeText(
+        "Keep the patient's identity only for SEG files that go back to this hospital's own PACS beside their images."
+    )
     # parented to the box: a checkbox Python alone held would be deleted with its wrapper
     box.setCheckBox(QtWidgets.QCheckBox("Copy the patient's name, ID and study (for this hospital's PACS)", box))
     box.setStandardButtons(QtWidgets.QMessageBox.Ok | QtWidgets.QMessageBox.Cancel)

@@ -9,6 +9,7 @@
 
 Run: .venv/bin/python bench/annotate_latency.py [--repeats 30]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,16 @@ def prompt_latency(pixels: np.ndarray, truth: np.ndarray, repeats: int) -> list[
         points.append((xs[k], ys[k]))
         labels.append(int(rng.random() < 0.7))
         started = time.perf_counter()
-        answer = segment_clicks(prompter, pixels, np.array(points, float), np.array(labels), box=box,
-                                mask_input=first.logits, crop=first.crop, image_key="bench")
+        answer = segment_clicks(
+            prompter,
+            pixels,
+            np.array(points, float),
+            np.array(labels),
+            box=box,
+            mask_input=first.logits,
+            crop=first.crop,
+            image_key="bench",
+        )
         times.append((time.perf_counter() - started) * 1000)
         assert answer.crop == first.crop
     return times
@@ -83,11 +92,15 @@ def main() -> None:
     print(f"torch threads: {torch.get_num_threads()}")
     pixels, truth = big_radiograph()
     times = prompt_latency(pixels, truth, args.repeats)
-    print(f"prompt → mask with a cached crop embedding: median {statistics.median(times):.0f} ms, "
-          f"p90 {np.percentile(times, 90):.0f} ms over {len(times)} prompts (goal: median ≤ 80 ms)")
+    print(
+        f"prompt → mask with a cached crop embedding: median {statistics.median(times):.0f} ms, "
+        f"p90 {np.percentile(times, 90):.0f} ms over {len(times)} prompts (goal: median ≤ 80 ms)"
+    )
     stall, embed_ms = ui_stall(pixels)
-    print(f"embedding a {pixels.shape[1]}×{pixels.shape[0]} image on the SAM worker took {embed_ms:.0f} ms; "
-          f"longest UI-thread stall {stall:.0f} ms (goal ≤ 100 ms)")
+    print(
+        f"embedding a {pixels.shape[1]}×{pixels.shape[0]} image on the SAM worker took {embed_ms:.0f} ms; "
+        f"longest UI-thread stall {stall:.0f} ms (goal ≤ 100 ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ are made once, as pretraining does (a patch does not change between epochs).
 
 Run: .venv/bin/python bench/multicrop_speed.py [--batch 128] [--rounds 20]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,9 @@ def main() -> None:
     images = torch.from_numpy(np.resize(patches, (args.batch, 128, 128)))[:, None]
     print(f"{args.batch} bone patches, {100 * (images != 0).float().mean():.0f}% non-zero pixels")
     cover = coverage(images)  # once per patch, as pretraining keeps it
-    configs = {mode: MultiCropConfig(global_size=96, local_size=48, mode=mode)
-               for mode in ("conventional", "constrained")}
+    configs = {
+        mode: MultiCropConfig(global_size=96, local_size=48, mode=mode) for mode in ("conventional", "constrained")
+    }
     seconds = dict.fromkeys(configs, 0.0)
     stats = {mode: CropStats() for mode in configs}
     g = torch.Generator().manual_seed(0)
@@ -48,9 +50,12 @@ def main() -> None:
     for mode, rate in rates.items():
         print(f"{mode:>12}: {rate:.0f} patches/s (6 views each)")
     for mode, found in stats.items():
-        print(f"{mode:>12}: {1 - found.below_min / found.crops:.2%} of {found.crops} views keep ≥ 10% non-zero pixels"
-              + (f"; {found.fallbacks} fell back to the best try" if mode == "constrained" else ""))
+        print(
+            f"{mode:>12}: {1 - found.below_min / found.crops:.2%} of {found.crops} views keep ≥ 10% non-zero pixels"
+            + (f"; {found.fallbacks} fell back to the best try" if mode == "constrained" else "")
+        )
     print(f"constrained / conventional throughput: {rates['constrained'] / rates['conventional']:.2f} (goal ≥ 0.9)")
+
 
 if __name__ == "__main__":
     main()

@@ -8,6 +8,7 @@ safe while it lies above every non-upright score.
 
 Run: .venv/bin/python bench/orientation_margin.py [--split val] [--model PATH]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,14 +41,21 @@ def main() -> None:
             others.append(max(scores[1:]))
             wins += scores[0] > others[-1]
     upright, others = np.array(upright), np.array(others)
-    print(f"{len(upright)} files ({len(names)} {args.split} atlas images and their mirror images), "
-          f"input {segmenter.input_size[0]}x{segmenter.input_size[1]}")
+    print(
+        f"{len(upright)} files ({len(names)} {args.split} atlas images and their mirror images), "
+        f"input {segmenter.input_size[0]}x{segmenter.input_size[1]}"
+    )
     print(f"upright reading won on {wins}/{len(upright)}; smallest margin {np.min(upright - others):.3f}")
     print(f"upright scores {upright.min():.3f}-{upright.max():.3f}; best other reading at most {others.max():.3f}")
-    verdict = "safe: no other reading reaches it" if others.max() < CONFIDENT_UPRIGHT else \
-        "NOT safe: another reading reaches it"
-    print(f"CONFIDENT_UPRIGHT {CONFIDENT_UPRIGHT}: {int((upright >= CONFIDENT_UPRIGHT).sum())}/{len(upright)} "
-          f"upright files skip the other readings; {verdict}")
+    verdict = (
+        "safe: no other reading reaches it"
+        if others.max() < CONFIDENT_UPRIGHT
+        else "NOT safe: another reading reaches it"
+    )
+    print(
+        f"CONFIDENT_UPRIGHT {CONFIDENT_UPRIGHT}: {int((upright >= CONFIDENT_UPRIGHT).sum())}/{len(upright)} "
+        f"upright files skip the other readings; {verdict}"
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 Run: .venv/bin/python bench/phantom_leak.py [--subjects 2000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,10 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
     result = audit_leak(args.subjects, args.seed)
-    print(f"leak audit over {result.subjects} subjects ({time.perf_counter() - start:.0f} s): "
-          f"AUC logistic {result.auc_logistic:.3f}, gradient boosting {result.auc_boosting:.3f}")
+    print(
+        f"leak audit over {result.subjects} subjects ({time.perf_counter() - start:.0f} s): "
+        f"AUC logistic {result.auc_logistic:.3f}, gradient boosting {result.auc_boosting:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 Run: .venv/bin/python bench/phantom_speed.py [--subjects 192] [--size 1024x1280]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,10 @@ def main() -> None:
         write_cohort(tmp, PhantomConfig(args.subjects, args.seed, 3, size))
         seconds = time.perf_counter() - start
         oracle = run_oracle(tmp)
-    print(f"phantom: {args.subjects} subjects at {args.size} in {seconds:.1f} s "
-          f"({seconds / args.subjects * 1000:.0f} ms/subject, {os.cpu_count()} cores)")
+    print(
+        f"phantom: {args.subjects} subjects at {args.size} in {seconds:.1f} s "
+        f"({seconds / args.subjects * 1000:.0f} ms/subject, {os.cpu_count()} cores)"
+    )
     print(f"oracle (seed {args.seed}): auc={oracle.auc:.3f} auc_test={oracle.auc_test}")
 
 

@@ -14,6 +14,7 @@ masks made from landmark boxes (`osteo annotate-auto`):
 
 Run: .venv/bin/python bench/sam_point_prompts.py build/atlas-auto ../shared/data/hand-atlas/landmarks.csv [--images 20]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,11 @@ def strategies(prompter: BonePrompter, click: np.ndarray, shape: tuple[int, int]
     side = 0.25 * min(shape)
     square = np.r_[click - side / 2, click + side / 2]
     best = prompter.predict(points=point, labels=label, multimask=True)
-    out = {"point": prompter.predict(points=point, labels=label).mask, "multimask": best.mask,
-           "point+box": prompter.predict(points=point, labels=label, box=square).mask}
+    out = {
+        "point": prompter.predict(points=point, labels=label).mask,
+        "multimask": best.mask,
+        "point+box": prompter.predict(points=point, labels=label, box=square).mask,
+    }
     ys, xs = np.nonzero(best.mask)
     if len(xs):
         grow = 0.15 * np.array([np.ptp(xs), np.ptp(ys)])
@@ -55,8 +59,7 @@ def crop_strategies(prompter: BonePrompter, pixels: np.ndarray, clicks: np.ndarr
     out = {}
     side = 0.25 * min(h, w)
     centre = clicks.mean(0)
-    for name, points in (("crop:point", centre[None]), ("crop:point+box", centre[None]),
-                         ("crop:2points+box", clicks)):
+    for name, points in (("crop:point", centre[None]), ("crop:point+box", centre[None]), ("crop:2points+box", clicks)):
         if name == "crop:2points+box":
             spread = np.linalg.norm(clicks[1] - clicks[0])
             lo, hi = clicks.min(0) - 0.3 * spread, clicks.max(0) + 0.3 * spread
@@ -66,10 +69,13 @@ def crop_strategies(prompter: BonePrompter, pixels: np.ndarray, clicks: np.ndarr
         crop = Crop.around(box, (h, w), factor=1.6)
         prompter.set_image(crop.pixels(pixels))
         local = crop.shift(points)
-        result = prompter.predict(points=local, labels=np.ones(len(local), int),
-                                  box=None if name == "crop:point" else crop.shift(box).reshape(-1))
+        result = prompter.predict(
+            points=local,
+            labels=np.ones(len(local), int),
+            box=None if name == "crop:point" else crop.shift(box).reshape(-1),
+        )
         full = np.zeros((h, w), bool)
-        full[crop.y0:crop.y1, crop.x0:crop.x1] = result.mask
+        full[crop.y0 : crop.y1, crop.x0 : crop.x1] = result.mask
         out[name] = full
     return out
 
@@ -97,8 +103,9 @@ def main() -> None:
             prompter.set_image(pixels)
             masks = strategies(prompter, click, pixels.shape)
             base, head = lm[f"mc{n}_base"], lm[f"mc{n}_head"]
-            masks.update(crop_strategies(prompter, pixels, np.array([base + 0.25 * (head - base),
-                                                                     base + 0.75 * (head - base)])))
+            masks.update(
+                crop_strategies(prompter, pixels, np.array([base + 0.25 * (head - base), base + 0.75 * (head - base)]))
+            )
             for name, mask in masks.items():
                 scores.setdefault(name, []).append(dice(mask, truth))
     count = len(next(iter(scores.values())))

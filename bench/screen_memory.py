@@ -5,6 +5,7 @@ is read from the operating system. The target: at most 4 GB for any file the loa
 
     python bench/screen_memory.py [--megapixels 100] [--formats png dcm]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,20 +47,26 @@ def make_file(folder: Path, megapixels: float, fmt: str) -> Path:
 
 
 # A fresh parent per measurement: RUSAGE_CHILDREN keeps the largest child a process ever waited for.
-_MEASURE = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=False); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)")
+_MEASURE = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=False); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)"
+)
 
 
 def screen_in_child(path: Path) -> tuple[float, float, dict]:
     """(peak resident GB of `osteo screen`, seconds, its JSON answer)."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "training_cli", "screen",
-                           str(path), "--json"], capture_output=True, text=True, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, sys.executable, "-m", "training_cli", "screen", str(path), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     seconds = time.perf_counter() - started
     if not done.stdout.strip():
         raise SystemExit(f"osteo screen failed on {path.name}: {done.stderr[-2000:]}")
     peak_kb = int(done.stderr.strip().splitlines()[-1])
-    return peak_kb / 2 ** 20, seconds, json.loads(done.stdout.splitlines()[0])
+    return peak_kb / 2**20, seconds, json.loads(done.stdout.splitlines()[0])
 
 
 def main() -> None:
@@ -76,9 +83,11 @@ def main() -> None:
             peak, seconds, answer = screen_in_child(path)
             reference_s = reference_s or seconds
             verdict = "ok" if peak <= LIMIT_GB else f"OVER the {LIMIT_GB:g} GB target"
-            print(f"{name:28s} {path.stat().st_size / 1e6:7.1f} MB file  peak {peak:5.2f} GB ({verdict})  "
-                  f"{seconds:5.1f} s ({seconds / reference_s:4.1f}x the reference)  "
-                  f"decision {answer.get('decision', answer.get('error'))}")
+            print(
+                f"{name:28s} {path.stat().st_size / 1e6:7.1f} MB file  peak {peak:5.2f} GB ({verdict})  "
+                f"{seconds:5.1f} s ({seconds / reference_s:4.1f}x the reference)  "
+                f"decision {answer.get('decision', answer.get('error'))}"
+            )
 
 
 if __name__ == "__main__":

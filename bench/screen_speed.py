@@ -7,6 +7,7 @@ sideways is timed too: it needs the full orientation search.
 
 Run: .venv/bin/python bench/screen_speed.py [--repeats 5] [--model DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,10 @@ def main() -> None:
         stages["total"].append(time.perf_counter() - started)
         for name in ("segment", "classify"):
             stages[name].append(result.timings_s[name])
-    print(f"screening a 2000x2400 radiograph, {torch.get_num_threads()} threads, {args.repeats} runs "
-          f"(models loaded once in {load_s:.2f} s)")
+    print(
+        f"screening a 2000x2400 radiograph, {torch.get_num_threads()} threads, {args.repeats} runs "
+        f"(models loaded once in {load_s:.2f} s)"
+    )
     for name, values in stages.items():
         print(f"  {name:9s} median {statistics.median(values):.2f} s   max {max(values):.2f} s")
     print(f"  decision: {result.decision}, {sum(b['present'] for b in result.bones.values())} bones")
@@ -50,8 +53,10 @@ def main() -> None:
         started = time.perf_counter()
         answer = screen(turned, model)
         times.append(time.perf_counter() - started)
-    print(f"  sideways file: total median {statistics.median(times):.2f} s, max {max(times):.2f} s "
-          f"(read with {answer.orientation['quarter_turns']} quarter turn(s))")
+    print(
+        f"  sideways file: total median {statistics.median(times):.2f} s, max {max(times):.2f} s "
+        f"(read with {answer.orientation['quarter_turns']} quarter turn(s))"
+    )
 
 
 if __name__ == "__main__":

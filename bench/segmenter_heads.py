@@ -3,6 +3,7 @@ network for every sample, at K=4 modules and S=4 samples (goal: at least 4x).
 
 Run: .venv/bin/python bench/segmenter_heads.py [--size 256x320] [--repeats 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,10 @@ def main() -> None:
     with torch.inference_mode():
         shared = _time(lambda: model(x, samples=4), args.repeats)
         full = _time(lambda: model.forward_full_per_sample(x, samples=4), args.repeats)
-    print(f"segmenter K=4 S=4 at {w}x{h}, {torch.get_num_threads()} threads: shared trunk {shared * 1000:.0f} ms, "
-          f"full network per sample {full * 1000:.0f} ms, speed-up {full / shared:.1f}x")
+    print(
+        f"segmenter K=4 S=4 at {w}x{h}, {torch.get_num_threads()} threads: shared trunk {shared * 1000:.0f} ms, "
+        f"full network per sample {full * 1000:.0f} ms, speed-up {full / shared:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ segmenter's proposal. Settings and the project go to a scratch folder.
         --landmarks ../shared/data/hand-atlas/landmarks.csv
     .venv/bin/python docs/make_screenshot.py resources/samples/phantom_hand.dcm docs/screenshots/annotate.png
 """
+
 from __future__ import annotations
 
 import argparse

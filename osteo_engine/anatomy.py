@@ -1,4 +1,5 @@
 """Bone identities shared by every stage: label values, names and display colours."""
+
 from __future__ import annotations
 
 BACKGROUND = 0

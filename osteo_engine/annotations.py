@@ -10,13 +10,14 @@ The JSON record is the commit point: a new label map is written under a new, con
 first, then the record is replaced atomically, then stale maps are removed. A crash at any moment
 leaves the old or the new annotation, never a mixture.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -41,14 +42,18 @@ class BonePrompts:
     box: tuple[float, float, float, float] | None = None
 
     def to_json(self) -> dict:
-        return {"points": [[float(x), float(y), bool(p)] for x, y, p in self.points],
-                "box": None if self.box is None else [float(v) for v in self.box]}
+        return {
+            "points": [[float(x), float(y), bool(p)] for x, y, p in self.points],
+            "box": None if self.box is None else [float(v) for v in self.box],
+        }
 
     @staticmethod
-    def from_json(obj: dict) -> "BonePrompts":
+    def from_json(obj: dict) -> BonePrompts:
         box = obj.get("box")
-        return BonePrompts([(float(x), float(y), bool(p)) for x, y, p in obj.get("points", [])],
-                           None if box is None else tuple(float(v) for v in box))
+        return BonePrompts(
+            [(float(x), float(y), bool(p)) for x, y, p in obj.get("points", [])],
+            None if box is None else tuple(float(v) for v in box),
+        )
 
 
 @dataclass
@@ -122,7 +127,7 @@ class AnnotationProject:
 
     # ------------------------------------------------------------ project file
     @classmethod
-    def create(cls, root: str | Path, images: list[str | Path] = ()) -> "AnnotationProject":
+    def create(cls, root: str | Path, images: list[str | Path] = ()) -> AnnotationProject:
         root = Path(root)
         if (root / PROJECT_FILE).exists():
             raise AnnotationError(f"{root} already holds an annotation project.")
@@ -133,7 +138,7 @@ class AnnotationProject:
         return project
 
     @classmethod
-    def open(cls, root: str | Path) -> "AnnotationProject":
+    def open(cls, root: str | Path) -> AnnotationProject:
         root = Path(root)
         path = root / PROJECT_FILE
         try:
@@ -151,7 +156,7 @@ class AnnotationProject:
         return cls(root, images, rater_names)
 
     @classmethod
-    def open_or_create(cls, root: str | Path) -> "AnnotationProject":
+    def open_or_create(cls, root: str | Path) -> AnnotationProject:
         return cls.open(root) if (Path(root) / PROJECT_FILE).exists() else cls.create(root)
 
     def add_images(self, paths: list[str | Path]) -> list[str]:
@@ -173,12 +178,15 @@ class AnnotationProject:
         return image_id
 
     def _save_project(self) -> None:
-        atomic_write_json(self.root / PROJECT_FILE, {
-            "schema_version": SCHEMA_VERSION,
-            "labels": {str(k): v for k, v in {0: "background", **BONES}.items()},
-            "images": [{"id": e.image_id, "path": e.path} for e in self._images.values()],
-            "raters": dict(sorted(self._rater_names.items())),
-        })
+        atomic_write_json(
+            self.root / PROJECT_FILE,
+            {
+                "schema_version": SCHEMA_VERSION,
+                "labels": {str(k): v for k, v in {0: "background", **BONES}.items()},
+                "images": [{"id": e.image_id, "path": e.path} for e in self._images.values()],
+                "raters": dict(sorted(self._rater_names.items())),
+            },
+        )
 
     @property
     def images(self) -> list[ImageEntry]:
@@ -223,7 +231,7 @@ class AnnotationProject:
             "rater_name": name,
             "weight": annotation.weight,
             "author": annotation.author or rater,
-            "updated": when or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "updated": when or datetime.now(UTC).isoformat(timespec="seconds"),
             "label_map": png_name,
             "label_map_sha256": digest,
             "shape": list(annotation.labels.shape),
@@ -234,8 +242,10 @@ class AnnotationProject:
                 atomic_write_bytes(folder / png_name, png)
             atomic_write_json(folder / f"{rater}.json", record)
         except OSError as exc:
-            raise AnnotationError(f"could not save {rater}'s annotation of {image_id} ({exc.strerror or exc}); "
-                                  "the previous version is unchanged.") from exc
+            raise AnnotationError(
+                f"could not save {rater}'s annotation of {image_id} ({exc.strerror or exc}); "
+                "the previous version is unchanged."
+            ) from exc
         self._remove_stale_maps(folder, rater, keep=png_name)
 
     def _claim_rater(self, name: str) -> str:
@@ -249,7 +259,8 @@ class AnnotationProject:
         if owner is not None and owner[1] != name:
             raise AnnotationError(
                 f"the rater name {name!r} cannot be told apart from {owner[1]!r}, who already annotates this "
-                f"project (both would be stored as {owner[0]}); choose a distinct rater name.")
+                f"project (both would be stored as {owner[0]}); choose a distinct rater name."
+            )
         if key not in self._rater_names:
             self._rater_names[key] = name
             self._save_project()
@@ -303,8 +314,14 @@ class AnnotationProject:
             prompts = {bone: BonePrompts.from_json(p) for bone, p in record.get("prompts", {}).items()}
         except (ValueError, TypeError) as exc:
             raise AnnotationError(f"{record_path.name} of image {image_id} has malformed prompts ({exc}).") from exc
-        return RaterAnnotation(str(record.get("rater_name") or rater), labels, record.get("weight"), prompts,
-                               record.get("author", ""), record.get("updated", ""))
+        return RaterAnnotation(
+            str(record.get("rater_name") or rater),
+            labels,
+            record.get("weight"),
+            prompts,
+            record.get("author", ""),
+            record.get("updated", ""),
+        )
 
     @staticmethod
     def _remove_stale_maps(folder: Path, rater: str, keep: str) -> None:
@@ -327,6 +344,15 @@ def _relative(path: Path, root: Path) -> str:
         return Path(path).resolve().as_posix()
 
 
-__all__ = ["AnnotationProject", "BonePrompts", "ImageAnnotations", "ImageEntry", "LoadProblem",
-           "RaterAnnotation", "decode_label_png", "encode_label_png",
-           "safe_rater_name", "validate_label_map"]
+__all__ = [
+    "AnnotationProject",
+    "BonePrompts",
+    "ImageAnnotations",
+    "ImageEntry",
+    "LoadProblem",
+    "RaterAnnotation",
+    "decode_label_png",
+    "encode_label_png",
+    "safe_rater_name",
+    "validate_label_map",
+]

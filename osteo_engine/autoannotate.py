@@ -4,11 +4,12 @@ Per bone: a box around the landmarks that bound it, positive points on its shaft
 its neighbours; LiteMedSAM answers; classical refinement keeps the connected part at the bone's landmark,
 fills holes, clips metacarpals at their joints and settles overlaps by the larger SAM logit.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -44,8 +45,10 @@ class BonePrompt:
     band: float = BAND_HALF_WIDTH  # half-width of the band around `axis` the mask is clipped to, in lengths
 
     def as_store_prompts(self) -> BonePrompts:
-        return BonePrompts([(float(x), float(y), bool(v)) for (x, y), v in zip(self.points, self.labels)],
-                           tuple(float(v) for v in self.box))
+        return BonePrompts(
+            [(float(x), float(y), bool(v)) for (x, y), v in zip(self.points, self.labels)],
+            tuple(float(v) for v in self.box),
+        )
 
 
 def _box(points: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
@@ -131,8 +134,7 @@ def _component_at(mask: np.ndarray, anchor: np.ndarray) -> np.ndarray:
     return (part | (1 - filled)).astype(bool)
 
 
-def _clip_to_band(mask: np.ndarray, proximal: np.ndarray, distal: np.ndarray, margin: float, band: float
-                  ) -> np.ndarray:
+def _clip_to_band(mask: np.ndarray, proximal: np.ndarray, distal: np.ndarray, margin: float, band: float) -> np.ndarray:
     """Keep the part of the mask between the joints (plus a margin) and within a band around the axis."""
     axis = distal - proximal
     length = float(np.linalg.norm(axis))
@@ -160,8 +162,9 @@ def follow_cortex(pixels: np.ndarray, mask: np.ndarray, anchor: np.ndarray, scal
     smooth = cv2.GaussianBlur(pixels[y0:y1, x0:x1].astype(np.float32), (0, 0), 2)
     values = smooth[region]
     lo, span = float(values.min()), float(np.ptp(values)) + 1e-6
-    level, _ = cv2.threshold(((values - lo) / span * 255).astype(np.uint8).reshape(-1, 1), 0, 255,
-                             cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    level, _ = cv2.threshold(
+        ((values - lo) / span * 255).astype(np.uint8).reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU
+    )
     bright = ((smooth > lo + level / 255 * span) & region).astype(np.uint8)
     size = max(1, int(0.015 * scale))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * size + 1,) * 2)
@@ -172,21 +175,22 @@ def follow_cortex(pixels: np.ndarray, mask: np.ndarray, anchor: np.ndarray, scal
     return out if out.sum() >= mask.sum() / 3 else mask
 
 
-def bone_logits(prompter: BonePrompter, pixels: np.ndarray, prompt: BonePrompt, use_points: bool = False
-                ) -> np.ndarray:
+def bone_logits(prompter: BonePrompter, pixels: np.ndarray, prompt: BonePrompt, use_points: bool = False) -> np.ndarray:
     """SAM's mask logits for one bone at the image's size (-inf outside the bone's crop)."""
     crop = Crop.around(prompt.box, pixels.shape, factor=prompt.context)
     prompter.set_image(crop.pixels(pixels))
     box = crop.shift(prompt.box).reshape(-1)
-    result = prompter.predict(points=crop.shift(prompt.points) if use_points else None,
-                              labels=prompt.labels if use_points else None, box=box)
+    result = prompter.predict(
+        points=crop.shift(prompt.points) if use_points else None, labels=prompt.labels if use_points else None, box=box
+    )
     logits = np.full(pixels.shape, -np.inf, np.float32)
-    logits[crop.y0:crop.y1, crop.x0:crop.x1] = prompter.full_logits(result.low_res_logits)
+    logits[crop.y0 : crop.y1, crop.x0 : crop.x1] = prompter.full_logits(result.low_res_logits)
     return logits
 
 
-def segment_from_prompts(prompter: BonePrompter, pixels: np.ndarray, prompts: dict[str, BonePrompt],
-                         use_points: bool = False) -> np.ndarray:
+def segment_from_prompts(
+    prompter: BonePrompter, pixels: np.ndarray, prompts: dict[str, BonePrompt], use_points: bool = False
+) -> np.ndarray:
     """Label map (uint8) from one prompt per bone (bones without a prompt stay background).
 
     Landmark prompts are used as boxes alone: on the atlas, adding the landmark points to the boxes lowered the
@@ -230,8 +234,9 @@ def mask_prompt(mask: np.ndarray, bone: str) -> BonePrompt:
     box_half_width, band = _box_and_band(thumb=bone == "M1")
     normal = np.array([-u[1], u[0]]) * box_half_width * (1.1 * length)
     corners = [proximal + normal, proximal - normal, distal + normal, distal - normal]
-    return BonePrompt(_box(corners, mask.shape), np.zeros((0, 2)), np.zeros(0, int), anchor, (proximal, distal),
-                      band=band)
+    return BonePrompt(
+        _box(corners, mask.shape), np.zeros((0, 2)), np.zeros(0, int), anchor, (proximal, distal), band=band
+    )
 
 
 @dataclass
@@ -241,11 +246,18 @@ class AutoAnnotationSummary:
     tallies: dict[str, CheckTally]  # per split ("all" too)
 
 
-def annotate_from_landmarks(images_dir: str | Path, landmarks_csv: str | Path, out_project: str | Path,
-                            splits_csv: str | Path | None = None, rater: str = "sam-auto",
-                            prompter: BonePrompter | None = None, overwrite: bool = False, limit: int | None = None,
-                            progress: Callable[[int, int], None] | None = None,
-                            bones: list[str] | None = None) -> AutoAnnotationSummary:
+def annotate_from_landmarks(
+    images_dir: str | Path,
+    landmarks_csv: str | Path,
+    out_project: str | Path,
+    splits_csv: str | Path | None = None,
+    rater: str = "sam-auto",
+    prompter: BonePrompter | None = None,
+    overwrite: bool = False,
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    bones: list[str] | None = None,
+) -> AutoAnnotationSummary:
     """Annotate every landmarked image in `images_dir` into an annotation project; resumable. With `bones`,
     only those bones are made again in images this rater already annotated; the rest of its masks stay."""
     from .annotations import AnnotationProject, RaterAnnotation
@@ -277,8 +289,12 @@ def annotate_from_landmarks(images_dir: str | Path, landmarks_csv: str | Path, o
             if existing is not None:
                 labels = _replace_bones(existing.labels, labels, bones)
                 stored = {**existing.prompts, **stored}
-            project.save(image_id, RaterAnnotation(rater, labels, prompts=stored,
-                                                   author="osteo annotate-auto (LiteMedSAM, landmark prompts)"))
+            project.save(
+                image_id,
+                RaterAnnotation(
+                    rater, labels, prompts=stored, author="osteo annotate-auto (LiteMedSAM, landmark prompts)"
+                ),
+            )
             annotated += 1
         else:
             labels = existing.labels

@@ -4,6 +4,7 @@ Columns: subject_id, image (path relative to the CSV), t_score and/or label, opt
 column is kept as an extra. Rows with neither t_score nor label are unlabelled images (usable for
 self-supervised pretraining). Errors name CSV line numbers, never subject identifiers.
 """
+
 from __future__ import annotations
 
 import csv
@@ -69,7 +70,9 @@ class Cohort:
         labelled = self.labelled()
         subjects = {r.subject_id: r.label for r in self.rows}
         return {
-            "rows": len(self.rows), "subjects": len(subjects), "labelled_rows": len(labelled),
+            "rows": len(self.rows),
+            "subjects": len(subjects),
+            "labelled_rows": len(labelled),
             "unlabelled_rows": len(self.rows) - len(labelled),
             "positive_subjects": sum(1 for v in subjects.values() if v == 1),
             "negative_subjects": sum(1 for v in subjects.values() if v == 0),
@@ -82,8 +85,9 @@ def label_from_t_score(t_score: float) -> int:
     return int(t_score <= OSTEOPOROSIS_T_SCORE)
 
 
-def read_manifest(path: str | Path, seed: int = 0, check_files: bool = True,
-                  assignment: dict[str, str] | None = None) -> Cohort:
+def read_manifest(
+    path: str | Path, seed: int = 0, check_files: bool = True, assignment: dict[str, str] | None = None
+) -> Cohort:
     """Read and validate a manifest; raises `CohortError` listing every problem found. Splits come from the
     manifest's split column, else from `seed`; `assignment` (from `load_split_assignment`) overrides both for
     the subjects it knows, so that every step of a run sees the split its pretraining saw."""
@@ -98,8 +102,11 @@ def read_manifest(path: str | Path, seed: int = 0, check_files: bool = True,
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise CohortError(f"{path.name} could not be read as a CSV file ({exc}).") from exc
     problems: list[str] = []
-    rows = [r for r in (_parse_row(i + 2, rec, columns, path.parent, check_files, problems)
-                        for i, rec in enumerate(raw)) if r is not None]
+    rows = [
+        r
+        for r in (_parse_row(i + 2, rec, columns, path.parent, check_files, problems) for i, rec in enumerate(raw))
+        if r is not None
+    ]
     if not rows and not problems:
         problems.append("the manifest has no rows")
     _check_duplicates(rows, problems)
@@ -113,17 +120,28 @@ def read_manifest(path: str | Path, seed: int = 0, check_files: bool = True,
         for r in rows:
             labels[r.subject_id] = r.label if r.label is not None else labels.get(r.subject_id)
         by_seed = subject_splits(labels, seed)
-        rows = [ManifestRow(r.line, r.subject_id, r.image, r.t_score, r.label, by_seed[r.subject_id], r.extra)
-                for r in rows]
+        rows = [
+            ManifestRow(r.line, r.subject_id, r.image, r.t_score, r.label, by_seed[r.subject_id], r.extra) for r in rows
+        ]
     if assignment:
-        rows = [ManifestRow(r.line, r.subject_id, r.image, r.t_score, r.label,
-                            assignment.get(subject_key(r.subject_id), r.split), r.extra) for r in rows]
+        rows = [
+            ManifestRow(
+                r.line,
+                r.subject_id,
+                r.image,
+                r.t_score,
+                r.label,
+                assignment.get(subject_key(r.subject_id), r.split),
+                r.extra,
+            )
+            for r in rows
+        ]
     return Cohort(path, rows, splits_given)
 
 
 def subject_key(subject_id: str) -> str:
     """A stand-in for a subject ID in files a run writes (run folders may travel; identifiers must not)."""
-    return hashlib.sha256(f"osteo-subject:{subject_id}".encode("utf-8")).hexdigest()[:20]
+    return hashlib.sha256(f"osteo-subject:{subject_id}".encode()).hexdigest()[:20]
 
 
 def save_split_assignment(path: str | Path, subjects, splits) -> None:
@@ -197,8 +215,10 @@ def _parse_row(line, rec, columns, base, check_files, problems) -> ManifestRow |
             problems.append(f"line {line}: t_score {get('t_score')!r} is not a number")
         else:
             if not math.isfinite(t_score) or not T_SCORE_RANGE[0] <= t_score <= T_SCORE_RANGE[1]:
-                problems.append(f"line {line}: t_score {t_score} is outside the possible range "
-                                f"{T_SCORE_RANGE[0]:g} to {T_SCORE_RANGE[1]:g}")
+                problems.append(
+                    f"line {line}: t_score {t_score} is outside the possible range "
+                    f"{T_SCORE_RANGE[0]:g} to {T_SCORE_RANGE[1]:g}"
+                )
                 t_score = None
     if get("label"):
         if get("label") not in ("0", "1", "0.0", "1.0"):

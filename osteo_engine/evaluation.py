@@ -1,5 +1,6 @@
 """Screening metrics for the positive class (osteoporosis), with bootstrap intervals over subjects and a
 calibration curve (paper §4; scikit-learn computes every metric)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,16 +16,23 @@ def screening_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: 
     """Precision, recall and F1 of the positive class, AUC and accuracy; AUC is NaN with one class only."""
     labels = np.asarray(labels).astype(int)
     predicted = (np.asarray(probabilities) >= threshold).astype(int)
-    precision, recall, f1, _ = precision_recall_fscore_support(labels, predicted, pos_label=1, average="binary",
-                                                               zero_division=0)
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        labels, predicted, pos_label=1, average="binary", zero_division=0
+    )
     auc = roc_auc_score(labels, probabilities) if len(np.unique(labels)) == 2 else float("nan")
-    return {"precision": float(precision), "recall": float(recall), "f1": float(f1), "auc": float(auc),
-            "accuracy": float(accuracy_score(labels, predicted))}
+    return {
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "auc": float(auc),
+        "accuracy": float(accuracy_score(labels, predicted)),
+    }
 
 
 def macro_f1(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> float:
-    return float(f1_score(labels, (np.asarray(probabilities) >= threshold).astype(int), average="macro",
-                          zero_division=0))
+    return float(
+        f1_score(labels, (np.asarray(probabilities) >= threshold).astype(int), average="macro", zero_division=0)
+    )
 
 
 def best_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
@@ -34,8 +42,9 @@ def best_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
     return float(max(scores)[2])
 
 
-def bootstrap_intervals(labels: np.ndarray, probabilities: np.ndarray, threshold: float, rounds: int = 1000,
-                        seed: int = 0) -> dict[str, tuple[float, float]]:
+def bootstrap_intervals(
+    labels: np.ndarray, probabilities: np.ndarray, threshold: float, rounds: int = 1000, seed: int = 0
+) -> dict[str, tuple[float, float]]:
     """95% percentile intervals of each metric, resampling subjects with replacement."""
     rng = np.random.default_rng(seed)
     labels, probabilities = np.asarray(labels), np.asarray(probabilities)
@@ -45,8 +54,10 @@ def bootstrap_intervals(labels: np.ndarray, probabilities: np.ndarray, threshold
         for name, value in screening_metrics(labels[pick], probabilities[pick], threshold).items():
             if not np.isnan(value):
                 draws[name].append(value)
-    return {m: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) if v else (float("nan"),) * 2
-            for m, v in draws.items()}
+    return {
+        m: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) if v else (float("nan"),) * 2
+        for m, v in draws.items()
+    }
 
 
 @dataclass

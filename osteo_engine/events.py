@@ -7,11 +7,12 @@ one JSON line; the app's Jobs panel reads those lines. A `CancelToken` stops a j
 `Cancelled`; what the job had saved (the last epoch's checkpoint and resume state) stays, and `--resume`
 continues it.
 """
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 from .errors import OsteoError
 

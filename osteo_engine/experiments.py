@@ -6,13 +6,14 @@ one prediction per radiograph from the whole image). Table 3: the encoder traine
 labels only. Table 4: conventional multi-crop. Every encoder is scored by the same linear probe protocol;
 with an external cohort, every probe is scored there too.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -69,7 +70,7 @@ def plan(methods: list[str], tables: list[str], seeds: list[int]) -> list[RunSpe
     specs = []
     for seed in seeds:
         for table in tables:
-            for method in (["supervised"] if table == "3" else methods):
+            for method in ["supervised"] if table == "3" else methods:
                 specs.append(RunSpec(table, method, seed))
     return specs
 
@@ -79,16 +80,24 @@ def run_one(spec: RunSpec, bank: PatchBank, request: ExperimentRequest, external
     Raises ConfigError when its folder holds a finished run made with other settings."""
     folder = request.out / "runs" / spec.name
     method = "simclr" if spec.method == "supervised" else spec.method
-    config = pretrain_preset(request.preset, method, seed=spec.seed, source=spec.source, **request.overrides,
-                             multicrop_mode="conventional" if spec.table == "4" else "constrained")
+    config = pretrain_preset(
+        request.preset,
+        method,
+        seed=spec.seed,
+        source=spec.source,
+        **request.overrides,
+        multicrop_mode="conventional" if spec.table == "4" else "constrained",
+    )
     probe_config = ProbeConfig(seed=spec.seed, protocol=request.probe_protocol)
     config_hash = _config_hash(spec, config, probe_config, external is not None)
     done = folder / "result.json"
     if done.exists():
         record = json.loads(done.read_text())
         if record.get("config_hash") != config_hash:
-            raise ConfigError(f"{folder} holds a finished run made with other settings; choose a new --out "
-                              "folder, or remove that run to make it again.")
+            raise ConfigError(
+                f"{folder} holds a finished run made with other settings; choose a new --out "
+                "folder, or remove that run to make it again."
+            )
         return record
     if spec.table == "3":
         from .ssl.supervised import train_supervised_encoder
@@ -100,23 +109,36 @@ def run_one(spec: RunSpec, bank: PatchBank, request: ExperimentRequest, external
     bank = probe_inputs(bank, config.patch_size)  # table 2: one whole radiograph per subject and image
     fitted = fit_probe(checkpoint, bank, probe_config)
     report = evaluate_probe(fitted.probe, fitted.features, bank, "test")
-    record = {"table": spec.table, "method": spec.method, "variant": spec.variant, "seed": spec.seed,
-              "metrics": report["metrics"], "intervals_95": report["intervals_95"],
-              "threshold": fitted.probe.threshold, "val_macro_f1": fitted.info["val_macro_f1"],
-              "bone_contributions": report["bone_contributions"], "subject_scores": report["subject_scores"],
-              "config_hash": config_hash}
+    record = {
+        "table": spec.table,
+        "method": spec.method,
+        "variant": spec.variant,
+        "seed": spec.seed,
+        "metrics": report["metrics"],
+        "intervals_95": report["intervals_95"],
+        "threshold": fitted.probe.threshold,
+        "val_macro_f1": fitted.info["val_macro_f1"],
+        "bone_contributions": report["bone_contributions"],
+        "subject_scores": report["subject_scores"],
+        "config_hash": config_hash,
+    }
     if external is not None:
         everything = probe_inputs(external.select(external.labels >= 0), config.patch_size)
         everything.splits = np.full(len(everything.splits), "test")
-        record["external"] = evaluate_probe(fitted.probe, encode(fitted.encoder, everything.patches), everything,
-                                            "test")["metrics"]
+        record["external"] = evaluate_probe(
+            fitted.probe, encode(fitted.encoder, everything.patches), everything, "test"
+        )["metrics"]
     atomic_write_bytes(done, strict_json(record, indent=2).encode())
     return record
 
 
-def run_experiment(banks: dict[str, PatchBank], request: ExperimentRequest,
-                   external: dict[str, PatchBank] | None = None, oracle_auc: float | None = None,
-                   progress: Callable[[RunSpec, dict], None] | None = None) -> dict:
+def run_experiment(
+    banks: dict[str, PatchBank],
+    request: ExperimentRequest,
+    external: dict[str, PatchBank] | None = None,
+    oracle_auc: float | None = None,
+    progress: Callable[[RunSpec, dict], None] | None = None,
+) -> dict:
     """Every run the request plans, on `banks` (input -> patch bank; `external` likewise for another cohort),
     then results.json and report.md in `request.out`."""
     runs = []
@@ -125,9 +147,14 @@ def run_experiment(banks: dict[str, PatchBank], request: ExperimentRequest,
         runs.append(record)
         if progress:
             progress(spec, record)
-    results = {"oracle_auc": oracle_auc, "runs": [{k: r[k] for k in ("table", "method", "variant", "seed", "metrics")}
-                                                   | ({"external": r["external"]} if "external" in r else {})
-                                                   for r in runs]}
+    results = {
+        "oracle_auc": oracle_auc,
+        "runs": [
+            {k: r[k] for k in ("table", "method", "variant", "seed", "metrics")}
+            | ({"external": r["external"]} if "external" in r else {})
+            for r in runs
+        ],
+    }
     atomic_write_bytes(request.out / "results.json", strict_json(results, indent=2).encode())
     from .report import write_report
 
@@ -136,13 +163,18 @@ def run_experiment(banks: dict[str, PatchBank], request: ExperimentRequest,
 
 
 def _config_hash(spec: RunSpec, config, probe: ProbeConfig, scored_externally: bool) -> str:
-    text = strict_json({"spec": asdict(spec), "pretrain": config.to_json(), "probe": asdict(probe),
-                        "external": scored_externally}, sort_keys=True)
+    text = strict_json(
+        {"spec": asdict(spec), "pretrain": config.to_json(), "probe": asdict(probe), "external": scored_externally},
+        sort_keys=True,
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def experiment(request: ExperimentRequest, progress: Callable[[RunSpec, dict], None] | None = None,
-               bank_progress: Callable[[int, int], None] | None = None) -> dict:
+def experiment(
+    request: ExperimentRequest,
+    progress: Callable[[RunSpec, dict], None] | None = None,
+    bank_progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """The experiment job: patch banks (cached), the oracle of a phantom cohort, every planned run, results.json
     and report.md. Raises ConfigError, before any patch is made, when the external cohort shares images with the
     data (the external figures would then score training subjects)."""
@@ -153,8 +185,10 @@ def experiment(request: ExperimentRequest, progress: Callable[[RunSpec, dict], N
     inputs = needed_inputs(request.tables)
 
     def banks_of(manifest: Path) -> dict[str, PatchBank]:
-        return {s: cached_patch_bank(manifest, size, s, request.segmenter, request.out / "cache", 0, bank_progress)
-                for s in sorted(inputs)}
+        return {
+            s: cached_patch_bank(manifest, size, s, request.segmenter, request.out / "cache", 0, bank_progress)
+            for s in sorted(inputs)
+        }
 
     banks = banks_of(request.data)
     external = banks_of(request.test_data) if request.test_data else None
@@ -169,15 +203,17 @@ def experiment(request: ExperimentRequest, progress: Callable[[RunSpec, dict], N
 def refuse_shared_images(data: Path, test_data: Path) -> None:
     """ConfigError when two manifests name images with the same content (phantom subject IDs repeat across
     cohorts, so names prove nothing: the bytes are compared)."""
+
     def digests(manifest: Path) -> set[str]:
         return {hashlib.sha256(row.image.read_bytes()).hexdigest() for row in read_manifest(manifest).rows}
 
     shared = digests(data) & digests(test_data)
     if shared:
-        raise ConfigError(f"{test_data} shares {len(shared)} image(s) with {data} (the same file content): an "
-                          "external cohort must hold none of the training data's images.")
+        raise ConfigError(
+            f"{test_data} shares {len(shared)} image(s) with {data} (the same file content): an "
+            "external cohort must hold none of the training data's images."
+        )
 
 
 def needed_inputs(tables: list[str]) -> set[str]:
     return {"raw" if t == "2" else "patches" for t in tables}
-

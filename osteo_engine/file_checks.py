@@ -5,6 +5,7 @@ Decoders trust what a file says about itself: a PNG chunk whose length field is 
 only a warning on stderr. Walking the container first costs one pass over the bytes and turns both into a
 sentence. Each check returns None for a sound file, else what is wrong with it.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -13,7 +14,7 @@ import numpy as np
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SOI = b"\xff\xd8"
-_PNG_MAX_CHUNK = 2 ** 31 - 1  # the PNG specification's limit on a chunk's length
+_PNG_MAX_CHUNK = 2**31 - 1  # the PNG specification's limit on a chunk's length
 
 
 def png_problem(data: bytes) -> str | None:
@@ -25,8 +26,8 @@ def png_problem(data: bytes) -> str | None:
     while True:
         if pos + 8 > size:
             return "it is truncated (it ends before its last chunk, IEND)"
-        length = int.from_bytes(data[pos:pos + 4], "big")
-        kind = data[pos + 4:pos + 8]
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
         if first and kind != b"IHDR":
             return "it is corrupt (its first chunk is not the image header, IHDR)"
         first = False
@@ -34,9 +35,11 @@ def png_problem(data: bytes) -> str | None:
             return f"it is corrupt (a {_chunk_name(kind)} chunk claims {length} bytes)"
         end = pos + 12 + length
         if end > size:
-            return (f"it is truncated or corrupt (a {_chunk_name(kind)} chunk claims {length} bytes, "
-                    f"only {max(size - pos - 12, 0)} remain)")
-        if zlib.crc32(data[pos + 4:pos + 8 + length]) != int.from_bytes(data[end - 4:end], "big"):
+            return (
+                f"it is truncated or corrupt (a {_chunk_name(kind)} chunk claims {length} bytes, "
+                f"only {max(size - pos - 12, 0)} remain)"
+            )
+        if zlib.crc32(data[pos + 4 : pos + 8 + length]) != int.from_bytes(data[end - 4 : end], "big"):
             return f"it is corrupt (a {_chunk_name(kind)} chunk fails its checksum)"
         if kind == b"IEND":
             return None
@@ -72,7 +75,7 @@ def jpeg_problem(data: bytes) -> str | None:
             continue
         if pos + 2 > size:
             return truncated
-        length = int.from_bytes(data[pos:pos + 2], "big")
+        length = int.from_bytes(data[pos : pos + 2], "big")
         if length < 2:
             return f"it is corrupt (a segment of length {length} at byte {pos})"
         pos += length

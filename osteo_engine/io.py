@@ -3,6 +3,7 @@
 Every file ends up as a `Radiograph` whose pixels are float32 in [0, 1] with bone bright, or raises
 `RadiographError` with a sentence that says what is wrong. No other exception type escapes.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,9 +21,21 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 RADIOGRAPH_SUFFIXES = IMAGE_SUFFIXES | {".dcm", ".dicom", ""}  # DICOM files often have no suffix
 # Tags that describe the acquisition and never identify a person.
 SAFE_DICOM_TAGS = (
-    "Modality", "SOPClassUID", "Manufacturer", "ManufacturerModelName", "BodyPartExamined",
-    "ViewPosition", "ImageLaterality", "Laterality", "KVP", "Exposure", "ExposureInuAs",
-    "PresentationIntentType", "PixelIntensityRelationship", "BitsAllocated", "BitsStored",
+    "Modality",
+    "SOPClassUID",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "BodyPartExamined",
+    "ViewPosition",
+    "ImageLaterality",
+    "Laterality",
+    "KVP",
+    "Exposure",
+    "ExposureInuAs",
+    "PresentationIntentType",
+    "PixelIntensityRelationship",
+    "BitsAllocated",
+    "BitsStored",
 )
 
 
@@ -145,9 +158,7 @@ def _decode(path: Path, ds) -> np.ndarray:
     except Exception as exc:
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         name = getattr(ts, "name", None) or "its transfer syntax"
-        raise RadiographError(
-            f"{path.name}: the pixel data ({name}) could not be decoded ({_reason(exc)})."
-        ) from exc
+        raise RadiographError(f"{path.name}: the pixel data ({name}) could not be decoded ({_reason(exc)}).") from exc
 
 
 def _modality_values(ds, arr: np.ndarray) -> np.ndarray:
@@ -239,8 +250,11 @@ def _load_image(path: Path) -> Radiograph:
     if arr is None:
         data = _checked_bytes(path)
         _check_size(path, *_image_size(path))
-        arr = _decode_jpeg(path, data) if data.startswith(JPEG_SOI) else cv2.imdecode(
-            np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        arr = (
+            _decode_jpeg(path, data)
+            if data.startswith(JPEG_SOI)
+            else cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        )
         del data
     if arr is None:
         raise RadiographError(f"{path.name} is unreadable or truncated.")
@@ -255,16 +269,22 @@ def _load_image(path: Path) -> Radiograph:
     if arr.dtype == np.uint8 or arr.dtype == np.uint16:
         bits = 8 * arr.dtype.itemsize
         pixels = arr.astype(np.float32)
-        pixels /= float(2 ** bits - 1)
+        pixels /= float(2**bits - 1)
     else:
         bits = 8 * arr.dtype.itemsize
         if not np.isfinite(arr).any():
             raise RadiographError(f"{path.name} holds no pixel values that are numbers (all NaN or infinite).")
         pixels = _min_max(arr.astype(np.float64))
     pixels = _finite(path, pixels)
-    return Radiograph(pixels=pixels, bits_stored=bits, pixel_spacing_mm=None, photometric="MONOCHROME2",
-                      window=_default_window(pixels), modality=None,
-                      source_format=path.suffix.lower().lstrip(".").replace("jpeg", "jpg") or "image")
+    return Radiograph(
+        pixels=pixels,
+        bits_stored=bits,
+        pixel_spacing_mm=None,
+        photometric="MONOCHROME2",
+        window=_default_window(pixels),
+        modality=None,
+        source_format=path.suffix.lower().lstrip(".").replace("jpeg", "jpg") or "image",
+    )
 
 
 def _checked_bytes(path: Path) -> bytes:
@@ -315,8 +335,10 @@ def _read_tiff(path: Path) -> np.ndarray | None:
         with tifffile.TiffFile(path) as tif:
             series_shape = tif.series[0].shape
             if len(tif.pages) > 1 or len(series_shape) > 3 or len(series_shape) == 3 and series_shape[-1] not in (3, 4):
-                raise RadiographError(f"{path.name} holds a stack of {len(tif.pages)} images (3-D data); "
-                                      "a radiograph is a single 2-D image.")
+                raise RadiographError(
+                    f"{path.name} holds a stack of {len(tif.pages)} images (3-D data); "
+                    "a radiograph is a single 2-D image."
+                )
             _check_size(path, *tif.pages[0].shape[:2])
             arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
             if arr is None:
@@ -370,5 +392,8 @@ def _default_window(pixels: np.ndarray) -> tuple[float, float]:
 
 def radiograph_files(folder: str | Path) -> list[Path]:
     """Files of a folder that may be radiographs: known image suffixes, and none (DICOM often has none)."""
-    return sorted(p for p in Path(folder).iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in RADIOGRAPH_SUFFIXES)
+    return sorted(
+        p
+        for p in Path(folder).iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in RADIOGRAPH_SUFFIXES
+    )

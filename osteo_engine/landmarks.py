@@ -5,6 +5,7 @@ point between radius_ulnar_side_b and radius_styloid, lie in or within 1% of the
 radius mask. Negative checks: carpal landmarks and the midpoints between each metacarpal head and the next
 joint of its finger lie outside every bone mask.
 """
+
 from __future__ import annotations
 
 import csv

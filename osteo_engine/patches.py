@@ -4,6 +4,7 @@ The same function serves training, screening and the GUI. With a known pixel spa
 square of at least `size × mm_per_pixel` millimetres around the bone, so a bone looks the same size from
 every scanner; bones too large for that field of view are shrunk to fit, and their scale is recorded.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -38,8 +39,14 @@ class PatchSet:
         return [p.bone for p in self.patches]
 
 
-def bone_patches(pixels: np.ndarray, labels: np.ndarray, size: int = 96, margin: float = 0.1,
-                 pixel_spacing_mm: float | None = None, mm_per_pixel: float = 0.5) -> PatchSet:
+def bone_patches(
+    pixels: np.ndarray,
+    labels: np.ndarray,
+    size: int = 96,
+    margin: float = 0.1,
+    pixel_spacing_mm: float | None = None,
+    mm_per_pixel: float = 0.5,
+) -> PatchSet:
     """pixels (H, W) in [0, 1] and a label map of the same size -> a patch per bone present."""
     if pixels.shape != labels.shape:
         raise ValueError(f"image {pixels.shape} and label map {labels.shape} differ in size")
@@ -63,8 +70,9 @@ def _patch(pixels, mask, name, size, margin, spacing, mm_per_pixel) -> BonePatch
     box = (int(round(cx - half)), int(round(cy - half)), int(round(cx + half)), int(round(cy + half)))
     masked = np.where(mask, pixels, 0).astype(np.float32)
     window = _window(masked, box)
-    patch = cv2.resize(window, (size, size), interpolation=cv2.INTER_AREA if window.shape[0] > size
-                       else cv2.INTER_LINEAR)
+    patch = cv2.resize(
+        window, (size, size), interpolation=cv2.INTER_AREA if window.shape[0] > size else cv2.INTER_LINEAR
+    )
     scale = (box[2] - box[0]) / size
     return BonePatch(name, patch.astype(np.float32), box, scale * spacing if spacing else None)
 
@@ -76,5 +84,5 @@ def _window(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     out = np.zeros((y1 - y0, x1 - x0), image.dtype)
     sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     if sx1 > sx0 and sy1 > sy0:
-        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
+        out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1]
     return out

@@ -4,6 +4,7 @@ The engine's own registries (training presets, SSL methods, experiment tables, p
 are keyed by these tuples and check themselves against them when imported (`check_registry`), so the `osteo`
 command can offer them as choices without loading the models' code.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

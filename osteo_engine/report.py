@@ -1,5 +1,6 @@
 """`report.md` of an experiment: tables as mean ± std over seeds with Δ against table 1, a ROC plot and the
 per-bone contributions (paper fig. 5)."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -11,10 +12,12 @@ from .anatomy import BONE_NAMES
 from .evaluation import METRICS
 from .storage import atomic_write_bytes
 
-TITLES = {"1": "Table 1 — full pipeline (bone patches, constrained multi-crop)",
-          "2": "Table 2 — no segmentation (7 random squares of the raw radiograph)",
-          "3": "Table 3 — supervised encoder, no self-supervision",
-          "4": "Table 4 — conventional multi-crop"}
+TITLES = {
+    "1": "Table 1 — full pipeline (bone patches, constrained multi-crop)",
+    "2": "Table 2 — no segmentation (7 random squares of the raw radiograph)",
+    "3": "Table 3 — supervised encoder, no self-supervision",
+    "4": "Table 4 — conventional multi-crop",
+}
 
 
 def _summary(runs: list[dict], key: str = "metrics") -> dict[tuple[str, str], dict[str, tuple[float, float]]]:
@@ -22,13 +25,14 @@ def _summary(runs: list[dict], key: str = "metrics") -> dict[tuple[str, str], di
     for r in runs:
         if key in r:
             grouped[(r["table"], r["method"])].append(r[key])
-    return {k: {m: (float(np.nanmean([v[m] for v in vs])), float(np.nanstd([v[m] for v in vs]))) for m in METRICS}
-            for k, vs in grouped.items()}
+    return {
+        k: {m: (float(np.nanmean([v[m] for v in vs])), float(np.nanstd([v[m] for v in vs]))) for m in METRICS}
+        for k, vs in grouped.items()
+    }
 
 
 def _table(summary, table: str, reference) -> list[str]:
-    lines = [f"### {TITLES[table]}", "", "| method | " + " | ".join(METRICS) + " |",
-             "|---|" + "---|" * len(METRICS)]
+    lines = [f"### {TITLES[table]}", "", "| method | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
     for (t, method), values in sorted(summary.items()):
         if t != table:
             continue
@@ -49,13 +53,20 @@ def write_report(runs: list[dict], out: str | Path, oracle_auc: float | None) ->
     summary = _summary(runs)
     reference = {method: v for (t, method), v in summary.items() if t == "1"}
     seeds = sorted({r["seed"] for r in runs})
-    lines = ["# Experiment report (research use only)", "",
-             f"Seeds: {', '.join(map(str, seeds))}. Metrics are for the positive class (osteoporosis), on the test "
-             "split's subjects (a subject's probability is the mean over its bones); mean ± std over seeds; Δ is "
-             "against table 1 (the same method, or the best method for table 3).", ""]
+    lines = [
+        "# Experiment report (research use only)",
+        "",
+        f"Seeds: {', '.join(map(str, seeds))}. Metrics are for the positive class (osteoporosis), on the test "
+        "split's subjects (a subject's probability is the mean over its bones); mean ± std over seeds; Δ is "
+        "against table 1 (the same method, or the best method for table 3).",
+        "",
+    ]
     if oracle_auc is not None:
-        lines += [f"Oracle AUC of this phantom cohort (`osteo oracle`): {oracle_auc:.3f}. A model clearly above it "
-                  "would mean that the label leaks.", ""]
+        lines += [
+            f"Oracle AUC of this phantom cohort (`osteo oracle`): {oracle_auc:.3f}. A model clearly above it "
+            "would mean that the label leaks.",
+            "",
+        ]
     for table in sorted({r["table"] for r in runs}):
         lines += _table(summary, table, reference)
     external = _summary(runs, "external")

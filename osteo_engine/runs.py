@@ -5,14 +5,14 @@ and a resume state. Every file is written atomically, so a crash never loses the
     RUN/resume.pt    (optimizer and RNG state; loaded with weights_only=True)
     RUN/splits.json  (pretraining: the subject split, by hashed subject ID, that the probe and export reuse)
 """
-from __future__ import annotations
 
-import math
+from __future__ import annotations
 
 import io
 import json
+import math
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -36,7 +36,7 @@ class RunFolder:
         return self.root / "splits.json"
 
     @staticmethod
-    def of_checkpoint(checkpoint: str | Path) -> "RunFolder":
+    def of_checkpoint(checkpoint: str | Path) -> RunFolder:
         """The run folder that holds RUN/checkpoints/NAME.safetensors."""
         return RunFolder(Path(checkpoint).resolve().parent.parent)
 
@@ -44,7 +44,9 @@ class RunFolder:
         path = self.root / "config.json"
         if path.exists():
             if not resume:
-                raise ConfigError(f"{self.root} already holds a run; pass --resume to continue it or pick a new folder.")
+                raise ConfigError(
+                    f"{self.root} already holds a run; pass --resume to continue it or pick a new folder."
+                )
             saved = json.loads(path.read_text())
             if saved != json.loads(json.dumps(config)):
                 raise ConfigError(f"{self.root} was started with different settings; resume with the same ones.")
@@ -72,7 +74,7 @@ class RunFolder:
         atomic_write_bytes(self.root / "metrics.jsonl", "".join(strict_json(m) + "\n" for m in kept).encode())
 
     def save_checkpoint(self, name: str, state: dict[str, torch.Tensor], card: dict) -> Path:
-        card = {**card, "saved": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        card = {**card, "saved": datetime.now(UTC).isoformat(timespec="seconds")}
         return write_model(self.checkpoints / f"{name}.safetensors", state, card)
 
     def save_resume(self, state: dict) -> None:
@@ -100,8 +102,10 @@ class RunFolder:
             optimiser.load_state_dict(state["optimiser"])
             epoch = int(state["epoch"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise ConfigError(f"{self.root / 'resume.pt'} does not fit this run ({_first_line(exc)}); start a new "
-                              "run folder, or resume with the settings it was made with.") from None
+            raise ConfigError(
+                f"{self.root / 'resume.pt'} does not fit this run ({_first_line(exc)}); start a new "
+                "run folder, or resume with the settings it was made with."
+            ) from None
         self.truncate_metrics(epoch)
         return state
 
@@ -121,9 +125,11 @@ def load_tensors_file(path: str | Path, what: str):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # torch cannot tell a hostile pickle from a damaged one, nor can we
-        raise ConfigError(f"{path} was refused: it is damaged, or holds objects other than tensors and plain "
-                          f"values, which are never loaded (a {what} holds only those). Use a file written by "
-                          "this program or by the model's authors.") from None
+        raise ConfigError(
+            f"{path} was refused: it is damaged, or holds objects other than tensors and plain "
+            f"values, which are never loaded (a {what} holds only those). Use a file written by "
+            "this program or by the model's authors."
+        ) from None
     except FileNotFoundError:
         raise ConfigError(f"{path} does not exist.") from None
     except (EOFError, RuntimeError, KeyError, ValueError, OSError, AttributeError, TypeError):
@@ -154,8 +160,11 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         raise ConfigError(f"{card_path.name} is not a model card (a JSON object).")
     broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if broken:
-        raise ConfigError(f"{path.name} holds weights that are not numbers (NaN or infinite, in {broken[0]}"
-                          + (f" and {len(broken) - 1} more" if len(broken) > 1 else "") + "); the model is damaged.")
+        raise ConfigError(
+            f"{path.name} holds weights that are not numbers (NaN or infinite, in {broken[0]}"
+            + (f" and {len(broken) - 1} more" if len(broken) > 1 else "")
+            + "); the model is damaged."
+        )
     return state, card
 
 
@@ -164,7 +173,9 @@ def card_field(card: dict, key: str, path: str | Path):
     try:
         return card[key]
     except KeyError:
-        raise ConfigError(f"{Path(path).with_suffix('.json').name} lacks {key!r}; the model card is incomplete.") from None
+        raise ConfigError(
+            f"{Path(path).with_suffix('.json').name} lacks {key!r}; the model card is incomplete."
+        ) from None
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -178,8 +189,11 @@ def publish_checkpoint(checkpoint: str | Path, out: str | Path, evaluations: dic
     """Copy a checkpoint and its card to `out`, adding the named evaluations (e.g. from `segment evaluate`)
     and a note on its provenance."""
     state, card = load_checkpoint(checkpoint)
-    return write_model(out, state, {**card, "source_checkpoint": str(checkpoint), "evaluations": evaluations,
-                                    **({"note": note} if note else {})})
+    return write_model(
+        out,
+        state,
+        {**card, "source_checkpoint": str(checkpoint), "evaluations": evaluations, **({"note": note} if note else {})},
+    )
 
 
 class DivergenceGuard:
@@ -196,8 +210,10 @@ class DivergenceGuard:
         if self.bad > self.limit:
             from .errors import ConfigError
 
-            raise ConfigError(f"{self.task} diverged (loss not finite {self.bad} times in epoch {self.epoch}); "
-                              "the last checkpoint is kept. Lower the learning rate.")
+            raise ConfigError(
+                f"{self.task} diverged (loss not finite {self.bad} times in epoch {self.epoch}); "
+                "the last checkpoint is kept. Lower the learning rate."
+            )
         return False
 
 

@@ -4,6 +4,7 @@ The decision is `normal`, `osteoporosis` or `refer`. It refers, and says why, wh
 too few bones found, a segmentation too uncertain, or a probability too close to the threshold. The
 probability is always reported, also when referring.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,9 @@ from .patches import bone_patches
 if TYPE_CHECKING:
     from .screening_model import ScreeningModel
 
-DISCLAIMER = ("Research tool, not a medical device: this is not a diagnosis. Osteoporosis is diagnosed by DXA "
-              "and a clinician.")
+DISCLAIMER = (
+    "Research tool, not a medical device: this is not a diagnosis. Osteoporosis is diagnosed by DXA and a clinician."
+)
 MAX_SCREEN_PIXELS = 16_000_000  # larger images are screened from a copy shrunk to this size (`working_copy`)
 
 
@@ -62,8 +64,9 @@ def screen(pixels: np.ndarray, model: ScreeningModel, pixel_spacing_mm: float | 
     timings["segment"] = time.perf_counter() - started
     started = time.perf_counter()
     patches = bone_patches(pixels, seg.labels, model.patch_size, pixel_spacing_mm=pixel_spacing_mm)
-    bone_probs = (model.probe.patch_probabilities(encode(model.encoder, patches.stack()))
-                  if patches.patches else np.zeros(0))
+    bone_probs = (
+        model.probe.patch_probabilities(encode(model.encoder, patches.stack())) if patches.patches else np.zeros(0)
+    )
     timings["classify"] = time.perf_counter() - started
     probability = float(bone_probs.mean()) if len(bone_probs) else float("nan")
     found = dict(zip(patches.names, bone_probs.tolist()))
@@ -72,9 +75,17 @@ def screen(pixels: np.ndarray, model: ScreeningModel, pixel_spacing_mm: float | 
     uncertainty = seg.mean_uncertainty() if np.isfinite(seg.entropy).all() else float("nan")
     decision, reasons = decide(probability, len(found), uncertainty, model.probe.threshold, model.policy)
     timings = {k: round(v, 3) for k, v in timings.items()}
-    return ScreeningResult(_number(probability), decision, reasons, bones, _number(uncertainty, 4),
-                           model.probe.threshold, timings, model.names,
-                           {"quarter_turns": seg.quarter_turns, "inverted": seg.inverted})
+    return ScreeningResult(
+        _number(probability),
+        decision,
+        reasons,
+        bones,
+        _number(uncertainty, 4),
+        model.probe.threshold,
+        timings,
+        model.names,
+        {"quarter_turns": seg.quarter_turns, "inverted": seg.inverted},
+    )
 
 
 def working_copy(pixels: np.ndarray, pixel_spacing_mm: float | None) -> tuple[np.ndarray, float | None]:
@@ -97,37 +108,47 @@ def _number(value: float | None, digits: int | None = None) -> float | None:
     return round(value, digits) if digits is not None else float(value)
 
 
-def refer_checks(probability: float, bones_found: int, uncertainty: float, threshold: float, policy: ReferPolicy
-                 ) -> dict[str, bool]:
+def refer_checks(
+    probability: float, bones_found: int, uncertainty: float, threshold: float, policy: ReferPolicy
+) -> dict[str, bool]:
     """Which of the policy's reasons to refer hold (by name, as audits count them). A number that is not finite
     (a model whose weights went NaN, say) can never be compared with a limit, so it is a reason of its own."""
-    return {"not_a_number": _not_a_number(probability, bones_found, uncertainty, threshold),
-            "too_few_bones": bones_found < policy.min_bones,
-            "uncertain_segmentation": uncertainty > policy.max_uncertainty,
-            "near_threshold": bool(math.isfinite(probability) and abs(probability - threshold) < policy.margin)}
+    return {
+        "not_a_number": _not_a_number(probability, bones_found, uncertainty, threshold),
+        "too_few_bones": bones_found < policy.min_bones,
+        "uncertain_segmentation": uncertainty > policy.max_uncertainty,
+        "near_threshold": bool(math.isfinite(probability) and abs(probability - threshold) < policy.margin),
+    }
 
 
 def _not_a_number(probability: float, bones_found: int, uncertainty: float, threshold: float) -> bool:
     """With no bones there is no probability to give, which `too_few_bones` already says."""
-    return not (math.isfinite(uncertainty) and math.isfinite(threshold)
-                and (bones_found == 0 or math.isfinite(probability)))
+    return not (
+        math.isfinite(uncertainty) and math.isfinite(threshold) and (bones_found == 0 or math.isfinite(probability))
+    )
 
 
-def decide(probability: float, bones_found: int, uncertainty: float, threshold: float, policy: ReferPolicy
-           ) -> tuple[str, list[str]]:
+def decide(
+    probability: float, bones_found: int, uncertainty: float, threshold: float, policy: ReferPolicy
+) -> tuple[str, list[str]]:
     checks = refer_checks(probability, bones_found, uncertainty, threshold, policy)
     reasons = []
     if checks["not_a_number"]:
-        reasons.append("the model gave a value that is not a number (probability, segmentation uncertainty or "
-                       "threshold); the model files may be damaged.")
+        reasons.append(
+            "the model gave a value that is not a number (probability, segmentation uncertainty or "
+            "threshold); the model files may be damaged."
+        )
     if checks["too_few_bones"]:
         reasons.append(f"only {bones_found} of 7 bones were found (at least {policy.min_bones} are needed).")
     if checks["uncertain_segmentation"]:
-        reasons.append(f"the bone segmentation is uncertain (mean entropy {uncertainty:.2f} above "
-                       f"{policy.max_uncertainty:.2f}).")
+        reasons.append(
+            f"the bone segmentation is uncertain (mean entropy {uncertainty:.2f} above {policy.max_uncertainty:.2f})."
+        )
     if checks["near_threshold"]:
-        reasons.append(f"the probability {probability:.2f} is within {policy.margin:.2f} of the decision "
-                       f"threshold {threshold:.2f}.")
+        reasons.append(
+            f"the probability {probability:.2f} is within {policy.margin:.2f} of the decision "
+            f"threshold {threshold:.2f}."
+        )
     if reasons:
         return "refer", reasons
     if probability >= threshold:

@@ -6,13 +6,14 @@ The refer policy refers the most uncertain segmentations and the probabilities n
 that about `target_refer` of the calibration images are referred; the audit then measures the refer rate
 that this policy gives on test subjects it never saw.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -22,8 +23,10 @@ from .evaluation import screening_metrics
 from .runs import RunFolder, card_field, load_checkpoint, write_model
 from .screening import ReferPolicy, decide, refer_checks, screen
 
-SYNTHETIC_NOTE = ("Demo classifier trained on the synthetic phantom cohort (`osteo phantom`), not on patients: "
-                  "its figures say nothing about real radiographs.")
+SYNTHETIC_NOTE = (
+    "Demo classifier trained on the synthetic phantom cohort (`osteo phantom`), not on patients: "
+    "its figures say nothing about real radiographs."
+)
 
 
 MODELS = Path(__file__).resolve().parents[1] / "resources" / "models"
@@ -46,20 +49,27 @@ def load_screening_model(folder: str | Path | None = None, segmenter: str | Path
 
     folder = Path(folder) if folder else MODELS / "screening"
     if not (folder / "probe.safetensors").exists() or not (folder / "encoder.safetensors").exists():
-        raise ConfigError(f"no screening model in {folder} (encoder.safetensors and probe.safetensors); "
-                          "train one with `osteo pretrain` and `osteo probe`.")
+        raise ConfigError(
+            f"no screening model in {folder} (encoder.safetensors and probe.safetensors); "
+            "train one with `osteo pretrain` and `osteo probe`."
+        )
     loaded_segmenter = load_segmenter(segmenter)
     encoder, features, encoder_card = load_encoder(folder / "encoder.safetensors")
     patch_size = card_field(encoder_card, "patch_size", folder / "encoder.json")
     if not isinstance(patch_size, int) or not 16 <= patch_size <= 1024:
-        raise ConfigError(f"encoder.json in {folder} gives a patch size {patch_size!r}; it must be a whole number "
-                          "of pixels between 16 and 1024.")
+        raise ConfigError(
+            f"encoder.json in {folder} gives a patch size {patch_size!r}; it must be a whole number "
+            "of pixels between 16 and 1024."
+        )
     probe, probe_card = Probe.load(folder / "probe.safetensors", features)
     policy = _refer_policy(probe_card.get("refer_policy", {}), folder / "probe.json")
     method = encoder_card["method_config"]
-    names = {"segmenter": loaded_segmenter.card.get("name", "segmenter"),
-             "encoder": f"{method.get('method', 'pretrained')} {method['encoder']}",
-             "probe": probe_card.get("name", "linear probe"), "trained_on": probe_card.get("trained_on", "")}
+    names = {
+        "segmenter": loaded_segmenter.card.get("name", "segmenter"),
+        "encoder": f"{method.get('method', 'pretrained')} {method['encoder']}",
+        "probe": probe_card.get("name", "linear probe"),
+        "trained_on": probe_card.get("trained_on", ""),
+    }
     return ScreeningModel(loaded_segmenter, encoder, probe, patch_size, policy, names)
 
 
@@ -68,8 +78,9 @@ def _refer_policy(fields: dict, card: Path) -> ReferPolicy:
     unknown = sorted(set(fields) - known) if isinstance(fields, dict) else []
     if not isinstance(fields, dict) or unknown:
         named = ", ".join(unknown) if unknown else repr(fields)
-        raise ConfigError(f"{card.name} has a refer policy with unknown settings ({named}); "
-                          f"it takes {', '.join(sorted(known))}.")
+        raise ConfigError(
+            f"{card.name} has a refer policy with unknown settings ({named}); it takes {', '.join(sorted(known))}."
+        )
     if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in fields.values()):
         raise ConfigError(f"{card.name} has a refer policy whose settings are not all numbers.")
     return ReferPolicy(**fields)
@@ -84,9 +95,13 @@ class ScreenedImage:
     decision: str
 
 
-def screen_split(model: ScreeningModel, manifest: str | Path, split: str | None,
-                 progress: Callable[[int, int], None] | None = None,
-                 assignment: dict[str, str] | None = None) -> list[ScreenedImage]:
+def screen_split(
+    model: ScreeningModel,
+    manifest: str | Path,
+    split: str | None,
+    progress: Callable[[int, int], None] | None = None,
+    assignment: dict[str, str] | None = None,
+) -> list[ScreenedImage]:
     """`screen` on every labelled image of one split of a manifest (None: of every split), with the decisions
     under the model's policy."""
     from .io import load_radiograph
@@ -94,16 +109,23 @@ def screen_split(model: ScreeningModel, manifest: str | Path, split: str | None,
     cohort = read_manifest(manifest, assignment=assignment)
     rows = cohort.split(split) if split else cohort.labelled()
     if not rows:
-        raise ConfigError(f"{Path(manifest).name} has no labelled images" + (f" in its {split!r} split." if split
-                                                                                else "."))
+        raise ConfigError(
+            f"{Path(manifest).name} has no labelled images" + (f" in its {split!r} split." if split else ".")
+        )
     out = []
     for k, row in enumerate(rows):
         image = load_radiograph(row.image)
         spacing = image.pixel_spacing_mm[0] if image.pixel_spacing_mm else None
         result = screen(image.pixels, model, spacing)
-        out.append(ScreenedImage(row.label, _nan_for_none(result.probability),
-                                 sum(b["present"] for b in result.bones.values()),
-                                 _nan_for_none(result.uncertainty), result.decision))
+        out.append(
+            ScreenedImage(
+                row.label,
+                _nan_for_none(result.probability),
+                sum(b["present"] for b in result.bones.values()),
+                _nan_for_none(result.uncertainty),
+                result.decision,
+            )
+        )
         if progress:
             progress(k + 1, len(rows))
     return out
@@ -113,9 +135,14 @@ def _nan_for_none(value: float | None) -> float:
     return float("nan") if value is None else value
 
 
-def calibrate_refer_policy(screened: list[ScreenedImage], threshold: float, target_refer: float = 0.15,
-                           uncertainty_share: float = 0.01, base: ReferPolicy = ReferPolicy(),
-                           uncertainty_pool: list[ScreenedImage] | None = None) -> ReferPolicy:
+def calibrate_refer_policy(
+    screened: list[ScreenedImage],
+    threshold: float,
+    target_refer: float = 0.15,
+    uncertainty_share: float = 0.01,
+    base: ReferPolicy = ReferPolicy(),
+    uncertainty_pool: list[ScreenedImage] | None = None,
+) -> ReferPolicy:
     """The uncertainty limit refers the `uncertainty_share` most uncertain images of `uncertainty_pool`
     (default: `screened`; the segmentation's uncertainty knows no labels, so training images may serve);
     the margin around the threshold then grows until `target_refer` of `screened` are referred in all.
@@ -150,9 +177,13 @@ def audit(screened: list[ScreenedImage], threshold: float, policy: ReferPolicy) 
     checks = [refer_checks(s.probability, s.bones_found, s.uncertainty, threshold, policy) for s in screened]
     why = {reason: sum(c[reason] for c in checks) for reason in checks[0]} if checks else {}
     scored = np.isfinite(probs)  # images without a probability (no bones) are referred, and left out of AUC
-    out = {"images": len(screened), "refer_rate": round(float(1 - decided.mean()), 4), "refer_reasons": why,
-           "all_images": _rounded(screening_metrics(labels[scored], probs[scored], threshold)),
-           "without_probability": int((~scored).sum())}
+    out = {
+        "images": len(screened),
+        "refer_rate": round(float(1 - decided.mean()), 4),
+        "refer_reasons": why,
+        "all_images": _rounded(screening_metrics(labels[scored], probs[scored], threshold)),
+        "without_probability": int((~scored).sum()),
+    }
     if decided.any() and len(set(labels[decided])) == 2:
         out["decided_images"] = _rounded(screening_metrics(labels[decided], probs[decided], threshold))
     return out
@@ -162,11 +193,17 @@ def _rounded(metrics: dict) -> dict:
     return {k: round(float(v), 4) for k, v in metrics.items()}
 
 
-def export_screening_model(encoder_checkpoint: str | Path, probe_path: str | Path, out: str | Path,
-                           data_manifest: str | Path, segmenter: str | Path | None = None,
-                           target_refer: float = 0.15, card: dict | None = None,
-                           progress: Callable[[int, int], None] | None = None,
-                           calibration_manifest: str | Path | None = None) -> dict:
+def export_screening_model(
+    encoder_checkpoint: str | Path,
+    probe_path: str | Path,
+    out: str | Path,
+    data_manifest: str | Path,
+    segmenter: str | Path | None = None,
+    target_refer: float = 0.15,
+    card: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    calibration_manifest: str | Path | None = None,
+) -> dict:
     """Write `out/encoder.safetensors` and `out/probe.safetensors` (+ cards); calibrate the refer policy and
     audit it on the data manifest's `test` split. The policy is calibrated on a separate labelled cohort the
     model never saw when one is given (19 validation images size a margin by chance), else on the data
@@ -176,9 +213,15 @@ def export_screening_model(encoder_checkpoint: str | Path, probe_path: str | Pat
     state, encoder_card = load_checkpoint(encoder_checkpoint)
     if encoder_card.get("model") != "SSLEncoder":
         raise ConfigError(f"{Path(encoder_checkpoint).name} is not a pretrained patch encoder.")
-    write_model(out / "encoder.safetensors", {k: v.half() if v.is_floating_point() else v for k, v in state.items()},
-                {k: v for k, v in encoder_card.items() if k in ("model", "method_config", "patch_size", "preset",
-                                                                 "source", "epoch", "patches", "command")})
+    write_model(
+        out / "encoder.safetensors",
+        {k: v.half() if v.is_floating_point() else v for k, v in state.items()},
+        {
+            k: v
+            for k, v in encoder_card.items()
+            if k in ("model", "method_config", "patch_size", "preset", "source", "epoch", "patches", "command")
+        },
+    )
     probe_state, probe_card = load_checkpoint(probe_path)
     probe_card = {**probe_card, **(card or {}), "refer_policy": asdict(ReferPolicy())}
     write_model(out / "probe.safetensors", probe_state, probe_card)
@@ -196,14 +239,29 @@ def export_screening_model(encoder_checkpoint: str | Path, probe_path: str | Pat
         policy = calibrate_refer_policy(sized, threshold, target_refer, uncertainty_pool=pool + sized)
         source = f"{Path(data_manifest).parent.name} train+val"
     test = screen_split(model, data_manifest, "test", progress, assignment)
-    probe_card.update({"refer_policy": asdict(policy), "refer_calibration": {
-        "calibrated_on": source, "target_refer": target_refer, "calibration": audit(sized, threshold, policy),
-        "test": {"manifest": Path(data_manifest).parent.name, **audit(test, threshold, policy)}}})
+    probe_card.update(
+        {
+            "refer_policy": asdict(policy),
+            "refer_calibration": {
+                "calibrated_on": source,
+                "target_refer": target_refer,
+                "calibration": audit(sized, threshold, policy),
+                "test": {"manifest": Path(data_manifest).parent.name, **audit(test, threshold, policy)},
+            },
+        }
+    )
     write_model(out / "probe.safetensors", probe_state, probe_card)
     return probe_card
 
 
 def _redecided(screened: list[ScreenedImage], threshold: float, policy: ReferPolicy) -> list[ScreenedImage]:
-    return [ScreenedImage(s.label, s.probability, s.bones_found, s.uncertainty,
-                          decide(s.probability, s.bones_found, s.uncertainty, threshold, policy)[0])
-            for s in screened]
+    return [
+        ScreenedImage(
+            s.label,
+            s.probability,
+            s.bones_found,
+            s.uncertainty,
+            decide(s.probability, s.bones_found, s.uncertainty, threshold, policy)[0],
+        )
+        for s in screened
+    ]

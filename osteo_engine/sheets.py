@@ -1,4 +1,5 @@
 """Contact sheets: grids of small views of radiographs, optionally with bone overlays."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,7 +40,7 @@ def cell(image: np.ndarray, caption: str) -> np.ndarray:
     small = cv2.resize(image, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
     out = np.zeros((CELL[1], CELL[0], 3), np.uint8)
     y0, x0 = (CELL[1] - CAPTION - small.shape[0]) // 2, (CELL[0] - small.shape[1]) // 2
-    out[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
+    out[y0 : y0 + small.shape[0], x0 : x0 + small.shape[1]] = small
     cv2.putText(out, caption[:40], (4, CELL[1] - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (220, 220, 220), 1, cv2.LINE_AA)
     return out
 
@@ -47,7 +48,7 @@ def cell(image: np.ndarray, caption: str) -> np.ndarray:
 def grid(cells: list[np.ndarray], columns: int) -> np.ndarray:
     rows = []
     for i in range(0, len(cells), columns):
-        row = cells[i:i + columns]
+        row = cells[i : i + columns]
         row += [np.zeros_like(cells[0])] * (columns - len(row))
         rows.append(np.hstack(row))
     return np.vstack(rows)
@@ -73,8 +74,12 @@ def project_overlay_sheet(project, out: str | Path, rater: str | None = None, co
         raters = annotations[entry.image_id].raters
         chosen = next((r for r in raters if rater is None or r.rater == rater), None)
         image = load_radiograph(project.image_path(entry.image_id))
-        cells.append(cell(overlay(windowed(image.pixels, image.window), chosen.labels if chosen else None),
-                          entry.image_id + ("" if chosen else " (none)")))
+        cells.append(
+            cell(
+                overlay(windowed(image.pixels, image.window), chosen.labels if chosen else None),
+                entry.image_id + ("" if chosen else " (none)"),
+            )
+        )
     if not cells:
         raise ValueError("the project has no images")
     return write_png(grid(cells, columns), out)

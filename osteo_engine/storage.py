@@ -3,6 +3,7 @@
 A crash at any moment leaves either the old or the new file, never a torn one. A full disk raises
 `OSError` after the temporary file is removed, so the old version stays in place.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,6 @@ import math
 import os
 import time
 from pathlib import Path
-
 
 STALE_AFTER_S = 3600  # a temporary file this old is stale even if its process number is in use again
 
@@ -41,7 +41,7 @@ def remove_stale_temporaries(folder: str | Path, recursive: bool = False) -> int
     many were removed; a file that cannot be removed is left, since it costs only space."""
     removed = 0
     now = time.time()
-    for tmp in (Path(folder).rglob(".*.tmp") if recursive else Path(folder).glob(".*.tmp")):
+    for tmp in Path(folder).rglob(".*.tmp") if recursive else Path(folder).glob(".*.tmp"):
         parts = tmp.name.rsplit(".", 2)
         if len(parts) != 3 or not parts[1].isdigit():
             continue

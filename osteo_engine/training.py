@@ -8,6 +8,7 @@ Exactness: every epoch seeds its randomness from (seed, epoch) alone, and the re
 each epoch, so a run stopped at any moment (crash, cancellation mid-epoch) and resumed ends with the weights
 an uninterrupted run has.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -77,8 +78,9 @@ class TrainingLoop:
             self.cancel.check(self.task)
 
     @staticmethod
-    def optimise(loss: torch.Tensor, optimiser, guard: DivergenceGuard, clip: tuple[object, float] | None = None
-                 ) -> float | None:
+    def optimise(
+        loss: torch.Tensor, optimiser, guard: DivergenceGuard, clip: tuple[object, float] | None = None
+    ) -> float | None:
         """One optimiser step on `loss`, or none when it is not finite (the guard counts it, and stops the run
         after too many). `clip`: (parameters, max gradient norm). Returns the loss, or None when skipped."""
         if not guard.finite(loss):
@@ -90,8 +92,9 @@ class TrainingLoop:
         optimiser.step()
         return loss.item()
 
-    def end_epoch(self, epoch: int, record: dict, checkpoints: dict[str, tuple[dict, dict]], resume_state: dict
-                  ) -> None:
+    def end_epoch(
+        self, epoch: int, record: dict, checkpoints: dict[str, tuple[dict, dict]], resume_state: dict
+    ) -> None:
         """Write the epoch: its checkpoints (name -> (state_dict, card)), the metrics record and the resume
         state (model, optimiser and whatever else the trainer needs, plus the epoch), then report it."""
         if self.writer:

@@ -43,8 +43,16 @@ def tiny_segmenter(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("segmenter")
     write_cohort(root / "cohort", PhantomConfig(8, seed=5, raters=1, size=(256, 320)), workers=1)
-    config = replace(segment_preset("cpu-small"), input_size=(128, 160), epochs=6, batch_size=4, samples=1, val_samples=1,
-                     lr=5e-3, model=SegmenterConfig(base_channels=8, depth=3, modules=2, head_channels=8))
+    config = replace(
+        segment_preset("cpu-small"),
+        input_size=(128, 160),
+        epochs=6,
+        batch_size=4,
+        samples=1,
+        val_samples=1,
+        lr=5e-3,
+        model=SegmenterConfig(base_channels=8, depth=3, modules=2, head_channels=8),
+    )
     result = train_segmenter([root / "cohort" / "manifest.csv"], root / "run", config)
     return result.run / "checkpoints" / "last.safetensors"
 

@@ -6,6 +6,7 @@ zeroes a run, or repeats a part of it. `tests/test_io_fuzz.py` runs a few hundre
 
     python -m tests.io_fuzz --cases 3000 [--seed 0]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,18 @@ import numpy as np
 from osteo_engine import RadiographError, load_radiograph
 
 TIME_LIMIT_S = 5.0
-_BOUNDARY = [b"\x00", b"\xff", b"\x7f", b"\x80", b"\xff\xff\xff\xff", b"\x7f\xff\xff\xff", b"\x00\x00\x00\x00",
-             b"\x80\x00\x00\x00", b"\xff\xff", b"\x00\x01"]
+_BOUNDARY = [
+    b"\x00",
+    b"\xff",
+    b"\x7f",
+    b"\x80",
+    b"\xff\xff\xff\xff",
+    b"\x7f\xff\xff\xff",
+    b"\x00\x00\x00\x00",
+    b"\x80\x00\x00\x00",
+    b"\xff\xff",
+    b"\x00\x01",
+]
 
 
 @dataclass(frozen=True)
@@ -59,15 +70,15 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
             out[at] ^= 1 << rng.randrange(8)
         elif kind == "boundary":
             value = rng.choice(_BOUNDARY)
-            out[at:at + len(value)] = value
+            out[at : at + len(value)] = value
         elif kind == "cut":
             del out[at:]
         elif kind == "zero":
             length = min(rng.randint(1, 256), len(out) - at)
-            out[at:at + length] = bytes(length)
+            out[at : at + length] = bytes(length)
         else:
             length = rng.randint(1, 512)
-            out[at:at] = out[at:at + length]
+            out[at:at] = out[at : at + length]
         if not out:
             break
     return bytes(out)
@@ -112,8 +123,10 @@ def main() -> None:
     bad = [o for o in outcomes if o.unexpected or o.seconds > TIME_LIMIT_S]
     slowest = max(outcomes, key=lambda o: o.seconds)
     refused = sum(o.error is not None for o in outcomes)
-    print(f"{len(outcomes)} mutants: {refused} refused with RadiographError, {len(outcomes) - refused - len(bad)} "
-          f"loaded, {len(bad)} failures; slowest {slowest.seconds:.2f} s ({slowest.name})")
+    print(
+        f"{len(outcomes)} mutants: {refused} refused with RadiographError, {len(outcomes) - refused - len(bad)} "
+        f"loaded, {len(bad)} failures; slowest {slowest.seconds:.2f} s ({slowest.name})"
+    )
     for o in bad:
         print(f"FAIL {o.name}: {o.unexpected or ''} {o.seconds:.2f} s")
     raise SystemExit(1 if bad else 0)

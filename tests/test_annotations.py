@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _labels(value_offset=0, shape=(40, 30)):
     labels = np.zeros(shape, np.uint8)
     for k in range(7):
-        labels[2 + 5 * k: 5 + 5 * k, 3:20] = (k + value_offset) % 7 + 1
+        labels[2 + 5 * k : 5 + 5 * k, 3:20] = (k + value_offset) % 7 + 1
     return labels
 
 
@@ -135,8 +135,7 @@ def test_killing_a_writer_at_random_moments_never_leaves_a_broken_annotation(tmp
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     checked = 0
     for _ in range(30):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "proj")], stdout=subprocess.PIPE,
-                                env=env)
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "proj")], stdout=subprocess.PIPE, env=env)
         proc.stdout.readline()  # at least one version exists before the kill
         time.sleep(float(rng.uniform(0.0, 0.05)))
         proc.send_signal(signal.SIGKILL)
@@ -172,8 +171,11 @@ def test_raters_of_a_project_saved_before_names_were_registered_keep_their_files
     project = _project(tmp_path, n=1)
     image_id = project.images[0].image_id
     project.save(image_id, RaterAnnotation("dr_kim", _labels(0)))
-    (tmp_path / "proj" / "project.json").write_text(json.dumps(
-        {k: v for k, v in json.loads((tmp_path / "proj" / "project.json").read_text()).items() if k != "raters"}))
+    (tmp_path / "proj" / "project.json").write_text(
+        json.dumps(
+            {k: v for k, v in json.loads((tmp_path / "proj" / "project.json").read_text()).items() if k != "raters"}
+        )
+    )
     legacy = AnnotationProject.open(tmp_path / "proj")
     with pytest.raises(AnnotationError, match="distinct rater name"):
         legacy.save(image_id, RaterAnnotation("dr kim", _labels(1)))

@@ -1,4 +1,5 @@
 """The Annotate workspace driven like a user: mouse gestures, shortcuts, saving and bad files (offscreen)."""
+
 import shutil
 
 import cv2
@@ -55,8 +56,9 @@ def folder(tmp_path):
 
 
 def _mouse(widget, kind, pos, button, buttons, modifiers=QtCore.Qt.NoModifier):
-    event = QtGui.QMouseEvent(kind, QtCore.QPointF(pos), QtCore.QPointF(widget.mapToGlobal(pos)), button, buttons,
-                              modifiers)
+    event = QtGui.QMouseEvent(
+        kind, QtCore.QPointF(pos), QtCore.QPointF(widget.mapToGlobal(pos)), button, buttons, modifiers
+    )
     QtWidgets.QApplication.sendEvent(widget, event)
 
 
@@ -224,8 +226,9 @@ def test_screenshot_renders_both_workspaces_at_least_1280x800(tmp_path):
     assert cv2.imread(str(tmp_path / "annotate.png")).std() > 10
 
 
-def test_propose_fills_only_unannotated_bones_and_ranking_orders_by_uncertainty(qtbot, make_window, folder,
-                                                                              tiny_segmenter):
+def test_propose_fills_only_unannotated_bones_and_ranking_orders_by_uncertainty(
+    qtbot, make_window, folder, tiny_segmenter
+):
     shutil.copy(SAMPLE_DICOM, folder / "hand2.dcm")
     window = make_window()
     window.apply_settings(AppSettings(rater="alice", segmenter=str(tiny_segmenter)))
@@ -295,8 +298,9 @@ def test_exports_from_the_menu_write_files(qtbot, make_window, folder, tmp_path)
     assert coco[0].name == "annotations_coco.json" and coco[0].exists()
 
 
-def test_dicom_seg_export_from_the_window_is_de_identified_unless_the_box_is_ticked(qtbot, make_window, folder,
-                                                                                     tmp_path):
+def test_dicom_seg_export_from_the_window_is_de_identified_unless_the_box_is_ticked(
+    qtbot, make_window, folder, tmp_path
+):
     import pydicom
 
     from app.window import seg_export_dialog

@@ -1,4 +1,5 @@
 """The editing model behind the annotation canvas: every kind of edit undoes and redoes exactly."""
+
 import numpy as np
 import pytest
 

@@ -3,9 +3,14 @@ import pytest
 from app import platform
 
 
-@pytest.mark.parametrize("soname, package", [("libxcb-cursor.so.0", "libxcb-cursor0"),
-                                             ("libxcb-icccm.so.4", "libxcb-icccm4"),
-                                             ("libxkbcommon-x11.so.0", "libxkbcommon-x11-0")])
+@pytest.mark.parametrize(
+    "soname, package",
+    [
+        ("libxcb-cursor.so.0", "libxcb-cursor0"),
+        ("libxcb-icccm.so.4", "libxcb-icccm4"),
+        ("libxkbcommon-x11.so.0", "libxkbcommon-x11-0"),
+    ],
+)
 def test_missing_sonames_map_to_the_debian_packages_that_provide_them(soname, package):
     assert platform.debian_package(soname) == package
 

@@ -7,8 +7,8 @@ import pytest
 
 from osteo_engine.annotations import AnnotationProject
 from osteo_engine.autoannotate import landmark_prompts
-from osteo_engine.sam.crops import Crop
 from osteo_engine.landmarks import check_landmarks, read_landmarks
+from osteo_engine.sam.crops import Crop
 
 from .conftest import REPO
 
@@ -36,17 +36,34 @@ def test_landmark_checks_agree_with_the_shared_tool(shared_data):
         labels = rng.integers(0, 8, (1950, 1400)).astype(np.uint8)
         labels[rng.random(labels.shape) < 0.5] = 0
         ours = check_landmarks(labels, landmarks[name])
-        theirs = shared_rules.check(labels, shared_rules.read_landmarks(
-            str(shared_data / "hand-atlas" / "landmarks.csv"))[name])
+        theirs = shared_rules.check(
+            labels, shared_rules.read_landmarks(str(shared_data / "hand-atlas" / "landmarks.csv"))[name]
+        )
         assert ours.positives == theirs[0] and ours.negatives == theirs[1]
 
 
 @pytest.mark.slow
 def test_annotate_auto_on_two_atlas_images(shared_data, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "training_cli", "annotate-auto", "--images",
-                           str(shared_data / "hand-atlas" / "images"), "--landmarks",
-                           str(shared_data / "hand-atlas" / "landmarks.csv"), "--out", str(tmp_path / "p"),
-                           "--limit", "2", "--json"], capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training_cli",
+            "annotate-auto",
+            "--images",
+            str(shared_data / "hand-atlas" / "images"),
+            "--landmarks",
+            str(shared_data / "hand-atlas" / "landmarks.csv"),
+            "--out",
+            str(tmp_path / "p"),
+            "--limit",
+            "2",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["annotated"] == 2
@@ -58,16 +75,50 @@ def test_annotate_auto_on_two_atlas_images(shared_data, tmp_path):
     (rater,) = image.raters
     assert rater.rater == "sam-auto" and set(rater.prompts) == {"ulna", "radius", "M1", "M2", "M3", "M4", "M5"}
     assert (tmp_path / "p" / "manifest.csv").is_file()
-    again = subprocess.run([sys.executable, "-m", "training_cli", "annotate-auto", "--images",
-                            str(shared_data / "hand-atlas" / "images"), "--landmarks",
-                            str(shared_data / "hand-atlas" / "landmarks.csv"), "--out", str(tmp_path / "p"),
-                            "--limit", "2", "--json"], capture_output=True, text=True, cwd=REPO)
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training_cli",
+            "annotate-auto",
+            "--images",
+            str(shared_data / "hand-atlas" / "images"),
+            "--landmarks",
+            str(shared_data / "hand-atlas" / "landmarks.csv"),
+            "--out",
+            str(tmp_path / "p"),
+            "--limit",
+            "2",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert json.loads(again.stdout)["skipped"] == 2  # resumable: done images are kept
     before = {b.image_id: b.raters[0].labels for b in annotations.values()}
-    ulna_only = subprocess.run([sys.executable, "-m", "training_cli", "annotate-auto", "--images",
-                                str(shared_data / "hand-atlas" / "images"), "--landmarks",
-                                str(shared_data / "hand-atlas" / "landmarks.csv"), "--out", str(tmp_path / "p"),
-                                "--limit", "2", "--bones", "ulna", "--json"], capture_output=True, text=True, cwd=REPO)
+    ulna_only = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training_cli",
+            "annotate-auto",
+            "--images",
+            str(shared_data / "hand-atlas" / "images"),
+            "--landmarks",
+            str(shared_data / "hand-atlas" / "landmarks.csv"),
+            "--out",
+            str(tmp_path / "p"),
+            "--limit",
+            "2",
+            "--bones",
+            "ulna",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert json.loads(ulna_only.stdout)["annotated"] == 2
     for image_id, image in AnnotationProject.open(tmp_path / "p").load_all()[0].items():
         labels = image.raters[0].labels

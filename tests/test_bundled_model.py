@@ -1,4 +1,5 @@
 """The bundled segmenter, as `osteo segment predict` uses it by default."""
+
 import json
 
 import cv2
@@ -86,8 +87,9 @@ def upright_readings(bundled):
 
 @pytest.mark.parametrize("name", ["3144.jpg", "3173.jpg"])
 @pytest.mark.parametrize("turns,inverted", [(1, False), (2, False), (3, False), (0, True), (1, True)])
-def test_sideways_upside_down_and_inverted_files_get_the_same_bones(bundled, shared_data, upright_readings, name,
-                                                                     turns, inverted):
+def test_sideways_upside_down_and_inverted_files_get_the_same_bones(
+    bundled, shared_data, upright_readings, name, turns, inverted
+):
     """A file stored turned by quarter turns, or with bone dark, is read upright: each bone keeps its identity."""
     from osteo_engine.io import load_radiograph
 

@@ -4,15 +4,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from .conftest import REPO, SAMPLE_DICOM
 
 
 def osteo(*args, check=True):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "training_cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "training_cli", *map(str, args)], capture_output=True, text=True, env=env, cwd=REPO
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -41,20 +40,31 @@ def test_bad_input_exits_non_zero_with_a_sentence(tmp_path):
 
 
 def test_phantom_oracle_cohort_export_import(tmp_path):
-    proc = osteo("phantom", tmp_path / "c", "--subjects", 20, "--seed", 2, "--size", "192x240", "--raters", 2,
-                 "--json")
+    proc = osteo("phantom", tmp_path / "c", "--subjects", 20, "--seed", 2, "--size", "192x240", "--raters", 2, "--json")
     out = json.loads(proc.stdout)
     assert out["subjects"] == 20 and Path(out["manifest"]).is_file()
     oracle = json.loads(osteo("oracle", tmp_path / "c", "--json").stdout)
     assert 0.5 < oracle["auc"] <= 1.0 and oracle["fresh_subjects"] == 2000
     summary = json.loads(osteo("cohort", tmp_path / "c" / "manifest.csv", "--json").stdout)
     assert summary["subjects"] == 20 and sum(summary["splits"].values()) == 20
-    exported = json.loads(osteo("export", tmp_path / "c", "--format", "coco", "--out", tmp_path / "c.json",
-                                "--json").stdout)
+    exported = json.loads(
+        osteo("export", tmp_path / "c", "--format", "coco", "--out", tmp_path / "c.json", "--json").stdout
+    )
     assert len(exported["written"]) == 1
     osteo("export", tmp_path / "c", "--format", "png", "--out", tmp_path / "png")
-    imported = json.loads(osteo("import", tmp_path / "c", "--format", "png", "--source", tmp_path / "png" / "rater1",
-                                "--rater", "copy", "--json").stdout)
+    imported = json.loads(
+        osteo(
+            "import",
+            tmp_path / "c",
+            "--format",
+            "png",
+            "--source",
+            tmp_path / "png" / "rater1",
+            "--rater",
+            "copy",
+            "--json",
+        ).stdout
+    )
     assert len(imported["imported"]) == 20
 
 

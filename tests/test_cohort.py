@@ -53,18 +53,21 @@ def test_unlabelled_rows_are_kept_for_pretraining(tmp_path):
     assert len(cohort.unlabelled()) == 1
 
 
-@pytest.mark.parametrize("body,match", [
-    ("subject_id,image,t_score\nA,missing.dcm,-1\n", "not found"),
-    ("subject_id,image,t_score\nA,a.dcm,-1\nB,a.dcm,-1\n", "repeats"),
-    ("subject_id,image,label\nA,a.dcm,1\nA,b.dcm,0\n", "conflicting labels"),
-    ("subject_id,image,label\nA,a.dcm,2\n", "not 0 or 1"),
-    ("subject_id,image,t_score\nA,a.dcm,-14\n", "outside the possible range"),
-    ("subject_id,image,t_score\nA,a.dcm,abc\n", "not a number"),
-    ("subject_id,image,t_score,label\nA,a.dcm,-3,0\n", "contradicts"),
-    ("subject_id,image,split\nA,a.dcm,train\nA,b.dcm,test\n", "different splits"),
-    ("subject_id,image,split\nA,a.dcm,holdout\n", "not train, val or test"),
-    ("name,t_score\nA,-1\n", "lacks the column"),
-])
+@pytest.mark.parametrize(
+    "body,match",
+    [
+        ("subject_id,image,t_score\nA,missing.dcm,-1\n", "not found"),
+        ("subject_id,image,t_score\nA,a.dcm,-1\nB,a.dcm,-1\n", "repeats"),
+        ("subject_id,image,label\nA,a.dcm,1\nA,b.dcm,0\n", "conflicting labels"),
+        ("subject_id,image,label\nA,a.dcm,2\n", "not 0 or 1"),
+        ("subject_id,image,t_score\nA,a.dcm,-14\n", "outside the possible range"),
+        ("subject_id,image,t_score\nA,a.dcm,abc\n", "not a number"),
+        ("subject_id,image,t_score,label\nA,a.dcm,-3,0\n", "contradicts"),
+        ("subject_id,image,split\nA,a.dcm,train\nA,b.dcm,test\n", "different splits"),
+        ("subject_id,image,split\nA,a.dcm,holdout\n", "not train, val or test"),
+        ("name,t_score\nA,-1\n", "lacks the column"),
+    ],
+)
 def test_invalid_manifests_raise_plain_errors_naming_lines_not_subjects(tmp_path, body, match):
     shutil.copy(SAMPLE_DICOM, tmp_path / "a.dcm")
     shutil.copy(SAMPLE_DICOM, tmp_path / "b.dcm")
@@ -89,8 +92,10 @@ from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.dictionaries(st.text(min_size=1, max_size=6), st.sampled_from([0, 1, None]), min_size=1, max_size=300),
-       st.integers(0, 2**16))
+@given(
+    st.dictionaries(st.text(min_size=1, max_size=6), st.sampled_from([0, 1, None]), min_size=1, max_size=300),
+    st.integers(0, 2**16),
+)
 def test_split_is_a_reproducible_80_10_10_partition_of_subjects(labels, seed):
     splits = subject_splits(labels, seed)
     assert set(splits) == set(labels) and set(splits.values()) <= {"train", "val", "test"}

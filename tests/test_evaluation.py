@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from osteo_engine.evaluation import (best_threshold, bootstrap_intervals, calibration, macro_f1,
-                                     screening_metrics)
+from osteo_engine.evaluation import best_threshold, bootstrap_intervals, calibration, macro_f1, screening_metrics
 
 
 def test_metrics_for_the_positive_class_by_hand():

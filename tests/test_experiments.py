@@ -1,4 +1,5 @@
 """`osteo experiment` end to end on a small phantom cohort: every table, results.json, report, resume."""
+
 import json
 
 import pytest
@@ -8,8 +9,13 @@ from osteo_engine.experiments import plan
 
 def test_the_plan_has_one_supervised_run_per_seed_and_every_method_elsewhere():
     specs = plan(["simclr", "swav"], ["1", "3", "4"], [0, 1])
-    assert [s.name for s in specs if s.seed == 0] == ["t1-simclr-s0", "t1-swav-s0", "t3-supervised-s0",
-                                                      "t4-simclr-s0", "t4-swav-s0"]
+    assert [s.name for s in specs if s.seed == 0] == [
+        "t1-simclr-s0",
+        "t1-swav-s0",
+        "t3-supervised-s0",
+        "t4-simclr-s0",
+        "t4-swav-s0",
+    ]
     assert {s.source for s in specs} == {"patches"}
     assert plan(["simclr"], ["2"], [0])[0].source == "raw"
     with pytest.raises(Exception, match="unknown"):
@@ -42,8 +48,23 @@ def test_an_external_cohort_that_shares_images_with_the_data_is_refused_before_a
 
     copy = tmp_path / "copy"
     shutil.copytree(cohort, copy)  # other paths, same images
-    code = main(["experiment", "--data", str(cohort / "manifest.csv"), "--out", str(tmp_path / "exp"),
-                 "--test-data", str(copy / "manifest.csv"), "--seeds", "0", "--methods", "simclr", "--tables", "1"])
+    code = main(
+        [
+            "experiment",
+            "--data",
+            str(cohort / "manifest.csv"),
+            "--out",
+            str(tmp_path / "exp"),
+            "--test-data",
+            str(copy / "manifest.csv"),
+            "--seeds",
+            "0",
+            "--methods",
+            "simclr",
+            "--tables",
+            "1",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "shares 30 image(s)" in err
     assert not (tmp_path / "exp" / "cache").exists()
@@ -53,14 +74,38 @@ def test_an_external_cohort_that_shares_images_with_the_data_is_refused_before_a
 def test_osteo_experiment_writes_results_and_report_and_resumes(cohort, external, tiny_segmenter, tmp_path, capsys):
     from training_cli.main import main
 
-    args = ["experiment", "--data", str(cohort / "manifest.csv"), "--out", str(tmp_path / "exp"), "--seeds", "0",
-            "--methods", "simclr", "--tables", "1", "2", "3", "--segmenter", str(tiny_segmenter),
-            "--epochs", "1", "--batch-size", "16", "--test-data", str(external / "manifest.csv"), "--json"]
+    args = [
+        "experiment",
+        "--data",
+        str(cohort / "manifest.csv"),
+        "--out",
+        str(tmp_path / "exp"),
+        "--seeds",
+        "0",
+        "--methods",
+        "simclr",
+        "--tables",
+        "1",
+        "2",
+        "3",
+        "--segmenter",
+        str(tiny_segmenter),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--test-data",
+        str(external / "manifest.csv"),
+        "--json",
+    ]
     assert main(args) == 0
     results = json.loads(capsys.readouterr().out)
     assert 0.5 < results["oracle_auc"] <= 1.0
     assert [(r["table"], r["method"], r["variant"]) for r in results["runs"]] == [
-        ("1", "simclr", "full"), ("2", "simclr", "no-segmentation"), ("3", "supervised", "supervised")]
+        ("1", "simclr", "full"),
+        ("2", "simclr", "no-segmentation"),
+        ("3", "supervised", "supervised"),
+    ]
     for run in results["runs"]:
         assert set(run["metrics"]) == {"precision", "recall", "f1", "auc", "accuracy"}
         assert set(run["external"]) == set(run["metrics"])

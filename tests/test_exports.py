@@ -23,7 +23,7 @@ def _project_with_annotations(tmp_path, source_images):
             labels = np.zeros(shape, np.uint8)
             for k in range(7):
                 y = 40 + 90 * k + 3 * r
-                labels[y:y + 60, 100 + 20 * k:300 + 20 * k] = k + 1
+                labels[y : y + 60, 100 + 20 * k : 300 + 20 * k] = k + 1
             project.save(entry.image_id, RaterAnnotation(rater, labels))
             maps[(entry.image_id, rater)] = labels
     return project, maps
@@ -73,7 +73,8 @@ def test_coco_export_is_valid_and_imports_back(dicom_project, tmp_path):
     path = coco.export_coco(project, tmp_path / "coco.json")
     api = COCO(str(path))
     assert sorted(c["name"] for c in api.loadCats(api.getCatIds())) == sorted(
-        ["ulna", "radius", "M1", "M2", "M3", "M4", "M5"])
+        ["ulna", "radius", "M1", "M2", "M3", "M4", "M5"]
+    )
     assert len(api.getAnnIds()) == 14  # 7 bones x 2 raters
     target = AnnotationProject.create(tmp_path / "other", [project.image_path(e.image_id) for e in project.images])
     coco.import_coco(target, path, default_rater="x")
@@ -85,9 +86,11 @@ def test_coco_export_is_valid_and_imports_back(dicom_project, tmp_path):
 
 def test_coco_import_refuses_unknown_categories(dicom_project, tmp_path):
     project, _ = dicom_project
-    bad = {"images": [{"id": 1, "file_name": "sample.dcm", "width": 4, "height": 4}],
-           "categories": [{"id": 1, "name": "femur"}],
-           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 3, 0, 3, 3]]}]}
+    bad = {
+        "images": [{"id": 1, "file_name": "sample.dcm", "width": 4, "height": 4}],
+        "categories": [{"id": 1, "name": "femur"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 3, 0, 3, 3]]}],
+    }
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     with pytest.raises(AnnotationError, match="femur"):
         coco.import_coco(project, tmp_path / "bad.json", "x")
@@ -105,8 +108,9 @@ def test_dicom_seg_export_holds_every_bone_of_every_rater(dicom_project, tmp_pat
     for path in written:
         seg = pydicom.dcmread(path)
         assert seg.Modality == "SEG" and seg.SegmentationType == "BINARY"
-        assert seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == \
-            (source.SOPInstanceUID if keep_patient else replacement_uid(key, source.SOPInstanceUID))
+        assert seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == (
+            source.SOPInstanceUID if keep_patient else replacement_uid(key, source.SOPInstanceUID)
+        )
         labels = [d.SegmentLabel for d in seg.SegmentSequence]
         assert labels == ["ulna", "radius", "M1", "M2", "M3", "M4", "M5"]
         frames = seg.pixel_array.reshape(-1, seg.Rows, seg.Columns)
@@ -119,8 +123,18 @@ def test_dicom_seg_export_holds_every_bone_of_every_rater(dicom_project, tmp_pat
 
 
 def _identity(ds) -> dict:
-    return {k: str(ds.get(k, "")) for k in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex",
-                                             "StudyInstanceUID", "StudyDate", "AccessionNumber")}
+    return {
+        k: str(ds.get(k, ""))
+        for k in (
+            "PatientName",
+            "PatientID",
+            "PatientBirthDate",
+            "PatientSex",
+            "StudyInstanceUID",
+            "StudyDate",
+            "AccessionNumber",
+        )
+    }
 
 
 def test_dicom_seg_is_de_identified_by_default_with_a_consistent_pseudonym(dicom_project, tmp_path):
@@ -132,8 +146,13 @@ def test_dicom_seg_is_de_identified_by_default_with_a_consistent_pseudonym(dicom
     seg = pydicom.dcmread(first[0])
     assert seg.PatientIdentityRemoved == "YES"
     assert str(seg.PatientID).startswith("ANON-") and str(seg.PatientName).startswith(seg.PatientID)
-    assert not {str(source.PatientName), str(source.PatientID), source.StudyInstanceUID, source.SeriesInstanceUID,
-                source.SOPInstanceUID} & {str(v.value) for v in seg.iterall()}
+    assert not {
+        str(source.PatientName),
+        str(source.PatientID),
+        source.StudyInstanceUID,
+        source.SeriesInstanceUID,
+        source.SOPInstanceUID,
+    } & {str(v.value) for v in seg.iterall()}
     assert seg.PatientSex == "" and seg.PatientBirthDate == "" and seg.StudyDate == ""
     # the same patient and study in every export and for every rater, so a recipient can group them
     assert _identity(pydicom.dcmread(again[0])) == _identity(seg) == _identity(pydicom.dcmread(first[1]))

@@ -1,4 +1,3 @@
-import os
 from pathlib import Path
 
 import cv2
@@ -36,8 +35,17 @@ def test_every_dicom_in_the_pydicom_wheel_loads_or_raises_our_error():
     assert loaded >= 40
 
 
-@pytest.mark.parametrize("name", ["JPEG2000.dcm", "MR_small_RLE.dcm", "MR_small_jpeg_ls_lossless.dcm",
-                                  "JPGExtended.dcm", "JPEGLSNearLossless_16.dcm", "693_J2KI.dcm"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "JPEG2000.dcm",
+        "MR_small_RLE.dcm",
+        "MR_small_jpeg_ls_lossless.dcm",
+        "JPGExtended.dcm",
+        "JPEGLSNearLossless_16.dcm",
+        "693_J2KI.dcm",
+    ],
+)
 def test_compressed_transfer_syntaxes_decode(name):
     from pydicom.data import get_testdata_file
 
@@ -89,8 +97,16 @@ def test_monochrome1_16_bit_loads_with_bone_bright(tmp_path):
 def test_window_centre_width_and_rescale_are_applied(tmp_path):
     arr = _bone_phantom(3000, 1000)
     arr[0, 0] = 4095
-    path = _write_dicom(tmp_path / "w.dcm", arr, bits=12, RescaleSlope=2, RescaleIntercept=-1000,
-                        WindowCenter=3000, WindowWidth=2000, PixelSpacing=[0.1, 0.12])
+    path = _write_dicom(
+        tmp_path / "w.dcm",
+        arr,
+        bits=12,
+        RescaleSlope=2,
+        RescaleIntercept=-1000,
+        WindowCenter=3000,
+        WindowWidth=2000,
+        PixelSpacing=[0.1, 0.12],
+    )
     image = load_radiograph(path)
     # rescaled: bone 5000, background 1000; window 2000..4000 -> background black, bone white
     assert image.pixels[30, 20] == pytest.approx(1.0, abs=1e-3)
@@ -111,8 +127,10 @@ def test_metadata_never_holds_patient_name_or_id(tmp_path):
     assert image.metadata["Modality"] == "DX"
 
 
-@pytest.mark.parametrize("suffix,dtype", [(".png", np.uint8), (".png", np.uint16), (".tif", np.uint8),
-                                          (".tif", np.uint16), (".jpg", np.uint8)])
+@pytest.mark.parametrize(
+    "suffix,dtype",
+    [(".png", np.uint8), (".png", np.uint16), (".tif", np.uint8), (".tif", np.uint16), (".jpg", np.uint8)],
+)
 def test_ordinary_images_in_8_and_16_bit(tmp_path, suffix, dtype):
     top = np.iinfo(dtype).max
     arr = _bone_phantom(int(top * 0.9), int(top * 0.1)).astype(dtype)
@@ -132,11 +150,14 @@ def test_colour_png_becomes_grey(tmp_path):
     assert image.pixels.ndim == 2 and image.pixels[15, 15] == pytest.approx(200 / 255, abs=0.01)
 
 
-@pytest.mark.parametrize("content,match", [
-    (b"", "empty"),
-    (b"this is not an image at all, just text " * 10, "not a valid|could not|no pixel|unreadable"),
-    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "unreadable|truncated|corrupt|could not"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        (b"", "empty"),
+        (b"this is not an image at all, just text " * 10, "not a valid|could not|no pixel|unreadable"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "unreadable|truncated|corrupt|could not"),
+    ],
+)
 def test_unusable_files_raise_radiograph_error(tmp_path, content, match):
     path = tmp_path / "bad.png"
     path.write_bytes(content)
@@ -206,7 +227,7 @@ def _jpeg(tmp_path) -> bytes:
 def test_a_truncated_jpeg_is_refused_not_loaded_as_grey(tmp_path, keep):
     data = _jpeg(tmp_path)
     cut = tmp_path / "cut.jpg"
-    cut.write_bytes(data[:keep if isinstance(keep, int) else int(len(data) * keep)])
+    cut.write_bytes(data[: keep if isinstance(keep, int) else int(len(data) * keep)])
     with pytest.raises(RadiographError, match="cut.jpg .*truncated"):
         load_radiograph(cut)
 
@@ -215,7 +236,7 @@ def test_a_png_chunk_length_that_overruns_the_file_is_refused_before_decoding(tm
     cv2.imwrite(str(tmp_path / "ok.png"), np.random.default_rng(0).integers(0, 255, (400, 300), np.uint8))
     data = bytearray((tmp_path / "ok.png").read_bytes())
     at = data.index(b"IDAT") - 4
-    data[at:at + 4] = (0x7FFF0000).to_bytes(4, "big")  # made OpenCV allocate 4.2 GB before failing
+    data[at : at + 4] = (0x7FFF0000).to_bytes(4, "big")  # made OpenCV allocate 4.2 GB before failing
     (tmp_path / "bad.png").write_bytes(bytes(data))
     with pytest.raises(RadiographError, match="IDAT chunk claims 2147418112 bytes"):
         load_radiograph(tmp_path / "bad.png")
@@ -228,7 +249,7 @@ def test_loader_messages_say_what_is_wrong(tmp_path):
     import tifffile
 
     data = SAMPLE_DICOM.read_bytes()
-    (tmp_path / "cut.dcm").write_bytes(data[:int(len(data) * 0.9)])
+    (tmp_path / "cut.dcm").write_bytes(data[: int(len(data) * 0.9)])
     with pytest.raises(RadiographError, match="cut.dcm is truncated"):
         load_radiograph(tmp_path / "cut.dcm")
     tifffile.imwrite(tmp_path / "nan.tif", np.full((50, 40), np.nan, np.float32))

@@ -1,5 +1,6 @@
 """A few hundred mutated DICOM, PNG and JPEG files: each loads or raises RadiographError within 5 s
 (`make stress` runs thousands through the same code, tests/io_fuzz.py)."""
+
 import pytest
 
 from .io_fuzz import TIME_LIMIT_S, run

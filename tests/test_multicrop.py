@@ -1,8 +1,15 @@
 import pytest
 import torch
 
-from osteo_engine.ssl.multicrop import (ViewAugmentConfig, MultiCropConfig, _view, choose_views, coverage, multicrop,
-                                        view_share)
+from osteo_engine.ssl.multicrop import (
+    MultiCropConfig,
+    ViewAugmentConfig,
+    _view,
+    choose_views,
+    coverage,
+    multicrop,
+    view_share,
+)
 
 NO_AUGMENT = ViewAugmentConfig(rotation_deg=0, translate=0, hflip=0, vflip=0, brightness=(1, 1), contrast=(1, 1))
 
@@ -13,7 +20,7 @@ def _sparse_patches(b=32, size=64, width=5):
     g = torch.Generator().manual_seed(0)
     for i in range(b):
         x = int(torch.randint(5, size - 5 - width, (1,), generator=g))
-        images[i, 0, 4:size - 4, x:x + width] = torch.rand(size - 8, width, generator=g) * 0.5 + 0.5
+        images[i, 0, 4 : size - 4, x : x + width] = torch.rand(size - 8, width, generator=g) * 0.5 + 0.5
     return images
 
 
@@ -49,8 +56,14 @@ def test_constrained_views_keep_ten_percent_of_bone_where_conventional_ones_do_n
 
 def test_brightness_and_contrast_leave_the_background_exactly_zero():
     images = _sparse_patches(8)
-    config = MultiCropConfig(global_size=64, local_crops=0, global_scale=(1.0, 1.0), ratio=(1, 1),
-                             mode="conventional", augment=ViewAugmentConfig(0, 0, 0, 0, (1.4, 1.4), (0.5, 0.5)))
+    config = MultiCropConfig(
+        global_size=64,
+        local_crops=0,
+        global_scale=(1.0, 1.0),
+        ratio=(1, 1),
+        mode="conventional",
+        augment=ViewAugmentConfig(0, 0, 0, 0, (1.4, 1.4), (0.5, 0.5)),
+    )
     views, _, _ = multicrop(images, config, torch.Generator().manual_seed(0))
     background = images == 0
     assert torch.equal(views[0][background], torch.zeros(int(background.sum())))
@@ -71,8 +84,15 @@ def test_views_have_the_configured_sizes_and_counts_and_are_reproducible():
 
 def test_a_full_crop_without_augmentation_is_the_image_and_flips_mirror_it():
     images = torch.rand(2, 1, 32, 32)
-    config = MultiCropConfig(global_size=32, global_crops=2, local_crops=0, global_scale=(1.0, 1.0), ratio=(1, 1),
-                             mode="conventional", augment=NO_AUGMENT)
+    config = MultiCropConfig(
+        global_size=32,
+        global_crops=2,
+        local_crops=0,
+        global_scale=(1.0, 1.0),
+        ratio=(1, 1),
+        mode="conventional",
+        augment=NO_AUGMENT,
+    )
     views, _, _ = multicrop(images, config, torch.Generator().manual_seed(0))
     assert torch.allclose(views[0], images, atol=1e-5)
     flipped = MultiCropConfig(**{**config.__dict__, "augment": ViewAugmentConfig(0, 0, 1.0, 0, (1, 1), (1, 1))})

@@ -8,8 +8,8 @@ from osteo_engine.patches import bone_patches
 def _hand(scale=1):
     pixels = np.random.default_rng(0).uniform(0.2, 0.9, (200 * scale, 160 * scale)).astype(np.float32)
     labels = np.zeros(pixels.shape, np.uint8)
-    labels[40 * scale:120 * scale, 30 * scale:50 * scale] = 4  # M2
-    labels[150 * scale:199 * scale, 60 * scale:100 * scale] = 2  # radius, touching the border
+    labels[40 * scale : 120 * scale, 30 * scale : 50 * scale] = 4  # M2
+    labels[150 * scale : 199 * scale, 60 * scale : 100 * scale] = 2  # radius, touching the border
     return pixels, labels
 
 

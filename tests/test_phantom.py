@@ -1,18 +1,20 @@
 import hashlib
 
 import numpy as np
-import pytest
 from PIL import Image
 
-from osteo_engine.annotations import AnnotationProject
 from osteo_engine.anatomy import BONE_NAMES
+from osteo_engine.annotations import AnnotationProject
 from osteo_engine.phantom import PhantomConfig, generate_subject, run_oracle, write_cohort
 from osteo_engine.phantom.latent import draw_subject
 
 
 def _digest(folder):
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_same_bytes(tmp_path):
@@ -101,8 +103,13 @@ def test_the_leak_audit_would_see_a_label_outside_the_bones():
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    scores = cross_val_predict(make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
-                               np.array(rows), np.array(labels), cv=5, method="predict_proba")[:, 1]
+    scores = cross_val_predict(
+        make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
+        np.array(rows),
+        np.array(labels),
+        cv=5,
+        method="predict_proba",
+    )[:, 1]
     assert roc_auc_score(labels, scores) > 0.8
 
 

@@ -1,4 +1,5 @@
 """Run folders: a resume state that is hostile, cut short or from another run is refused in one sentence."""
+
 import io
 import pickle
 from dataclasses import replace

@@ -62,8 +62,7 @@ def test_points_negative_points_and_refinement(litemedsam, sample_pixels):
     box = np.array([150, 300, 700, 900], float)
     first = prompter.predict(box=box)
     negative = np.argwhere(first.mask)[len(np.argwhere(first.mask)) // 2][::-1].astype(float)
-    refined = prompter.predict(points=negative[None], labels=np.array([0]), box=box,
-                               mask_input=first.low_res_logits)
+    refined = prompter.predict(points=negative[None], labels=np.array([0]), box=box, mask_input=first.low_res_logits)
     assert refined.mask.shape == first.mask.shape
     assert refined.mask.sum() != first.mask.sum()
     with pytest.raises(ValueError):
@@ -97,6 +96,7 @@ def test_a_single_click_becomes_a_box_on_a_crop_and_finds_the_bone(litemedsam, s
 
     truth = generate_subject(0, 0, (1024, 1280), raters=0).truth  # the sample DICOM's subject
     prompter = BonePrompter(litemedsam)
+
     def dice(mask, bone):
         return 2 * (mask & bone).sum() / (mask.sum() + bone.sum())
 
@@ -113,8 +113,15 @@ def test_a_single_click_becomes_a_box_on_a_crop_and_finds_the_bone(litemedsam, s
         # a negative click inside the same crop refines on the cached crop embedding
         far = click + np.array([[40.0, 0.0]])  # beside the bone
         embedded = len(prompter._cache)
-        again = segment_clicks(prompter, sample_pixels, np.vstack([click, far]), np.array([1, 0]),
-                               mask_input=answer.logits, crop=answer.crop, image_key="sample")
+        again = segment_clicks(
+            prompter,
+            sample_pixels,
+            np.vstack([click, far]),
+            np.array([1, 0]),
+            mask_input=answer.logits,
+            crop=answer.crop,
+            image_key="sample",
+        )
         assert again.crop == answer.crop and len(prompter._cache) == embedded
         assert again.mask.shape == mask.shape and (again.mask != mask).any()  # the negative click counted
     with pytest.raises(ValueError, match="positive"):

@@ -40,8 +40,9 @@ def _random_screening_model(folder, threshold=0.5):
     write_model(folder / "encoder.safetensors", encoder.state_dict(), card)
     rng = np.random.default_rng(0)
     Probe(rng.normal(size=features) * 0.01, 0.0, np.zeros(features), np.ones(features), threshold).save(
-        folder / "probe.safetensors", {"name": "test probe", "refer_policy": {"margin": 0.0, "max_uncertainty": 9.0,
-                                                                                "min_bones": 1}})
+        folder / "probe.safetensors",
+        {"name": "test probe", "refer_policy": {"margin": 0.0, "max_uncertainty": 9.0, "min_bones": 1}},
+    )
 
 
 def test_osteo_screen_answers_every_image_as_one_json_line(tiny_segmenter, tmp_path, capsys):
@@ -95,8 +96,9 @@ def test_the_calibrated_refer_policy_refers_the_target_share_and_no_more():
     assert refer_rate(screened, 0.5, wider) > 0.15  # the margin is the widest within the target
 
 
-def test_export_packages_a_half_precision_encoder_with_a_calibrated_card(small_cohort, tiny_segmenter, tmp_path,
-                                                                         capsys):
+def test_export_packages_a_half_precision_encoder_with_a_calibrated_card(
+    small_cohort, tiny_segmenter, tmp_path, capsys
+):
     import json
 
     from osteo_engine.screening_model import SYNTHETIC_NOTE, load_screening_model
@@ -108,9 +110,23 @@ def test_export_packages_a_half_precision_encoder_with_a_calibrated_card(small_c
     card = json.loads((trained / "encoder.json").read_text())
     (trained / "encoder.json").write_text(json.dumps({**card, "model": "SSLEncoder"}))
     out = tmp_path / "model"
-    code = main(["export-screening", "--encoder", str(trained / "encoder.safetensors"), "--probe", str(trained),
-                 "--data", str(small_cohort / "manifest.csv"), "--out", str(out), "--segmenter", str(tiny_segmenter),
-                 "--synthetic", "--json"])
+    code = main(
+        [
+            "export-screening",
+            "--encoder",
+            str(trained / "encoder.safetensors"),
+            "--probe",
+            str(trained),
+            "--data",
+            str(small_cohort / "manifest.csv"),
+            "--out",
+            str(out),
+            "--segmenter",
+            str(tiny_segmenter),
+            "--synthetic",
+            "--json",
+        ]
+    )
     assert code == 0
     assert (out / "encoder.safetensors").stat().st_size < 0.6 * (trained / "encoder.safetensors").stat().st_size
     probe_card = json.loads((out / "probe.json").read_text())
@@ -121,27 +137,71 @@ def test_export_packages_a_half_precision_encoder_with_a_calibrated_card(small_c
     model = load_screening_model(out, tiny_segmenter)
     assert model.names["trained_on"] == SYNTHETIC_NOTE
     assert model.policy == ReferPolicy(**probe_card["refer_policy"])
-    assert main(["export-screening", "--encoder", str(trained / "encoder.safetensors"), "--probe", str(trained),
-                 "--data", str(small_cohort / "manifest.csv"), "--out", str(out), "--segmenter", str(tiny_segmenter),
-                 "--calibration", str(small_cohort / "manifest.csv"), "--json"]) == 0
+    assert (
+        main(
+            [
+                "export-screening",
+                "--encoder",
+                str(trained / "encoder.safetensors"),
+                "--probe",
+                str(trained),
+                "--data",
+                str(small_cohort / "manifest.csv"),
+                "--out",
+                str(out),
+                "--segmenter",
+                str(tiny_segmenter),
+                "--calibration",
+                str(small_cohort / "manifest.csv"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     sized = json.loads((out / "probe.json").read_text())["refer_calibration"]
     assert sized["calibrated_on"] == small_cohort.name and sized["calibration"]["images"] == 12  # every split
     capsys.readouterr()
-    assert main(["audit-screening", "--data", str(small_cohort / "manifest.csv"), "--model", str(out),
-                 "--segmenter", str(tiny_segmenter), "--json"]) == 0
+    assert (
+        main(
+            [
+                "audit-screening",
+                "--data",
+                str(small_cohort / "manifest.csv"),
+                "--model",
+                str(out),
+                "--segmenter",
+                str(tiny_segmenter),
+                "--json",
+            ]
+        )
+        == 0
+    )
     audited = json.loads(capsys.readouterr().out)
-    assert audited["images"] == 12 and set(audited["refer_reasons"]) == {"not_a_number", "too_few_bones",
-                                                                         "uncertain_segmentation", "near_threshold"}
+    assert audited["images"] == 12 and set(audited["refer_reasons"]) == {
+        "not_a_number",
+        "too_few_bones",
+        "uncertain_segmentation",
+        "near_threshold",
+    }
 
 
 def test_the_text_answer_says_how_a_turned_or_inverted_file_was_read():
     from training_cli.screen_commands import _text
 
-    bones = {b: {"present": b != "M5", "probability": None if b == "M5" else 0.3}
-             for b in ("ulna", "radius", "M1", "M2", "M3", "M4", "M5")}
-    result = {"image": "a.png", "decision": "normal", "probability": 0.3, "threshold": 0.5, "uncertainty": 0.1,
-              "reasons": ["the probability 0.30 is below the threshold 0.50."], "bones": bones,
-              "orientation": {"quarter_turns": 1, "inverted": True}}
+    bones = {
+        b: {"present": b != "M5", "probability": None if b == "M5" else 0.3}
+        for b in ("ulna", "radius", "M1", "M2", "M3", "M4", "M5")
+    }
+    result = {
+        "image": "a.png",
+        "decision": "normal",
+        "probability": 0.3,
+        "threshold": 0.5,
+        "uncertainty": 0.1,
+        "reasons": ["the probability 0.30 is below the threshold 0.50."],
+        "bones": bones,
+        "orientation": {"quarter_turns": 1, "inverted": True},
+    }
     text = _text(result)
     assert "NORMAL" in text and "M4 0.30" in text and "M5" not in text
     assert "read turned 90° counter-clockwise and with inverted contrast" in text
@@ -198,8 +258,9 @@ def test_nan_weights_in_a_model_file_are_refused_when_it_loads(tiny_segmenter, t
     state["weight"][3] = float("nan")
     write_model(tmp_path / "probe.safetensors", state, card)
 
-    assert main(["screen", str(SAMPLE_DICOM), "--model", str(tmp_path), "--segmenter", str(tiny_segmenter),
-                 "--json"]) == 2
+    assert (
+        main(["screen", str(SAMPLE_DICOM), "--model", str(tmp_path), "--segmenter", str(tiny_segmenter), "--json"]) == 2
+    )
     err = capsys.readouterr().err.strip()
     assert "probe.safetensors holds weights that are not numbers" in err and len(err.splitlines()) == 1
 
@@ -234,11 +295,15 @@ def _break_model(kind: str, model, segmenter) -> None:
         write_model(model / "probe.safetensors", state, card)
 
 
-BROKEN = {"segmenter input_size": "segmenter.json lacks 'input_size'", "probe threshold": "probe.json lacks 'threshold'",
-          "encoder patch_size": "encoder.json lacks 'patch_size'", "probe without weight": "probe.safetensors lacks",
-          "probe of the wrong shape": "probe.safetensors is a probe for 10 features, but its encoder gives 512",
-          "unknown refer-policy key": "probe.json has a refer policy with unknown settings (max_bones)",
-          "unknown encoder": "encoder.safetensors is not a pretrained patch encoder (unknown encoder 'resnet9000'"}
+BROKEN = {
+    "segmenter input_size": "segmenter.json lacks 'input_size'",
+    "probe threshold": "probe.json lacks 'threshold'",
+    "encoder patch_size": "encoder.json lacks 'patch_size'",
+    "probe without weight": "probe.safetensors lacks",
+    "probe of the wrong shape": "probe.safetensors is a probe for 10 features, but its encoder gives 512",
+    "unknown refer-policy key": "probe.json has a refer policy with unknown settings (max_bones)",
+    "unknown encoder": "encoder.safetensors is not a pretrained patch encoder (unknown encoder 'resnet9000'",
+}
 
 
 @pytest.mark.parametrize("kind", list(BROKEN))
@@ -270,8 +335,16 @@ def test_osteo_screen_reports_folders_and_missing_files_before_loading_any_model
     (tmp_path / "a_directory.png").mkdir()
     started = time.perf_counter()
     # a model folder that does not exist: had it been loaded first, this would fail with its error instead
-    code = main(["screen", str(tmp_path / "a_directory.png"), str(tmp_path / "gone.dcm"), "--json",
-                 "--model", str(tmp_path / "no-model")])
+    code = main(
+        [
+            "screen",
+            str(tmp_path / "a_directory.png"),
+            str(tmp_path / "gone.dcm"),
+            "--json",
+            "--model",
+            str(tmp_path / "no-model"),
+        ]
+    )
     lines = [_no_bare_constants(line) for line in capsys.readouterr().out.splitlines()]
     assert code == 2 and time.perf_counter() - started < 2
     assert [r["image"] for r in lines] == ["a_directory.png", "gone.dcm"]
@@ -297,11 +370,27 @@ def test_screening_a_100_megapixel_image_stays_under_4_gb(tmp_path):
     big = cv2.resize((hand * 255).astype(np.uint8), (8840, 11300), interpolation=cv2.INTER_LINEAR)
     cv2.imwrite(str(tmp_path / "big.png"), big)
     del big
-    measure = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:]); "
-               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)")
-    done = subprocess.run([sys.executable, "-c", measure, sys.executable, "-m", "training_cli", "screen",
-                           str(tmp_path / "big.png"), "--json"], capture_output=True, text=True, cwd=REPO)
+    measure = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:]); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            measure,
+            sys.executable,
+            "-m",
+            "training_cli",
+            "screen",
+            str(tmp_path / "big.png"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     answer = json.loads(done.stdout)
     assert answer["decision"] in ("normal", "osteoporosis", "refer"), done.stderr
-    peak_gb = int(done.stderr.strip().splitlines()[-1]) / 2 ** 20
+    peak_gb = int(done.stderr.strip().splitlines()[-1]) / 2**20
     assert peak_gb <= 4.0

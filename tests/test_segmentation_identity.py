@@ -1,4 +1,5 @@
 """Metacarpal identities follow the anatomy: M1 (thumb side) to M5 across the hand."""
+
 import cv2
 import numpy as np
 import pytest
@@ -21,8 +22,12 @@ def _hand(identities, angle=0.0, size=(200, 240), confusion=0.6):
         probs[3 + identity, bar] = confusion
     if angle:
         matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
-        probs = np.stack([cv2.warpAffine(p, matrix, (w, h), flags=cv2.INTER_NEAREST, borderValue=float(i == 0))
-                          for i, p in enumerate(probs)])
+        probs = np.stack(
+            [
+                cv2.warpAffine(p, matrix, (w, h), flags=cv2.INTER_NEAREST, borderValue=float(i == 0))
+                for i, p in enumerate(probs)
+            ]
+        )
     return probs
 
 

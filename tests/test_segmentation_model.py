@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from osteo_engine.segmentation.losses import (gamma_schedule, ot_segmentation_loss, pairwise_cross_entropy,
-                                              soft_iou_cost)
+from osteo_engine.segmentation.losses import gamma_schedule, ot_segmentation_loss, pairwise_cross_entropy, soft_iou_cost
 from osteo_engine.segmentation.metrics import iou_distance
 from osteo_engine.segmentation.model import MixtureSegmenter, SegmenterConfig
 
@@ -55,7 +54,7 @@ def test_pairwise_cross_entropy_matches_torch():
     ce = pairwise_cross_entropy(logits, labels)
     for i in range(3):
         for j in range(2):
-            ref = torch.nn.functional.cross_entropy(logits[i:i + 1], labels[j:j + 1])
+            ref = torch.nn.functional.cross_entropy(logits[i : i + 1], labels[j : j + 1])
             assert ce[i, j].item() == pytest.approx(ref.item(), rel=1e-5)
 
 
@@ -74,8 +73,9 @@ def test_ot_loss_trains_samples_towards_the_annotations_and_routing_towards_the_
     for step in range(150):
         out = model(x, samples=2)
         # γ starts at 1/N so that every module learns, then anneals to 1 (paper appendix A)
-        loss = ot_segmentation_loss(out.logits, out.routing, annotations, beta,
-                                    gamma=gamma_schedule(step, 150, 1 / 6), kl_weight=1.0)
+        loss = ot_segmentation_loss(
+            out.logits, out.routing, annotations, beta, gamma=gamma_schedule(step, 150, 1 / 6), kl_weight=1.0
+        )
         assert torch.isfinite(loss.total)
         first = first if first is not None else loss.segmentation.item()
         optimiser.zero_grad()
@@ -117,5 +117,5 @@ def test_weighted_pairwise_cross_entropy_matches_torch():
     ce = pairwise_cross_entropy(logits, labels, weights)
     for i in range(2):
         for j in range(3):
-            ref = torch.nn.functional.cross_entropy(logits[i:i + 1], labels[j:j + 1], weight=weights)
+            ref = torch.nn.functional.cross_entropy(logits[i : i + 1], labels[j : j + 1], weight=weights)
             assert ce[i, j].item() == pytest.approx(ref.item(), rel=1e-5)

@@ -11,12 +11,13 @@ def _linprog_optimum(cost, beta, gamma):
     n, m = cost.shape
     rows = np.zeros((n, n * m))
     for i in range(n):
-        rows[i, i * m:(i + 1) * m] = 1
+        rows[i, i * m : (i + 1) * m] = 1
     cols = np.zeros((m, n * m))
     for j in range(m):
         cols[j, j::m] = 1
-    res = linprog(cost.ravel(), A_ub=rows, b_ub=np.full(n, gamma), A_eq=cols, b_eq=beta, bounds=(0, None),
-                  method="highs")
+    res = linprog(
+        cost.ravel(), A_ub=rows, b_ub=np.full(n, gamma), A_eq=cols, b_eq=beta, bounds=(0, None), method="highs"
+    )
     assert res.status == 0
     return res.fun
 

@@ -14,8 +14,13 @@ from osteo_engine.segmentation.model import SegmenterConfig
 from osteo_engine.segmentation.predict import load_segmenter, segment
 from osteo_engine.segmentation.train import segment_preset, train_segmenter
 
-TINY = dict(input_size=(64, 80), model=SegmenterConfig(base_channels=4, depth=2, modules=2, head_channels=8),
-            samples=2, val_samples=2, batch_size=4)
+TINY = dict(
+    input_size=(64, 80),
+    model=SegmenterConfig(base_channels=4, depth=2, modules=2, head_channels=8),
+    samples=2,
+    val_samples=2,
+    batch_size=4,
+)
 
 
 def tiny_config(epochs=2):
@@ -108,8 +113,12 @@ def test_predict_gives_full_size_maps_and_a_summary(small_cohort, tmp_path):
     # publishing keeps the weights and records evaluations in the model card
     from osteo_engine.runs import publish_checkpoint
 
-    published = publish_checkpoint(tmp_path / "r" / "checkpoints" / "best.safetensors", tmp_path / "m.safetensors",
-                                   {"atlas_val": {"mean_dice": 0.5}}, note="init: none")
+    published = publish_checkpoint(
+        tmp_path / "r" / "checkpoints" / "best.safetensors",
+        tmp_path / "m.safetensors",
+        {"atlas_val": {"mean_dice": 0.5}},
+        note="init: none",
+    )
     card = json.loads(published.with_suffix(".json").read_text())
     assert card["evaluations"]["atlas_val"]["mean_dice"] == 0.5 and card["model"] == "MixtureSegmenter"
     assert card["note"] == "init: none"
@@ -129,12 +138,16 @@ def test_presets_build_a_model_that_accepts_their_input_size(name):
     config = segment_preset(name)
     model = MixtureSegmenter(config.model)
     width, height = config.input_size
-    multiple = 2 ** config.model.depth
+    multiple = 2**config.model.depth
     assert width % multiple == 0 and height % multiple == 0
     assert config.model.modules * config.samples >= 2  # the OT loss needs several samples
     with torch.inference_mode():
-        out = model(torch.rand(1, 1, height // 4 // multiple * multiple or multiple,
-                               width // 4 // multiple * multiple or multiple), samples=1)
+        out = model(
+            torch.rand(
+                1, 1, height // 4 // multiple * multiple or multiple, width // 4 // multiple * multiple or multiple
+            ),
+            samples=1,
+        )
     assert out.logits.shape[3] == 8
     with pytest.raises(ConfigError, match="unknown preset"):
         segment_preset("huge")

@@ -34,8 +34,10 @@ def test_larc_never_steps_further_than_plain_sgd_and_keeps_the_inner_weight_deca
     assert larc.param_groups[0]["weight_decay"] == 0.5
 
 
-@pytest.mark.parametrize("name, stem, size, features", [("resnet18", "compact", 32, 512), ("resnet18", "cifar", 16, 512),
-                                                     ("resnet50", "imagenet", 64, 2048)])
+@pytest.mark.parametrize(
+    "name, stem, size, features",
+    [("resnet18", "compact", 32, 512), ("resnet18", "cifar", 16, 512), ("resnet50", "imagenet", 64, 2048)],
+)
 def test_encoders_take_one_channel_and_give_features(name, stem, size, features):
     encoder, dim = build_encoder(name, stem)
     assert dim == features

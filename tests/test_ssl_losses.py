@@ -1,4 +1,5 @@
 """Each SSL loss equals a reference implementation (lightly, pytorch-metric-learning) on random inputs."""
+
 import pytest
 import torch
 

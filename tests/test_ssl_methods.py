@@ -9,8 +9,10 @@ SMALL = dict(projector_hidden=32, projector_out=16, prototypes=8)
 
 def _views(b=6, globals_=2, locals_=2):
     g = torch.Generator().manual_seed(0)
-    return ([torch.rand(b, 1, 24, 24, generator=g) for _ in range(globals_)],
-            [torch.rand(b, 1, 12, 12, generator=g) for _ in range(locals_)])
+    return (
+        [torch.rand(b, 1, 24, 24, generator=g) for _ in range(globals_)],
+        [torch.rand(b, 1, 12, 12, generator=g) for _ in range(locals_)],
+    )
 
 
 @pytest.mark.parametrize("method", METHODS)

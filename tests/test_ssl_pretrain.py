@@ -17,18 +17,28 @@ def _bank(n=48, size=32):
     patches = np.zeros((n, size, size), np.float32)
     for i in range(n):
         x = rng.integers(4, size - 8)
-        patches[i, 4:size - 4, x:x + 4] = rng.uniform(0.3, 1.0)
+        patches[i, 4 : size - 4, x : x + 4] = rng.uniform(0.3, 1.0)
     splits = np.array(["train"] * (n - 8) + ["val"] * 4 + ["test"] * 4)
     labels = np.array([i % 2 for i in range(n)])
     labels[:4] = -1
-    return PatchBank(patches, np.array(["M2"] * n), np.array([f"s{i // 7}" for i in range(n)]), labels, splits,
-                     np.array([f"img{i // 7}.png" for i in range(n)]), [])
+    return PatchBank(
+        patches,
+        np.array(["M2"] * n),
+        np.array([f"s{i // 7}" for i in range(n)]),
+        labels,
+        splits,
+        np.array([f"img{i // 7}.png" for i in range(n)]),
+        [],
+    )
 
 
 def _tiny(method="simclr", epochs=2):
     config = pretrain_preset("cpu-small", method, epochs=epochs, batch_size=8, patch_size=32)
-    return replace(config, method=replace(config.method, projector_hidden=32, projector_out=16, prototypes=8),
-                   multicrop=MultiCropConfig(global_size=16, local_size=8, local_crops=2))
+    return replace(
+        config,
+        method=replace(config.method, projector_hidden=32, projector_out=16, prototypes=8),
+        multicrop=MultiCropConfig(global_size=16, local_size=8, local_crops=2),
+    )
 
 
 def test_pretraining_sees_train_and_unlabelled_patches_only():
@@ -72,8 +82,7 @@ def test_supcon_needs_labelled_patches_and_small_data_is_refused(tmp_path):
 
 
 def test_raw_input_takes_seven_squares():
-    patches = raw_patches(np.random.default_rng(0).random((200, 160)).astype(np.float32), 32,
-                          np.random.default_rng(1))
+    patches = raw_patches(np.random.default_rng(0).random((200, 160)).astype(np.float32), 32, np.random.default_rng(1))
     assert patches.shape == (7, 32, 32)
 
 
@@ -94,8 +103,22 @@ def test_table_2_probes_whole_radiographs_and_pretrains_on_squares_that_change_w
 def test_osteo_pretrain_on_raw_squares_writes_a_run_and_reuses_its_patch_cache(small_cohort, tmp_path, capsys):
     from training_cli.main import main
 
-    args = ["pretrain", "--method", "vicreg", "--data", str(small_cohort / "manifest.csv"), "--input", "raw",
-            "--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "16", "--json"]
+    args = [
+        "pretrain",
+        "--method",
+        "vicreg",
+        "--data",
+        str(small_cohort / "manifest.csv"),
+        "--input",
+        "raw",
+        "--out",
+        str(tmp_path / "run"),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--json",
+    ]
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["epochs"] == 1 and out["crops"]["crops"] > 0
@@ -107,8 +130,23 @@ def test_osteo_pretrain_on_raw_squares_writes_a_run_and_reuses_its_patch_cache(s
     assert cache[0].stat().st_mtime_ns == stamp
     capsys.readouterr()
 
-    assert main(["probe", "--encoder", str(tmp_path / "run"), "--data", str(small_cohort / "manifest.csv"),
-                 "--out", str(tmp_path / "probe"), "--folds", "3", "--json"]) == 0
+    assert (
+        main(
+            [
+                "probe",
+                "--encoder",
+                str(tmp_path / "run"),
+                "--data",
+                str(small_cohort / "manifest.csv"),
+                "--out",
+                str(tmp_path / "probe"),
+                "--folds",
+                "3",
+                "--json",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["folds"] <= 3 and report["strength"] > 0
     assert report["input"] == "raw" and report["method"] == "vicreg"

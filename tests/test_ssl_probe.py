@@ -15,9 +15,15 @@ def _bank_and_features(subjects=60, signal=1.5, seed=0):
     rows = [(s, b) for s in range(subjects) for b in BONES]
     feats = rng.normal(size=(len(rows), 16))
     feats[:, 0] += signal * np.array([labels[s] for s, _ in rows])
-    bank = PatchBank(np.zeros((len(rows), 4, 4), np.float32), np.array([b for _, b in rows]),
-                     np.array([f"s{s}" for s, _ in rows]), np.array([labels[s] for s, _ in rows]),
-                     np.array([splits[s] for s, _ in rows]), np.array([f"i{s}" for s, _ in rows]), [])
+    bank = PatchBank(
+        np.zeros((len(rows), 4, 4), np.float32),
+        np.array([b for _, b in rows]),
+        np.array([f"s{s}" for s, _ in rows]),
+        np.array([labels[s] for s, _ in rows]),
+        np.array([splits[s] for s, _ in rows]),
+        np.array([f"i{s}" for s, _ in rows]),
+        [],
+    )
     return bank, feats
 
 

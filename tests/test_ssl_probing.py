@@ -1,4 +1,5 @@
 """The probe job (osteo probe): it reuses the subject split of the encoder's pretraining run."""
+
 import csv
 from dataclasses import replace
 
@@ -36,9 +37,9 @@ def test_the_probe_tests_only_subjects_its_encoder_never_trained_on(unsplit_mani
     pretrain(bank, tmp_path / "ssl", replace(config, seed=1, source="raw"))
     assignment = load_split_assignment(tmp_path / "ssl" / "splits.json")
     trained_on = {key for key, split in assignment.items() if split == "train"}
-    result = probe_encoder(ProbeRequest(encoder=tmp_path / "ssl", data=unsplit_manifest, out=tmp_path / "probe",
-                                        folds=3))
+    result = probe_encoder(
+        ProbeRequest(encoder=tmp_path / "ssl", data=unsplit_manifest, out=tmp_path / "probe", folds=3)
+    )
     assert result.test_subjects and not {subject_key(s) for s in result.test_subjects} & trained_on
     assert result.report["split"] == "the encoder's pretraining run"
     assert "P000" not in (tmp_path / "ssl" / "splits.json").read_text()  # hashed: no subject IDs in the run
-

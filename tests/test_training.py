@@ -1,5 +1,6 @@
 """The training scaffold: cancellation at any step keeps what was saved, and a resume ends where an
 uninterrupted run ends; the CLI turns signals into cancellation and events into JSON lines."""
+
 import json
 import signal
 import subprocess
@@ -9,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from osteo_engine.events import CancelToken, Cancelled, Event
+from osteo_engine.events import Cancelled, CancelToken, Event
 from osteo_engine.segmentation.train import train_segmenter
 
 from .conftest import REPO
@@ -36,8 +37,9 @@ def test_a_run_cancelled_mid_epoch_and_resumed_ends_with_the_uninterrupted_weigh
     steps_per_epoch = 3  # 9 training images of the small cohort in batches of 4
     seen = []
     with pytest.raises(Cancelled, match="--resume"):
-        train_segmenter(data, tmp_path / "b", tiny_config(3), events=seen.append,
-                        cancel=_CancelAfter(steps_per_epoch + 1))  # in the middle of epoch 2
+        train_segmenter(
+            data, tmp_path / "b", tiny_config(3), events=seen.append, cancel=_CancelAfter(steps_per_epoch + 1)
+        )  # in the middle of epoch 2
     assert [e.epoch for e in seen if e.kind == "epoch"] == [1]
     assert (tmp_path / "b" / "checkpoints" / "last.safetensors").exists()
     resumed = []
@@ -51,15 +53,36 @@ def test_a_run_cancelled_mid_epoch_and_resumed_ends_with_the_uninterrupted_weigh
 
 def test_events_are_json_objects_named_by_kind():
     assert Event("epoch", "pretraining", epoch=2, done=2, total=5, metrics={"loss": 1.5}).to_json() == {
-        "event": "epoch", "task": "pretraining", "epoch": 2, "done": 2, "total": 5, "metrics": {"loss": 1.5}}
+        "event": "epoch",
+        "task": "pretraining",
+        "epoch": 2,
+        "done": 2,
+        "total": 5,
+        "metrics": {"loss": 1.5},
+    }
     with pytest.raises(ValueError):
         Event("finished")
 
 
 @pytest.mark.slow
 def test_sigint_stops_osteo_segment_train_keeps_its_checkpoint_and_resume_finishes(small_cohort, tmp_path):
-    args = [sys.executable, "-m", "training_cli", "segment", "train", "--data", str(small_cohort / "manifest.csv"),
-            "--out", str(tmp_path / "run"), "--epochs", "4", "--input-size", "64", "96", "--progress-json"]
+    args = [
+        sys.executable,
+        "-m",
+        "training_cli",
+        "segment",
+        "train",
+        "--data",
+        str(small_cohort / "manifest.csv"),
+        "--out",
+        str(tmp_path / "run"),
+        "--epochs",
+        "4",
+        "--input-size",
+        "64",
+        "96",
+        "--progress-json",
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     lines = []
     for line in proc.stdout:

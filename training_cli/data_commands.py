@@ -1,4 +1,5 @@
 """Subcommands about data: inspect, phantom, oracle, cohort, export, import, contact sheet."""
+
 from __future__ import annotations
 
 import time
@@ -41,9 +42,12 @@ def add_parsers(sub) -> None:
     p.add_argument("project")
     p.add_argument("--format", choices=["png", "coco", "dicom-seg"], required=True)
     p.add_argument("--out", required=True, help="folder (png, dicom-seg) or .json file (coco)")
-    p.add_argument("--keep-patient", action="store_true",
-                   help="dicom-seg: copy the patient's name, ID and study from the source (for the hospital's own "
-                        "PACS); by default a SEG is de-identified, with a pseudonym and new UIDs")
+    p.add_argument(
+        "--keep-patient",
+        action="store_true",
+        help="dicom-seg: copy the patient's name, ID and study from the source (for the hospital's own "
+        "PACS); by default a SEG is de-identified, with a pseudonym and new UIDs",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=export)
 
@@ -66,17 +70,29 @@ def add_parsers(sub) -> None:
 def inspect(args) -> int:
     image = load_radiograph(args.image)
     info = {
-        "width": image.width, "height": image.height, "bits_stored": image.bits_stored,
+        "width": image.width,
+        "height": image.height,
+        "bits_stored": image.bits_stored,
         "pixel_spacing_mm": list(image.pixel_spacing_mm) if image.pixel_spacing_mm else None,
-        "photometric": image.photometric, "modality": image.modality,
+        "photometric": image.photometric,
+        "modality": image.modality,
         "window": {"center": round(image.window[0], 6), "width": round(image.window[1], 6)},
     }
-    spacing = "unknown" if info["pixel_spacing_mm"] is None else " × ".join(f"{v:g}" for v in info["pixel_spacing_mm"]) + " mm"
-    emit(info, args.json, [
-        f"{Path(args.image).name}: {image.width} × {image.height} pixels, {image.bits_stored} bits stored",
-        f"pixel spacing: {spacing}", f"photometric: {image.photometric}   modality: {image.modality or 'n/a'}",
-        f"default window: centre {image.window[0]:.3f}, width {image.window[1]:.3f} (of 0–1)",
-    ])
+    spacing = (
+        "unknown"
+        if info["pixel_spacing_mm"] is None
+        else " × ".join(f"{v:g}" for v in info["pixel_spacing_mm"]) + " mm"
+    )
+    emit(
+        info,
+        args.json,
+        [
+            f"{Path(args.image).name}: {image.width} × {image.height} pixels, {image.bits_stored} bits stored",
+            f"pixel spacing: {spacing}",
+            f"photometric: {image.photometric}   modality: {image.modality or 'n/a'}",
+            f"default window: centre {image.window[0]:.3f}, width {image.window[1]:.3f} (of 0–1)",
+        ],
+    )
     return 0
 
 
@@ -96,8 +112,11 @@ def phantom(args) -> int:
     with progress_bar(config.subjects, "phantom") as update:
         manifest = write_cohort(args.out_dir, config, workers=args.workers, progress=update)
     seconds = time.perf_counter() - start
-    emit({"manifest": str(manifest), "subjects": config.subjects, "seconds": round(seconds, 2)}, args.json,
-         [f"wrote {config.subjects} subjects to {args.out_dir} in {seconds:.1f} s", f"manifest: {manifest}"])
+    emit(
+        {"manifest": str(manifest), "subjects": config.subjects, "seconds": round(seconds, 2)},
+        args.json,
+        [f"wrote {config.subjects} subjects to {args.out_dir} in {seconds:.1f} s", f"manifest: {manifest}"],
+    )
     return 0
 
 
@@ -106,11 +125,22 @@ def oracle(args) -> int:
 
     r = run_oracle(args.cohort_dir)
     auc_test = None if r.auc_test is None else round(r.auc_test, 4)
-    emit({"auc": round(r.auc, 4), "auc_test": auc_test, "train_subjects": r.train_subjects,
-          "test_subjects": r.test_subjects, "fresh_subjects": r.fresh_subjects, "features": r.features}, args.json,
-         [f"oracle AUC on {r.fresh_subjects} fresh subjects: {r.auc:.3f}",
-          f"oracle AUC on the test split ({r.test_subjects} subjects): "
-          + ("n/a (one class)" if auc_test is None else f"{auc_test:.3f}")])
+    emit(
+        {
+            "auc": round(r.auc, 4),
+            "auc_test": auc_test,
+            "train_subjects": r.train_subjects,
+            "test_subjects": r.test_subjects,
+            "fresh_subjects": r.fresh_subjects,
+            "features": r.features,
+        },
+        args.json,
+        [
+            f"oracle AUC on {r.fresh_subjects} fresh subjects: {r.auc:.3f}",
+            f"oracle AUC on the test split ({r.test_subjects} subjects): "
+            + ("n/a (one class)" if auc_test is None else f"{auc_test:.3f}"),
+        ],
+    )
     return 0
 
 

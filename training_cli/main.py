@@ -1,4 +1,5 @@
 """Entry point of the `osteo` command."""
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         _report_error(args, exc)
         return 2
     except OSError as exc:  # full disk, permissions: say so plainly instead of a traceback
-        print(f"osteo {args.command}: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else ""),
-              file=sys.stderr)
+        print(
+            f"osteo {args.command}: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else ""),
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(f"osteo {args.command}: interrupted", file=sys.stderr)

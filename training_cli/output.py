@@ -1,4 +1,5 @@
 """Where command output goes: one JSON document or plain lines on stdout; progress and logs on stderr."""
+
 from __future__ import annotations
 
 import sys
@@ -27,8 +28,9 @@ def progress_bar(total: int, desc: str):
 
     def update(done: int, total_now: int) -> None:
         if not bars:
-            bars.append(tqdm(total=total or total_now, desc=desc, file=sys.stderr, unit="img", dynamic_ncols=True,
-                             leave=False))
+            bars.append(
+                tqdm(total=total or total_now, desc=desc, file=sys.stderr, unit="img", dynamic_ncols=True, leave=False)
+            )
         bar = bars[0]
         if done < bar.n or total_now != bar.total:
             bar.reset(total=total_now)  # a new pass (e.g. calibration, then test): its own rate and time
@@ -43,9 +45,12 @@ def progress_bar(total: int, desc: str):
 
 
 def add_progress_json(parser) -> None:
-    parser.add_argument("--progress-json", action="store_true",
-                        help="report progress as JSON lines on stdout ({\"event\": ...}); the last line is "
-                             "`done` (with the run folder or result) or `error` (with the sentence)")
+    parser.add_argument(
+        "--progress-json",
+        action="store_true",
+        help='report progress as JSON lines on stdout ({"event": ...}); the last line is '
+        "`done` (with the run folder or result) or `error` (with the sentence)",
+    )
 
 
 class JobOutput:
@@ -94,11 +99,15 @@ class JobOutput:
 
         if self._bar is None or (event.total and event.total != self._bar.total):
             self.close()
-            self._bar = tqdm(total=event.total, desc=self.task, unit=self.unit, file=sys.stderr, leave=False,
-                             dynamic_ncols=True)
+            self._bar = tqdm(
+                total=event.total, desc=self.task, unit=self.unit, file=sys.stderr, leave=False, dynamic_ncols=True
+            )
         self._bar.n = event.done or 0
-        shown = {k: f"{v:.3f}" for k, v in event.metrics.items() if k in ("loss", "val_ged", "val_mean_dice")
-                 and isinstance(v, float)}
+        shown = {
+            k: f"{v:.3f}"
+            for k, v in event.metrics.items()
+            if k in ("loss", "val_ged", "val_mean_dice") and isinstance(v, float)
+        }
         if shown:
             self._bar.set_postfix(shown)
         self._bar.refresh()

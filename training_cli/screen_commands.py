@@ -1,4 +1,5 @@
 """`osteo screen`: a screening answer per radiograph, with its uncertainty and the research disclaimer."""
+
 from __future__ import annotations
 
 import csv
@@ -19,14 +20,21 @@ def add_parsers(sub) -> None:
     p.add_argument("--csv", action="store_true", help="one CSV row per image")
     p.set_defaults(run=run_screen)
 
-    e = sub.add_parser("export-screening", help="package an encoder and a probe as a screening model, with a "
-                                                "refer policy calibrated on labelled images")
+    e = sub.add_parser(
+        "export-screening",
+        help="package an encoder and a probe as a screening model, with a refer policy calibrated on labelled images",
+    )
     e.add_argument("--encoder", required=True, help="pretraining run folder (or its encoder .safetensors)")
     e.add_argument("--probe", required=True, help="probe folder (from `osteo probe`) or its probe.safetensors")
-    e.add_argument("--data", required=True, help="labelled manifest the probe was trained on: its `test` split "
-                                                 "audits the refer policy")
-    e.add_argument("--calibration", help="a separate labelled manifest that sizes the refer policy (default: the "
-                                         "data's train and val splits)")
+    e.add_argument(
+        "--data",
+        required=True,
+        help="labelled manifest the probe was trained on: its `test` split audits the refer policy",
+    )
+    e.add_argument(
+        "--calibration",
+        help="a separate labelled manifest that sizes the refer policy (default: the data's train and val splits)",
+    )
     e.add_argument("--out", required=True, help="screening model folder to write")
     e.add_argument("--segmenter", help="segmentation model (default: the bundled one)")
     e.add_argument("--target-refer", type=float, default=0.15, help="share of calibration images to refer")
@@ -34,8 +42,10 @@ def add_parsers(sub) -> None:
     e.add_argument("--json", action="store_true")
     e.set_defaults(run=run_export)
 
-    a = sub.add_parser("audit-screening", help="screen a labelled manifest and report the refer rate, why, and the "
-                                               "metrics of the decided images")
+    a = sub.add_parser(
+        "audit-screening",
+        help="screen a labelled manifest and report the refer rate, why, and the metrics of the decided images",
+    )
     a.add_argument("--data", required=True, help="labelled manifest (another site's data, say)")
     a.add_argument("--split", default="all", help="a split of the manifest, or `all` (default)")
     a.add_argument("--model", help="screening model folder (default: the bundled demo classifier)")
@@ -102,9 +112,16 @@ def _writer(args):
 
     def write(result: dict) -> None:
         if table:
-            table.writerow([result["image"], result.get("decision", ""), _blank(result.get("probability")),
-                            _blank(result.get("uncertainty")), " ".join(result.get("reasons", [])),
-                            result.get("error", "")])
+            table.writerow(
+                [
+                    result["image"],
+                    result.get("decision", ""),
+                    _blank(result.get("probability")),
+                    _blank(result.get("uncertainty")),
+                    " ".join(result.get("reasons", [])),
+                    result.get("error", ""),
+                ]
+            )
         elif args.json:
             print(strict_json(result))
         else:
@@ -120,10 +137,12 @@ def _text(result: dict) -> str:
     bones = ", ".join(f"{b} {_shown(v['probability'])}" for b, v in result["bones"].items() if v["present"])
     turns, inverted = result["orientation"]["quarter_turns"], result["orientation"]["inverted"]
     read = [f"turned {90 * turns}° counter-clockwise"] * bool(turns) + ["with inverted contrast"] * inverted
-    return (f"{result['image']}: {result['decision'].upper()} (probability {_shown(result['probability'])}, "
-            f"threshold {_shown(result['threshold'])}, segmentation uncertainty {_shown(result['uncertainty'])})\n"
-            f"  {' '.join(result['reasons'])}\n  bones: {bones or 'none found'}"
-            + (f"\n  read {' and '.join(read)}" if read else ""))
+    return (
+        f"{result['image']}: {result['decision'].upper()} (probability {_shown(result['probability'])}, "
+        f"threshold {_shown(result['threshold'])}, segmentation uncertainty {_shown(result['uncertainty'])})\n"
+        f"  {' '.join(result['reasons'])}\n  bones: {bones or 'none found'}"
+        + (f"\n  read {' and '.join(read)}" if read else "")
+    )
 
 
 def _blank(value: float | None) -> str | float:
@@ -136,35 +155,56 @@ def _shown(value: float | None) -> str:
 
 def run_export(args) -> int:
     from osteo_engine.screening_model import SYNTHETIC_NOTE, export_screening_model
-
     from osteo_engine.ssl.probing import encoder_checkpoint
 
     probe = Path(args.probe)
-    card = {"name": "linear probe", "command": "osteo " + " ".join(sys.argv[1:]),
-            "trained_on": SYNTHETIC_NOTE if args.synthetic else f"{Path(args.data).name}"}
+    card = {
+        "name": "linear probe",
+        "command": "osteo " + " ".join(sys.argv[1:]),
+        "trained_on": SYNTHETIC_NOTE if args.synthetic else f"{Path(args.data).name}",
+    }
     with progress_bar(0, "screening") as update:
-        result = export_screening_model(encoder_checkpoint(args.encoder),
-                                        probe / "probe.safetensors" if probe.is_dir() else probe, args.out,
-                                        args.data, args.segmenter, args.target_refer, card, update,
-                                        args.calibration)
+        result = export_screening_model(
+            encoder_checkpoint(args.encoder),
+            probe / "probe.safetensors" if probe.is_dir() else probe,
+            args.out,
+            args.data,
+            args.segmenter,
+            args.target_refer,
+            card,
+            update,
+            args.calibration,
+        )
     calibration = result["refer_calibration"]
-    emit(result, args.json, [f"refer policy {result['refer_policy']}"] +
-         [f"{part}: {calibration[part]['images']} images, refer rate {calibration[part]['refer_rate']:.1%}, "
-          f"AUC {calibration[part]['all_images']['auc']:.3f}" for part in ("calibration", "test")])
+    emit(
+        result,
+        args.json,
+        [f"refer policy {result['refer_policy']}"]
+        + [
+            f"{part}: {calibration[part]['images']} images, refer rate {calibration[part]['refer_rate']:.1%}, "
+            f"AUC {calibration[part]['all_images']['auc']:.3f}"
+            for part in ("calibration", "test")
+        ],
+    )
     return 0
 
 
 def run_audit(args) -> int:
-    from osteo_engine.screening_model import load_screening_model
-    from osteo_engine.screening_model import audit, screen_split
+    from osteo_engine.screening_model import audit, load_screening_model, screen_split
 
     model = load_screening_model(args.model, args.segmenter)
     with progress_bar(0, "screening") as update:
         screened = screen_split(model, args.data, None if args.split == "all" else args.split, update)
     result = audit(screened, model.probe.threshold, model.policy)
     decided = result.get("decided_images", {})
-    emit(result, args.json, [f"{result['images']} images, refer rate {result['refer_rate']:.1%} "
-                             f"({', '.join(f'{k}: {v}' for k, v in result['refer_reasons'].items())})",
-                             f"AUC over every image {result['all_images']['auc']:.3f}"] +
-         [f"decided images: {k} {v:.3f}" for k, v in decided.items()])
+    emit(
+        result,
+        args.json,
+        [
+            f"{result['images']} images, refer rate {result['refer_rate']:.1%} "
+            f"({', '.join(f'{k}: {v}' for k, v in result['refer_reasons'].items())})",
+            f"AUC over every image {result['all_images']['auc']:.3f}",
+        ]
+        + [f"decided images: {k} {v:.3f}" for k, v in decided.items()],
+    )
     return 0

@@ -1,4 +1,5 @@
 """Subcommands about bone masks: annotate-auto, overlay-sheet."""
+
 from __future__ import annotations
 
 import sys
@@ -19,8 +20,12 @@ def add_parsers(sub) -> None:
     p.add_argument("--rater", default="sam-auto")
     p.add_argument("--overwrite", action="store_true", help="redo images this rater already annotated")
     p.add_argument("--limit", type=int, help="only the first N images")
-    p.add_argument("--bones", nargs="+", choices=BONE_NAMES,
-                   help="make only these bones again in images already annotated; keep the rest")
+    p.add_argument(
+        "--bones",
+        nargs="+",
+        choices=BONE_NAMES,
+        help="make only these bones again in images already annotated; keep the rest",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=annotate_auto)
 
@@ -39,15 +44,34 @@ def annotate_auto(args) -> int:
     if splits is None and (Path(args.landmarks).parent / "splits.csv").is_file():
         splits = Path(args.landmarks).parent / "splits.csv"
     with progress_bar(0, "annotate-auto") as update:
-        summary = annotate_from_landmarks(args.images, args.landmarks, args.out, splits, rater=args.rater,
-                                          overwrite=args.overwrite, limit=args.limit, progress=update,
-                                          bones=args.bones)
-    rates = {name: {"landmark_hits": t.hits, "landmark_checks": t.positives, "hit_rate": round(t.hit_rate, 4),
-                    "no_spill": t.clean, "spill_checks": t.negatives, "no_spill_rate": round(t.no_spill_rate, 4)}
-             for name, t in summary.tallies.items()}
+        summary = annotate_from_landmarks(
+            args.images,
+            args.landmarks,
+            args.out,
+            splits,
+            rater=args.rater,
+            overwrite=args.overwrite,
+            limit=args.limit,
+            progress=update,
+            bones=args.bones,
+        )
+    rates = {
+        name: {
+            "landmark_hits": t.hits,
+            "landmark_checks": t.positives,
+            "hit_rate": round(t.hit_rate, 4),
+            "no_spill": t.clean,
+            "spill_checks": t.negatives,
+            "no_spill_rate": round(t.no_spill_rate, 4),
+        }
+        for name, t in summary.tallies.items()
+    }
     lines = [f"annotated {summary.annotated} image(s), kept {summary.skipped} already annotated"]
-    lines += [f"{name}: landmark hits {r['landmark_hits']}/{r['landmark_checks']} = {r['hit_rate']:.1%}; "
-              f"no-spill {r['no_spill']}/{r['spill_checks']} = {r['no_spill_rate']:.1%}" for name, r in rates.items()]
+    lines += [
+        f"{name}: landmark hits {r['landmark_hits']}/{r['landmark_checks']} = {r['hit_rate']:.1%}; "
+        f"no-spill {r['no_spill']}/{r['spill_checks']} = {r['no_spill_rate']:.1%}"
+        for name, r in rates.items()
+    ]
     emit({"annotated": summary.annotated, "skipped": summary.skipped, "rates": rates}, args.json, lines)
     return 0
 
@@ -56,8 +80,7 @@ def overlay_sheet(args) -> int:
     from osteo_engine.annotations import AnnotationProject
     from osteo_engine.sheets import project_overlay_sheet
 
-    path = project_overlay_sheet(AnnotationProject.open(args.project), args.out, rater=args.rater,
-                                 columns=args.columns)
+    path = project_overlay_sheet(AnnotationProject.open(args.project), args.out, rater=args.rater, columns=args.columns)
     emit({"written": str(path)}, False, [f"wrote {path}"])
     return 0
 
@@ -71,17 +94,30 @@ def add_segment_parser(sub) -> None:
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--resume", action="store_true")
     t.add_argument("--epochs", type=int, help="override the preset's number of epochs")
-    t.add_argument("--repeat", type=int, nargs="+", metavar="N",
-                   help="per --data source, how often its training images occur in an epoch (default 1 each)")
+    t.add_argument(
+        "--repeat",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="per --data source, how often its training images occur in an epoch (default 1 each)",
+    )
     t.add_argument("--seed", type=int)
     t.add_argument("--init", help="warm start from a segmenter .safetensors of the preset's architecture")
     t.add_argument("--lr", type=float, help="override the preset's peak learning rate")
-    t.add_argument("--anneal-fraction", type=float,
-                   help="share of training over which γ rises to 1 (0: γ = 1 throughout, for a warm start)")
-    t.add_argument("--input-size", type=int, nargs=2, metavar=("WIDTH", "HEIGHT"),
-                   help="override the preset's network input size")
-    t.add_argument("--select-by", choices=registry.CHECKPOINT_SELECTION, default="ged",
-                   help="best checkpoint: lowest validation GED (default, as MoSE) or highest mean Dice")
+    t.add_argument(
+        "--anneal-fraction",
+        type=float,
+        help="share of training over which γ rises to 1 (0: γ = 1 throughout, for a warm start)",
+    )
+    t.add_argument(
+        "--input-size", type=int, nargs=2, metavar=("WIDTH", "HEIGHT"), help="override the preset's network input size"
+    )
+    t.add_argument(
+        "--select-by",
+        choices=registry.CHECKPOINT_SELECTION,
+        default="ged",
+        help="best checkpoint: lowest validation GED (default, as MoSE) or highest mean Dice",
+    )
     t.add_argument("--json", action="store_true")
     add_progress_json(t)
     t.set_defaults(run=segment_train)
@@ -90,10 +126,17 @@ def add_segment_parser(sub) -> None:
     r.add_argument("--out", required=True)
     r.add_argument("--model", help="a .safetensors segmenter (default: the bundled model)")
     r.add_argument("--samples", type=int, default=4, help="samples per module")
-    r.add_argument("--anatomical-order", action="store_true",
-                   help="give each metacarpal part one identity, in order across the hand")
-    r.add_argument("--refine", choices=["none", "sam"], default="none",
-                   help="redraw each bone found with LiteMedSAM from a box made of the network's mask")
+    r.add_argument(
+        "--anatomical-order",
+        action="store_true",
+        help="give each metacarpal part one identity, in order across the hand",
+    )
+    r.add_argument(
+        "--refine",
+        choices=["none", "sam"],
+        default="none",
+        help="redraw each bone found with LiteMedSAM from a box made of the network's mask",
+    )
     r.add_argument("--json", action="store_true")
     r.set_defaults(run=segment_predict)
     add_evaluate_parser(seg)
@@ -103,20 +146,44 @@ def add_segment_parser(sub) -> None:
 def segment_train(args) -> int:
     from osteo_engine.segmentation.train import segment_preset, train_segmenter
 
-    config = segment_preset(args.preset, epochs=args.epochs, seed=args.seed, lr=args.lr, anneal_fraction=args.anneal_fraction,
-                    init=args.init, repeats=tuple(args.repeat) if args.repeat else None,
-                    input_size=tuple(args.input_size) if args.input_size else None, select_by=args.select_by)
+    config = segment_preset(
+        args.preset,
+        epochs=args.epochs,
+        seed=args.seed,
+        lr=args.lr,
+        anneal_fraction=args.anneal_fraction,
+        init=args.init,
+        repeats=tuple(args.repeat) if args.repeat else None,
+        input_size=tuple(args.input_size) if args.input_size else None,
+        select_by=args.select_by,
+    )
     output = JobOutput(args, "segment train")
     with output.cancellable():
-        result = train_segmenter(args.data, args.out, config, resume=args.resume,
-                                 command="osteo " + " ".join(sys.argv[1:]), events=output, cancel=output.cancel)
+        result = train_segmenter(
+            args.data,
+            args.out,
+            config,
+            resume=args.resume,
+            command="osteo " + " ".join(sys.argv[1:]),
+            events=output,
+            cancel=output.cancel,
+        )
     if not output.as_json:
         best = result.best_metrics
-        emit({"run": str(result.run), "epochs": result.epochs_done, "best_epoch": result.best_epoch,
-              "best_metrics": best}, args.json,
-             [f"run {result.run}: {result.epochs_done} epochs, best epoch {result.best_epoch} (by {args.select_by}: "
-              f"val GED {best.get('val_ged', float('nan')):.3f}, val mean Dice "
-              f"{best.get('val_mean_dice', float('nan')):.3f})"])
+        emit(
+            {
+                "run": str(result.run),
+                "epochs": result.epochs_done,
+                "best_epoch": result.best_epoch,
+                "best_metrics": best,
+            },
+            args.json,
+            [
+                f"run {result.run}: {result.epochs_done} epochs, best epoch {result.best_epoch} (by {args.select_by}: "
+                f"val GED {best.get('val_ged', float('nan')):.3f}, val mean Dice "
+                f"{best.get('val_mean_dice', float('nan')):.3f})"
+            ],
+        )
     return 0
 
 
@@ -146,8 +213,13 @@ def segment_predict(args) -> int:
     with progress_bar(len(args.images), "segment") as update:
         for k, path in enumerate(args.images):
             image = load_radiograph(path)
-            result = segment(image.pixels, segmenter, samples=args.samples, anatomical_order=args.anatomical_order,
-                             refine=_refiner(args.refine))
+            result = segment(
+                image.pixels,
+                segmenter,
+                samples=args.samples,
+                anatomical_order=args.anatomical_order,
+                refine=_refiner(args.refine),
+            )
             stem = Path(path).stem
             for suffix, arr in (("_labels.png", result.labels), ("_uncertainty.png", entropy_png(result.entropy))):
                 write_png(arr, out / f"{stem}{suffix}")
@@ -167,14 +239,23 @@ def add_evaluate_parser(seg) -> None:
     e.add_argument("--landmarks", help="atlas landmark CSV, for the landmark checks")
     e.add_argument("--samples", type=int, default=4)
     e.add_argument("--refine", choices=["none", "sam"], default="none", help="as for predict")
-    e.add_argument("--anatomical-order", action="store_true",
-                   help="give each metacarpal part one identity, in order across the hand")
-    e.add_argument("--truth", action="store_true",
-                   help="score against a phantom cohort's true label maps instead of its raters' maps")
+    e.add_argument(
+        "--anatomical-order",
+        action="store_true",
+        help="give each metacarpal part one identity, in order across the hand",
+    )
+    e.add_argument(
+        "--truth",
+        action="store_true",
+        help="score against a phantom cohort's true label maps instead of its raters' maps",
+    )
     e.add_argument("--json", action="store_true")
     e.set_defaults(run=segment_evaluate)
-    a = seg.add_parser("agreement", help="Dice between the raters of a manifest's split (or each rater against "
-                                         "a phantom's truth): the ceiling for a model scored against them")
+    a = seg.add_parser(
+        "agreement",
+        help="Dice between the raters of a manifest's split (or each rater against "
+        "a phantom's truth): the ceiling for a model scored against them",
+    )
     a.add_argument("--data", required=True, help="manifest CSV whose folder holds the annotation project")
     a.add_argument("--split", default="test")
     a.add_argument("--truth", action="store_true", help="each rater against the phantom's true label maps")
@@ -187,9 +268,17 @@ def segment_evaluate(args) -> int:
     from osteo_engine.segmentation.predict import load_segmenter
 
     with progress_bar(0, "evaluate") as update:
-        result = evaluate_segmenter(load_segmenter(args.model), args.data, args.split, args.landmarks,
-                                    args.samples, args.anatomical_order, _refiner(args.refine), progress=update,
-                                    against_truth=args.truth).summary()
+        result = evaluate_segmenter(
+            load_segmenter(args.model),
+            args.data,
+            args.split,
+            args.landmarks,
+            args.samples,
+            args.anatomical_order,
+            _refiner(args.refine),
+            progress=update,
+            against_truth=args.truth,
+        ).summary()
     _emit_dice(result, args)
     return 0
 
@@ -204,10 +293,11 @@ def segment_agreement(args) -> int:
 
 def _emit_dice(result: dict, args) -> None:
     result["command"] = "osteo " + " ".join(sys.argv[1:])  # so that a model card says how its figures were made
-    lines = [f"{result['images']} images ({args.split}): mean Dice {result['mean_dice']}"
-             + (f", all 7 bones found on {result['all_bones_found_rate']:.1%}" if "all_bones_found_rate" in result
-                else ""),
-             "Dice per bone: " + ", ".join(f"{b} {v}" for b, v in result["dice"].items())]
+    lines = [
+        f"{result['images']} images ({args.split}): mean Dice {result['mean_dice']}"
+        + (f", all 7 bones found on {result['all_bones_found_rate']:.1%}" if "all_bones_found_rate" in result else ""),
+        "Dice per bone: " + ", ".join(f"{b} {v}" for b, v in result["dice"].items()),
+    ]
     if "landmark_hit_rate" in result:
         lines.append(f"landmark hits {result['landmark_hit_rate']:.1%}, no-spill {result['no_spill_rate']:.1%}")
     emit(result, args.json, lines)
@@ -217,8 +307,13 @@ def add_publish_parser(seg) -> None:
     p = seg.add_parser("publish", help="copy a checkpoint with its card and evaluations (e.g. into resources/models)")
     p.add_argument("checkpoint")
     p.add_argument("--out", required=True)
-    p.add_argument("--evaluation", nargs="*", default=[], metavar="NAME=FILE.json",
-                   help="results of `osteo segment evaluate --json` to record in the model card")
+    p.add_argument(
+        "--evaluation",
+        nargs="*",
+        default=[],
+        metavar="NAME=FILE.json",
+        help="results of `osteo segment evaluate --json` to record in the model card",
+    )
     p.add_argument("--note", default="", help="provenance to record in the model card (data versions, init)")
     p.set_defaults(run=segment_publish)
 

@@ -5,6 +5,7 @@ Mouse, in every mode: wheel zooms, middle drag pans, Shift + left drag sets wind
 Brush and eraser modes: left drag paints. The canvas only reports gestures in image pixels (x, y); the
 workspace turns them into edits.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,7 +30,7 @@ def label_lut(colours: dict[str, tuple[int, int, int]], only: int | None = None)
 
 
 class _ModeViewBox(pg.ViewBox):
-    def __init__(self, canvas: "AnnotationCanvas"):
+    def __init__(self, canvas: AnnotationCanvas):
         super().__init__(lockAspect=True, invertY=True, enableMenu=False)
         self.canvas = canvas
         self._levels_at_press: tuple[float, float] | None = None
@@ -124,8 +125,14 @@ class AnnotationCanvas(pg.GraphicsView):
         self.box_item = QtWidgets.QGraphicsRectItem()
         self.box_item.setPen(pg.mkPen((0, 255, 0), width=2, cosmetic=True, style=QtCore.Qt.DashLine))
         self.box_item.setVisible(False)
-        for item in (self.image_item, self.labels_item, self.working_item, self.box_item, self.rubber_band,
-                     self.points_item):
+        for item in (
+            self.image_item,
+            self.labels_item,
+            self.working_item,
+            self.box_item,
+            self.rubber_band,
+            self.points_item,
+        ):
             self.view.addItem(item)
         self.labels_item.setOpacity(0.4)
         self.working_item.setOpacity(0.6)
@@ -152,8 +159,14 @@ class AnnotationCanvas(pg.GraphicsView):
         self.working_item.setImage(mask.view(np.uint8), lut=lut, levels=(0, 255), autoLevels=False)
 
     def set_prompts(self, points, box) -> None:
-        spots = [{"pos": (x, y), "brush": pg.mkBrush((40, 220, 40) if positive else (230, 40, 40)),
-                  "symbol": "o" if positive else "x"} for x, y, positive in points]
+        spots = [
+            {
+                "pos": (x, y),
+                "brush": pg.mkBrush((40, 220, 40) if positive else (230, 40, 40)),
+                "symbol": "o" if positive else "x",
+            }
+            for x, y, positive in points
+        ]
         self.points_item.setData(spots)
         self.box_item.setVisible(box is not None)
         if box is not None:

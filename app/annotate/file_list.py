@@ -1,4 +1,5 @@
 """The image list: progress per rater, load errors, and an order by the segmenter's uncertainty."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

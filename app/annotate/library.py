@@ -1,5 +1,6 @@
 """Folders and projects as the Annotate workspace sees them (no Qt): which files are radiographs to list,
 where a folder's project lives, and each image's progress or error."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,11 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from osteo_engine import OsteoError, load_radiograph
-from osteo_engine.io import radiograph_files
 from osteo_engine.anatomy import BONES
 from osteo_engine.annotations import PROJECT_FILE, AnnotationProject
+from osteo_engine.io import radiograph_files
 
 from .file_list import FileRow
+
 
 def project_for_folder(folder: str | Path, fallback_root: str | Path) -> AnnotationProject:
     """The annotation project of a folder of radiographs, with any new files added.

@@ -1,4 +1,5 @@
 """The tool panel beside the canvas: bone palette, tools, sizes, window presets and the SAM indicator."""
+
 from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
@@ -53,9 +54,14 @@ class ToolPanel(QtWidgets.QWidget):
         layout.addWidget(self.window)
 
         self.buttons: dict[str, QtWidgets.QPushButton] = {}
-        for key, text in (("accept", "Accept bone (Enter)"), ("clear", "Clear prompts (Esc)"),
-                          ("propose", "Propose from segmenter"), ("rank", "Order by uncertainty"),
-                          ("previous", "◀ Previous (PgUp)"), ("next", "Next (PgDn) ▶")):
+        for key, text in (
+            ("accept", "Accept bone (Enter)"),
+            ("clear", "Clear prompts (Esc)"),
+            ("propose", "Propose from segmenter"),
+            ("rank", "Order by uncertainty"),
+            ("previous", "◀ Previous (PgUp)"),
+            ("next", "Next (PgDn) ▶"),
+        ):
             self.buttons[key] = QtWidgets.QPushButton(text)
             layout.addWidget(self.buttons[key])
         self.sam_state = QtWidgets.QLabel("SAM: idle")
@@ -69,7 +75,8 @@ class ToolPanel(QtWidgets.QWidget):
             text = "black" if 0.3 * r + 0.6 * g + 0.1 * b > 140 else "white"
             self.bone_buttons[value].setStyleSheet(
                 f"QPushButton {{ background-color: rgb({r},{g},{b}); color: {text}; padding: 4px; }}"
-                "QPushButton:checked { border: 3px solid white; font-weight: bold; }")
+                "QPushButton:checked { border: 3px solid white; font-weight: bold; }"
+            )
 
     def show_bone(self, value: int) -> None:
         self.bone_buttons[value].setChecked(True)

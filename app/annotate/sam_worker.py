@@ -5,13 +5,14 @@ one is dropped: the document would ignore its answer anyway); embeddings of the 
 next one are prepared when no prompt is waiting. Results come back as Qt signals, which Qt queues to the
 UI thread.
 """
+
 from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PySide6 import QtCore
@@ -111,8 +112,9 @@ class SamWorker(QtCore.QObject):
         return self._prompter
 
     def _answer(self, r: PromptRequest) -> None:
-        answer: PromptAnswer = segment_clicks(self._prompter_ready(), r.pixels, r.points, r.labels, r.box,
-                                              r.mask_input, r.crop, image_key=r.image_key)
+        answer: PromptAnswer = segment_clicks(
+            self._prompter_ready(), r.pixels, r.points, r.labels, r.box, r.mask_input, r.crop, image_key=r.image_key
+        )
         self.answered.emit(r.prompts, answer)
 
     def _embed(self, image_key: str, source) -> None:

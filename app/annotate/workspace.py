@@ -3,10 +3,11 @@
 Gestures on the canvas become document edits; prompts go to the SAM worker and its answers come back as
 edits; every change to the accepted label map is saved through the annotation store at once.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -40,8 +41,7 @@ def projects_home() -> Path:
 class AnnotateWorkspace(QtWidgets.QWidget):
     message = QtCore.Signal(str)  # for the status bar
 
-    def __init__(self, settings: AppSettings, parent=None,
-                 prompter_loader: Callable[[], BonePrompter] | None = None):
+    def __init__(self, settings: AppSettings, parent=None, prompter_loader: Callable[[], BonePrompter] | None = None):
         super().__init__(parent)
         self.settings = settings
         self.project: AnnotationProject | None = None
@@ -134,8 +134,11 @@ class AnnotateWorkspace(QtWidgets.QWidget):
         self.project = project
         ids = [e.image_id for e in project.images]
         self.files.set_rows([scan_row(project, i, check_image=False) for i in ids], self.settings.rater)
-        self._start_job("check images", lambda report, cancelled: self._check_images(ids, report, cancelled),
-                        progress=self.files.update_row)
+        self._start_job(
+            "check images",
+            lambda report, cancelled: self._check_images(ids, report, cancelled),
+            progress=self.files.update_row,
+        )
         self.message.emit(f"{len(ids)} images in {project.root}")
         self.image_id = self.doc = self.radiograph = None
         for image_id in self.files.order():  # the first image that loads; bad ones show their error
@@ -166,8 +169,12 @@ class AnnotateWorkspace(QtWidgets.QWidget):
         for problem in problems:
             self.message.emit(f"{Path(problem.path).name}: {problem.message}")
         self.image_id, self.radiograph, self._crop = image_id, radiograph, None
-        self.doc = ImageDocument(radiograph.pixels.shape, None if mine is None else mine.labels,
-                                 None if mine is None else mine.prompts, on_labels_changed=self._save)
+        self.doc = ImageDocument(
+            radiograph.pixels.shape,
+            None if mine is None else mine.labels,
+            None if mine is None else mine.prompts,
+            on_labels_changed=self._save,
+        )
         self.canvas.set_image(radiograph.pixels, self._window("File default"))
         self.panel.window.setCurrentIndex(0)
         self.select_bone(self.doc.bone)
@@ -223,8 +230,18 @@ class AnnotateWorkspace(QtWidgets.QWidget):
         xy, labels, box = prompts.arrays()
         if box is None and not labels.any():
             return  # only negative clicks so far: nothing for SAM to find yet
-        self.sam.ask(PromptRequest(self.image_id, self.radiograph.pixels, prompts, xy, labels, box,
-                                   self.doc.logits if self._crop is not None else None, self._crop))
+        self.sam.ask(
+            PromptRequest(
+                self.image_id,
+                self.radiograph.pixels,
+                prompts,
+                xy,
+                labels,
+                box,
+                self.doc.logits if self._crop is not None else None,
+                self._crop,
+            )
+        )
 
     def _on_answer(self, prompts: Prompts, answer) -> None:
         if self.doc is not None and self.doc.apply_prompt_mask(prompts, answer.mask, answer.logits):
@@ -271,23 +288,33 @@ class AnnotateWorkspace(QtWidgets.QWidget):
         if self.doc is None:
             return
         pixels, image_id = self.radiograph.pixels, self.image_id
-        self._start_job("propose", lambda report, cancelled: segment(pixels, self._loaded_segmenter()).labels,
-                        done=lambda labels: self._apply_proposal(image_id, labels))
+        self._start_job(
+            "propose",
+            lambda report, cancelled: segment(pixels, self._loaded_segmenter()).labels,
+            done=lambda labels: self._apply_proposal(image_id, labels),
+        )
 
     def _apply_proposal(self, image_id: str, labels: np.ndarray) -> None:
         if image_id != self.image_id or self.doc is None:
             return
         filled = self.doc.propose(labels)
         self.redraw()
-        self.message.emit(f"Proposed {len(filled)} bone(s) from the segmenter; correct them and accept."
-                          if filled else "Nothing to propose: every bone the segmenter found is annotated.")
+        self.message.emit(
+            f"Proposed {len(filled)} bone(s) from the segmenter; correct them and accept."
+            if filled
+            else "Nothing to propose: every bone the segmenter found is annotated."
+        )
 
     def rank_by_uncertainty(self) -> None:
         if self.project is None:
             return
         ids = [e.image_id for e in self.project.images]
-        self._start_job("uncertainty", lambda report, cancelled: self._rank(ids, report, cancelled),
-                        progress=self._show_uncertainty, done=lambda _: self.files.sort_by_uncertainty())
+        self._start_job(
+            "uncertainty",
+            lambda report, cancelled: self._rank(ids, report, cancelled),
+            progress=self._show_uncertainty,
+            done=lambda _: self.files.sort_by_uncertainty(),
+        )
 
     def _rank(self, ids, report, cancelled) -> None:
         segmenter = self._loaded_segmenter()
@@ -319,8 +346,12 @@ class AnnotateWorkspace(QtWidgets.QWidget):
         try:
             self.project.save(self.image_id, annotation)
         except OsteoError as exc:
-            QtWidgets.QMessageBox.warning(self, "Not saved", f"{exc}\n\nYour edits stay open: put this right (free "
-                                          "space, or a distinct rater name in Settings) and accept again.")
+            QtWidgets.QMessageBox.warning(
+                self,
+                "Not saved",
+                f"{exc}\n\nYour edits stay open: put this right (free "
+                "space, or a distinct rater name in Settings) and accept again.",
+            )
             return
         row = self.files.row(self.image_id)
         row.done[self.settings.rater] = bones_done(doc.labels)
@@ -356,8 +387,10 @@ class AnnotateWorkspace(QtWidgets.QWidget):
         return tuple(float(v) for v in np.percentile(sample, (1, 99) if name.startswith("Auto") else (40, 99.8)))
 
     def apply_settings(self, settings: AppSettings) -> None:
-        changed_model = (settings.sam_kind, settings.sam_checkpoint) != (self.settings.sam_kind,
-                                                                       self.settings.sam_checkpoint)
+        changed_model = (settings.sam_kind, settings.sam_checkpoint) != (
+            self.settings.sam_kind,
+            self.settings.sam_checkpoint,
+        )
         rater_changed = settings.rater != self.settings.rater
         self.settings = settings
         self.panel.set_colours(settings.colours)

@@ -1,4 +1,5 @@
 """COCO JSON with RLE masks: one annotation per image, rater and bone."""
+
 from __future__ import annotations
 
 import json
@@ -23,17 +24,23 @@ def to_coco(project: AnnotationProject) -> dict:
         height, width = raters[0].labels.shape
         images.append({"id": index, "file_name": Path(entry.path).name, "width": width, "height": height})
         for rater in raters:
-            for value, name in BONES.items():
+            for value in BONES:
                 binary = np.asfortranarray((rater.labels == value).astype(np.uint8))
                 if not binary.any():
                     continue
                 rle = mask_utils.encode(binary)
-                anns.append({
-                    "id": len(anns) + 1, "image_id": index, "category_id": value, "iscrowd": 0,
-                    "segmentation": {"size": rle["size"], "counts": rle["counts"].decode("ascii")},
-                    "area": float(mask_utils.area(rle)), "bbox": [float(v) for v in mask_utils.toBbox(rle)],
-                    "rater": rater.rater,
-                })
+                anns.append(
+                    {
+                        "id": len(anns) + 1,
+                        "image_id": index,
+                        "category_id": value,
+                        "iscrowd": 0,
+                        "segmentation": {"size": rle["size"], "counts": rle["counts"].decode("ascii")},
+                        "area": float(mask_utils.area(rle)),
+                        "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+                        "rater": rater.rater,
+                    }
+                )
     return {
         "info": {"description": "hand bone masks (ulna, radius, M1-M5)", "version": "1"},
         "images": images,

@@ -7,6 +7,7 @@ pseudonym and the new UIDs are keyed hashes (HMAC-SHA256) under a secret kept in
 the same patient and the same image get the same pseudonym and UIDs in every export from that project, while
 nobody without the project's key can map them back to the originals.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,10 +21,30 @@ KEY_FILE = ".deidentification-key"
 METHOD = "osteo-workstation: keyed pseudonym, no dates, new UIDs"  # the attribute holds 64 characters
 # Attributes that describe the image, never the person; everything else of the source is left out.
 IMAGE_ATTRIBUTES = (
-    "SOPClassUID", "Modality", "Rows", "Columns", "SamplesPerPixel", "PhotometricInterpretation", "BitsAllocated",
-    "BitsStored", "HighBit", "PixelRepresentation", "NumberOfFrames", "PixelSpacing", "ImagerPixelSpacing",
-    "PatientOrientation", "ImageOrientationPatient", "ImagePositionPatient", "SliceThickness", "ImageLaterality",
-    "Laterality", "BodyPartExamined", "ViewPosition", "ImageType", "Manufacturer", "ManufacturerModelName",
+    "SOPClassUID",
+    "Modality",
+    "Rows",
+    "Columns",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+    "NumberOfFrames",
+    "PixelSpacing",
+    "ImagerPixelSpacing",
+    "PatientOrientation",
+    "ImageOrientationPatient",
+    "ImagePositionPatient",
+    "SliceThickness",
+    "ImageLaterality",
+    "Laterality",
+    "BodyPartExamined",
+    "ViewPosition",
+    "ImageType",
+    "Manufacturer",
+    "ManufacturerModelName",
 )
 REPLACED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID")
 
@@ -48,7 +69,7 @@ def replacement_uid(key: bytes, uid: str) -> str:
 
 
 def _digest(key: bytes, kind: str, value: str) -> str:
-    return hmac.new(key, f"{kind}:{value}".encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
 
 def pseudonymised_source(source, key: bytes):
@@ -62,11 +83,21 @@ def pseudonymised_source(source, key: bytes):
     for keyword in REPLACED_UIDS:
         if keyword in source:
             setattr(out, keyword, replacement_uid(key, str(source[keyword].value)))
-    who = str(source.get("PatientID", "") or "") or f"{source.get('PatientName', '')}|{source.get('PatientBirthDate', '')}"
+    who = (
+        str(source.get("PatientID", "") or "")
+        or f"{source.get('PatientName', '')}|{source.get('PatientBirthDate', '')}"
+    )
     out.PatientID = pseudonym(key, who)
     out.PatientName = out.PatientID + "^"  # a family name alone, as a person name says so
-    for keyword in ("PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "AccessionNumber",
-                    "ReferringPhysicianName", "StudyID"):
+    for keyword in (
+        "PatientBirthDate",
+        "PatientSex",
+        "StudyDate",
+        "StudyTime",
+        "AccessionNumber",
+        "ReferringPhysicianName",
+        "StudyID",
+    ):
         setattr(out, keyword, "")
     out.PatientIdentityRemoved = "YES"
     out.DeidentificationMethod = METHOD

@@ -5,6 +5,7 @@ and ID, no dates of birth or study, and new UIDs, also for the image it refers t
 leave the hospital. `keep_patient=True` copies the patient and study of the source instead, for a SEG that goes
 back to the hospital's own PACS beside its image.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,11 +25,14 @@ def _segment_description(value: int, name: str):
 
     bone_code = {"ulna": codes.SCT.Ulna, "radius": codes.SCT.Radius}.get(name, codes.SCT.BoneStructureOfMetacarpal)
     return hd.seg.SegmentDescription(
-        segment_number=value, segment_label=name,
-        segmented_property_category=codes.SCT.AnatomicalStructure, segmented_property_type=bone_code,
+        segment_number=value,
+        segment_label=name,
+        segmented_property_category=codes.SCT.AnatomicalStructure,
+        segmented_property_type=bone_code,
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
         algorithm_identification=hd.AlgorithmIdentificationSequence(
-            name="SAM-assisted annotation", version="1", family=codes.cid7162.ArtificialIntelligence),
+            name="SAM-assisted annotation", version="1", family=codes.cid7162.ArtificialIntelligence
+        ),
     )
 
 
@@ -64,12 +68,20 @@ def export_dicom_seg(project: AnnotationProject, out_dir: str | Path, keep_patie
                 continue
             masks = np.stack([rater.labels == v for v in present], axis=-1)[None]
             seg = hd.seg.Segmentation(
-                source_images=[source], pixel_array=masks,
+                source_images=[source],
+                pixel_array=masks,
                 segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
                 segment_descriptions=[_segment_description(i + 1, BONES[v]) for i, v in enumerate(present)],
-                series_instance_uid=hd.UID(), series_number=900 + number, sop_instance_uid=hd.UID(),
-                instance_number=1, manufacturer=MANUFACTURER, manufacturer_model_name="osteo",
-                software_versions="0.1.0", device_serial_number="0", series_description=f"bones ({rater.rater})", **_creator(keep_patient, rater.rater),
+                series_instance_uid=hd.UID(),
+                series_number=900 + number,
+                sop_instance_uid=hd.UID(),
+                instance_number=1,
+                manufacturer=MANUFACTURER,
+                manufacturer_model_name="osteo",
+                software_versions="0.1.0",
+                device_serial_number="0",
+                series_description=f"bones ({rater.rater})",
+                **_creator(keep_patient, rater.rater),
             )
             seg.PatientOrientation = source.get("PatientOrientation", "")  # type 2 in a SEG of a 2-D image
             path = out_dir / f"{image_id}_{safe_rater_name(rater.rater)}.seg.dcm"

@@ -1,4 +1,5 @@
 """PNG label maps: export one single-channel 8-bit PNG per image and rater; import them back."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -66,5 +67,6 @@ def _check_shape(project: AnnotationProject, image_id: str, labels: np.ndarray, 
 
     image = load_radiograph(project.image_path(image_id))
     if labels.shape != image.pixels.shape:
-        raise AnnotationError(f"{name} is {labels.shape[1]}×{labels.shape[0]} but its image is "
-                              f"{image.width}×{image.height}.")
+        raise AnnotationError(
+            f"{name} is {labels.shape[1]}×{labels.shape[0]} but its image is {image.width}×{image.height}."
+        )

@@ -1,4 +1,5 @@
 """Synthetic hand-radiograph cohort with a physiological disease model, and its oracle."""
+
 from .cohort import PhantomConfig, PhantomSubject, generate_subject, write_cohort
 from .oracle import OracleResult, run_oracle
 

@@ -4,6 +4,7 @@ Statistics of each radiograph outside its (slightly dilated) bone masks — inte
 position, orientation — and the label-independent draws (pose, hand scale, age) are fed to two classifiers
 with cross-validation. A phantom whose disease lives only in the bones gives AUCs near 0.5.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,9 +30,21 @@ def outside_bone_features(s: PhantomSubject) -> list[float]:
     noise = cv2.Laplacian(image, cv2.CV_32F)[outside].std()
     ys, xs = np.nonzero(image > 0.15)
     orientation = 0.5 * np.arctan2(2 * np.cov(xs, ys)[0, 1], np.var(xs) - np.var(ys))
-    return [values.mean(), values.std(), *np.percentile(values, [5, 25, 50, 75, 95]), values[tissue].mean(),
-            noise, tissue.mean(), xs.mean(), ys.mean(), orientation, s.pose.rotation_deg, s.pose.scale,
-            s.latent.hand_scale, s.latent.age]
+    return [
+        values.mean(),
+        values.std(),
+        *np.percentile(values, [5, 25, 50, 75, 95]),
+        values[tissue].mean(),
+        noise,
+        tissue.mean(),
+        xs.mean(),
+        ys.mean(),
+        orientation,
+        s.pose.rotation_deg,
+        s.pose.scale,
+        s.latent.hand_scale,
+        s.latent.age,
+    ]
 
 
 def audit_leak(subjects: int = 2000, seed: int = 21, size: tuple[int, int] = (160, 200)) -> LeakAudit:
@@ -49,8 +62,10 @@ def audit_leak(subjects: int = 2000, seed: int = 21, size: tuple[int, int] = (16
         labels.append(s.latent.label)
     x, y = np.array(rows), np.array(labels)
     aucs = []
-    for model in (make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
-                  HistGradientBoostingClassifier(max_iter=100, random_state=0)):
+    for model in (
+        make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
+        HistGradientBoostingClassifier(max_iter=100, random_state=0),
+    ):
         scores = cross_val_predict(model, x, y, cv=5, method="predict_proba")[:, 1]
         aucs.append(float(roc_auc_score(y, scores)))
     return LeakAudit(subjects, *aucs)

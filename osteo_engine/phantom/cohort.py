@@ -1,14 +1,15 @@
 """Writing a phantom cohort: images, true and rater label maps, an annotation project and a manifest."""
+
 from __future__ import annotations
 
 import csv
 import io
 import json
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -80,13 +81,27 @@ def manifest_fields() -> list[str]:
 
 
 def _manifest_row(s: PhantomSubject, split: str) -> dict:
-    row = {"subject_id": s.subject_id, "image": f"images/{s.subject_id}.png", "t_score": f"{s.latent.t_score:.4f}",
-           "label": s.latent.label, "split": split, "age": f"{s.latent.age:.1f}", "sex": s.latent.sex,
-           "hand": "right" if s.pose.right_hand else "left", "pixel_spacing_mm": f"{s.mm_per_pixel:.5f}"}
+    row = {
+        "subject_id": s.subject_id,
+        "image": f"images/{s.subject_id}.png",
+        "t_score": f"{s.latent.t_score:.4f}",
+        "label": s.latent.label,
+        "split": split,
+        "age": f"{s.latent.age:.1f}",
+        "sex": s.latent.sex,
+        "hand": "right" if s.pose.right_hand else "left",
+        "pixel_spacing_mm": f"{s.mm_per_pixel:.5f}",
+    }
     for bone, b in s.latent.bones.items():
         width_px = b.width_mm * s.pose.scale / s.mm_per_pixel
-        row.update({f"{bone}_W_px": f"{width_px:.4f}", f"{bone}_T_px": f"{b.cortical_index * width_px / 2:.4f}",
-                    f"{bone}_ci": f"{b.cortical_index:.5f}", f"{bone}_density": f"{b.density:.5f}"})
+        row.update(
+            {
+                f"{bone}_W_px": f"{width_px:.4f}",
+                f"{bone}_T_px": f"{b.cortical_index * width_px / 2:.4f}",
+                f"{bone}_ci": f"{b.cortical_index:.5f}",
+                f"{bone}_density": f"{b.density:.5f}",
+            }
+        )
     return row
 
 
@@ -108,8 +123,12 @@ def _png(arr: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def write_cohort(out_dir: str | Path, config: PhantomConfig, workers: int | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> Path:
+def write_cohort(
+    out_dir: str | Path,
+    config: PhantomConfig,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
     """Write the cohort into `out_dir` and return the manifest's path."""
     config.validate()
     out = Path(out_dir)

@@ -1,4 +1,5 @@
 """A phantom radiograph as a realistic DX DICOM file: acquisition tags filled, no real person's data."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,9 @@ def _code(value: str, scheme: str, meaning: str):
     return item
 
 
-def write_phantom_dicom(path: str | Path, seed: int = 0, index: int = 0, size: tuple[int, int] = (1024, 1280),
-                        compress: bool = True) -> Path:
+def write_phantom_dicom(
+    path: str | Path, seed: int = 0, index: int = 0, size: tuple[int, int] = (1024, 1280), compress: bool = True
+) -> Path:
     import pydicom
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid

@@ -4,6 +4,7 @@ Every bone is a `Tube`: a straight axis from its proximal to its distal end with
 flares at the ends, a cortical shell and a medullary/trabecular core. Carpals are short, fat tubes.
 The canonical hand is a left hand seen PA (thumb towards +x), y pointing proximally (down the image).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,14 +26,23 @@ METACARPALS = {
     "M5": (-21.0, -15.0, -15.0, 52.0),
 }
 # phalanx lengths (proximal, middle, distal) per finger; the thumb has no middle phalanx
-PHALANGES = {"M1": (30.0, 22.0), "M2": (40.0, 24.0, 18.0), "M3": (45.0, 28.0, 19.0),
-             "M4": (42.0, 26.0, 19.0), "M5": (33.0, 20.0, 17.0)}
+PHALANGES = {
+    "M1": (30.0, 22.0),
+    "M2": (40.0, 24.0, 18.0),
+    "M3": (45.0, 28.0, 19.0),
+    "M4": (42.0, 26.0, 19.0),
+    "M5": (33.0, 20.0, 17.0),
+}
 # name: (centre x, centre y, radius, length, angle)
 CARPALS = {
-    "scaphoid": (14.0, 6.0, 6.0, 9.0, 55.0), "lunate": (2.0, 9.0, 6.5, 3.0, 0.0),
-    "triquetrum": (-10.0, 8.0, 5.5, 3.0, 30.0), "pisiform": (-14.0, 2.0, 4.0, 1.0, 0.0),
-    "trapezium": (20.0, -6.0, 6.0, 4.0, 40.0), "trapezoid": (10.5, -9.0, 5.0, 3.0, 0.0),
-    "capitate": (0.5, -7.0, 6.0, 8.0, 0.0), "hamate": (-11.0, -6.0, 6.0, 6.0, -20.0),
+    "scaphoid": (14.0, 6.0, 6.0, 9.0, 55.0),
+    "lunate": (2.0, 9.0, 6.5, 3.0, 0.0),
+    "triquetrum": (-10.0, 8.0, 5.5, 3.0, 30.0),
+    "pisiform": (-14.0, 2.0, 4.0, 1.0, 0.0),
+    "trapezium": (20.0, -6.0, 6.0, 4.0, 40.0),
+    "trapezoid": (10.5, -9.0, 5.0, 3.0, 0.0),
+    "capitate": (0.5, -7.0, 6.0, 8.0, 0.0),
+    "hamate": (-11.0, -6.0, 6.0, 6.0, -20.0),
 }
 FOREARM = {"radius": (9.0, 20.0, 1.7, 0.14), "ulna": (-17.0, 24.0, 1.3, 0.10)}  # distal x, y, flare, extent
 FOREARM_LENGTH_MM = 170.0
@@ -73,9 +83,14 @@ class Pose:
     right_hand: bool
 
     @staticmethod
-    def draw(rng: np.random.Generator) -> "Pose":
-        return Pose(float(rng.uniform(-20, 20)), (float(rng.uniform(-0.05, 0.05)), float(rng.uniform(-0.04, 0.04))),
-                    float(rng.uniform(0.92, 1.08)), float(rng.uniform(0.6, 1.4)), bool(rng.random() < 0.5))
+    def draw(rng: np.random.Generator) -> Pose:
+        return Pose(
+            float(rng.uniform(-20, 20)),
+            (float(rng.uniform(-0.05, 0.05)), float(rng.uniform(-0.04, 0.04))),
+            float(rng.uniform(0.92, 1.08)),
+            float(rng.uniform(0.6, 1.4)),
+            bool(rng.random() < 0.5),
+        )
 
 
 @dataclass(frozen=True)
@@ -126,25 +141,61 @@ def build_hand(latent: SubjectLatent, pose: Pose, size: tuple[int, int], rng: np
         b = latent.bones[name]
         distal = np.array([fx, fy])
         proximal = distal + np.array([-3.0 if name == "radius" else 2.0, FOREARM_LENGTH_MM])
-        tubes.append(Tube(name, BONE_IDS[name], place(proximal), place(distal), width_px[name] / 2,
-                          b.cortical_index, b.density, 1.0, flare, extent))
+        tubes.append(
+            Tube(
+                name,
+                BONE_IDS[name],
+                place(proximal),
+                place(distal),
+                width_px[name] / 2,
+                b.cortical_index,
+                b.density,
+                1.0,
+                flare,
+                extent,
+            )
+        )
     heads = []
     for name, (bx, by, angle, length) in METACARPALS.items():
         b = latent.bones[name]
-        angle = angle * (pose.spread ** 0.5 if name == "M1" else pose.spread)
+        angle = angle * (pose.spread**0.5 if name == "M1" else pose.spread)
         base = np.array([bx, by])
         head = base + length * _direction(angle)
         heads.append(head)
-        tubes.append(Tube(name, BONE_IDS[name], place(base), place(head), width_px[name] / 2,
-                          b.cortical_index, b.density, 1.3, 1.45, 0.2))
+        tubes.append(
+            Tube(
+                name,
+                BONE_IDS[name],
+                place(base),
+                place(head),
+                width_px[name] / 2,
+                b.cortical_index,
+                b.density,
+                1.3,
+                1.45,
+                0.2,
+            )
+        )
         tubes.extend(_finger(name, head, angle * 1.25, width_px[name], latent, place, rng))
         tip = head + (sum(PHALANGES[name]) + 3.0 * len(PHALANGES[name])) * _direction(angle * 1.25)
         soft_lines.append((place(base), place(tip), place.length(0.5 * width_px[name] / place.px_per_mm + 8.5)))
     for name, (cx, cy, r, length, angle) in CARPALS.items():
         axis = 0.5 * length * _direction(angle)
         c = np.array([cx, cy])
-        tubes.append(Tube(name, 0, place(c - axis), place(c + axis), place.length(r * rng.uniform(0.93, 1.07)),
-                          latent.distractor_ci * 0.8, latent.distractor_density, 1.0, 1.0, 0.3))
+        tubes.append(
+            Tube(
+                name,
+                0,
+                place(c - axis),
+                place(c + axis),
+                place.length(r * rng.uniform(0.93, 1.07)),
+                latent.distractor_ci * 0.8,
+                latent.distractor_density,
+                1.0,
+                1.0,
+                0.3,
+            )
+        )
     forearm_top, forearm_bottom = np.array([-4.0, 5.0]), np.array([-4.0, 5.0 + FOREARM_LENGTH_MM])
     soft_lines.append((place(forearm_top), place(forearm_bottom), place.length(37.0)))
     bases = [np.array(v[:2]) for v in METACARPALS.values()]
@@ -159,9 +210,20 @@ def _finger(name, head, angle, mc_width_px, latent, place, rng) -> list[Tube]:
     widths = (1.1, 0.95, 0.8) if len(PHALANGES[name]) == 3 else (1.1, 0.9)
     for k, length in enumerate(PHALANGES[name]):
         end = start + length * _direction(angle)
-        tubes.append(Tube(f"{name}_phalanx{k + 1}", 0, place(start), place(end),
-                          0.5 * mc_width_px * widths[k] * rng.uniform(0.95, 1.05),
-                          latent.distractor_ci, latent.distractor_density, 1.35, 1.25, 0.22))
+        tubes.append(
+            Tube(
+                f"{name}_phalanx{k + 1}",
+                0,
+                place(start),
+                place(end),
+                0.5 * mc_width_px * widths[k] * rng.uniform(0.95, 1.05),
+                latent.distractor_ci,
+                latent.distractor_density,
+                1.35,
+                1.25,
+                0.22,
+            )
+        )
         start = end + 2.5 * _direction(angle)
     return tubes
 

@@ -3,6 +3,7 @@
 Everything that carries the label lives here, so the oracle can draw thousands of subjects without
 rendering a single image, and the renderer draws exactly the same distribution.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,8 +66,12 @@ def draw_disease(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     k = len(BONE_NAMES)
     ci0 = np.array([CI0[b] for b in BONE_NAMES])
     ci = ci0 + CI_SLOPE * t[:, None] + rng.normal(0, CI_SHARED_SD, (n, 1)) + rng.normal(0, CI_BONE_SD, (n, k))
-    dens = (DENSITY0 + DENSITY_SLOPE * t[:, None] + rng.normal(0, DENSITY_SHARED_SD, (n, 1))
-            + rng.normal(0, DENSITY_BONE_SD, (n, k)))
+    dens = (
+        DENSITY0
+        + DENSITY_SLOPE * t[:, None]
+        + rng.normal(0, DENSITY_SHARED_SD, (n, 1))
+        + rng.normal(0, DENSITY_BONE_SD, (n, k))
+    )
     return {
         "t_score": t,
         "label": (t < OSTEOPOROSIS_T_SCORE).astype(int),
@@ -83,8 +88,7 @@ def draw_subject(rng: np.random.Generator) -> SubjectLatent:
     bones = {}
     for j, name in enumerate(BONE_NAMES):
         width = SHAFT_WIDTH_MM[name] * hand_scale * np.exp(shared_geometry + rng.normal(0, GEOMETRY_BONE_SD))
-        bones[name] = BoneLatent(float(width), float(disease["cortical_index"][0, j]),
-                                 float(disease["density"][0, j]))
+        bones[name] = BoneLatent(float(width), float(disease["cortical_index"][0, j]), float(disease["density"][0, j]))
     # Unlabelled bones look like labelled ones of an unrelated subject, so they carry no label.
     unrelated = draw_disease(rng, 1)
     return SubjectLatent(

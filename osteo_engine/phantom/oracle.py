@@ -4,6 +4,7 @@ A logistic regression on each labelled bone's cortical index and trabecular dens
 cohort's train split. `auc` is measured on a fresh draw of subjects from the same latent model (no
 images rendered), the stable figure; `auc_test` on the cohort's own, small, test split.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

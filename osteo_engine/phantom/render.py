@@ -5,6 +5,7 @@ tissue and cylindrical bones (cortical shell plus trabecular core), a detector w
 Gaussian noise, a logarithmic response and a display gamma. Display settings are drawn per image and are
 never derived from the image itself, so nothing outside the bones can carry the label.
 """
+
 from __future__ import annotations
 
 import string
@@ -35,12 +36,18 @@ class Acquisition:
     text: str
 
     @staticmethod
-    def draw(rng: np.random.Generator) -> "Acquisition":
+    def draw(rng: np.random.Generator) -> Acquisition:
         text = "".join(rng.choice(list(string.ascii_uppercase + string.digits + " -/"), int(rng.integers(6, 14))))
-        return Acquisition(float(np.exp(rng.uniform(np.log(3e3), np.log(3e4)))), float(rng.uniform(2, 10)),
-                           float(rng.uniform(0.5, 1.5)), float(rng.uniform(0.8, 1.25)),
-                           float(rng.uniform(-0.05, 0.08)), float(rng.uniform(2.3, 3.1)),
-                           int(rng.integers(0, 4)), text.strip() or "X")
+        return Acquisition(
+            float(np.exp(rng.uniform(np.log(3e3), np.log(3e4)))),
+            float(rng.uniform(2, 10)),
+            float(rng.uniform(0.5, 1.5)),
+            float(rng.uniform(0.8, 1.25)),
+            float(rng.uniform(-0.05, 0.08)),
+            float(rng.uniform(2.3, 3.1)),
+            int(rng.integers(0, 4)),
+            text.strip() or "X",
+        )
 
 
 @dataclass(frozen=True)
@@ -54,13 +61,19 @@ class RaterStyle:
     wobble_scale_mm: float
 
     @staticmethod
-    def draw(rng: np.random.Generator) -> "RaterStyle":
-        return RaterStyle(float(rng.normal(0, 0.3)), 0.15, float(rng.uniform(0.5, 2.0)),
-                          float(rng.uniform(0.2, 0.5)), float(rng.uniform(6, 14)))
+    def draw(rng: np.random.Generator) -> RaterStyle:
+        return RaterStyle(
+            float(rng.normal(0, 0.3)),
+            0.15,
+            float(rng.uniform(0.5, 2.0)),
+            float(rng.uniform(0.2, 0.5)),
+            float(rng.uniform(6, 14)),
+        )
 
 
-def render_radiograph(hand: Hand, size: tuple[int, int], acq: Acquisition, rng: np.random.Generator,
-                      right_hand: bool) -> np.ndarray:
+def render_radiograph(
+    hand: Hand, size: tuple[int, int], acq: Acquisition, rng: np.random.Generator, right_hand: bool
+) -> np.ndarray:
     """Return the radiograph as uint16 (H, W), bone bright."""
     height = size[1]
     attenuation = _soft_tissue(hand, size) * MU_SOFT
@@ -96,8 +109,21 @@ def rater_label_map(hand: Hand, size: tuple[int, int], style: RaterStyle, rng: n
         p0 = tube.p0 + axis * rng.normal(0, style.end_jitter_mm) * px
         p1 = tube.p1 + axis * rng.normal(0, style.end_jitter_mm) * px
         radius = max(tube.radius + (style.bias_mm + rng.normal(0, style.bone_jitter_mm)) * px, 1.0)
-        _paint_outline(labels, Tube(tube.name, tube.label, p0, p1, radius, tube.cortical_index, tube.density,
-                                    tube.flare_proximal, tube.flare_distal, tube.flare_extent))
+        _paint_outline(
+            labels,
+            Tube(
+                tube.name,
+                tube.label,
+                p0,
+                p1,
+                radius,
+                tube.cortical_index,
+                tube.density,
+                tube.flare_proximal,
+                tube.flare_distal,
+                tube.flare_extent,
+            ),
+        )
     return _wobble(labels, style.wobble_mm * px, style.wobble_scale_mm * px, rng)
 
 
@@ -164,8 +190,9 @@ def _paint_outline(labels: np.ndarray, tube: Tube) -> None:
     labels[box][inside] = tube.label
 
 
-def _add_tube(attenuation: np.ndarray, tube: Tube, texture: np.ndarray, mm_per_pixel: float,
-              rng: np.random.Generator) -> None:
+def _add_tube(
+    attenuation: np.ndarray, tube: Tube, texture: np.ndarray, mm_per_pixel: float, rng: np.random.Generator
+) -> None:
     box = _tube_box(tube, attenuation.shape)
     if box is None:
         return
@@ -192,9 +219,17 @@ def _add_lead_marker(attenuation: np.ndarray, size: tuple[int, int], corner: int
     y = int(0.04 * height) if corner < 2 else int(0.96 * height) - side
     marker = np.zeros((side, side), np.uint8)
     cv2.rectangle(marker, (0, 0), (side - 1, side - 1), 80, max(1, side // 12))
-    cv2.putText(marker, letter, (side // 5, int(side * 0.82)), cv2.FONT_HERSHEY_SIMPLEX, side / 32.0, 255,
-                max(1, side // 8), cv2.LINE_AA)
-    attenuation[y:y + side, x:x + side] += marker.astype(np.float32) / 255.0 * MU_LEAD
+    cv2.putText(
+        marker,
+        letter,
+        (side // 5, int(side * 0.82)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        side / 32.0,
+        255,
+        max(1, side // 8),
+        cv2.LINE_AA,
+    )
+    attenuation[y : y + side, x : x + side] += marker.astype(np.float32) / 255.0 * MU_LEAD
 
 
 def _burn_text(shown: np.ndarray, size: tuple[int, int], acq: Acquisition) -> None:
@@ -210,10 +245,12 @@ def _burn_text(shown: np.ndarray, size: tuple[int, int], acq: Acquisition) -> No
 def _wobble(labels: np.ndarray, amplitude: float, scale: float, rng: np.random.Generator) -> np.ndarray:
     height, width = labels.shape
     gh, gw = max(2, int(height / scale)), max(2, int(width / scale))
-    dx = cv2.resize(rng.normal(0, amplitude, (gh, gw)).astype(np.float32), (width, height),
-                    interpolation=cv2.INTER_CUBIC)
-    dy = cv2.resize(rng.normal(0, amplitude, (gh, gw)).astype(np.float32), (width, height),
-                    interpolation=cv2.INTER_CUBIC)
+    dx = cv2.resize(
+        rng.normal(0, amplitude, (gh, gw)).astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC
+    )
+    dy = cv2.resize(
+        rng.normal(0, amplitude, (gh, gw)).astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC
+    )
     gx, gy = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     return cv2.remap(labels, gx + dx, gy + dy, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 

@@ -1,4 +1,5 @@
 """Contact sheets of phantom radiographs, optionally beside real ones for a visual comparison."""
+
 from __future__ import annotations
 
 from pathlib import Path

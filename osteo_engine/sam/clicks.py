@@ -8,6 +8,7 @@ around it). So point-only prompts become points plus a box on a crop.
 The crop is kept while later prompts fall inside it, so that refining a bone reuses the crop's cached
 embedding and only the mask decoder runs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -59,9 +60,16 @@ def _inside(crop: Crop, points: np.ndarray, box: np.ndarray) -> bool:
     return bool(((xy[:, 0] >= crop.x0) & (xy[:, 0] < crop.x1) & (xy[:, 1] >= crop.y0) & (xy[:, 1] < crop.y1)).all())
 
 
-def segment_clicks(prompter: BonePrompter, pixels: np.ndarray, points: np.ndarray, labels: np.ndarray,
-                   box: np.ndarray | None = None, mask_input: np.ndarray | None = None,
-                   crop: Crop | None = None, image_key: str | None = None) -> PromptAnswer:
+def segment_clicks(
+    prompter: BonePrompter,
+    pixels: np.ndarray,
+    points: np.ndarray,
+    labels: np.ndarray,
+    box: np.ndarray | None = None,
+    mask_input: np.ndarray | None = None,
+    crop: Crop | None = None,
+    image_key: str | None = None,
+) -> PromptAnswer:
     """Mask for clicks (x, y) with labels 1/0 and an optional box (x0, y0, x1, y1), in image pixels.
 
     `crop` is the previous answer's crop (kept when the prompts still fit in it; `mask_input` is only used
@@ -75,9 +83,12 @@ def segment_clicks(prompter: BonePrompter, pixels: np.ndarray, points: np.ndarra
     key = None if image_key is None else crop_key(image_key, crop)
     if key is None or not prompter.select(key):
         prompter.set_image(crop.pixels(pixels), key=key)
-    result = prompter.predict(points=crop.shift(points) if len(points) else None,
-                              labels=labels if len(points) else None, box=crop.shift(box).reshape(-1),
-                              mask_input=mask_input)
+    result = prompter.predict(
+        points=crop.shift(points) if len(points) else None,
+        labels=labels if len(points) else None,
+        box=crop.shift(box).reshape(-1),
+        mask_input=mask_input,
+    )
     full = np.zeros(pixels.shape, bool)
-    full[crop.y0:crop.y1, crop.x0:crop.x1] = result.mask
+    full[crop.y0 : crop.y1, crop.x0 : crop.x1] = result.mask
     return PromptAnswer(full, result.score, result.low_res_logits, crop)

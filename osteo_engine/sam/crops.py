@@ -1,4 +1,5 @@
 """Square crops around a region, so that SAM's small encoder input sees bones at a useful resolution."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ class Crop:
     y1: int
 
     @staticmethod
-    def around(box: np.ndarray, shape: tuple[int, int], factor: float = 1.5, minimum: int = 256) -> "Crop":
+    def around(box: np.ndarray, shape: tuple[int, int], factor: float = 1.5, minimum: int = 256) -> Crop:
         h, w = shape
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         side = int(min(max((box[2] - box[0]) * factor, (box[3] - box[1]) * factor, minimum), h, w))
@@ -25,7 +26,7 @@ class Crop:
         return Crop(x0, y0, x0 + side, y0 + side)
 
     def pixels(self, image: np.ndarray) -> np.ndarray:
-        window = image[self.y0:self.y1, self.x0:self.x1]
+        window = image[self.y0 : self.y1, self.x0 : self.x1]
         lo, hi = np.percentile(window, [0.5, 99.5])
         return np.clip((window - lo) / max(hi - lo, 1e-6), 0, 1).astype(np.float32)
 

@@ -3,6 +3,7 @@
 Embeddings are cached in a small LRU keyed by (model, image), so moving back and forth between images does
 not recompute them. Prompts are given in image pixel coordinates (x, y).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -113,9 +114,14 @@ class BonePrompter:
         return np.asarray(xy, np.float64) * np.array([e.content_size[1] / w, e.content_size[0] / h])
 
     @torch.inference_mode()
-    def predict(self, points: np.ndarray | None = None, labels: np.ndarray | None = None,
-                box: np.ndarray | None = None, mask_input: np.ndarray | None = None,
-                multimask: bool = False) -> PromptResult:
+    def predict(
+        self,
+        points: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        box: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask: bool = False,
+    ) -> PromptResult:
         """points (N, 2) as (x, y) with labels 1 positive / 0 negative; box (x0, y0, x1, y1)."""
         if self._current is None:
             raise RuntimeError("set_image() must be called before predict()")
@@ -134,10 +140,14 @@ class BonePrompter:
             mask_arg = torch.as_tensor(np.reshape(mask_input, (1, 1, 256, 256)), dtype=torch.float32, device=device)
         sparse, dense = self.model.sam.prompt_encoder(points=point_arg, boxes=box_arg, masks=mask_arg)
         low_res, iou = self.model.sam.mask_decoder(
-            image_embeddings=self._current.features, image_pe=self.model.sam.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask)
+            image_embeddings=self._current.features,
+            image_pe=self.model.sam.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask,
+        )
         best = int(iou[0].argmax()) if multimask else 0
-        logits = low_res[0, best:best + 1]
+        logits = low_res[0, best : best + 1]
         low = logits.float().cpu().numpy()
         return PromptResult(self.full_logits(low) > 0, float(iou[0, best]), low)
 
@@ -148,6 +158,6 @@ class BonePrompter:
         size = self.model.input_size
         low = torch.as_tensor(np.reshape(low_res_logits, (1, 1, 256, 256)), dtype=torch.float32)
         full = F.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
-        full = full[..., :e.content_size[0], :e.content_size[1]]
+        full = full[..., : e.content_size[0], : e.content_size[1]]
         full = F.interpolate(full, size=e.original_size, mode="bilinear", align_corners=False)
         return full[0, 0].numpy()

@@ -4,6 +4,7 @@ A source is an annotation project folder or a manifest CSV whose folder holds th
 (as the phantom cohort and `osteo annotate-auto` write them). Splits come from the manifest; a bare
 project is split 80/10/10 by image with the given seed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ class Letterbox:
     original: tuple[int, int]  # (h, w)
 
     @staticmethod
-    def fit(shape: tuple[int, int], size: tuple[int, int]) -> "Letterbox":
+    def fit(shape: tuple[int, int], size: tuple[int, int]) -> Letterbox:
         h, w = shape
         scale = min(size[0] / w, size[1] / h)
         return Letterbox(scale, (max(1, round(h * scale)), max(1, round(w * scale))), size, (h, w))
@@ -42,12 +43,12 @@ class Letterbox:
 
     def _pad(self, arr: np.ndarray) -> np.ndarray:
         out = np.zeros((self.size[1], self.size[0]), arr.dtype)
-        out[:self.content[0], :self.content[1]] = arr
+        out[: self.content[0], : self.content[1]] = arr
         return out
 
     def restore(self, maps: np.ndarray) -> np.ndarray:
         """(..., H_in, W_in) float maps back to the original image size (bilinear)."""
-        cropped = maps[..., :self.content[0], :self.content[1]]
+        cropped = maps[..., : self.content[0], : self.content[1]]
         flat = cropped.reshape(-1, *cropped.shape[-2:])
         out = np.empty((len(flat), *self.original), np.float32)  # filled a map at a time: no second copy
         for k, m in enumerate(flat):
@@ -64,8 +65,7 @@ class SegmentationSample:
     content: tuple[int, int]  # (h, w) of the image inside the letterbox
 
 
-def load_samples(source: str | Path, size: tuple[int, int], seed: int = 0
-                 ) -> dict[str, list[SegmentationSample]]:
+def load_samples(source: str | Path, size: tuple[int, int], seed: int = 0) -> dict[str, list[SegmentationSample]]:
     """Letterboxed samples per split ("train", "val", "test") from a project folder or a manifest CSV."""
     source = Path(source)
     if source.suffix.lower() == ".csv":
@@ -99,5 +99,6 @@ def _sample(project: AnnotationProject, image_id: str, size: tuple[int, int]) ->
         if rater.labels.shape != image.pixels.shape:
             raise AnnotationError(f"{rater.rater}'s label map of {image_id} does not match its image's size.")
         maps.append(box.labels(rater.labels))
-    return SegmentationSample(box.image(image.pixels), np.stack(maps), annotations.weights.astype(np.float32),
-                              image_id, box.content)
+    return SegmentationSample(
+        box.image(image.pixels), np.stack(maps), annotations.weights.astype(np.float32), image_id, box.content
+    )

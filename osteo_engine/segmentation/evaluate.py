@@ -1,11 +1,12 @@
 """Scoring a trained segmenter on full-size radiographs: Dice per bone against every rater, bones found,
 and, for atlas images, the landmark checks."""
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -30,8 +31,11 @@ class Evaluation:
     def summary(self) -> dict:
         per_bone = {b: round(float(np.mean(v)), 4) if v else None for b, v in self.dice.items()}
         present = [v for v in per_bone.values() if v is not None]
-        out = {"images": self.images, "dice": per_bone,
-               "mean_dice": round(float(np.mean(present)), 4) if present else None}
+        out = {
+            "images": self.images,
+            "dice": per_bone,
+            "mean_dice": round(float(np.mean(present)), 4) if present else None,
+        }
         if self.of_a_model:
             out["all_bones_found_rate"] = round(self.all_bones_found / max(self.images, 1), 4)
         if self.landmarks.positives:
@@ -40,10 +44,17 @@ class Evaluation:
         return out
 
 
-def evaluate_segmenter(segmenter: LoadedSegmenter, manifest: str | Path, split: str = "val",
-                       landmarks_csv: str | Path | None = None, samples: int = 4, anatomical_order: bool = False,
-                       refine=None, progress: Callable[[int, int], None] | None = None,
-                       against_truth: bool = False) -> Evaluation:
+def evaluate_segmenter(
+    segmenter: LoadedSegmenter,
+    manifest: str | Path,
+    split: str = "val",
+    landmarks_csv: str | Path | None = None,
+    samples: int = 4,
+    anatomical_order: bool = False,
+    refine=None,
+    progress: Callable[[int, int], None] | None = None,
+    against_truth: bool = False,
+) -> Evaluation:
     """Dice against every rater's map, or with `against_truth` against a phantom cohort's true label maps
     (`truth/<subject>.png` beside the manifest), which carry none of the raters' disagreement."""
     manifest = Path(manifest)
@@ -57,7 +68,7 @@ def evaluate_segmenter(segmenter: LoadedSegmenter, manifest: str | Path, split: 
         seg = segment(image.pixels, segmenter, samples=samples, anatomical_order=anatomical_order, refine=refine)
         result.images += 1
         result.all_bones_found += all(f.present for f in seg.bones.values())
-        for reference in (_truth(manifest, row.subject_id) if against_truth else _rater_maps(project, row.image)):
+        for reference in _truth(manifest, row.subject_id) if against_truth else _rater_maps(project, row.image):
             for bone, value in dice_per_bone(seg.labels, reference).items():
                 if not math.isnan(value):
                     result.dice[bone].append(value)
@@ -81,7 +92,7 @@ def rater_agreement(manifest: str | Path, split: str = "test", against_truth: bo
             truth = _truth(manifest, row.subject_id)[0]  # read once, not once per rater
             pairs = [(a, truth) for a in raters]
         else:
-            pairs = [(a, b) for i, a in enumerate(raters) for b in raters[i + 1:]]
+            pairs = [(a, b) for i, a in enumerate(raters) for b in raters[i + 1 :]]
         if not pairs:
             continue
         result.images += 1
@@ -90,8 +101,11 @@ def rater_agreement(manifest: str | Path, split: str = "test", against_truth: bo
                 if not math.isnan(value):
                     result.dice[bone].append(value)
     if not result.images:
-        raise ConfigError(f"no {split} image of {manifest.name} has "
-                          + ("a rater's map" if against_truth else "two raters' maps") + " to compare.")
+        raise ConfigError(
+            f"no {split} image of {manifest.name} has "
+            + ("a rater's map" if against_truth else "two raters' maps")
+            + " to compare."
+        )
     return result
 
 

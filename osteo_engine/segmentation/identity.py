@@ -6,6 +6,7 @@ known: across the hand the metacarpals come as M1, M2, ..., M5. So each connecte
 assigned one identity, by the order-preserving matching (in either direction across the hand) that keeps
 the most of the network's own probability mass.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -23,7 +24,7 @@ def _parts(probs: np.ndarray) -> tuple[np.ndarray, list[int], np.ndarray]:
     count, components, stats, _ = cv2.connectedComponentsWithStats(metacarpal.astype(np.uint8), connectivity=8)
     areas = stats[:, cv2.CC_STAT_AREA]
     keep = [i for i in range(1, count) if areas[i] >= MIN_PART_FRACTION * winner.size]
-    keep = sorted(keep, key=lambda i: -areas[i])[:2 * METACARPALS]
+    keep = sorted(keep, key=lambda i: -areas[i])[: 2 * METACARPALS]
     return components, keep, areas
 
 

@@ -4,12 +4,12 @@ cost_ij    = d(softmax(s_i), y_j): 1 − soft mean IoU over foreground classes p
 T*         = relaxed_coupling(cost, β, γ)  (rows ≤ γ, columns = β; not differentiated)
 loss       = Σ_ij T*_ij (cost_ij + ce_weight · CE(s_i, y_j)) + λ · KL(Σ_j T*_i· per module ‖ π)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .ot import relaxed_coupling
 
@@ -61,8 +61,9 @@ def soft_iou_cost(probs: torch.Tensor, annotations: torch.Tensor) -> torch.Tenso
     return _iou_cost(probs, _onehot(annotations, probs.shape[1], probs.dtype))
 
 
-def pairwise_cross_entropy(logits: torch.Tensor, annotations: torch.Tensor,
-                           class_weights: torch.Tensor | None = None) -> torch.Tensor:
+def pairwise_cross_entropy(
+    logits: torch.Tensor, annotations: torch.Tensor, class_weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """logits (N, C, H, W), annotations (M, H, W) -> pixel cross-entropy (N, M), class-weighted like
     `F.cross_entropy(weight=...)`: Σ w_y (−log p_y) / Σ w_y."""
     log_probs = logits.log_softmax(1)
@@ -76,13 +77,22 @@ def background_weighted(num_classes: int, background: float) -> torch.Tensor:
     return weights
 
 
-def ot_segmentation_loss(logits: torch.Tensor, routing: torch.Tensor, annotations: torch.Tensor,
-                         annotation_weights: torch.Tensor, gamma: float, kl_weight: float = 1.0,
-                         ce_weight: float = 1.0, class_weights: torch.Tensor | None = None) -> OTLoss:
+def ot_segmentation_loss(
+    logits: torch.Tensor,
+    routing: torch.Tensor,
+    annotations: torch.Tensor,
+    annotation_weights: torch.Tensor,
+    gamma: float,
+    kl_weight: float = 1.0,
+    ce_weight: float = 1.0,
+    class_weights: torch.Tensor | None = None,
+) -> OTLoss:
     """logits (B, K, S, C, H, W); routing π (B, K); annotations (B, M, H, W); annotation_weights β (B, M)."""
     if logits.ndim != 6 or annotations.ndim != 4 or annotations.shape[0] != logits.shape[0]:
-        raise ValueError(f"expected logits (B,K,S,C,H,W) and annotations (B,M,H,W), got {tuple(logits.shape)} "
-                         f"and {tuple(annotations.shape)}")
+        raise ValueError(
+            f"expected logits (B,K,S,C,H,W) and annotations (B,M,H,W), got {tuple(logits.shape)} "
+            f"and {tuple(annotations.shape)}"
+        )
     b, k, s = logits.shape[:3]
     seg_terms, kl_terms, couplings = [], [], []
     # unbind, not logits[n]: indexing's backward would build a zero tensor of the whole batch per image

@@ -3,6 +3,7 @@
 d(a, b) = 1 − mean IoU over the foreground classes present in a or b (classes absent from both are
 skipped; d = 0 when neither has any foreground). GED = 2·E[d(s, y)] − E[d(s, s')] − E[d(y, y')].
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,8 +31,9 @@ def _weights(w, n) -> np.ndarray:
     return w / w.sum()
 
 
-def generalized_energy_distance(samples, annotations, sample_weights=None, annotation_weights=None,
-                                num_classes: int = NUM_CLASSES) -> float:
+def generalized_energy_distance(
+    samples, annotations, sample_weights=None, annotation_weights=None, num_classes: int = NUM_CLASSES
+) -> float:
     """GED between weighted label-map samples (N, H, W) and weighted annotations (M, H, W)."""
     samples, annotations = np.asarray(samples), np.asarray(annotations)
     p, q = _weights(sample_weights, len(samples)), _weights(annotation_weights, len(annotations))

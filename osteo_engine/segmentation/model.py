@@ -5,6 +5,7 @@ has a learned Gaussian prior N(μ_k, σ_k² I) over a latent z of size L; a samp
 features as W_s z ⊙ (u_d + W_b z) and three 1×1 convolutions map them to C classes. A routing MLP on the
 average-pooled u_e gives π_k(x). Only the cheap per-sample head sees the noise.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,8 +52,12 @@ class SegmenterOutput:
 
 def _block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.GroupNorm(min(8, cout), cout), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.GroupNorm(min(8, cout), cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.GroupNorm(min(8, cout), cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.GroupNorm(min(8, cout), cout),
+        nn.ReLU(inplace=True),
     )
 
 
@@ -60,10 +65,12 @@ class UNet(nn.Module):
     def __init__(self, in_channels: int, base: int, depth: int, max_channels: int | None = None):
         super().__init__()
         widths = [min(base * 2**i, max_channels or base * 2**i) for i in range(depth + 1)]
-        self.down = nn.ModuleList([_block(in_channels, widths[0])] +
-                                  [_block(widths[i], widths[i + 1]) for i in range(depth)])
-        self.up = nn.ModuleList([nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2)
-                                 for i in reversed(range(depth))])
+        self.down = nn.ModuleList(
+            [_block(in_channels, widths[0])] + [_block(widths[i], widths[i + 1]) for i in range(depth)]
+        )
+        self.up = nn.ModuleList(
+            [nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(depth))]
+        )
         self.merge = nn.ModuleList([_block(2 * widths[i], widths[i]) for i in reversed(range(depth))])
         self.encoder_channels, self.decoder_channels = widths[-1], widths[0]
         self.multiple = 2**depth
@@ -95,8 +102,9 @@ class StochasticHeads(nn.Module):
         self.w_scale = nn.Parameter(torch.randn(k, features, latent) * 0.1)
         self.scale_bias = nn.Parameter(torch.ones(k, features))  # starts as the identity modulation
         self.w_bias = nn.Parameter(torch.randn(k, features, latent) * 0.1)
-        self.weights = nn.ParameterList([_pointwise(k, hidden, features), _pointwise(k, hidden, hidden),
-                                         _pointwise(k, classes, hidden)])
+        self.weights = nn.ParameterList(
+            [_pointwise(k, hidden, features), _pointwise(k, hidden, hidden), _pointwise(k, classes, hidden)]
+        )
         self.biases = nn.ParameterList([nn.Parameter(torch.zeros(k, n)) for n in (hidden, hidden, classes)])
 
     def sample_latents(self, batch: int, samples: int) -> torch.Tensor:
@@ -113,8 +121,9 @@ class StochasticHeads(nn.Module):
         effective = w1[None, :, None] * scale[:, :, :, None, :]  # (B, K, S, Hd, F)
         constant = torch.einsum("khf,bksf->bksh", w1, scale * shift) + b1[None, :, None]
         # one (K·S·Hd × F) @ (F × P) product per image, so u_d is never copied K·S times
-        x = torch.baddbmm(constant.reshape(b, -1, 1), effective.reshape(b, -1, effective.shape[-1]),
-                          decoded.flatten(2)).view(b, k, s, -1, h * w)  # (B, K, S, Hd, P)
+        x = torch.baddbmm(
+            constant.reshape(b, -1, 1), effective.reshape(b, -1, effective.shape[-1]), decoded.flatten(2)
+        ).view(b, k, s, -1, h * w)  # (B, K, S, Hd, P)
         x = torch.matmul(w2[None, :, None], x.relu_()) + b2[None, :, None, :, None]
         x = torch.matmul(w3[None, :, None], x.relu_()) + b3[None, :, None, :, None]
         return x.reshape(b, k, s, -1, h, w)

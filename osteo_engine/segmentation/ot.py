@@ -5,6 +5,7 @@
 A slack column of zero cost absorbs the unused row capacity N·γ − Σβ, which turns the problem into a
 balanced one that POT's network simplex (`ot.emd`) solves exactly.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -3,6 +3,7 @@
 The label map is the arg-max of the weighted mean prediction, restored to the radiograph's size; each bone
 keeps its largest connected part. The uncertainty map is the predictive entropy of the mean.
 """
+
 from __future__ import annotations
 
 import math
@@ -56,10 +57,15 @@ class Segmentation:
         return float(self.entropy[bone].mean() if bone.any() else self.entropy.mean())
 
     def summary(self) -> dict:
-        return {"mean_uncertainty": round(self.mean_uncertainty(), 4), "routing": [round(p, 4) for p in self.routing],
-                "orientation": {"quarter_turns": self.quarter_turns, "inverted": self.inverted},
-                "bones": {b: {"present": f.present, "area_px": f.area_px,
-                              "mean_confidence": round(f.mean_confidence, 4)} for b, f in self.bones.items()}}
+        return {
+            "mean_uncertainty": round(self.mean_uncertainty(), 4),
+            "routing": [round(p, 4) for p in self.routing],
+            "orientation": {"quarter_turns": self.quarter_turns, "inverted": self.inverted},
+            "bones": {
+                b: {"present": f.present, "area_px": f.area_px, "mean_confidence": round(f.mean_confidence, 4)}
+                for b, f in self.bones.items()
+            },
+        }
 
 
 @dataclass
@@ -82,15 +88,23 @@ def load_segmenter(path: str | Path | None = None, device: str | None = None) ->
     except (TypeError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"{path.name} does not hold a mixture segmenter ({str(exc).splitlines()[0][:160]}).") from exc
     if len(input_size) != 2 or min(input_size) < 16:
-        raise ConfigError(f"{path.with_suffix('.json').name} gives an input size {input_size} that is not "
-                          "(width, height) of at least 16 pixels.")
+        raise ConfigError(
+            f"{path.with_suffix('.json').name} gives an input size {input_size} that is not "
+            "(width, height) of at least 16 pixels."
+        )
     target = pick_device(device)
     return LoadedSegmenter(model.eval().to(target), input_size, card, target)
 
 
 @torch.inference_mode()
-def segment(pixels: np.ndarray, segmenter: LoadedSegmenter, samples: int = 4, anatomical_order: bool = False,
-            refine: BonePrompter | None = None, find_upright: bool = True) -> Segmentation:
+def segment(
+    pixels: np.ndarray,
+    segmenter: LoadedSegmenter,
+    samples: int = 4,
+    anatomical_order: bool = False,
+    refine: BonePrompter | None = None,
+    find_upright: bool = True,
+) -> Segmentation:
     """`find_upright` first turns the image by quarter turns and inverts its contrast where that makes the
     hand look like the training hands (`find_orientation`), and maps the answer back onto the file's pixels;
     `anatomical_order` gives each metacarpal part one identity, in order across the hand (identity.py; off by
@@ -117,8 +131,9 @@ def segment(pixels: np.ndarray, segmenter: LoadedSegmenter, samples: int = 4, an
     if refine is not None:
         labels = refine_with_sam(upright, labels, refine)
     labels, entropy, confidence = (np.ascontiguousarray(np.rot90(a, -turns)) for a in (labels, entropy, confidence))
-    return Segmentation(labels, entropy, out.routing[0].float().cpu().tolist(), _findings(labels, confidence),
-                        turns, inverted)
+    return Segmentation(
+        labels, entropy, out.routing[0].float().cpu().tolist(), _findings(labels, confidence), turns, inverted
+    )
 
 
 def _working_shape(shape: tuple[int, int]) -> tuple[int, int]:
@@ -160,8 +175,9 @@ def find_orientation(pixels: np.ndarray, segmenter: LoadedSegmenter) -> tuple[in
 
 
 @torch.inference_mode()
-def orientation_scores(pixels: np.ndarray, segmenter: LoadedSegmenter, orientations: list = ORIENTATIONS
-                       ) -> list[float]:
+def orientation_scores(
+    pixels: np.ndarray, segmenter: LoadedSegmenter, orientations: list = ORIENTATIONS
+) -> list[float]:
     """`_plausibility` of each (quarter turns, inverted) reading, read in one low-resolution batch."""
     small = _thumbnail(pixels, segmenter)
     return [_plausibility(p) for p in _low_resolution_probabilities(small, segmenter, orientations)]
@@ -198,8 +214,9 @@ def _reorient(pixels: np.ndarray, turns: int, inverted: bool) -> np.ndarray:
 def refine_with_sam(pixels: np.ndarray, labels: np.ndarray, prompter: BonePrompter) -> np.ndarray:
     """Each bone of a label map redrawn by SAM from a prompt made of its mask (autoannotate's refinement)."""
     minimum = MIN_AREA_FRACTION * labels.size
-    prompts = {name: mask_prompt(labels == value, name)
-               for value, name in BONES.items() if (labels == value).sum() >= minimum}
+    prompts = {
+        name: mask_prompt(labels == value, name) for value, name in BONES.items() if (labels == value).sum() >= minimum
+    }
     return segment_from_prompts(prompter, pixels, prompts)
 
 
@@ -208,8 +225,9 @@ def _findings(labels: np.ndarray, confidence: np.ndarray) -> dict[str, BoneFindi
     for value, name in BONES.items():
         part = labels == value
         area = int(part.sum())
-        out[name] = BoneFinding(area >= MIN_AREA_FRACTION * labels.size, area,
-                                float(confidence[part].mean()) if area else 0.0)
+        out[name] = BoneFinding(
+            area >= MIN_AREA_FRACTION * labels.size, area, float(confidence[part].mean()) if area else 0.0
+        )
     return out
 
 

@@ -1,4 +1,5 @@
 """Training the mixture segmenter: presets, the epoch loop, validation, checkpoints, exact resume."""
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,8 @@ import torch
 from .. import registry
 from ..anatomy import BONE_NAMES
 from ..errors import ConfigError
-from ..registry import check_registry
 from ..events import CancelToken, Events, ignore
+from ..registry import check_registry
 from ..runs import RunFolder, load_checkpoint, warmup_cosine
 from ..training import TrainingLoop, autocast, epoch_seed, to_device
 from .augment import SegmentAugmentConfig, augment
@@ -21,7 +22,6 @@ from .data import SegmentationSample, load_samples
 from .losses import background_weighted, gamma_schedule, ot_segmentation_loss
 from .metrics import dice_per_bone, generalized_energy_distance
 from .model import MixtureSegmenter, SegmenterConfig
-
 
 
 @dataclass(frozen=True)
@@ -55,12 +55,24 @@ class SegmentTrainConfig:
 
 
 PRESETS = {
-    "cpu-small": SegmentTrainConfig("cpu-small", (256, 320),
-                                    SegmenterConfig(base_channels=16, depth=5, max_channels=128, modules=4),
-                                    samples=1, epochs=20, batch_size=4, lr=3e-3),
-    "paper": SegmentTrainConfig("paper", (512, 704), SegmenterConfig(base_channels=32, depth=5, modules=4,
-                                                                     head_channels=32),
-                                samples=4, epochs=200, batch_size=16, lr=1e-3),
+    "cpu-small": SegmentTrainConfig(
+        "cpu-small",
+        (256, 320),
+        SegmenterConfig(base_channels=16, depth=5, max_channels=128, modules=4),
+        samples=1,
+        epochs=20,
+        batch_size=4,
+        lr=3e-3,
+    ),
+    "paper": SegmentTrainConfig(
+        "paper",
+        (512, 704),
+        SegmenterConfig(base_channels=32, depth=5, modules=4, head_channels=32),
+        samples=4,
+        epochs=200,
+        batch_size=16,
+        lr=1e-3,
+    ),
 }
 check_registry("segmentation preset", PRESETS, registry.PRESETS)
 
@@ -69,13 +81,17 @@ def segment_preset(name: str, **overrides) -> SegmentTrainConfig:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
     if overrides.get("select_by") not in (None, *registry.CHECKPOINT_SELECTION):
-        raise ConfigError(f"unknown checkpoint selection {overrides['select_by']!r}; choose one of "
-                          f"{', '.join(registry.CHECKPOINT_SELECTION)}.")
+        raise ConfigError(
+            f"unknown checkpoint selection {overrides['select_by']!r}; choose one of "
+            f"{', '.join(registry.CHECKPOINT_SELECTION)}."
+        )
     config = replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
-    multiple = 2 ** config.model.depth
+    multiple = 2**config.model.depth
     if any(v % multiple or v <= 0 for v in config.input_size):
-        raise ConfigError(f"the input size {config.input_size[0]}×{config.input_size[1]} must be made of multiples "
-                          f"of {multiple} for this preset's network (depth {config.model.depth}).")
+        raise ConfigError(
+            f"the input size {config.input_size[0]}×{config.input_size[1]} must be made of multiples "
+            f"of {multiple} for this preset's network (depth {config.model.depth})."
+        )
     return config
 
 
@@ -97,13 +113,17 @@ def _batch(samples: list[SegmentationSample], rng: np.random.Generator, config: 
         images.append(image)
         maps.append(np.concatenate([annotations, annotations[:1].repeat(pad, 0)]) if pad else annotations)
         weights.append(np.concatenate([s.weights, np.zeros(pad, np.float32)]))
-    return (torch.from_numpy(np.stack(images))[:, None], torch.from_numpy(np.stack(maps)).long(),
-            torch.from_numpy(np.stack(weights)))
+    return (
+        torch.from_numpy(np.stack(images))[:, None],
+        torch.from_numpy(np.stack(maps)).long(),
+        torch.from_numpy(np.stack(weights)),
+    )
 
 
 @torch.inference_mode()
-def validate(model: MixtureSegmenter, samples: list[SegmentationSample], config: SegmentTrainConfig,
-             device: torch.device) -> dict:
+def validate(
+    model: MixtureSegmenter, samples: list[SegmentationSample], config: SegmentTrainConfig, device: torch.device
+) -> dict:
     """Validation GED against every rater's map, and Dice per bone of the mean prediction."""
     model.eval()
     dice = {b: [] for b in BONE_NAMES}
@@ -118,16 +138,29 @@ def validate(model: MixtureSegmenter, samples: list[SegmentationSample], config:
                 if not math.isnan(value):
                     dice[bone].append(value)
         hard = out.flat_logits()[0].argmax(1).cpu().numpy()
-        geds.append(generalized_energy_distance(hard, s.annotations, out.sample_weights[0].float().cpu().numpy(),
-                                                s.weights))
+        geds.append(
+            generalized_energy_distance(hard, s.annotations, out.sample_weights[0].float().cpu().numpy(), s.weights)
+        )
     per_bone = {b: float(np.mean(v)) if v else float("nan") for b, v in dice.items()}
     present = [v for v in per_bone.values() if not math.isnan(v)]
-    return {"val_ged": float(np.mean(geds)) if geds else float("nan"), "val_dice": per_bone,
-            "val_mean_dice": float(np.mean(present)) if present else float("nan")}
+    return {
+        "val_ged": float(np.mean(geds)) if geds else float("nan"),
+        "val_dice": per_bone,
+        "val_mean_dice": float(np.mean(present)) if present else float("nan"),
+    }
 
 
-def _train_one_epoch(model, optimiser, train: list[SegmentationSample], config: SegmentTrainConfig, epoch: int,
-                     total_steps: int, gamma0: float, class_weights: torch.Tensor, loop: TrainingLoop):
+def _train_one_epoch(
+    model,
+    optimiser,
+    train: list[SegmentationSample],
+    config: SegmentTrainConfig,
+    epoch: int,
+    total_steps: int,
+    gamma0: float,
+    class_weights: torch.Tensor,
+    loop: TrainingLoop,
+):
     """One pass over the training images; the epoch alone seeds its randomness, so a resume is exact."""
     model.train()
     device = loop.device
@@ -141,15 +174,22 @@ def _train_one_epoch(model, optimiser, train: list[SegmentationSample], config: 
         step = (epoch - 1) * steps_per_epoch + b
         for group in optimiser.param_groups:
             group["lr"] = warmup_cosine(step, total_steps, config.lr, config.warmup_fraction)
-        chosen = [train[i] for i in order[b * config.batch_size:(b + 1) * config.batch_size]]
+        chosen = [train[i] for i in order[b * config.batch_size : (b + 1) * config.batch_size]]
         x, y, beta = (t.to(device) for t in _batch(chosen, rng, config))
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device):
             out = model(x, samples=config.samples)
-        loss = ot_segmentation_loss(out.logits.float(), out.routing.float(), y, beta,
-                                    gamma_schedule(step, total_steps, gamma0, config.anneal_fraction),
-                                    config.kl_weight, config.ce_weight, class_weights)
+        loss = ot_segmentation_loss(
+            out.logits.float(),
+            out.routing.float(),
+            y,
+            beta,
+            gamma_schedule(step, total_steps, gamma0, config.anneal_fraction),
+            config.kl_weight,
+            config.ce_weight,
+            class_weights,
+        )
         losses.append(loop.optimise(loss.total, optimiser, guard, clip=(model.parameters(), 5.0)))
     return [v for v in losses if v is not None], guard.bad
 
@@ -163,28 +203,41 @@ def selection_score(record: dict, select_by: str) -> float:
 
 def _selected_by(record: dict, select_by: str) -> str:
     key = "val_ged" if select_by == "ged" else "val_mean_dice"
-    return ("lowest validation GED" if select_by == "ged" else "highest validation mean Dice") \
-        if math.isfinite(record.get(key, math.nan)) else "lowest training loss (no validation images)"
+    return (
+        ("lowest validation GED" if select_by == "ged" else "highest validation mean Dice")
+        if math.isfinite(record.get(key, math.nan))
+        else "lowest training loss (no validation images)"
+    )
 
 
 def _warm_start(model: MixtureSegmenter, config: SegmentTrainConfig) -> None:
     state, card = load_checkpoint(config.init)
     if card.get("model_config") != asdict(config.model):
-        raise ConfigError(f"{Path(config.init).name} has another architecture than the preset "
-                          f"({card.get('model_config')} against {asdict(config.model)}).")
+        raise ConfigError(
+            f"{Path(config.init).name} has another architecture than the preset "
+            f"({card.get('model_config')} against {asdict(config.model)})."
+        )
     model.load_state_dict(state)
 
 
-def train_segmenter(data: list[str | Path], out: str | Path, config: SegmentTrainConfig, resume: bool = False,
-                    command: str = "", events: Events = ignore, cancel: CancelToken | None = None) -> TrainResult:
+def train_segmenter(
+    data: list[str | Path],
+    out: str | Path,
+    config: SegmentTrainConfig,
+    resume: bool = False,
+    command: str = "",
+    events: Events = ignore,
+    cancel: CancelToken | None = None,
+) -> TrainResult:
     """Train on the annotation projects or manifests in `data` into the run folder `out` (checkpoints `last`
     and `best`, chosen by `config.select_by`). Raises ConfigError for unusable data or settings, `Cancelled`
     when `cancel` is set (the last finished epoch stays, and `resume=True` continues from it)."""
     run = RunFolder(out)
     run.start({"task": "segmentation", "data": [str(d) for d in data], "config": config.to_json()}, resume)
     splits = _samples(data, config)
-    loop = TrainingLoop(run, task="segmentation training", epochs=config.epochs, seed=config.seed, events=events,
-                        cancel=cancel)
+    loop = TrainingLoop(
+        run, task="segmentation training", epochs=config.epochs, seed=config.seed, events=events, cancel=cancel
+    )
     model = MixtureSegmenter(config.model)
     if config.init and not resume:
         _warm_start(model, config)
@@ -197,16 +250,30 @@ def train_segmenter(data: list[str | Path], out: str | Path, config: SegmentTrai
     class_weights = background_weighted(config.model.num_classes, config.background_weight).to(loop.device)
     n_samples = config.model.modules * config.samples
     gamma0 = config.gamma0 if config.gamma0 is not None else 1.0 / n_samples
-    card = {"model": "MixtureSegmenter", "model_config": asdict(config.model), "input_size": list(config.input_size),
-            "data": [str(d) for d in data], "command": command, "preset": config.preset, "init": config.init,
-            "train_images": len(splits["train"]), "val_images": len(splits["val"])}
+    card = {
+        "model": "MixtureSegmenter",
+        "model_config": asdict(config.model),
+        "input_size": list(config.input_size),
+        "data": [str(d) for d in data],
+        "command": command,
+        "preset": config.preset,
+        "init": config.init,
+        "train_images": len(splits["train"]),
+        "val_images": len(splits["val"]),
+    }
     for epoch in range(start_epoch, config.epochs + 1):
         started = time.perf_counter()
-        losses, bad = _train_one_epoch(model, optimiser, splits["train"], config, epoch, total_steps, gamma0,
-                                       class_weights, loop)
-        record = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"), "skipped_steps": bad,
-                  "lr": optimiser.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 2),
-                  "gamma": gamma_schedule(epoch * steps_per_epoch, total_steps, gamma0, config.anneal_fraction)}
+        losses, bad = _train_one_epoch(
+            model, optimiser, splits["train"], config, epoch, total_steps, gamma0, class_weights, loop
+        )
+        record = {
+            "epoch": epoch,
+            "loss": float(np.mean(losses)) if losses else float("nan"),
+            "skipped_steps": bad,
+            "lr": optimiser.param_groups[0]["lr"],
+            "seconds": round(time.perf_counter() - started, 2),
+            "gamma": gamma_schedule(epoch * steps_per_epoch, total_steps, gamma0, config.anneal_fraction),
+        }
         if splits["val"]:
             record.update(validate(model, splits["val"], config, loop.device))
         checkpoints = {"last": (model.state_dict(), card)}
@@ -214,8 +281,9 @@ def train_segmenter(data: list[str | Path], out: str | Path, config: SegmentTrai
         if score > best["score"]:
             best = {"epoch": epoch, "score": float(score), "metrics": record}
             checkpoints["best"] = (model.state_dict(), {**card, "selected_by": _selected_by(record, config.select_by)})
-        loop.end_epoch(epoch, record, checkpoints,
-                       {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "best": best})
+        loop.end_epoch(
+            epoch, record, checkpoints, {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "best": best}
+        )
     loop.finish()
     return TrainResult(run.root, config.epochs, best["epoch"], best["metrics"])
 

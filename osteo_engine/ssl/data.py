@@ -6,12 +6,13 @@ into a square of `RAW_SCALE` times the patch size: the probe sees the whole imag
 radiograph, as the paper does), and pretraining sees 7 random squares of it, drawn anew with the run's seed
 (`pretraining_inputs`), so that it gets as many samples per image as with bone patches.
 """
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -38,31 +39,52 @@ class PatchBank:
     images: np.ndarray  # (N,) image file name
     skipped: list[str]  # sentences: images that could not be used, and why
 
-    def with_splits(self, assignment: dict[str, str] | None) -> "PatchBank":
+    def with_splits(self, assignment: dict[str, str] | None) -> PatchBank:
         """The same patches with each subject that `assignment` (subject_key -> split) knows moved to its split."""
         if not assignment:
             return self
         splits = np.array([assignment.get(subject_key(str(s)), v) for s, v in zip(self.subjects, self.splits)])
         return PatchBank(self.patches, self.bones, self.subjects, self.labels, splits, self.images, self.skipped)
 
-    def select(self, mask: np.ndarray) -> "PatchBank":
-        return PatchBank(self.patches[mask], self.bones[mask], self.subjects[mask], self.labels[mask],
-                         self.splits[mask], self.images[mask], self.skipped)
+    def select(self, mask: np.ndarray) -> PatchBank:
+        return PatchBank(
+            self.patches[mask],
+            self.bones[mask],
+            self.subjects[mask],
+            self.labels[mask],
+            self.splits[mask],
+            self.images[mask],
+            self.skipped,
+        )
 
     def save(self, path: Path) -> None:
         import io
 
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, patches=self.patches.astype(np.float16), bones=self.bones,
-                            subjects=self.subjects, labels=self.labels, splits=self.splits, images=self.images,
-                            skipped=np.array(self.skipped, dtype=str))
+        np.savez_compressed(
+            buffer,
+            patches=self.patches.astype(np.float16),
+            bones=self.bones,
+            subjects=self.subjects,
+            labels=self.labels,
+            splits=self.splits,
+            images=self.images,
+            skipped=np.array(self.skipped, dtype=str),
+        )
         atomic_write_bytes(path, buffer.getvalue())
 
     @staticmethod
-    def load(path: Path) -> "PatchBank":
+    def load(path: Path) -> PatchBank:
         with np.load(path, allow_pickle=False) as z:
-            return PatchBank(z["patches"].astype(np.float32), z["bones"], z["subjects"], z["labels"], z["splits"],
-                             z["images"], list(z["skipped"]))
+            return PatchBank(
+                z["patches"].astype(np.float32),
+                z["bones"],
+                z["subjects"],
+                z["labels"],
+                z["splits"],
+                z["images"],
+                list(z["skipped"]),
+            )
 
 
 def letterboxed(pixels: np.ndarray, size: int) -> np.ndarray:
@@ -72,7 +94,7 @@ def letterboxed(pixels: np.ndarray, size: int) -> np.ndarray:
     small = cv2.resize(pixels, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     out = np.zeros((size, size), np.float32)
     y, x = (size - small.shape[0]) // 2, (size - small.shape[1]) // 2
-    out[y:y + small.shape[0], x:x + small.shape[1]] = small
+    out[y : y + small.shape[0], x : x + small.shape[1]] = small
     return out
 
 
@@ -88,14 +110,21 @@ def pretraining_inputs(bank: PatchBank, size: int, seed: int) -> PatchBank:
     rng = np.random.default_rng(seed)
     squares = np.concatenate([raw_patches(_content(image), size, rng) for image in bank.patches])
     repeat = np.repeat(np.arange(len(bank.patches)), RAW_PATCHES)
-    return PatchBank(squares, np.full(len(squares), "raw"), bank.subjects[repeat], bank.labels[repeat],
-                     bank.splits[repeat], bank.images[repeat], bank.skipped)
+    return PatchBank(
+        squares,
+        np.full(len(squares), "raw"),
+        bank.subjects[repeat],
+        bank.labels[repeat],
+        bank.splits[repeat],
+        bank.images[repeat],
+        bank.skipped,
+    )
 
 
 def _content(image: np.ndarray) -> np.ndarray:
     """The radiograph inside its letterbox (the rows and columns that are not all zero)."""
     rows, cols = np.flatnonzero(image.any(1)), np.flatnonzero(image.any(0))
-    return image[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] if len(rows) and len(cols) else image
+    return image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] if len(rows) and len(cols) else image
 
 
 def probe_inputs(bank: PatchBank, size: int) -> PatchBank:
@@ -103,8 +132,9 @@ def probe_inputs(bank: PatchBank, size: int) -> PatchBank:
     if not is_raw(bank) or bank.patches.shape[-1] == size:
         return bank
     whole = np.stack([cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA) for image in bank.patches])
-    return PatchBank(whole.astype(np.float32), bank.bones, bank.subjects, bank.labels, bank.splits, bank.images,
-                     bank.skipped)
+    return PatchBank(
+        whole.astype(np.float32), bank.bones, bank.subjects, bank.labels, bank.splits, bank.images, bank.skipped
+    )
 
 
 def raw_patches(pixels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -114,12 +144,18 @@ def raw_patches(pixels: np.ndarray, size: int, rng: np.random.Generator) -> np.n
     out = []
     for _ in range(RAW_PATCHES):
         y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-        out.append(cv2.resize(pixels[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_AREA))
+        out.append(cv2.resize(pixels[y : y + side, x : x + side], (size, size), interpolation=cv2.INTER_AREA))
     return np.stack(out).astype(np.float32)
 
 
-def build_patch_bank(manifest: str | Path, size: int, source: str = "patches", segmenter=None, seed: int = 0,
-                     progress: Callable[[int, int], None] | None = None) -> PatchBank:
+def build_patch_bank(
+    manifest: str | Path,
+    size: int,
+    source: str = "patches",
+    segmenter=None,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> PatchBank:
     """Patches of every usable image in a manifest; `segmenter` (a LoadedSegmenter) is needed for patches."""
     from ..segmentation.predict import segment
 
@@ -154,14 +190,22 @@ def build_patch_bank(manifest: str | Path, size: int, source: str = "patches", s
             progress(k + 1, len(cohort.rows))
     if not rows["patches"]:
         raise OsteoError(f"no usable image in {manifest}: " + "; ".join(skipped[:3]))
-    return PatchBank(np.concatenate(rows["patches"]), *(np.array(rows[k]) for k in
-                                                          ("bones", "subjects", "labels", "splits", "images")),
-                     skipped)
+    return PatchBank(
+        np.concatenate(rows["patches"]),
+        *(np.array(rows[k]) for k in ("bones", "subjects", "labels", "splits", "images")),
+        skipped,
+    )
 
 
-def cached_patch_bank(manifest: str | Path, size: int, source: str, segmenter_path: str | Path | None,
-                      cache_dir: str | Path, seed: int = 0,
-                      progress: Callable[[int, int], None] | None = None) -> PatchBank:
+def cached_patch_bank(
+    manifest: str | Path,
+    size: int,
+    source: str,
+    segmenter_path: str | Path | None,
+    cache_dir: str | Path,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> PatchBank:
     """The manifest's patch bank, from `cache_dir` when the manifest, size, input and segmenter match, else
     built (segmenting every image) and cached. Its `skipped` lists the images that could not be used."""
     from ..segmentation.predict import load_segmenter
@@ -178,6 +222,8 @@ def cached_patch_bank(manifest: str | Path, size: int, source: str, segmenter_pa
 def bank_cache_name(manifest: str | Path, size: int, source: str, segmenter_card: dict | None) -> str:
     """A file name that changes with the manifest's content, the patch size, the input and the segmenter."""
     digest = hashlib.sha256(Path(manifest).read_bytes())
-    digest.update(f"{size}|{source}|{'whole x4' if source == 'raw' else ''}|{(segmenter_card or {}).get('command', '')}|"
-                  f"{(segmenter_card or {}).get('epoch', '')}".encode())
+    digest.update(
+        f"{size}|{source}|{'whole x4' if source == 'raw' else ''}|{(segmenter_card or {}).get('command', '')}|"
+        f"{(segmenter_card or {}).get('epoch', '')}".encode()
+    )
     return f"patches-{source}-{size}-{digest.hexdigest()[:12]}.npz"

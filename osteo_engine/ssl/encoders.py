@@ -4,6 +4,7 @@ The stem decides how much a small crop keeps: `imagenet` is torchvision's (7×7 
 ÷4), `compact` a 3×3 stride-2 convolution without max-pool (÷2, the CPU preset's trade of detail for
 speed), `cifar` a 3×3 stride-1 convolution (full detail, 4× the compute of `compact`).
 """
+
 from __future__ import annotations
 
 import torch.nn as nn

@@ -4,14 +4,16 @@ For each parameter p with gradient g: trust = η‖p‖ / (‖g‖ + λ‖p‖),
 global rate (`clip=True`: scale = min(trust / lr, 1)); weight decay λ is folded into the gradient here and
 taken off the inner optimiser. Parameters with a zero norm or zero gradient keep their plain step.
 """
+
 from __future__ import annotations
 
 import torch
 
 
 class LARC(torch.optim.Optimizer):
-    def __init__(self, optimizer: torch.optim.Optimizer, trust_coefficient: float = 0.001, clip: bool = True,
-                 eps: float = 1e-8):
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, trust_coefficient: float = 0.001, clip: bool = True, eps: float = 1e-8
+    ):
         self.optim = optimizer
         self.trust_coefficient, self.clip, self.eps = trust_coefficient, clip, eps
 

@@ -5,6 +5,7 @@ rank with gradients, so that negatives, batch statistics and Sinkhorn normalisat
 and each rank returns the loss of its own anchors; averaging the ranks' losses (as DDP does with their
 gradients) gives the single-process loss of the global batch.
 """
+
 from __future__ import annotations
 
 import torch
@@ -35,11 +36,15 @@ def _check(name: str, condition: bool, message: str) -> None:
         raise ValueError(f"{name}: {message}")
 
 
-def simclr_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5, distributed: bool = False
-                ) -> torch.Tensor:
+def simclr_loss(
+    z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5, distributed: bool = False
+) -> torch.Tensor:
     """NT-Xent: each embedding's positive is its other view; the other 2N − 2 embeddings are negatives."""
-    _check("simclr_loss", z1.ndim == 2 and z1.shape == z2.shape and z1.shape[0] > 0,
-           f"expected two (batch, dim) tensors of one shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    _check(
+        "simclr_loss",
+        z1.ndim == 2 and z1.shape == z2.shape and z1.shape[0] > 0,
+        f"expected two (batch, dim) tensors of one shape, got {tuple(z1.shape)} and {tuple(z2.shape)}",
+    )
     n = z1.shape[0]
     local = F.normalize(torch.cat([z1, z2]), dim=1)  # (2n, d): views 1 then views 2
     if distributed:
@@ -58,12 +63,16 @@ def simclr_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5, di
     return F.cross_entropy(logits, positive)
 
 
-def supcon_loss(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1, distributed: bool = False
-                ) -> torch.Tensor:
+def supcon_loss(
+    z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1, distributed: bool = False
+) -> torch.Tensor:
     """Supervised contrastive loss (Khosla et al., L_out): z (batch, views, dim); every other embedding of
     the same label is a positive."""
-    _check("supcon_loss", z.ndim == 3 and labels.shape == z.shape[:1],
-           f"expected z (batch, views, dim) and labels (batch,), got {tuple(z.shape)} and {tuple(labels.shape)}")
+    _check(
+        "supcon_loss",
+        z.ndim == 3 and labels.shape == z.shape[:1],
+        f"expected z (batch, views, dim) and labels (batch,), got {tuple(z.shape)} and {tuple(labels.shape)}",
+    )
     b, v, _ = z.shape
     local = F.normalize(z.reshape(b * v, -1), dim=1)
     local_labels = labels.repeat_interleave(v)
@@ -91,12 +100,22 @@ def _gather_plain(x: torch.Tensor) -> list[torch.Tensor]:
     return out
 
 
-def vicreg_loss(z1: torch.Tensor, z2: torch.Tensor, sim_weight: float = 25.0, var_weight: float = 25.0,
-                cov_weight: float = 1.0, eps: float = 1e-4, distributed: bool = False) -> torch.Tensor:
+def vicreg_loss(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    sim_weight: float = 25.0,
+    var_weight: float = 25.0,
+    cov_weight: float = 1.0,
+    eps: float = 1e-4,
+    distributed: bool = False,
+) -> torch.Tensor:
     """VICReg: invariance (MSE between views), variance (hinge on each dimension's std, per branch) and
     covariance (off-diagonal squares / dim, per branch); statistics over the global batch."""
-    _check("vicreg_loss", z1.ndim == 2 and z1.shape == z2.shape and z1.shape[0] > 1,
-           f"expected two (batch > 1, dim) tensors of one shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    _check(
+        "vicreg_loss",
+        z1.ndim == 2 and z1.shape == z2.shape and z1.shape[0] > 1,
+        f"expected two (batch > 1, dim) tensors of one shape, got {tuple(z1.shape)} and {tuple(z2.shape)}",
+    )
     invariance = F.mse_loss(z1, z2)
     if distributed:
         z1, z2 = gather_with_grad(z1), gather_with_grad(z2)
@@ -117,8 +136,9 @@ def _covariance(z: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sinkhorn(scores: torch.Tensor, iterations: int = 3, epsilon: float = 0.05, distributed: bool = False
-             ) -> torch.Tensor:
+def sinkhorn(
+    scores: torch.Tensor, iterations: int = 3, epsilon: float = 0.05, distributed: bool = False
+) -> torch.Tensor:
     """Soft codes (batch, prototypes) with equal prototype usage over the (global) batch (SwAV)."""
     import torch.distributed as dist
 
@@ -138,17 +158,28 @@ def sinkhorn(scores: torch.Tensor, iterations: int = 3, epsilon: float = 0.05, d
     return (q * b).T
 
 
-def swav_loss(high_res_scores: list[torch.Tensor], low_res_scores: list[torch.Tensor], temperature: float = 0.1,
-              sinkhorn_iterations: int = 3, epsilon: float = 0.05, distributed: bool = False) -> torch.Tensor:
+def swav_loss(
+    high_res_scores: list[torch.Tensor],
+    low_res_scores: list[torch.Tensor],
+    temperature: float = 0.1,
+    sinkhorn_iterations: int = 3,
+    epsilon: float = 0.05,
+    distributed: bool = False,
+) -> torch.Tensor:
     """Swapped prediction: the codes of each global crop are predicted from every other crop's scores."""
     _check("swav_loss", len(high_res_scores) >= 2, "needs at least two global crops")
     shapes = {tuple(s.shape) for s in high_res_scores} | {(s.shape[1],) for s in low_res_scores}
-    _check("swav_loss", all(s.ndim == 2 for s in [*high_res_scores, *low_res_scores]),
-           f"scores must be (batch, prototypes), got shapes {sorted(shapes)}")
+    _check(
+        "swav_loss",
+        all(s.ndim == 2 for s in [*high_res_scores, *low_res_scores]),
+        f"scores must be (batch, prototypes), got shapes {sorted(shapes)}",
+    )
     crops = list(high_res_scores) + list(low_res_scores)
     total = high_res_scores[0].new_zeros(())
     for i, scores in enumerate(high_res_scores):
         codes = sinkhorn(scores.detach(), sinkhorn_iterations, epsilon, distributed)
         others = [c for j, c in enumerate(crops) if j != i]
-        total = total + sum(-(codes * F.log_softmax(c / temperature, dim=1)).sum(1).mean() for c in others) / len(others)
+        total = total + sum(-(codes * F.log_softmax(c / temperature, dim=1)).sum(1).mean() for c in others) / len(
+            others
+        )
     return total / len(high_res_scores)

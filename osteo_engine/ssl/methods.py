@@ -2,6 +2,7 @@
 over the multi-crop views. With more than two views, SimCLR uses every other view of an image as a
 positive (the multi-positive form of NT-Xent, which is SupCon with one class per image) and VICReg averages
 its loss over every pair of a global view with any other view; SwAV predicts the global views' codes."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,8 +62,9 @@ class SSLMethod(nn.Module):
                 out[i] = part
         return out
 
-    def loss(self, global_views: list[torch.Tensor], local_views: list[torch.Tensor],
-             labels: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(
+        self, global_views: list[torch.Tensor], local_views: list[torch.Tensor], labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, global_views, local_views, labels=None) -> torch.Tensor:
@@ -108,8 +110,9 @@ class VICReg(SSLMethod):
     def loss(self, global_views, local_views, labels=None):
         z = self.project(global_views + local_views)
         pairs = [(i, j) for i in range(len(global_views)) for j in range(i + 1, len(z))]  # each global with the rest
-        return sum(vicreg_loss(z[i], z[j], *self.config.vicreg_weights, distributed=self.distributed)
-                   for i, j in pairs) / len(pairs)
+        return sum(
+            vicreg_loss(z[i], z[j], *self.config.vicreg_weights, distributed=self.distributed) for i, j in pairs
+        ) / len(pairs)
 
 
 def build_method(config: MethodConfig) -> SSLMethod:

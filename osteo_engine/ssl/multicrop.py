@@ -10,6 +10,7 @@ map (its share of non-zero pixels per cell) through the candidate's own affine m
 constraint costs little; when no candidate passes, the best one is used and counted. Every view's actual
 share of non-zero pixels is measured after sampling and reported (`CropStats.below_min`).
 """
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,6 @@ import torch
 import torch.nn.functional as F
 
 from ..registry import MULTICROP_MODES
-
 
 COVERAGE_CELLS = 32  # cells per side of a patch's coverage map
 PROBE_SIZE = 16  # pixels per side at which candidate views are scored
@@ -56,18 +56,24 @@ class CropStats:
     fallbacks: int = 0  # constrained views where no try reached the minimum, so the best one was used
     below_min: int = 0  # views whose sampled pixels are less than `min_nonzero` non-zero (measured)
 
-    def add(self, other: "CropStats") -> None:
+    def add(self, other: CropStats) -> None:
         self.crops += other.crops
         self.fallbacks += other.fallbacks
         self.below_min += other.below_min
 
 
-def sample_boxes(count: int, height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float],
-                 generator: torch.Generator, device=None) -> torch.Tensor:
+def sample_boxes(
+    count: int,
+    height: int,
+    width: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    generator: torch.Generator,
+    device=None,
+) -> torch.Tensor:
     """(count, 4) boxes x0, y0, w, h in pixels, random-resized-crop style (area fraction × aspect ratio)."""
     area = height * width * torch.empty(count, device=device).uniform_(*scale, generator=generator)
-    log_ratio = torch.empty(count, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1]),
-                                                           generator=generator)
+    log_ratio = torch.empty(count, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator)
     aspect = torch.exp(log_ratio)
     w = torch.sqrt(area * aspect).clamp(1, width)
     h = torch.sqrt(area / aspect).clamp(1, height)
@@ -90,8 +96,14 @@ def view_share(cover: torch.Tensor, theta: torch.Tensor, size: int = PROBE_SIZE)
     return F.grid_sample(cover, grid, mode="bilinear", padding_mode="zeros", align_corners=False).mean((1, 2, 3))
 
 
-def choose_views(images: torch.Tensor, cover: torch.Tensor | None, scale, config: MultiCropConfig,
-                 generator: torch.Generator, count: int = 1) -> tuple[torch.Tensor, CropStats]:
+def choose_views(
+    images: torch.Tensor,
+    cover: torch.Tensor | None,
+    scale,
+    config: MultiCropConfig,
+    generator: torch.Generator,
+    count: int = 1,
+) -> tuple[torch.Tensor, CropStats]:
     """`count` views per image as affine maps theta (count·B, 2, 3), crop-major. Constrained: of `tries`
     candidates each, the first whose estimated share of non-zero pixels reaches `min_nonzero`."""
     b, _, h, w = images.shape
@@ -121,8 +133,13 @@ def _affine(boxes: torch.Tensor, h: int, w: int, aug: ViewAugmentConfig, generat
     flip_y = torch.where(torch.rand(n, generator=generator, device=device) < aug.vflip, -1.0, 1.0)
     cos, sin = torch.cos(angle), torch.sin(angle)
     # augmentation in the crop's normalised frame: flip, rotate, translate
-    a = torch.stack([torch.stack([cos * flip_x, -sin * flip_y, shift[:, 0]], 1),
-                     torch.stack([sin * flip_x, cos * flip_y, shift[:, 1]], 1)], 1)
+    a = torch.stack(
+        [
+            torch.stack([cos * flip_x, -sin * flip_y, shift[:, 0]], 1),
+            torch.stack([sin * flip_x, cos * flip_y, shift[:, 1]], 1),
+        ],
+        1,
+    )
     sx, sy = boxes[:, 2] / w, boxes[:, 3] / h
     cx = (boxes[:, 0] + boxes[:, 2] / 2) / w * 2 - 1
     cy = (boxes[:, 1] + boxes[:, 3] / 2) / h * 2 - 1
@@ -147,8 +164,9 @@ def _view(images, theta, size, aug: ViewAugmentConfig, generator) -> torch.Tenso
     return torch.where(weight > 0, jittered, torch.zeros_like(out))
 
 
-def multicrop(images: torch.Tensor, config: MultiCropConfig, generator: torch.Generator,
-              cover: torch.Tensor | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor], CropStats]:
+def multicrop(
+    images: torch.Tensor, config: MultiCropConfig, generator: torch.Generator, cover: torch.Tensor | None = None
+) -> tuple[list[torch.Tensor], list[torch.Tensor], CropStats]:
     """images (B, 1, H, W) -> global views [(B, 1, G, G)] and local views [(B, 1, L, L)], and crop stats.
 
     `cover` is the images' `coverage`, when the caller keeps one per patch (patches do not change)."""
@@ -158,8 +176,10 @@ def multicrop(images: torch.Tensor, config: MultiCropConfig, generator: torch.Ge
         cover = coverage(images)
     stats = CropStats()
     views = []
-    for count, size, scale in ((config.global_crops, config.global_size, config.global_scale),
-                               (config.local_crops, config.local_size, config.local_scale)):
+    for count, size, scale in (
+        (config.global_crops, config.global_size, config.global_scale),
+        (config.local_crops, config.local_size, config.local_scale),
+    ):
         if not count:
             views.append([])
             continue

@@ -2,6 +2,7 @@
 
 Pretraining sees the training split and the unlabelled rows of a manifest, never validation or test images.
 """
+
 from __future__ import annotations
 
 import time
@@ -14,8 +15,8 @@ import torch
 from .. import registry
 from ..cohort import save_split_assignment
 from ..errors import ConfigError
-from ..registry import check_registry
 from ..events import CancelToken, Events, ignore
+from ..registry import check_registry
 from ..runs import RunFolder, pick_device, warmup_cosine
 from ..training import TrainingLoop, autocast, epoch_seed, to_device
 from .data import PatchBank, pretraining_inputs
@@ -23,7 +24,6 @@ from .larc import LARC
 from .losses import rank_and_world
 from .methods import MethodConfig, build_method
 from .multicrop import CropStats, MultiCropConfig, coverage, multicrop
-
 
 
 @dataclass(frozen=True)
@@ -47,14 +47,24 @@ class PretrainConfig:
 
 
 PRESETS = {
-    "cpu-small": PretrainConfig("cpu-small", MethodConfig(encoder="resnet18", stem="compact", projector_hidden=512,
-                                                          projector_out=128, prototypes=100),
-                                patch_size=64, multicrop=MultiCropConfig(global_size=48, local_size=24),
-                                batch_size=64, epochs=10, lr=0.3),
-    "paper": PretrainConfig("paper", MethodConfig(encoder="resnet50", stem="imagenet", projector_hidden=2048,
-                                                  projector_out=128, prototypes=3000),
-                            patch_size=256, multicrop=MultiCropConfig(global_size=224, local_size=96),
-                            batch_size=128, epochs=100, lr=0.6),
+    "cpu-small": PretrainConfig(
+        "cpu-small",
+        MethodConfig(encoder="resnet18", stem="compact", projector_hidden=512, projector_out=128, prototypes=100),
+        patch_size=64,
+        multicrop=MultiCropConfig(global_size=48, local_size=24),
+        batch_size=64,
+        epochs=10,
+        lr=0.3,
+    ),
+    "paper": PretrainConfig(
+        "paper",
+        MethodConfig(encoder="resnet50", stem="imagenet", projector_hidden=2048, projector_out=128, prototypes=3000),
+        patch_size=256,
+        multicrop=MultiCropConfig(global_size=224, local_size=96),
+        batch_size=128,
+        epochs=100,
+        lr=0.6,
+    ),
 }
 check_registry("pretraining preset", PRESETS, registry.PRESETS)
 
@@ -64,13 +74,19 @@ def pretrain_preset(name: str, method: str = "simclr", **overrides) -> PretrainC
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
     base = PRESETS[name]
     multicrop_mode = overrides.pop("multicrop_mode", None)
-    config = replace(base, method=replace(base.method, method=method),
-                     **{k: v for k, v in overrides.items() if v is not None})
+    config = replace(
+        base, method=replace(base.method, method=method), **{k: v for k, v in overrides.items() if v is not None}
+    )
     if config.patch_size != base.patch_size:  # crops keep their share of the patch
         scale = config.patch_size / base.patch_size
-        config = replace(config, multicrop=replace(config.multicrop,
-                                                   global_size=round(base.multicrop.global_size * scale),
-                                                   local_size=round(base.multicrop.local_size * scale)))
+        config = replace(
+            config,
+            multicrop=replace(
+                config.multicrop,
+                global_size=round(base.multicrop.global_size * scale),
+                local_size=round(base.multicrop.local_size * scale),
+            ),
+        )
     if multicrop_mode:
         config = replace(config, multicrop=replace(config.multicrop, mode=multicrop_mode))
     return config
@@ -95,8 +111,15 @@ def _barrier() -> None:
         dist.barrier()
 
 
-def pretrain(bank: PatchBank, out: str | Path, config: PretrainConfig, resume: bool = False, command: str = "",
-             events: Events = ignore, cancel: CancelToken | None = None) -> PretrainResult:
+def pretrain(
+    bank: PatchBank,
+    out: str | Path,
+    config: PretrainConfig,
+    resume: bool = False,
+    command: str = "",
+    events: Events = ignore,
+    cancel: CancelToken | None = None,
+) -> PretrainResult:
     """Pretrain an encoder on `bank` into the run folder `out` (checkpoint `last`, splits.json). Single process,
     or one rank of a torchrun job (gloo on CPU, NCCL on GPU): each rank takes its share of every global batch,
     the losses gather across ranks, and rank 0 alone writes the run folder and reports events. Raises
@@ -114,14 +137,22 @@ def pretrain(bank: PatchBank, out: str | Path, config: PretrainConfig, resume: b
         raise ConfigError(f"{len(data.patches)} pretraining patches are fewer than one batch ({config.batch_size}).")
     if config.batch_size % world:
         raise ConfigError(f"the batch of {config.batch_size} does not split evenly over {world} processes.")
-    loop = TrainingLoop(run, task="pretraining", epochs=config.epochs, seed=config.seed,
-                        events=events if rank == 0 else ignore, cancel=cancel, writer=rank == 0,
-                        device=_rank_device(rank, world))
+    loop = TrainingLoop(
+        run,
+        task="pretraining",
+        epochs=config.epochs,
+        seed=config.seed,
+        events=events if rank == 0 else ignore,
+        cancel=cancel,
+        writer=rank == 0,
+        device=_rank_device(rank, world),
+    )
     device = loop.device
     method = to_device(build_method(config.method), device)
     model = _distributed(method, device) if world > 1 else method
-    inner = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                            weight_decay=config.weight_decay)
+    inner = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
     optimiser = LARC(inner, trust_coefficient=config.trust_coefficient)
     steps_per_epoch = len(data.patches) // config.batch_size
     total = steps_per_epoch * config.epochs
@@ -129,19 +160,35 @@ def pretrain(bank: PatchBank, out: str | Path, config: PretrainConfig, resume: b
     patches = torch.from_numpy(data.patches)[:, None]
     labels = torch.from_numpy(data.labels.astype(np.int64))
     cover = coverage(patches)  # once: patches never change
-    card = {"model": "SSLEncoder", "method_config": asdict(config.method), "patch_size": config.patch_size,
-            "preset": config.preset, "source": config.source, "command": command, "patches": len(data.patches)}
+    card = {
+        "model": "SSLEncoder",
+        "method_config": asdict(config.method),
+        "patch_size": config.patch_size,
+        "preset": config.preset,
+        "source": config.source,
+        "command": command,
+        "patches": len(data.patches),
+    }
     totals = CropStats()
     for epoch in range(start, config.epochs + 1):
         started = time.perf_counter()
         losses, stats = _epoch(model, optimiser, patches, cover, labels, config, epoch, steps_per_epoch, total, loop)
         totals.add(stats)
-        record = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
-                  "lr": optimiser.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 2),
-                  "crops": stats.crops, "crop_fallbacks": stats.fallbacks,
-                  "views_below_min": stats.below_min}
-        loop.end_epoch(epoch, record, {"last": (method.encoder.state_dict(), card)},
-                       {"model": method.state_dict(), "optimiser": optimiser.state_dict()})
+        record = {
+            "epoch": epoch,
+            "loss": float(np.mean(losses)) if losses else float("nan"),
+            "lr": optimiser.param_groups[0]["lr"],
+            "seconds": round(time.perf_counter() - started, 2),
+            "crops": stats.crops,
+            "crop_fallbacks": stats.fallbacks,
+            "views_below_min": stats.below_min,
+        }
+        loop.end_epoch(
+            epoch,
+            record,
+            {"last": (method.encoder.state_dict(), card)},
+            {"model": method.state_dict(), "optimiser": optimiser.state_dict()},
+        )
         _barrier()
     loop.finish()
     return PretrainResult(run.root, config.epochs, asdict(totals))
@@ -167,8 +214,18 @@ def _distributed(method, device: torch.device):
     return DistributedDataParallel(method)
 
 
-def _epoch(model, optimiser, patches, cover: torch.Tensor, labels, config: PretrainConfig, epoch: int, steps: int,
-           total: int, loop: TrainingLoop):
+def _epoch(
+    model,
+    optimiser,
+    patches,
+    cover: torch.Tensor,
+    labels,
+    config: PretrainConfig,
+    epoch: int,
+    steps: int,
+    total: int,
+    loop: TrainingLoop,
+):
     model.train()
     device = loop.device
     rank, world = rank_and_world()
@@ -181,7 +238,7 @@ def _epoch(model, optimiser, patches, cover: torch.Tensor, labels, config: Pretr
         step = (epoch - 1) * steps + b
         for group in optimiser.param_groups:
             group["lr"] = warmup_cosine(step, total, config.lr, config.warmup_fraction)
-        index = order[b * config.batch_size:(b + 1) * config.batch_size][rank::world]
+        index = order[b * config.batch_size : (b + 1) * config.batch_size][rank::world]
         global_views, local_views, found = multicrop(patches[index], config.multicrop, generator, cover[index])
         stats.add(found)
         global_views = [v.to(device) for v in global_views]

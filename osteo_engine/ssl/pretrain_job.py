@@ -1,11 +1,12 @@
 """The pretraining job (`osteo pretrain`): patch bank, then `pretrain`, in one process or as one rank of a
 torchrun job (which it joins and leaves itself)."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..events import CancelToken, Events, ignore
 from .data import cached_patch_bank
@@ -37,30 +38,49 @@ class PretrainJobResult:
     min_nonzero: float  # the multi-crop rule the crop statistics refer to
 
 
-def pretrain_job(request: PretrainRequest, events: Events = ignore, cancel: CancelToken | None = None,
-                 bank_progress: Callable[[int, int], None] | None = None) -> PretrainJobResult:
+def pretrain_job(
+    request: PretrainRequest,
+    events: Events = ignore,
+    cancel: CancelToken | None = None,
+    bank_progress: Callable[[int, int], None] | None = None,
+) -> PretrainJobResult:
     """Build (or reuse) the patch bank and pretrain. Under torchrun (WORLD_SIZE > 1) rank 0 builds the bank
     while the others wait, then every rank trains its share. Raises ConfigError for unusable settings or
     data, `Cancelled` when `cancel` is set."""
-    config = pretrain_preset(request.preset, request.method, epochs=request.epochs, seed=request.seed,
-                             source=request.source, batch_size=request.batch_size, patch_size=request.patch_size,
-                             multicrop_mode=request.multicrop)
+    config = pretrain_preset(
+        request.preset,
+        request.method,
+        epochs=request.epochs,
+        seed=request.seed,
+        source=request.source,
+        batch_size=request.batch_size,
+        patch_size=request.patch_size,
+        multicrop_mode=request.multicrop,
+    )
     rank, world = _join_process_group()
     try:
+
         def bank():
-            return cached_patch_bank(request.data, config.patch_size, config.source, request.segmenter,
-                                     request.out / "cache", config.seed, bank_progress if rank == 0 else None)
+            return cached_patch_bank(
+                request.data,
+                config.patch_size,
+                config.source,
+                request.segmenter,
+                request.out / "cache",
+                config.seed,
+                bank_progress if rank == 0 else None,
+            )
 
         if rank == 0:  # one rank builds the patch bank; the others read it from the cache
             bank()
         _barrier(world)
         patches = bank()
-        result = pretrain(patches, request.out, config, resume=request.resume, command=request.command,
-                          events=events, cancel=cancel)
+        result = pretrain(
+            patches, request.out, config, resume=request.resume, command=request.command, events=events, cancel=cancel
+        )
     finally:
         _leave_process_group(world)
-    return PretrainJobResult(result if rank == 0 else None, world, list(patches.skipped),
-                             config.multicrop.min_nonzero)
+    return PretrainJobResult(result if rank == 0 else None, world, list(patches.skipped), config.multicrop.min_nonzero)
 
 
 def _join_process_group() -> tuple[int, int]:

@@ -8,6 +8,7 @@ Why folds: a 19-subject validation split picks by chance. On the phantom benchma
 picked for a gradient-trained probe (epoch 1 of 100) scored external AUC 0.715, where any converged probe
 scored 0.74-0.77; five folds over 173 subjects pick among converged probes.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -45,8 +46,9 @@ def load_encoder(path: str | Path, device: torch.device | None = None):
     except KeyError as exc:
         raise ConfigError(f"{Path(path).with_suffix('.json').name} lacks {exc} in its method_config.") from None
     except (TypeError, ValueError, RuntimeError, AttributeError) as exc:
-        raise ConfigError(f"{Path(path).name} is not a pretrained patch encoder "
-                          f"({str(exc).splitlines()[0][:200]}).") from None
+        raise ConfigError(
+            f"{Path(path).name} is not a pretrained patch encoder ({str(exc).splitlines()[0][:200]})."
+        ) from None
     return encoder.eval().to(device or pick_device()), features, card
 
 
@@ -55,7 +57,7 @@ def encode(encoder, patches: np.ndarray, batch: int = 256) -> np.ndarray:
     device = next(encoder.parameters()).device
     out = []
     for i in range(0, len(patches), batch):
-        x = torch.from_numpy(patches[i:i + batch])[:, None].to(device)
+        x = torch.from_numpy(patches[i : i + batch])[:, None].to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             out.append(encoder(x).float().cpu())
     return torch.cat(out).numpy()
@@ -82,14 +84,16 @@ class Probe:
         return 1.0 / (1.0 + np.exp(-z))
 
     def save(self, path: str | Path, card: dict) -> Path:
-        state = {"weight": torch.from_numpy(self.weight.astype(np.float32)),
-                 "bias": torch.tensor([self.bias], dtype=torch.float32),
-                 "mean": torch.from_numpy(self.mean.astype(np.float32)),
-                 "std": torch.from_numpy(self.std.astype(np.float32))}
+        state = {
+            "weight": torch.from_numpy(self.weight.astype(np.float32)),
+            "bias": torch.tensor([self.bias], dtype=torch.float32),
+            "mean": torch.from_numpy(self.mean.astype(np.float32)),
+            "std": torch.from_numpy(self.std.astype(np.float32)),
+        }
         return write_model(path, state, {**card, "threshold": self.threshold})
 
     @staticmethod
-    def load(path: str | Path, features: int | None = None) -> tuple["Probe", dict]:
+    def load(path: str | Path, features: int | None = None) -> tuple[Probe, dict]:
         """A probe and its card; `features`, when given, is what the encoder in front of it gives per patch."""
         state, card = load_checkpoint(path)
         name = Path(path).name
@@ -99,17 +103,20 @@ class Probe:
         weight, mean, std = (state[k].float().numpy() for k in ("weight", "mean", "std"))
         width = features or len(weight)
         if any(a.shape != (width,) for a in (weight, mean, std)) or state["bias"].numel() != 1:
-            raise ConfigError(f"{name} is a probe for {weight.shape[0] if weight.ndim == 1 else weight.shape} "
-                              f"features, but its encoder gives {width}.")
+            raise ConfigError(
+                f"{name} is a probe for {weight.shape[0] if weight.ndim == 1 else weight.shape} "
+                f"features, but its encoder gives {width}."
+            )
         threshold = card_field(card, "threshold", path)
         if not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
-            raise ConfigError(f"{Path(path).with_suffix('.json').name} gives a threshold {threshold!r}; "
-                              "it must be a number between 0 and 1.")
+            raise ConfigError(
+                f"{Path(path).with_suffix('.json').name} gives a threshold {threshold!r}; "
+                "it must be a number between 0 and 1."
+            )
         return Probe(weight, float(state["bias"].flatten()[0]), mean, std, float(threshold)), card
 
 
-def train_probe(features: np.ndarray, bank: PatchBank, config: ProbeConfig = ProbeConfig()
-                ) -> tuple[Probe, dict]:
+def train_probe(features: np.ndarray, bank: PatchBank, config: ProbeConfig = ProbeConfig()) -> tuple[Probe, dict]:
     """A probe on `features` (patches, F) of `bank`'s labelled train and val patches, by `config.protocol`.
     Returns it and what chose it: strength, threshold, validation macro-F1 (on subjects the chosen model did
     not see, at a threshold not fitted on them). Raises ConfigError without two classes to learn from."""
@@ -132,8 +139,13 @@ def train_probe(features: np.ndarray, bank: PatchBank, config: ProbeConfig = Pro
     _, labels, subject_probs = subject_scores(part, held_outs[best])
     threshold = best_threshold(labels, subject_probs)
     probe = _probe(x, y, strength, threshold)
-    return probe, {"protocol": "folds", "strength": strength, "folds": len(folds), "val_macro_f1": score,
-                   "threshold": threshold}
+    return probe, {
+        "protocol": "folds",
+        "strength": strength,
+        "folds": len(folds),
+        "val_macro_f1": score,
+        "threshold": threshold,
+    }
 
 
 def _honest_fold_f1(part: PatchBank, held_out: np.ndarray, folds: list) -> float:
@@ -148,8 +160,9 @@ def _honest_fold_f1(part: PatchBank, held_out: np.ndarray, folds: list) -> float
     return float(np.mean(scores))
 
 
-def _paper_probe(features: np.ndarray, bank: PatchBank, train: np.ndarray, val: np.ndarray, config: ProbeConfig
-                 ) -> tuple[Probe, dict]:
+def _paper_probe(
+    features: np.ndarray, bank: PatchBank, train: np.ndarray, val: np.ndarray, config: ProbeConfig
+) -> tuple[Probe, dict]:
     """The paper's protocol: fitted on train; the val split picks the model by macro-F1; argmax (0.5)."""
     x, y = features[train], bank.labels[train]
     val_bank = bank.select(val)
@@ -159,8 +172,13 @@ def _paper_probe(features: np.ndarray, bank: PatchBank, train: np.ndarray, val: 
         _, labels, probs = subject_scores(val_bank, probe.patch_probabilities(features[val]))
         scored.append((macro_f1(labels, probs, 0.5), strength, probe))
     score, strength, probe = max(scored, key=lambda t: t[0])
-    return probe, {"protocol": "paper", "strength": strength, "folds": 0, "val_macro_f1": float(score),
-                   "threshold": 0.5}
+    return probe, {
+        "protocol": "paper",
+        "strength": strength,
+        "folds": 0,
+        "val_macro_f1": float(score),
+        "threshold": 0.5,
+    }
 
 
 def _probe(x: np.ndarray, y: np.ndarray, strength: float, threshold: float) -> Probe:
@@ -196,8 +214,9 @@ def _out_of_fold(x: np.ndarray, y: np.ndarray, folds: list, strength: float) -> 
     return out
 
 
-def evaluate_probe(probe: Probe, features: np.ndarray, bank: PatchBank, split: str = "test",
-                   rounds: int = 1000) -> dict:
+def evaluate_probe(
+    probe: Probe, features: np.ndarray, bank: PatchBank, split: str = "test", rounds: int = 1000
+) -> dict:
     """Subject-level metrics with 95% bootstrap intervals, calibration, and per-bone contributions."""
     chosen = (bank.splits == split) & (bank.labels >= 0)
     if not chosen.any():
@@ -211,10 +230,18 @@ def evaluate_probe(probe: Probe, features: np.ndarray, bank: PatchBank, split: s
     contributions = {}
     for bone in BONE_NAMES:
         values = patch_probs[(part.bones == bone) & np.isin(part.subjects, list(positives))]
-        contributions[bone] = ({"mean": float(values.mean()), "sem": float(values.std() / np.sqrt(len(values))),
-                                "n": int(len(values))} if len(values) else None)
-    return {"split": split, "subjects": int(len(subjects)), "metrics": metrics,
-            "intervals_95": bootstrap_intervals(labels, probs, probe.threshold, rounds),
-            "calibration": asdict(cal), "bone_contributions": contributions,
-            # labels and probabilities for ROC curves, without subject identifiers
-            "subject_scores": [[int(y), float(p)] for y, p in zip(labels, probs)]}
+        contributions[bone] = (
+            {"mean": float(values.mean()), "sem": float(values.std() / np.sqrt(len(values))), "n": int(len(values))}
+            if len(values)
+            else None
+        )
+    return {
+        "split": split,
+        "subjects": int(len(subjects)),
+        "metrics": metrics,
+        "intervals_95": bootstrap_intervals(labels, probs, probe.threshold, rounds),
+        "calibration": asdict(cal),
+        "bone_contributions": contributions,
+        # labels and probabilities for ROC curves, without subject identifiers
+        "subject_scores": [[int(y), float(p)] for y, p in zip(labels, probs)],
+    }

@@ -5,11 +5,12 @@ CLI (and later the Jobs panel) runs it. The subject split is the one the encoder
 (RUN/splits.json): with a manifest that has no split column, a split drawn anew could put the encoder's
 training subjects into the probe's test set.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -67,17 +68,30 @@ def probe_encoder(request: ProbeRequest, progress: Callable[[int, int], None] | 
     checkpoint = encoder_checkpoint(request.encoder)
     _, _, card = load_encoder(checkpoint)
     source = card.get("source", "patches")
-    bank = cached_patch_bank(request.data, card["patch_size"], source, request.segmenter, request.out / "cache",
-                             0, progress)
+    bank = cached_patch_bank(
+        request.data, card["patch_size"], source, request.segmenter, request.out / "cache", 0, progress
+    )
     assignment = load_split_assignment(RunFolder.of_checkpoint(checkpoint).splits)
     bank = probe_inputs(bank.with_splits(assignment), card["patch_size"])
     fitted = fit_probe(checkpoint, bank, ProbeConfig(folds=request.folds, protocol=request.protocol))
-    report = {"encoder": str(checkpoint), "method": card["method_config"]["method"], "input": source,
-              "split": "the encoder's pretraining run" if assignment else "the manifest", **fitted.info,
-              "test": evaluate_probe(fitted.probe, fitted.features, bank, "test")}
-    path = fitted.probe.save(request.out / "probe.safetensors", {
-        "model": "LinearProbe", "encoder": str(checkpoint), "method": report["method"], "input": source,
-        "command": request.command})
+    report = {
+        "encoder": str(checkpoint),
+        "method": card["method_config"]["method"],
+        "input": source,
+        "split": "the encoder's pretraining run" if assignment else "the manifest",
+        **fitted.info,
+        "test": evaluate_probe(fitted.probe, fitted.features, bank, "test"),
+    }
+    path = fitted.probe.save(
+        request.out / "probe.safetensors",
+        {
+            "model": "LinearProbe",
+            "encoder": str(checkpoint),
+            "method": report["method"],
+            "input": source,
+            "command": request.command,
+        },
+    )
     atomic_write_json(request.out / "report.json", report)
     test = (bank.splits == "test") & (bank.labels >= 0)
     return ProbeResult(path, report, sorted(set(bank.subjects[test].tolist())), list(bank.skipped))

@@ -5,6 +5,7 @@ the epoch with the best validation macro-F1 (subjects, mean over bones) is kept.
 scaffold (training.py): a run folder with `last` and `best` checkpoints, exact resume, cancellation. The encoder is then
 probed like a pretrained one, so the tables compare encoders under one protocol.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, replace
@@ -26,9 +27,15 @@ from .pretrain import PretrainConfig
 from .probe import encode, subject_scores
 
 
-def train_supervised_encoder(bank: PatchBank, config: PretrainConfig, out: str | Path, lr: float = 1e-3,
-                             resume: bool | None = None, events: Events = ignore,
-                             cancel: CancelToken | None = None) -> Path:
+def train_supervised_encoder(
+    bank: PatchBank,
+    config: PretrainConfig,
+    out: str | Path,
+    lr: float = 1e-3,
+    resume: bool | None = None,
+    events: Events = ignore,
+    cancel: CancelToken | None = None,
+) -> Path:
     """Train encoder + head on the labelled train patches into the run folder `out`; returns the checkpoint of
     the epoch with the best validation macro-F1. `resume` (default: when `out` holds a resume state) continues
     a stopped run exactly. Raises ConfigError without both classes to learn from."""
@@ -39,8 +46,9 @@ def train_supervised_encoder(bank: PatchBank, config: PretrainConfig, out: str |
     run = RunFolder(out)
     resume = (run.root / "resume.pt").exists() if resume is None else resume
     run.start({"task": "supervised", "config": config.to_json(), "lr": lr}, resume)
-    loop = TrainingLoop(run, task="supervised training", epochs=config.epochs, seed=config.seed, events=events,
-                        cancel=cancel)
+    loop = TrainingLoop(
+        run, task="supervised training", epochs=config.epochs, seed=config.seed, events=events, cancel=cancel
+    )
     device = loop.device
     encoder, features = build_encoder(config.method.encoder, config.method.stem)
     model = to_device(torch.nn.Sequential(encoder, torch.nn.Linear(features, 1)), device)
@@ -50,8 +58,13 @@ def train_supervised_encoder(bank: PatchBank, config: PretrainConfig, out: str |
     patches = torch.from_numpy(bank.patches[train])[:, None]
     labels = torch.from_numpy(bank.labels[train].astype(np.float32))
     pos_weight = torch.tensor((1 - float(labels.mean())) / max(float(labels.mean()), 1e-6), device=device)
-    card = {"model": "SupervisedEncoder", "method_config": {**asdict(config.method), "method": "supervised"},
-            "patch_size": config.patch_size, "preset": config.preset, "source": config.source}
+    card = {
+        "model": "SupervisedEncoder",
+        "method_config": {**asdict(config.method), "method": "supervised"},
+        "patch_size": config.patch_size,
+        "preset": config.preset,
+        "source": config.source,
+    }
     for epoch in range(start, config.epochs + 1):
         loss = _epoch(model, optimiser, patches, labels, pos_weight, config, epoch, loop)
         score = _validation_macro_f1(model, bank.select(val), device)
@@ -60,14 +73,19 @@ def train_supervised_encoder(bank: PatchBank, config: PretrainConfig, out: str |
         if score > best_score:
             best_score = score
             checkpoints["best"] = (encoder.state_dict(), {**card, "val_macro_f1": score})
-        loop.end_epoch(epoch, record, checkpoints, {"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                                                    "best_score": best_score})
+        loop.end_epoch(
+            epoch,
+            record,
+            checkpoints,
+            {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "best_score": best_score},
+        )
     loop.finish()
     return run.checkpoints / "best.safetensors"
 
 
-def _epoch(model, optimiser, patches, labels, pos_weight, config: PretrainConfig, epoch: int,
-           loop: TrainingLoop) -> float:
+def _epoch(
+    model, optimiser, patches, labels, pos_weight, config: PretrainConfig, epoch: int, loop: TrainingLoop
+) -> float:
     """One pass of augmented single views of the labelled training patches; the mean loss."""
     views = replace(config.multicrop, global_crops=1, local_crops=0, mode="conventional", global_scale=(0.6, 1.0))
     model.train()
@@ -76,7 +94,7 @@ def _epoch(model, optimiser, patches, labels, pos_weight, config: PretrainConfig
     losses, guard = [], loop.guard(epoch)
     for b in range(0, len(order), config.batch_size):
         loop.step()
-        index = order[b:b + config.batch_size]
+        index = order[b : b + config.batch_size]
         (view,), _, _ = multicrop(patches[index], views, generator)
         with autocast(loop.device):
             logits = model(view.to(loop.device))[:, 0].float()
