@@ -245,6 +245,18 @@ class AutoAnnotationSummary:
     skipped: int
     tallies: dict[str, CheckTally]  # per split ("all" too)
 
+    def to_json(self) -> dict:
+        return {
+            "annotated": self.annotated,
+            "skipped": self.skipped,
+            "rates": {name: t.to_json() for name, t in self.tallies.items()},
+        }
+
+    def lines(self) -> list[str]:
+        return [f"annotated {self.annotated} image(s), kept {self.skipped} already annotated"] + [
+            f"{name}: {t.describe()}" for name, t in self.tallies.items()
+        ]
+
 
 def annotate_from_landmarks(
     images_dir: str | Path,

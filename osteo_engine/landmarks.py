@@ -103,3 +103,19 @@ class CheckTally:
     @property
     def no_spill_rate(self) -> float:
         return self.clean / max(self.negatives, 1)
+
+    def to_json(self) -> dict:
+        return {
+            "landmark_hits": self.hits,
+            "landmark_checks": self.positives,
+            "hit_rate": round(self.hit_rate, 4),
+            "no_spill": self.clean,
+            "spill_checks": self.negatives,
+            "no_spill_rate": round(self.no_spill_rate, 4),
+        }
+
+    def describe(self) -> str:
+        return (
+            f"landmark hits {self.hits}/{self.positives} = {self.hit_rate:.1%}; "
+            f"no-spill {self.clean}/{self.negatives} = {self.no_spill_rate:.1%}"
+        )

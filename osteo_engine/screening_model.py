@@ -193,65 +193,80 @@ def _rounded(metrics: dict) -> dict:
     return {k: round(float(v), 4) for k, v in metrics.items()}
 
 
-def export_screening_model(
-    encoder_checkpoint: str | Path,
-    probe_path: str | Path,
-    out: str | Path,
-    data_manifest: str | Path,
-    segmenter: str | Path | None = None,
-    target_refer: float = 0.15,
-    card: dict | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    calibration_manifest: str | Path | None = None,
-) -> dict:
+@dataclass(frozen=True, kw_only=True)
+class ExportRequest:
+    encoder: Path  # pretraining run folder, or its encoder .safetensors
+    probe: Path  # probe folder (from `osteo probe`), or its probe.safetensors
+    data: Path  # the labelled manifest the probe was trained on: its test split audits the refer policy
+    out: Path  # screening model folder to write
+    calibration: Path | None = None  # a separate labelled manifest that sizes the refer policy
+    segmenter: Path | None = None  # None: the bundled segmenter
+    target_refer: float = 0.15  # share of calibration images to refer
+    synthetic: bool = False  # the data are phantoms: the card says so
+    command: str = ""
+
+
+def export_screening_model(request: ExportRequest, progress: Callable[[int, int], None] | None = None) -> dict:
     """Write `out/encoder.safetensors` and `out/probe.safetensors` (+ cards); calibrate the refer policy and
-    audit it on the data manifest's `test` split. The policy is calibrated on a separate labelled cohort the
-    model never saw when one is given (19 validation images size a margin by chance), else on the data
-    manifest's `train` (uncertainty) and `val` (margin) splits. Returns the probe's card."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    state, encoder_card = load_checkpoint(encoder_checkpoint)
+    audit it on the data manifest's `test` split (the split the encoder's pretraining saw). The policy is sized
+    on `calibration`, a labelled cohort the model never saw, when given (19 validation images size a margin by
+    chance), else on the data's `train` (uncertainty) and `val` (margin) splits. Returns the probe's card;
+    raises ConfigError for a checkpoint that is not a pretrained encoder."""
+    from .ssl.probing import encoder_checkpoint
+
+    checkpoint = encoder_checkpoint(request.encoder)
+    probe_path = request.probe / "probe.safetensors" if request.probe.is_dir() else request.probe
+    probe_state, probe_card = _package(checkpoint, probe_path, request)
+    model = load_screening_model(request.out, request.segmenter)
+    assignment = load_split_assignment(RunFolder.of_checkpoint(checkpoint).splits)  # the probe's split
+    probe_card["refer_policy"], probe_card["refer_calibration"] = _calibrate(model, request, assignment, progress)
+    write_model(request.out / "probe.safetensors", probe_state, probe_card)
+    return probe_card
+
+
+def _package(checkpoint: Path, probe_path: Path, request: ExportRequest) -> tuple[dict, dict]:
+    """The encoder in half precision (no projector) and the probe, with the default refer policy for now."""
+    state, encoder_card = load_checkpoint(checkpoint)
     if encoder_card.get("model") != "SSLEncoder":
-        raise ConfigError(f"{Path(encoder_checkpoint).name} is not a pretrained patch encoder.")
+        raise ConfigError(f"{checkpoint.name} is not a pretrained patch encoder.")
+    kept = ("model", "method_config", "patch_size", "preset", "source", "epoch", "patches", "command")
     write_model(
-        out / "encoder.safetensors",
+        request.out / "encoder.safetensors",
         {k: v.half() if v.is_floating_point() else v for k, v in state.items()},
-        {
-            k: v
-            for k, v in encoder_card.items()
-            if k in ("model", "method_config", "patch_size", "preset", "source", "epoch", "patches", "command")
-        },
+        {k: v for k, v in encoder_card.items() if k in kept},
     )
     probe_state, probe_card = load_checkpoint(probe_path)
-    probe_card = {**probe_card, **(card or {}), "refer_policy": asdict(ReferPolicy())}
-    write_model(out / "probe.safetensors", probe_state, probe_card)
+    probe_card = {
+        **probe_card,
+        "name": "linear probe",
+        "command": request.command,
+        "refer_policy": asdict(ReferPolicy()),
+        "trained_on": SYNTHETIC_NOTE if request.synthetic else request.data.name,
+    }
+    write_model(request.out / "probe.safetensors", probe_state, probe_card)
+    return probe_state, probe_card
 
-    model = load_screening_model(out, segmenter)
+
+def _calibrate(model: ScreeningModel, request: ExportRequest, assignment: dict | None, progress) -> tuple[dict, dict]:
+    """(refer policy, its calibration record): sized on the calibration cohort, audited on the data's test."""
     threshold = model.probe.threshold
-    assignment = load_split_assignment(RunFolder.of_checkpoint(encoder_checkpoint).splits)  # the probe's split
-    if calibration_manifest:
-        sized = screen_split(model, calibration_manifest, None, progress)
-        policy = calibrate_refer_policy(sized, threshold, target_refer)
-        source = Path(calibration_manifest).parent.name
+    if request.calibration:
+        sized = screen_split(model, request.calibration, None, progress)
+        policy = calibrate_refer_policy(sized, threshold, request.target_refer)
+        source = request.calibration.parent.name
     else:
-        pool = screen_split(model, data_manifest, "train", progress, assignment)
-        sized = screen_split(model, data_manifest, "val", progress, assignment)
-        policy = calibrate_refer_policy(sized, threshold, target_refer, uncertainty_pool=pool + sized)
-        source = f"{Path(data_manifest).parent.name} train+val"
-    test = screen_split(model, data_manifest, "test", progress, assignment)
-    probe_card.update(
-        {
-            "refer_policy": asdict(policy),
-            "refer_calibration": {
-                "calibrated_on": source,
-                "target_refer": target_refer,
-                "calibration": audit(sized, threshold, policy),
-                "test": {"manifest": Path(data_manifest).parent.name, **audit(test, threshold, policy)},
-            },
-        }
-    )
-    write_model(out / "probe.safetensors", probe_state, probe_card)
-    return probe_card
+        pool = screen_split(model, request.data, "train", progress, assignment)
+        sized = screen_split(model, request.data, "val", progress, assignment)
+        policy = calibrate_refer_policy(sized, threshold, request.target_refer, uncertainty_pool=pool + sized)
+        source = f"{request.data.parent.name} train+val"
+    test = screen_split(model, request.data, "test", progress, assignment)
+    record = {
+        "calibrated_on": source,
+        "target_refer": request.target_refer,
+        "calibration": audit(sized, threshold, policy),
+        "test": {"manifest": request.data.parent.name, **audit(test, threshold, policy)},
+    }
+    return asdict(policy), record
 
 
 def _redecided(screened: list[ScreenedImage], threshold: float, policy: ReferPolicy) -> list[ScreenedImage]:

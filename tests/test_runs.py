@@ -11,7 +11,7 @@ from osteo_engine.errors import ConfigError
 from osteo_engine.runs import RunFolder, load_checkpoint, write_model
 from osteo_engine.segmentation.train import segment_preset, train_segmenter
 
-from .test_segmentation_training import TINY, _interrupted_after, _Stop
+from .segmentation.test_train import TINY, _interrupted_after, _Stop
 
 
 class _Payload:

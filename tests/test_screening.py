@@ -21,8 +21,30 @@ def test_unreliable_answers_are_referred_with_every_reason():
     assert decide(math.nan, 0, 0.1, 0.4, POLICY)[0] == "refer"
 
 
-def test_the_disclaimer_says_research_use_and_not_a_diagnosis():
-    assert "Research" in DISCLAIMER and "not a diagnosis" in DISCLAIMER
+@pytest.mark.parametrize("form", ["--json", "--csv", None])
+def test_every_form_of_a_screening_answer_says_it_is_a_research_tool(tiny_segmenter, tmp_path, capsys, form):
+    import csv
+    import io
+    import json
+
+    from training_cli.main import main
+
+    from .conftest import SAMPLE_DICOM
+
+    _random_screening_model(tmp_path)
+    code = main(
+        ["screen", str(SAMPLE_DICOM), "--model", str(tmp_path), "--segmenter", str(tiny_segmenter)]
+        + ([form] if form else [])
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    if form == "--json":
+        told = json.loads(out)["disclaimer"]
+    elif form == "--csv":
+        told = next(csv.DictReader(io.StringIO(out)))["disclaimer"]
+    else:
+        told = out
+    assert DISCLAIMER in told and "not a diagnosis" in told and "Research tool" in told
 
 
 def _random_screening_model(folder, threshold=0.5):

@@ -14,7 +14,7 @@ from osteo_engine.events import Cancelled, CancelToken, Event
 from osteo_engine.segmentation.train import train_segmenter
 
 from .conftest import REPO
-from .test_segmentation_training import tiny_config
+from .segmentation.test_train import tiny_config
 
 
 class _CancelAfter(CancelToken):

@@ -134,3 +134,30 @@ class JobOutput:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.close()
+
+
+def request_from(cls, args, **given):
+    """A typed engine request (a dataclass) from parsed arguments: each field from the argument of the same
+    name, or from `given`; path fields as `Path`, lists as tuples; an argument left unset keeps the field's
+    default."""
+    import dataclasses
+    import typing
+    from pathlib import Path
+
+    hints = typing.get_type_hints(cls)
+    values = dict(given)
+    for f in dataclasses.fields(cls):
+        if f.name in values or getattr(args, f.name, None) is None:
+            continue
+        value = getattr(args, f.name)
+        if "Path" in str(hints[f.name]):
+            value = Path(value)
+        elif isinstance(value, list) and "tuple" in str(hints[f.name]):
+            value = tuple(value)
+        values[f.name] = value
+    return cls(**values)
+
+
+def command_line() -> str:
+    """`osteo ...` as typed, for model cards."""
+    return "osteo " + " ".join(sys.argv[1:])

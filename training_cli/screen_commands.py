@@ -8,7 +8,7 @@ from pathlib import Path
 
 from osteo_engine.storage import strict_json
 
-from .output import emit, progress_bar
+from .output import command_line, emit, progress_bar, request_from
 
 
 def add_parsers(sub) -> None:
@@ -106,9 +106,11 @@ def run_screen(args) -> int:
 
 def _writer(args):
     """Writes one image's answer, or its error object, on stdout in the format asked for (text errors: stderr)."""
+    from osteo_engine.screening import DISCLAIMER
+
     table = csv.writer(sys.stdout) if args.csv else None
     if table:
-        table.writerow(["image", "decision", "probability", "uncertainty", "reasons", "error"])
+        table.writerow(["image", "decision", "probability", "uncertainty", "reasons", "error", "disclaimer"])
 
     def write(result: dict) -> None:
         if table:
@@ -120,6 +122,7 @@ def _writer(args):
                     _blank(result.get("uncertainty")),
                     " ".join(result.get("reasons", [])),
                     result.get("error", ""),
+                    DISCLAIMER,
                 ]
             )
         elif args.json:
@@ -154,35 +157,19 @@ def _shown(value: float | None) -> str:
 
 
 def run_export(args) -> int:
-    from osteo_engine.screening_model import SYNTHETIC_NOTE, export_screening_model
-    from osteo_engine.ssl.probing import encoder_checkpoint
+    from osteo_engine.screening_model import ExportRequest, export_screening_model
 
-    probe = Path(args.probe)
-    card = {
-        "name": "linear probe",
-        "command": "osteo " + " ".join(sys.argv[1:]),
-        "trained_on": SYNTHETIC_NOTE if args.synthetic else f"{Path(args.data).name}",
-    }
+    request = request_from(ExportRequest, args, command=command_line())
     with progress_bar(0, "screening") as update:
-        result = export_screening_model(
-            encoder_checkpoint(args.encoder),
-            probe / "probe.safetensors" if probe.is_dir() else probe,
-            args.out,
-            args.data,
-            args.segmenter,
-            args.target_refer,
-            card,
-            update,
-            args.calibration,
-        )
-    calibration = result["refer_calibration"]
+        result = export_screening_model(request, update)
+    parts = result["refer_calibration"]
     emit(
         result,
         args.json,
         [f"refer policy {result['refer_policy']}"]
         + [
-            f"{part}: {calibration[part]['images']} images, refer rate {calibration[part]['refer_rate']:.1%}, "
-            f"AUC {calibration[part]['all_images']['auc']:.3f}"
+            f"{part}: {parts[part]['images']} images, refer rate {parts[part]['refer_rate']:.1%}, "
+            f"AUC {parts[part]['all_images']['auc']:.3f}"
             for part in ("calibration", "test")
         ],
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 from osteo_engine import registry
 from osteo_engine.anatomy import BONE_NAMES
 
-from .output import JobOutput, add_progress_json, emit, progress_bar
+from .output import JobOutput, add_progress_json, command_line, emit, progress_bar
 
 
 def add_parsers(sub) -> None:
@@ -55,24 +55,7 @@ def annotate_auto(args) -> int:
             progress=update,
             bones=args.bones,
         )
-    rates = {
-        name: {
-            "landmark_hits": t.hits,
-            "landmark_checks": t.positives,
-            "hit_rate": round(t.hit_rate, 4),
-            "no_spill": t.clean,
-            "spill_checks": t.negatives,
-            "no_spill_rate": round(t.no_spill_rate, 4),
-        }
-        for name, t in summary.tallies.items()
-    }
-    lines = [f"annotated {summary.annotated} image(s), kept {summary.skipped} already annotated"]
-    lines += [
-        f"{name}: landmark hits {r['landmark_hits']}/{r['landmark_checks']} = {r['hit_rate']:.1%}; "
-        f"no-spill {r['no_spill']}/{r['spill_checks']} = {r['no_spill_rate']:.1%}"
-        for name, r in rates.items()
-    ]
-    emit({"annotated": summary.annotated, "skipped": summary.skipped, "rates": rates}, args.json, lines)
+    emit(summary.to_json(), args.json, summary.lines())
     return 0
 
 
@@ -146,44 +129,17 @@ def add_segment_parser(sub) -> None:
 def segment_train(args) -> int:
     from osteo_engine.segmentation.train import segment_preset, train_segmenter
 
-    config = segment_preset(
-        args.preset,
-        epochs=args.epochs,
-        seed=args.seed,
-        lr=args.lr,
-        anneal_fraction=args.anneal_fraction,
-        init=args.init,
-        repeats=tuple(args.repeat) if args.repeat else None,
-        input_size=tuple(args.input_size) if args.input_size else None,
-        select_by=args.select_by,
-    )
+    named = ("epochs", "seed", "lr", "anneal_fraction", "init", "select_by")
+    overrides = {k: getattr(args, k) for k in named}
+    overrides.update(repeats=tuple(args.repeat or ()) or None, input_size=tuple(args.input_size or ()) or None)
+    config = segment_preset(args.preset, **overrides)
     output = JobOutput(args, "segment train")
     with output.cancellable():
         result = train_segmenter(
-            args.data,
-            args.out,
-            config,
-            resume=args.resume,
-            command="osteo " + " ".join(sys.argv[1:]),
-            events=output,
-            cancel=output.cancel,
+            args.data, args.out, config, resume=args.resume, command=command_line(), events=output, cancel=output.cancel
         )
     if not output.as_json:
-        best = result.best_metrics
-        emit(
-            {
-                "run": str(result.run),
-                "epochs": result.epochs_done,
-                "best_epoch": result.best_epoch,
-                "best_metrics": best,
-            },
-            args.json,
-            [
-                f"run {result.run}: {result.epochs_done} epochs, best epoch {result.best_epoch} (by {args.select_by}: "
-                f"val GED {best.get('val_ged', float('nan')):.3f}, val mean Dice "
-                f"{best.get('val_mean_dice', float('nan')):.3f})"
-            ],
-        )
+        emit(result.to_json(), args.json, [result.describe(args.select_by)])
     return 0
 
 

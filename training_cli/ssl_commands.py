@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from osteo_engine import registry
 
-from .output import JobOutput, add_progress_json, emit, log
+from .output import JobOutput, add_progress_json, command_line, emit, log, request_from
 
 
 def add_parsers(sub) -> None:
@@ -37,21 +34,7 @@ def add_parsers(sub) -> None:
 def run_pretrain(args) -> int:
     from osteo_engine.ssl.pretrain_job import PretrainRequest, pretrain_job
 
-    request = PretrainRequest(
-        method=args.method,
-        data=Path(args.data),
-        out=Path(args.out),
-        preset=args.preset,
-        multicrop=args.multicrop,
-        source=args.input,
-        segmenter=Path(args.segmenter) if args.segmenter else None,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        patch_size=args.patch_size,
-        seed=args.seed,
-        resume=args.resume,
-        command="osteo " + " ".join(sys.argv[1:]),
-    )
+    request = request_from(PretrainRequest, args, source=args.input, command=command_line())
     output = JobOutput(args, f"pretrain {args.method}")
     with output.cancellable(), output.images() as update:
         job = pretrain_job(request, output, output.cancel, update)
@@ -59,17 +42,19 @@ def run_pretrain(args) -> int:
         return 0
     for reason in job.skipped:
         log(f"skipped {reason}")
-    stats = job.result.crop_stats
-    emit(
-        {"run": str(job.result.run), "epochs": job.result.epochs_done, "world_size": job.world_size, "crops": stats},
-        args.json,
-        [
-            f"run {job.result.run}: {job.result.epochs_done} epochs on {job.world_size} process(es); "
-            f"{stats['fallbacks']} of {stats['crops']} constrained views fell back to the best try; "
-            f"{stats['below_min']} views kept less than {job.min_nonzero:.0%} non-zero pixels"
-        ],
-    )
+    run = job.result
+    summary = {"run": str(run.run), "epochs": run.epochs_done, "world_size": job.world_size, "crops": run.crop_stats}
+    emit(summary, args.json, [_pretrain_line(job)])
     return 0
+
+
+def _pretrain_line(job) -> str:
+    run, stats = job.result, job.result.crop_stats
+    return (
+        f"run {run.run}: {run.epochs_done} epochs on {job.world_size} process(es); {stats['fallbacks']} of "
+        f"{stats['crops']} constrained views fell back to the best try; {stats['below_min']} views kept less "
+        f"than {job.min_nonzero:.0%} non-zero pixels"
+    )
 
 
 def add_probe_parser(sub) -> None:
@@ -94,15 +79,7 @@ def add_probe_parser(sub) -> None:
 def run_probe(args) -> int:
     from osteo_engine.ssl.probing import ProbeRequest, probe_encoder
 
-    request = ProbeRequest(
-        encoder=Path(args.encoder),
-        data=Path(args.data),
-        out=Path(args.out),
-        folds=args.folds,
-        protocol=args.protocol,
-        segmenter=Path(args.segmenter) if args.segmenter else None,
-        command="osteo " + " ".join(sys.argv[1:]),
-    )
+    request = request_from(ProbeRequest, args, command=command_line())
     output = JobOutput(args, "probe")
     with output.images() as update:
         result = probe_encoder(request, update)
@@ -110,20 +87,19 @@ def run_probe(args) -> int:
         log(f"skipped {reason}")
     if output.as_json:
         output.done(result.probe)
-        return 0
-    report = result.report
-    m, ci = report["test"]["metrics"], report["test"]["intervals_95"]
-    emit(
-        report,
-        args.json,
-        [
-            f"{report['test']['subjects']} test subjects ({report['split']}'s split), threshold "
-            f"{report['threshold']:.3f} (validation macro-F1 {report['val_macro_f1']:.3f} over "
-            f"{report['folds']} folds, C {report['strength']:g})"
-        ]
-        + [f"  {k:9s} {m[k]:.3f}  [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" for k in m],
-    )
+    else:
+        emit(result.report, args.json, _probe_lines(result.report))
     return 0
+
+
+def _probe_lines(report: dict) -> list[str]:
+    m, ci = report["test"]["metrics"], report["test"]["intervals_95"]
+    head = (
+        f"{report['test']['subjects']} test subjects ({report['split']}'s split), threshold "
+        f"{report['threshold']:.3f} (validation macro-F1 {report['val_macro_f1']:.3f} over "
+        f"{report['folds']} folds, C {report['strength']:g})"
+    )
+    return [head] + [f"  {k:9s} {m[k]:.3f}  [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" for k in m]
 
 
 def add_experiment_parser(sub) -> None:
@@ -151,46 +127,34 @@ def add_experiment_parser(sub) -> None:
 
 
 def run_experiment_command(args) -> int:
-    from osteo_engine.experiments import ExperimentRequest, experiment, plan
+    from osteo_engine.experiments import ExperimentRequest, experiment
 
-    overrides = {
-        k: v
-        for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("patch_size", args.patch_size))
-        if v is not None
-    }
-    request = ExperimentRequest(
-        data=Path(args.data),
-        out=Path(args.out),
-        preset=args.preset,
-        seeds=tuple(args.seeds),
-        methods=tuple(args.methods),
-        tables=tuple(args.tables),
-        test_data=Path(args.test_data) if args.test_data else None,
-        segmenter=Path(args.segmenter) if args.segmenter else None,
-        overrides=overrides,
-        probe_protocol=args.probe_protocol,
-    )
-
+    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "patch_size") if getattr(args, k) is not None}
+    request = request_from(ExperimentRequest, args, overrides=overrides)
     output = JobOutput(args, "experiment", unit="run")
-    finished = []
-
-    def progress(spec, record) -> None:
-        from osteo_engine.events import Event
-
-        finished.append(spec.name)
-        m = record["metrics"]
-        output(Event("progress", "experiment", done=len(finished), total=total, metrics={"run": spec.name, **m}))
-        if not output.as_json:
-            log(
-                f"{spec.name}: AUC {m['auc']:.3f}, F1 {m['f1']:.3f}"
-                + (f", external AUC {record['external']['auc']:.3f}" if "external" in record else "")
-            )
-
-    total = len(plan(list(request.methods), list(request.tables), list(request.seeds)))
     with output.images() as update:
-        results = experiment(request, progress, update)
+        results = experiment(request, _experiment_progress(output, request), update)
     if output.as_json:
         output.done(request.out / "results.json")
     else:
         emit(results, args.json, [f"{len(results['runs'])} runs; report: {request.out / 'report.md'}"])
     return 0
+
+
+def _experiment_progress(output: JobOutput, request):
+    """Each finished run as a `progress` event, and a log line with its figures."""
+    from osteo_engine.events import Event
+    from osteo_engine.experiments import plan
+
+    total = len(plan(list(request.methods), list(request.tables), list(request.seeds)))
+    finished = []
+
+    def progress(spec, record) -> None:
+        finished.append(spec.name)
+        m = record["metrics"]
+        output(Event("progress", "experiment", done=len(finished), total=total, metrics={"run": spec.name, **m}))
+        external = f", external AUC {record['external']['auc']:.3f}" if "external" in record else ""
+        if not output.as_json:
+            log(f"{spec.name}: AUC {m['auc']:.3f}, F1 {m['f1']:.3f}{external}")
+
+    return progress

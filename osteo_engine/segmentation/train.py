@@ -102,6 +102,21 @@ class TrainResult:
     best_epoch: int
     best_metrics: dict
 
+    def to_json(self) -> dict:
+        return {
+            "run": str(self.run),
+            "epochs": self.epochs_done,
+            "best_epoch": self.best_epoch,
+            "best_metrics": self.best_metrics,
+        }
+
+    def describe(self, select_by: str) -> str:
+        best = self.best_metrics
+        return (
+            f"run {self.run}: {self.epochs_done} epochs, best epoch {self.best_epoch} (by {select_by}: val GED "
+            f"{best.get('val_ged', math.nan):.3f}, val mean Dice {best.get('val_mean_dice', math.nan):.3f})"
+        )
+
 
 def _batch(samples: list[SegmentationSample], rng: np.random.Generator, config: SegmentTrainConfig):
     images, maps, weights = [], [], []

@@ -99,9 +99,13 @@ class PretrainResult:
     crop_stats: dict = field(default_factory=dict)
 
 
-def pretraining_patches(bank: PatchBank) -> PatchBank:
-    """Training split and unlabelled rows: validation and test images never shape the encoder."""
-    return bank.select((bank.splits == "train") | (bank.labels < 0))
+def pretraining_patches(bank: PatchBank, method: str = "simclr") -> PatchBank:
+    """Training split and unlabelled rows: validation and test images never shape the encoder. SupCon pulls
+    together patches of one label, so it takes the labelled training patches alone."""
+    chosen = (bank.splits == "train") | (bank.labels < 0)
+    if method == "supcon":
+        chosen &= bank.labels >= 0
+    return bank.select(chosen)
 
 
 def _barrier() -> None:
@@ -130,9 +134,7 @@ def pretrain(
         run.start({"task": "pretraining", "config": config.to_json(), "world_size": world}, resume)
         save_split_assignment(run.splits, bank.subjects, bank.splits)
     _barrier()
-    data = pretraining_patches(pretraining_inputs(bank, config.patch_size, config.seed))
-    if config.method.method == "supcon":
-        data = data.select(data.labels >= 0)  # SupCon pulls together patches of one label: it needs labels
+    data = pretraining_patches(pretraining_inputs(bank, config.patch_size, config.seed), config.method.method)
     if len(data.patches) < config.batch_size:
         raise ConfigError(f"{len(data.patches)} pretraining patches are fewer than one batch ({config.batch_size}).")
     if config.batch_size % world:

@@ -1,6 +1,7 @@
 import hashlib
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from osteo_engine.anatomy import BONE_NAMES
@@ -77,6 +78,7 @@ def test_raters_differ_like_human_raters():
     assert not np.array_equal(s.raters[0], s.raters[1])
 
 
+@pytest.mark.slow
 def test_nothing_outside_the_bones_carries_the_label():
     """Intensities, noise, hand size and pose outside the bone masks over 2,000 subjects: AUC <= 0.6."""
     from osteo_engine.phantom.audit import audit_leak
@@ -123,7 +125,7 @@ def test_oracle_auc_lies_in_the_designed_range(tmp_path):
 def test_the_bundled_sample_and_phantom_dicoms_pass_the_dicom_validator(tmp_path):
     from osteo_engine.phantom.dicom import write_phantom_dicom
 
-    from .conftest import SAMPLE_DICOM, dciodvfy_errors
+    from ..conftest import SAMPLE_DICOM, dciodvfy_errors
 
     assert dciodvfy_errors(SAMPLE_DICOM) == []
     assert dciodvfy_errors(write_phantom_dicom(tmp_path / "other.dcm", seed=4, index=2, size=(320, 256))) == []

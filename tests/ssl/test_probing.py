@@ -10,7 +10,7 @@ from osteo_engine.ssl.data import cached_patch_bank
 from osteo_engine.ssl.pretrain import pretrain
 from osteo_engine.ssl.probing import ProbeRequest, probe_encoder
 
-from .test_ssl_pretrain import _tiny
+from .test_pretrain import _tiny
 
 
 @pytest.fixture(scope="module")

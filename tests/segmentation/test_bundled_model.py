@@ -8,7 +8,7 @@ import pytest
 
 from osteo_engine.segmentation.predict import DEFAULT_MODEL, load_segmenter, segment
 
-from .conftest import SAMPLE_DICOM
+from ..conftest import SAMPLE_DICOM
 
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="no bundled segmenter")
 
@@ -85,6 +85,7 @@ def upright_readings(bundled):
     return {}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["3144.jpg", "3173.jpg"])
 @pytest.mark.parametrize("turns,inverted", [(1, False), (2, False), (3, False), (0, True), (1, True)])
 def test_sideways_upside_down_and_inverted_files_get_the_same_bones(
@@ -104,6 +105,7 @@ def test_sideways_upside_down_and_inverted_files_get_the_same_bones(
     assert _agreement(np.rot90(reference.labels, turns), result.labels) > 0.9
 
 
+@pytest.mark.slow
 def test_sam_refinement_redraws_every_bone_the_network_found(bundled, shared_data):
     """`--refine sam`: each bone is redrawn by SAM from a prompt made of the network's mask, the thumb's
     with its own wider band, and stays the same bone."""

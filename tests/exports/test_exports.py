@@ -11,7 +11,7 @@ from osteo_engine.exports import coco, dicom_seg, png
 from osteo_engine.exports.deidentify import project_key, replacement_uid
 from osteo_engine.io import load_radiograph
 
-from .conftest import SAMPLE_DICOM
+from ..conftest import SAMPLE_DICOM
 
 
 def _project_with_annotations(tmp_path, source_images):
@@ -185,7 +185,7 @@ def test_dicom_seg_skips_non_dicom_sources(tmp_path):
 
 @pytest.mark.parametrize("keep_patient", [False, True])
 def test_exported_dicom_seg_passes_the_dicom_validator(dicom_project, tmp_path, keep_patient):
-    from .conftest import dciodvfy_errors
+    from ..conftest import dciodvfy_errors
 
     project, _ = dicom_project
     written = dicom_seg.export_dicom_seg(project, tmp_path / "seg", keep_patient=keep_patient)

@@ -93,6 +93,7 @@ def test_distributed_losses_and_gradients_equal_the_single_process_ones(tmp_path
             assert torch.allclose(stitched, grad, atol=1e-5), (name, key)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_two_rank_pretraining_run_completes_and_saves_one_checkpoint(small_cohort, tmp_path):
     out = tmp_path / "run"

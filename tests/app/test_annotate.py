@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from .conftest import SAMPLE_DICOM
+from ..conftest import SAMPLE_DICOM
 
 pytest.importorskip("pytestqt")
 from PySide6 import QtCore, QtGui, QtWidgets  # noqa: E402
@@ -89,6 +89,7 @@ def dice(a, b):
     return 2 * (a & b).sum() / (a.sum() + b.sum())
 
 
+@pytest.mark.slow
 def test_a_dragged_box_and_clicks_make_the_chosen_bones_mask(qtbot, make_window, folder, truth):
     window = make_window()
     ws = window.annotate

@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import REPO, SAMPLE_DICOM
+from ..conftest import REPO, SAMPLE_DICOM
 
 
 def osteo(*args, check=True):
@@ -80,3 +80,34 @@ def test_contact_sheet_with_real_radiographs(small_cohort, shared_data, tmp_path
 
     sheet = cv2.imread(str(tmp_path / "sheet.png"), cv2.IMREAD_UNCHANGED)
     assert sheet.shape[0] > 3 * 320 and sheet.shape[1] == 4 * 256
+
+
+def test_the_cli_only_translates_arguments_into_engine_calls():
+    """No array, model or metric library in training_cli/, and no command function over 30 lines (argument
+    parser builders aside): the science lives in osteo_engine, where the app calls the same functions."""
+    import ast
+
+    heavy = {"torch", "numpy", "cv2", "sklearn", "scipy", "pydicom"}
+    for path in sorted((REPO / "training_cli").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                assert not {n.split(".")[0] for n in names} & heavy, f"{path.name}:{node.lineno} imports {names}"
+            if isinstance(node, ast.FunctionDef) and not node.name.startswith(("add_", "build_parser")):
+                assert node.end_lineno - node.lineno < 30, f"{path.name}: {node.name} is over 30 lines"
+
+
+def test_choices_come_from_the_engine_registries():
+    from osteo_engine import registry
+    from osteo_engine.experiments import TABLES
+    from osteo_engine.segmentation.train import PRESETS as SEGMENT_PRESETS
+    from osteo_engine.ssl.methods import METHODS
+    from osteo_engine.ssl.pretrain import PRESETS as PRETRAIN_PRESETS
+    from training_cli.main import build_parser
+
+    parser = build_parser()
+    actions = {a.dest: a for a in parser._subparsers._group_actions[0].choices["experiment"]._actions}
+    assert tuple(actions["methods"].choices) == METHODS == registry.SSL_METHODS
+    assert tuple(actions["tables"].choices) == TABLES and tuple(actions["preset"].choices) == tuple(SEGMENT_PRESETS)
+    assert tuple(PRETRAIN_PRESETS) == registry.PRESETS

@@ -35,6 +35,7 @@ def test_subject_probability_is_the_mean_over_its_bones():
     assert subject_probs == pytest.approx([probs[:7].mean(), probs[7:14].mean(), probs[14:].mean()])
 
 
+@pytest.mark.slow
 def test_the_probe_learns_a_separable_signal_and_reports_intervals_and_bones(tmp_path):
     bank, feats = _bank_and_features(subjects=120)
     probe, info = train_probe(feats, bank)
@@ -59,6 +60,7 @@ def test_one_class_training_data_is_refused():
         train_probe(feats, bank)
 
 
+@pytest.mark.slow
 def test_validation_macro_f1_is_not_flattered_by_thresholds_fitted_on_the_scored_fold():
     """Features without any signal: a fold scored at the threshold fitted on that same fold looked better than
     chance (mean 0.58 over these five draws); at the threshold the other folds choose it is what it is."""

@@ -75,10 +75,14 @@ def test_a_short_run_writes_the_encoder_and_resumes_exactly(tmp_path, method):
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
 
 
-def test_supcon_needs_labelled_patches_and_small_data_is_refused(tmp_path):
-    bank = _bank(n=12)
-    with pytest.raises(ConfigError, match="fewer than one batch"):
-        pretrain(bank, tmp_path / "r", replace(_tiny("supcon"), batch_size=64))
+def test_supcon_pretrains_on_labelled_patches_only_and_too_few_are_refused(tmp_path):
+    bank = _bank()  # 40 training patches, 4 of them unlabelled
+    assert len(pretraining_patches(bank, "simclr").patches) == 40
+    supcon = pretraining_patches(bank, "supcon")
+    assert len(supcon.patches) == 36 and (supcon.labels >= 0).all() and set(supcon.splits) == {"train"}
+    pretrain(bank, tmp_path / "simclr", replace(_tiny("simclr", epochs=1), batch_size=40))  # 40 patches: a batch
+    with pytest.raises(ConfigError, match="36 pretraining patches are fewer than one batch"):
+        pretrain(bank, tmp_path / "supcon", replace(_tiny("supcon", epochs=1), batch_size=40))
 
 
 def test_raw_input_takes_seven_squares():
@@ -100,6 +104,7 @@ def test_table_2_probes_whole_radiographs_and_pretrains_on_squares_that_change_w
     assert (first.patches.reshape(len(first.patches), -1).max(1) > 0).all()  # squares of the hand, not padding
 
 
+@pytest.mark.slow
 def test_osteo_pretrain_on_raw_squares_writes_a_run_and_reuses_its_patch_cache(small_cohort, tmp_path, capsys):
     from training_cli.main import main
 

