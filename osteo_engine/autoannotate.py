@@ -258,6 +258,37 @@ class AutoAnnotationSummary:
         ]
 
 
+@dataclass(frozen=True, kw_only=True)
+class AutoAnnotateRequest:
+    images: Path  # folder of radiographs named as in the landmark CSV
+    landmarks: Path  # landmark CSV (image, then x,y per landmark)
+    out: Path  # annotation project to create or extend
+    splits: Path | None = None  # CSV of image,split; None: splits.csv beside the landmarks, if there is one
+    rater: str = "sam-auto"
+    overwrite: bool = False  # redo images this rater already annotated
+    limit: int | None = None  # only the first N images
+    bones: tuple[str, ...] | None = None  # make only these bones again in images already annotated
+
+
+def auto_annotate(request: AutoAnnotateRequest, progress: Callable[[int, int], None] | None = None):
+    """The annotate-auto job: LiteMedSAM masks from the atlas landmarks' boxes, into a project; resumable.
+    Returns an AutoAnnotationSummary. Raises ConfigError for unreadable landmarks or a rater name in use."""
+    splits = request.splits
+    if splits is None and (request.landmarks.parent / "splits.csv").is_file():
+        splits = request.landmarks.parent / "splits.csv"
+    return annotate_from_landmarks(
+        request.images,
+        request.landmarks,
+        request.out,
+        splits,
+        rater=request.rater,
+        overwrite=request.overwrite,
+        limit=request.limit,
+        progress=progress,
+        bones=list(request.bones) if request.bones else None,
+    )
+
+
 def annotate_from_landmarks(
     images_dir: str | Path,
     landmarks_csv: str | Path,

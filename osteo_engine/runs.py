@@ -14,12 +14,16 @@ import math
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from safetensors.torch import load, save
 
+from .cards import ModelCard, card_from_json
 from .errors import ConfigError
 from .storage import atomic_write_bytes, atomic_write_json, strict_json
+
+Card = TypeVar("Card", bound=ModelCard)
 
 
 class RunFolder:
@@ -73,9 +77,9 @@ class RunFolder:
         kept = [m for m in self.metrics() if m.get("epoch", 0) <= last_epoch]
         atomic_write_bytes(self.root / "metrics.jsonl", "".join(strict_json(m) + "\n" for m in kept).encode())
 
-    def save_checkpoint(self, name: str, state: dict[str, torch.Tensor], card: dict) -> Path:
-        card = {**card, "saved": datetime.now(UTC).isoformat(timespec="seconds")}
-        return write_model(self.checkpoints / f"{name}.safetensors", state, card)
+    def save_checkpoint(self, name: str, state: dict[str, torch.Tensor], card: ModelCard) -> Path:
+        saved = card.with_changes(saved=datetime.now(UTC).isoformat(timespec="seconds"))
+        return write_model(self.checkpoints / f"{name}.safetensors", state, saved)
 
     def save_resume(self, state: dict) -> None:
         buffer = io.BytesIO()
@@ -136,17 +140,24 @@ def load_tensors_file(path: str | Path, what: str):
         raise ConfigError(f"{path} is truncated or corrupt: it is not a readable {what}.") from None
 
 
-def write_model(path: str | Path, state: dict[str, torch.Tensor], card: dict) -> Path:
+def write_model(path: str | Path, state: dict[str, torch.Tensor], card: ModelCard) -> Path:
     """Weights as safetensors and the model card beside them as JSON, both written atomically."""
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     atomic_write_bytes(path, save(tensors, metadata={"format": "pt"}))
-    atomic_write_json(path.with_suffix(".json"), card)
+    atomic_write_json(path.with_suffix(".json"), card.to_json())
     return path
 
 
+def load_model(path: str | Path, kind: type[Card]) -> tuple[dict[str, torch.Tensor], Card]:
+    """Weights and their typed card of `kind`. Raises ConfigError for a missing or unreadable file, weights
+    that are not numbers, or a card of another kind or lacking a required field."""
+    state, card = load_checkpoint(path)
+    return state, kind.from_json(card, path)
+
+
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Weights (safetensors) and the model card beside them."""
+    """Weights (safetensors) and the model card beside them, as its JSON object (`load_model` types it)."""
     path = Path(path)
     card_path = path.with_suffix(".json")
     try:
@@ -168,16 +179,6 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     return state, card
 
 
-def card_field(card: dict, key: str, path: str | Path):
-    """card[key], or a ConfigError naming the card and the missing field."""
-    try:
-        return card[key]
-    except KeyError:
-        raise ConfigError(
-            f"{Path(path).with_suffix('.json').name} lacks {key!r}; the model card is incomplete."
-        ) from None
-
-
 def pick_device(device: str | torch.device | None = None) -> torch.device:
     """The device asked for, else CUDA when present, else the CPU."""
     if device is not None:
@@ -189,11 +190,9 @@ def publish_checkpoint(checkpoint: str | Path, out: str | Path, evaluations: dic
     """Copy a checkpoint and its card to `out`, adding the named evaluations (e.g. from `segment evaluate`)
     and a note on its provenance."""
     state, card = load_checkpoint(checkpoint)
-    return write_model(
-        out,
-        state,
-        {**card, "source_checkpoint": str(checkpoint), "evaluations": evaluations, **({"note": note} if note else {})},
-    )
+    typed = card_from_json(card, checkpoint)
+    published = typed.with_changes(evaluations=evaluations, note=note or typed.note, source_checkpoint=str(checkpoint))
+    return write_model(out, state, published)
 
 
 class DivergenceGuard:

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .cards import EncoderCard, ProbeCard, Provenance
 from .cohort import load_split_assignment, read_manifest
 from .errors import ConfigError
 from .evaluation import screening_metrics
-from .runs import RunFolder, card_field, load_checkpoint, write_model
+from .runs import RunFolder, load_model, write_model
 from .screening import ReferPolicy, decide, refer_checks, screen
 
 SYNTHETIC_NOTE = (
@@ -55,20 +56,20 @@ def load_screening_model(folder: str | Path | None = None, segmenter: str | Path
         )
     loaded_segmenter = load_segmenter(segmenter)
     encoder, features, encoder_card = load_encoder(folder / "encoder.safetensors")
-    patch_size = card_field(encoder_card, "patch_size", folder / "encoder.json")
+    patch_size = encoder_card.patch_size
     if not isinstance(patch_size, int) or not 16 <= patch_size <= 1024:
         raise ConfigError(
             f"encoder.json in {folder} gives a patch size {patch_size!r}; it must be a whole number "
             "of pixels between 16 and 1024."
         )
     probe, probe_card = Probe.load(folder / "probe.safetensors", features)
-    policy = _refer_policy(probe_card.get("refer_policy", {}), folder / "probe.json")
-    method = encoder_card["method_config"]
+    policy = _refer_policy(probe_card.refer_policy, folder / "probe.json")
+    method = encoder_card.method_config
     names = {
-        "segmenter": loaded_segmenter.card.get("name", "segmenter"),
+        "segmenter": loaded_segmenter.card.name or "segmenter",
         "encoder": f"{method.get('method', 'pretrained')} {method['encoder']}",
-        "probe": probe_card.get("name", "linear probe"),
-        "trained_on": probe_card.get("trained_on", ""),
+        "probe": probe_card.name,
+        "trained_on": probe_card.trained_on,
     }
     return ScreeningModel(loaded_segmenter, encoder, probe, patch_size, policy, names)
 
@@ -206,7 +207,7 @@ class ExportRequest:
     command: str = ""
 
 
-def export_screening_model(request: ExportRequest, progress: Callable[[int, int], None] | None = None) -> dict:
+def export_screening_model(request: ExportRequest, progress: Callable[[int, int], None] | None = None) -> ProbeCard:
     """Write `out/encoder.safetensors` and `out/probe.safetensors` (+ cards); calibrate the refer policy and
     audit it on the data manifest's `test` split (the split the encoder's pretraining saw). The policy is sized
     on `calibration`, a labelled cohort the model never saw, when given (19 validation images size a margin by
@@ -219,30 +220,28 @@ def export_screening_model(request: ExportRequest, progress: Callable[[int, int]
     probe_state, probe_card = _package(checkpoint, probe_path, request)
     model = load_screening_model(request.out, request.segmenter)
     assignment = load_split_assignment(RunFolder.of_checkpoint(checkpoint).splits)  # the probe's split
-    probe_card["refer_policy"], probe_card["refer_calibration"] = _calibrate(model, request, assignment, progress)
+    policy, calibration = _calibrate(model, request, assignment, progress)
+    probe_card = probe_card.with_changes(refer_policy=policy, refer_calibration=calibration)
     write_model(request.out / "probe.safetensors", probe_state, probe_card)
     return probe_card
 
 
-def _package(checkpoint: Path, probe_path: Path, request: ExportRequest) -> tuple[dict, dict]:
+def _package(checkpoint: Path, probe_path: Path, request: ExportRequest) -> tuple[dict, ProbeCard]:
     """The encoder in half precision (no projector) and the probe, with the default refer policy for now."""
-    state, encoder_card = load_checkpoint(checkpoint)
-    if encoder_card.get("model") != "SSLEncoder":
-        raise ConfigError(f"{checkpoint.name} is not a pretrained patch encoder.")
-    kept = ("model", "method_config", "patch_size", "preset", "source", "epoch", "patches", "command")
+    state, encoder_card = load_model(checkpoint, EncoderCard)
     write_model(
         request.out / "encoder.safetensors",
         {k: v.half() if v.is_floating_point() else v for k, v in state.items()},
-        {k: v for k, v in encoder_card.items() if k in kept},
+        encoder_card.with_changes(metrics={}),
     )
-    probe_state, probe_card = load_checkpoint(probe_path)
-    probe_card = {
-        **probe_card,
-        "name": "linear probe",
-        "command": request.command,
-        "refer_policy": asdict(ReferPolicy()),
-        "trained_on": SYNTHETIC_NOTE if request.synthetic else request.data.name,
-    }
+    probe_state, probe_card = load_model(probe_path, ProbeCard)
+    probe_card = probe_card.with_changes(
+        provenance=Provenance.capture(
+            request.command, [request.data] + ([request.calibration] * bool(request.calibration))
+        ),
+        refer_policy=asdict(ReferPolicy()),
+        trained_on=SYNTHETIC_NOTE if request.synthetic else request.data.name,
+    )
     write_model(request.out / "probe.safetensors", probe_state, probe_card)
     return probe_state, probe_card
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .cards import ModelCard
 from .events import CancelToken, Event, Events, ignore
 from .runs import DivergenceGuard, RunFolder, pick_device
 
@@ -93,13 +94,13 @@ class TrainingLoop:
         return loss.item()
 
     def end_epoch(
-        self, epoch: int, record: dict, checkpoints: dict[str, tuple[dict, dict]], resume_state: dict
+        self, epoch: int, record: dict, checkpoints: dict[str, tuple[dict, ModelCard]], resume_state: dict
     ) -> None:
         """Write the epoch: its checkpoints (name -> (state_dict, card)), the metrics record and the resume
         state (model, optimiser and whatever else the trainer needs, plus the epoch), then report it."""
         if self.writer:
             for name, (state, card) in checkpoints.items():
-                path = self.run.save_checkpoint(name, state, {**card, "epoch": epoch, "metrics": record})
+                path = self.run.save_checkpoint(name, state, card.with_changes(epoch=epoch, metrics=record))
                 self.events(Event("checkpoint", self.task, epoch=epoch, path=str(path)))
             self.run.append_metrics(record)
             self.run.save_resume({**resume_state, "epoch": epoch})

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from osteo_engine.cards import EncoderCard
 from osteo_engine.errors import ConfigError
 from osteo_engine.runs import RunFolder, load_checkpoint, write_model
 from osteo_engine.segmentation.train import segment_preset, train_segmenter
@@ -60,6 +61,7 @@ def test_resuming_from_a_damaged_state_stops_in_one_sentence_and_keeps_the_check
 
 
 def test_a_checkpoint_with_nan_weights_is_refused(tmp_path):
-    write_model(tmp_path / "m.safetensors", {"w": torch.tensor([1.0, float("nan")])}, {"model": "x"})
+    card = EncoderCard(method_config={}, patch_size=32)
+    write_model(tmp_path / "m.safetensors", {"w": torch.tensor([1.0, float("nan")])}, card)
     with pytest.raises(ConfigError, match="m.safetensors holds weights that are not numbers"):
         load_checkpoint(tmp_path / "m.safetensors")

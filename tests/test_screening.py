@@ -52,18 +52,23 @@ def _random_screening_model(folder, threshold=0.5):
     import numpy as np
     import torch
 
+    from osteo_engine.cards import EncoderCard, ProbeCard
     from osteo_engine.runs import write_model
     from osteo_engine.ssl.encoders import build_encoder
     from osteo_engine.ssl.probe import Probe
 
     torch.manual_seed(0)
     encoder, features = build_encoder("resnet18", stem="compact")
-    card = {"method_config": {"method": "simclr", "encoder": "resnet18", "stem": "compact"}, "patch_size": 32}
-    write_model(folder / "encoder.safetensors", encoder.state_dict(), card)
+    method = {"method": "simclr", "encoder": "resnet18", "stem": "compact"}
+    write_model(folder / "encoder.safetensors", encoder.state_dict(), EncoderCard(method_config=method, patch_size=32))
     rng = np.random.default_rng(0)
     Probe(rng.normal(size=features) * 0.01, 0.0, np.zeros(features), np.ones(features), threshold).save(
         folder / "probe.safetensors",
-        {"name": "test probe", "refer_policy": {"margin": 0.0, "max_uncertainty": 9.0, "min_bones": 1}},
+        ProbeCard(
+            name="test probe",
+            threshold=threshold,
+            refer_policy={"margin": 0.0, "max_uncertainty": 9.0, "min_bones": 1},
+        ),
     )
 
 
@@ -270,13 +275,14 @@ def test_a_model_that_outputs_nan_refers_and_says_so(tiny_segmenter, tmp_path):
 
 
 def test_nan_weights_in_a_model_file_are_refused_when_it_loads(tiny_segmenter, tmp_path, capsys):
-    from osteo_engine.runs import load_checkpoint, write_model
+    from osteo_engine.cards import ProbeCard
+    from osteo_engine.runs import load_model, write_model
     from training_cli.main import main
 
     from .conftest import SAMPLE_DICOM
 
     _random_screening_model(tmp_path)
-    state, card = load_checkpoint(tmp_path / "probe.safetensors")
+    state, card = load_model(tmp_path / "probe.safetensors", ProbeCard)
     state["weight"][3] = float("nan")
     write_model(tmp_path / "probe.safetensors", state, card)
 
@@ -291,7 +297,8 @@ def _break_model(kind: str, model, segmenter) -> None:
     """Damage one file of a screening model folder (and its copy of the segmenter) in the way `kind` names."""
     import json
 
-    from osteo_engine.runs import load_checkpoint, write_model
+    from osteo_engine.cards import ProbeCard
+    from osteo_engine.runs import load_model, write_model
 
     def edit_card(path, change):
         card = json.loads(path.read_text())
@@ -309,7 +316,7 @@ def _break_model(kind: str, model, segmenter) -> None:
     elif kind == "unknown encoder":
         edit_card(model / "encoder.json", lambda c: c["method_config"].update(encoder="resnet9000"))
     else:
-        state, card = load_checkpoint(model / "probe.safetensors")
+        state, card = load_model(model / "probe.safetensors", ProbeCard)
         if kind == "probe without weight":
             state.pop("weight")
         else:  # a probe of the wrong shape

@@ -149,11 +149,11 @@ def request_from(cls, args, **given):
     for f in dataclasses.fields(cls):
         if f.name in values or getattr(args, f.name, None) is None:
             continue
-        value = getattr(args, f.name)
-        if "Path" in str(hints[f.name]):
+        value, hint = getattr(args, f.name), str(hints[f.name])
+        if isinstance(value, list):
+            value = tuple(Path(v) for v in value) if "Path" in hint else tuple(value)
+        elif "Path" in hint:
             value = Path(value)
-        elif isinstance(value, list) and "tuple" in str(hints[f.name]):
-            value = tuple(value)
         values[f.name] = value
     return cls(**values)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import sys
-from pathlib import Path
 
 from osteo_engine.storage import strict_json
 
@@ -54,54 +53,14 @@ def add_parsers(sub) -> None:
     a.set_defaults(run=run_audit)
 
 
-def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """(files to screen, (input, problem) for each input that gives none): files as given; folders as their
-    image files; manifests as their image column. An input that names nothing to screen, a missing file or a
-    folder without radiographs, is a problem, never silently skipped."""
-    from osteo_engine.cohort import read_manifest
-    from osteo_engine.io import radiograph_files
-
-    files: list[Path] = []
-    problems: list[tuple[str, str]] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            found = radiograph_files(item)
-            files += found
-            if not found:
-                problems.append((item.name, f"{item.name} is a folder with no radiographs in it."))
-        elif item.suffix.lower() == ".csv" and item.is_file():
-            files += [row.image for row in read_manifest(item).rows]
-        else:
-            files.append(item)
-    problems += [(f.name, f"{f.name} does not exist.") for f in files if not f.exists()]
-    return [f for f in files if f.exists()], problems
-
-
 def run_screen(args) -> int:
-    from osteo_engine import OsteoError, load_radiograph
-    from osteo_engine.screening import DISCLAIMER, screen
-    from osteo_engine.screening_model import load_screening_model
+    from osteo_engine.screening import DISCLAIMER
+    from osteo_engine.screening_jobs import ScreenRequest, screen_files
 
-    write = _writer(args)
-    files, problems = expand_inputs(args.inputs)  # before the models take seconds to load
-    for name, problem in problems:
-        write({"image": name, "error": problem})
-    if not files:
-        return 2
-    model = load_screening_model(args.model, args.segmenter)  # loaded once for every image
-    failures = len(problems)
-    for path in files:
-        try:
-            image = load_radiograph(path)
-            spacing = image.pixel_spacing_mm[0] if image.pixel_spacing_mm else None
-            result = screen(image.pixels, model, spacing).to_json()
-        except OsteoError as exc:
-            failures += 1
-            result = {"error": str(exc)}
-        write({"image": path.name, **result})
+    result = screen_files(request_from(ScreenRequest, args), _writer(args))
     if not (args.json or args.csv):
         print(DISCLAIMER)
-    return 2 if failures else 0
+    return 2 if result.failures or not result.screened else 0
 
 
 def _writer(args):
@@ -112,7 +71,8 @@ def _writer(args):
     if table:
         table.writerow(["image", "decision", "probability", "uncertainty", "reasons", "error", "disclaimer"])
 
-    def write(result: dict) -> None:
+    def write(entry) -> None:
+        result = entry.to_json()
         if table:
             table.writerow(
                 [
@@ -161,12 +121,12 @@ def run_export(args) -> int:
 
     request = request_from(ExportRequest, args, command=command_line())
     with progress_bar(0, "screening") as update:
-        result = export_screening_model(request, update)
-    parts = result["refer_calibration"]
+        card = export_screening_model(request, update)
+    parts = card.refer_calibration
     emit(
-        result,
+        card.to_json(),
         args.json,
-        [f"refer policy {result['refer_policy']}"]
+        [f"refer policy {card.refer_policy}"]
         + [
             f"{part}: {parts[part]['images']} images, refer rate {parts[part]['refer_rate']:.1%}, "
             f"AUC {parts[part]['all_images']['auc']:.3f}"
@@ -177,12 +137,10 @@ def run_export(args) -> int:
 
 
 def run_audit(args) -> int:
-    from osteo_engine.screening_model import audit, load_screening_model, screen_split
+    from osteo_engine.screening_jobs import AuditRequest, audit_screening
 
-    model = load_screening_model(args.model, args.segmenter)
     with progress_bar(0, "screening") as update:
-        screened = screen_split(model, args.data, None if args.split == "all" else args.split, update)
-    result = audit(screened, model.probe.threshold, model.policy)
+        result = audit_screening(request_from(AuditRequest, args), update)
     decided = result.get("decided_images", {})
     emit(
         result,

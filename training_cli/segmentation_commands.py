@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from osteo_engine import registry
 from osteo_engine.anatomy import BONE_NAMES
 
-from .output import JobOutput, add_progress_json, command_line, emit, progress_bar
+from .output import JobOutput, add_progress_json, command_line, emit, progress_bar, request_from
 
 
 def add_parsers(sub) -> None:
@@ -38,23 +37,10 @@ def add_parsers(sub) -> None:
 
 
 def annotate_auto(args) -> int:
-    from osteo_engine.autoannotate import annotate_from_landmarks
+    from osteo_engine.autoannotate import AutoAnnotateRequest, auto_annotate
 
-    splits = args.splits
-    if splits is None and (Path(args.landmarks).parent / "splits.csv").is_file():
-        splits = Path(args.landmarks).parent / "splits.csv"
     with progress_bar(0, "annotate-auto") as update:
-        summary = annotate_from_landmarks(
-            args.images,
-            args.landmarks,
-            args.out,
-            splits,
-            rater=args.rater,
-            overwrite=args.overwrite,
-            limit=args.limit,
-            progress=update,
-            bones=args.bones,
-        )
+        summary = auto_annotate(request_from(AutoAnnotateRequest, args), update)
     emit(summary.to_json(), args.json, summary.lines())
     return 0
 
@@ -116,7 +102,7 @@ def add_segment_parser(sub) -> None:
     )
     r.add_argument(
         "--refine",
-        choices=["none", "sam"],
+        choices=registry.REFINERS,
         default="none",
         help="redraw each bone found with LiteMedSAM from a box made of the network's mask",
     )
@@ -127,63 +113,23 @@ def add_segment_parser(sub) -> None:
 
 
 def segment_train(args) -> int:
-    from osteo_engine.segmentation.train import segment_preset, train_segmenter
+    from osteo_engine.segmentation.jobs import SegmentTrainRequest, segment_train_job
 
-    named = ("epochs", "seed", "lr", "anneal_fraction", "init", "select_by")
-    overrides = {k: getattr(args, k) for k in named}
-    overrides.update(repeats=tuple(args.repeat or ()) or None, input_size=tuple(args.input_size or ()) or None)
-    config = segment_preset(args.preset, **overrides)
+    request = request_from(SegmentTrainRequest, args, command=command_line())
     output = JobOutput(args, "segment train")
     with output.cancellable():
-        result = train_segmenter(
-            args.data, args.out, config, resume=args.resume, command=command_line(), events=output, cancel=output.cancel
-        )
+        result = segment_train_job(request, events=output, cancel=output.cancel)
     if not output.as_json:
         emit(result.to_json(), args.json, [result.describe(args.select_by)])
     return 0
 
 
-_REFINERS: dict = {}
-
-
-def _refiner(kind: str):
-    """The SAM prompter for --refine sam (loaded once), or None."""
-    if kind == "none":
-        return None
-    if kind not in _REFINERS:
-        from osteo_engine.sam import BonePrompter, load_sam
-
-        _REFINERS[kind] = BonePrompter(load_sam("litemedsam"))
-    return _REFINERS[kind]
-
-
 def segment_predict(args) -> int:
-    from osteo_engine.io import load_radiograph
-    from osteo_engine.segmentation.predict import entropy_png, load_segmenter, segment
-    from osteo_engine.sheets import write_png
-    from osteo_engine.storage import atomic_write_bytes, strict_json
+    from osteo_engine.segmentation.jobs import PredictRequest, predict_images
 
-    segmenter = load_segmenter(args.model)
-    out = Path(args.out)
-    results = {}
     with progress_bar(len(args.images), "segment") as update:
-        for k, path in enumerate(args.images):
-            image = load_radiograph(path)
-            result = segment(
-                image.pixels,
-                segmenter,
-                samples=args.samples,
-                anatomical_order=args.anatomical_order,
-                refine=_refiner(args.refine),
-            )
-            stem = Path(path).stem
-            for suffix, arr in (("_labels.png", result.labels), ("_uncertainty.png", entropy_png(result.entropy))):
-                write_png(arr, out / f"{stem}{suffix}")
-            summary = {"image": Path(path).name, **result.summary(), "model": segmenter.card.get("command", "")}
-            atomic_write_bytes(out / f"{stem}.json", strict_json(summary, indent=2).encode())
-            results[Path(path).name] = summary
-            update(k + 1, len(args.images))
-    emit({"results": results}, args.json, [f"segmented {len(results)} image(s) into {out}"])
+        result = predict_images(request_from(PredictRequest, args), update)
+    emit(result.to_json(), args.json, [f"segmented {len(result.results)} image(s) into {result.out}"])
     return 0
 
 
@@ -194,7 +140,7 @@ def add_evaluate_parser(seg) -> None:
     e.add_argument("--model", help="a .safetensors segmenter (default: the bundled model)")
     e.add_argument("--landmarks", help="atlas landmark CSV, for the landmark checks")
     e.add_argument("--samples", type=int, default=4)
-    e.add_argument("--refine", choices=["none", "sam"], default="none", help="as for predict")
+    e.add_argument("--refine", choices=registry.REFINERS, default="none", help="as for predict")
     e.add_argument(
         "--anatomical-order",
         action="store_true",
@@ -220,35 +166,22 @@ def add_evaluate_parser(seg) -> None:
 
 
 def segment_evaluate(args) -> int:
-    from osteo_engine.segmentation.evaluate import evaluate_segmenter
-    from osteo_engine.segmentation.predict import load_segmenter
+    from osteo_engine.segmentation.jobs import EvaluateRequest, evaluate_job
 
     with progress_bar(0, "evaluate") as update:
-        result = evaluate_segmenter(
-            load_segmenter(args.model),
-            args.data,
-            args.split,
-            args.landmarks,
-            args.samples,
-            args.anatomical_order,
-            _refiner(args.refine),
-            progress=update,
-            against_truth=args.truth,
-        ).summary()
+        result = evaluate_job(request_from(EvaluateRequest, args, command=command_line()), update)
     _emit_dice(result, args)
     return 0
 
 
 def segment_agreement(args) -> int:
-    from osteo_engine.segmentation.evaluate import rater_agreement
+    from osteo_engine.segmentation.jobs import AgreementRequest, agreement_job
 
-    result = rater_agreement(args.data, args.split, args.truth).summary()
-    _emit_dice(result, args)
+    _emit_dice(agreement_job(request_from(AgreementRequest, args, command=command_line())), args)
     return 0
 
 
 def _emit_dice(result: dict, args) -> None:
-    result["command"] = "osteo " + " ".join(sys.argv[1:])  # so that a model card says how its figures were made
     lines = [
         f"{result['images']} images ({args.split}): mean Dice {result['mean_dice']}"
         + (f", all 7 bones found on {result['all_bones_found_rate']:.1%}" if "all_bones_found_rate" in result else ""),

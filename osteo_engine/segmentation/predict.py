@@ -16,8 +16,9 @@ import torch
 
 from ..anatomy import BONES, NUM_CLASSES
 from ..autoannotate import mask_prompt, segment_from_prompts
+from ..cards import SegmenterCard
 from ..errors import ConfigError
-from ..runs import card_field, load_checkpoint, pick_device
+from ..runs import load_model, pick_device
 from ..sam import BonePrompter
 from .data import Letterbox
 from .identity import order_metacarpals
@@ -26,9 +27,9 @@ from .model import MixtureSegmenter, SegmenterConfig
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "segmenter.safetensors"
 MIN_AREA_FRACTION = 0.0005  # a bone smaller than 0.05% of the image counts as absent
 ORIENTATIONS = [(turns, inverted) for turns in range(4) for inverted in (False, True)]
-# All 7 bones at a mean confidence of 0.90. With the bundled model (`bench/orientation_margin.py`), the 21 atlas
-# val images and their mirror images scored 1.927-1.951 upright in `_plausibility` and at most 1.883 turned or
-# inverted, so an upright file is taken as it is without the other 7 readings.
+# An as-stored reading scoring at least this in `_plausibility` (all 7 bones at a mean confidence of 0.90) is
+# taken without trying the other 7 orientations. `bench/orientation_margin.py` prints, for the bundled model,
+# the upright and best turned scores that this value must lie between; run it again after changing the model.
 CONFIDENT_UPRIGHT = 1.90
 # Above this many pixels the label, confidence and entropy maps are made at a smaller size and enlarged: the
 # network sees at most 480x384 pixels, and full-size class maps of a 100-megapixel file took 12 GB.
@@ -72,7 +73,7 @@ class Segmentation:
 class LoadedSegmenter:
     model: MixtureSegmenter
     input_size: tuple[int, int]
-    card: dict
+    card: SegmenterCard
     device: torch.device
 
 
@@ -80,11 +81,11 @@ def load_segmenter(path: str | Path | None = None, device: str | None = None) ->
     path = Path(path) if path else DEFAULT_MODEL
     if not path.exists():
         raise ConfigError(f"no segmentation model at {path}; train one with `osteo segment train`.")
-    state, card = load_checkpoint(path)
+    state, card = load_model(path, SegmenterCard)
     try:
-        model = MixtureSegmenter(SegmenterConfig(**card_field(card, "model_config", path)))
+        model = MixtureSegmenter(SegmenterConfig(**card.model_config))
         model.load_state_dict(state)
-        input_size = tuple(int(v) for v in card_field(card, "input_size", path))
+        input_size = tuple(int(v) for v in card.input_size)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"{path.name} does not hold a mixture segmenter ({str(exc).splitlines()[0][:160]}).") from exc
     if len(input_size) != 2 or min(input_size) < 16:
@@ -105,11 +106,17 @@ def segment(
     refine: BonePrompter | None = None,
     find_upright: bool = True,
 ) -> Segmentation:
-    """`find_upright` first turns the image by quarter turns and inverts its contrast where that makes the
-    hand look like the training hands (`find_orientation`), and maps the answer back onto the file's pixels;
-    `anatomical_order` gives each metacarpal part one identity, in order across the hand (identity.py; off by
-    default: with the bundled model it was neutral on the atlas and cost 0.09 mean Dice on phantom hands);
-    `refine` redraws each bone found with SAM, prompted by a box made from the network's mask."""
+    """Segment one radiograph. `pixels` is (H, W) float32 in 0–1, bone bright or dark; the result's maps are
+    (H, W) in the file's own orientation: `labels` uint8 (0 background, 1 ulna, 2 radius, 3–7 M1–M5), the
+    confidence and the entropy (nats) of the mean prediction over `samples` samples of each module.
+
+    `find_upright` first turns the image by quarter turns and inverts its contrast where that makes the hand
+    look like the training hands (`find_orientation`); `anatomical_order` gives each metacarpal part one
+    identity, in order across the hand (identity.py; off by default, see the model card's evaluations);
+    `refine` redraws each bone found with SAM, prompted by a box made from the network's mask. Raises
+    ValueError for an array that is not 2-D."""
+    if pixels.ndim != 2:
+        raise ValueError(f"segment takes one grey image (H, W), not an array of shape {pixels.shape}.")
     turns, inverted = find_orientation(pixels, segmenter) if find_upright else (0, False)
     upright = _reorient(pixels, turns, inverted)
     box = Letterbox.fit(upright.shape, segmenter.input_size)
@@ -162,10 +169,9 @@ def _pixel_maps(mean: np.ndarray, box: Letterbox) -> tuple[np.ndarray, np.ndarra
 @torch.inference_mode()
 def find_orientation(pixels: np.ndarray, segmenter: LoadedSegmenter) -> tuple[int, bool]:
     """The quarter turns (counter-clockwise) and contrast inversion under which the network finds the most
-    bones with the highest confidence. Trained on upright, bone-bright hands, it is markedly less sure of
-    itself on turned or inverted ones (on the 21 atlas val images and their mirror images the upright reading
-    won every time, by at least 0.055 in this score: `bench/orientation_margin.py`), so a sideways or inverted
-    file keeps M1 on the thumb."""
+    bones with the highest confidence. Trained on upright, bone-bright hands, the network is less sure of itself
+    on turned or inverted ones (`bench/orientation_margin.py` measures the margin), so a sideways or inverted
+    file keeps M1 on the thumb. `pixels` as for `segment`; returns (quarter turns counter-clockwise, inverted)."""
     small = _thumbnail(pixels, segmenter)  # already small enough: orientation_scores keeps it as it is
     as_stored = orientation_scores(small, segmenter, ORIENTATIONS[:1])[0]
     if as_stored >= CONFIDENT_UPRIGHT:

@@ -12,10 +12,11 @@ import torch
 
 from .. import registry
 from ..anatomy import BONE_NAMES
+from ..cards import Provenance, SegmenterCard
 from ..errors import ConfigError
 from ..events import CancelToken, Events, ignore
 from ..registry import check_registry
-from ..runs import RunFolder, load_checkpoint, warmup_cosine
+from ..runs import RunFolder, load_model, warmup_cosine
 from ..training import TrainingLoop, autocast, epoch_seed, to_device
 from .augment import SegmentAugmentConfig, augment
 from .data import SegmentationSample, load_samples
@@ -226,11 +227,11 @@ def _selected_by(record: dict, select_by: str) -> str:
 
 
 def _warm_start(model: MixtureSegmenter, config: SegmentTrainConfig) -> None:
-    state, card = load_checkpoint(config.init)
-    if card.get("model_config") != asdict(config.model):
+    state, card = load_model(config.init, SegmenterCard)
+    if card.model_config != asdict(config.model):
         raise ConfigError(
             f"{Path(config.init).name} has another architecture than the preset "
-            f"({card.get('model_config')} against {asdict(config.model)})."
+            f"({card.model_config} against {asdict(config.model)})."
         )
     model.load_state_dict(state)
 
@@ -265,17 +266,16 @@ def train_segmenter(
     class_weights = background_weighted(config.model.num_classes, config.background_weight).to(loop.device)
     n_samples = config.model.modules * config.samples
     gamma0 = config.gamma0 if config.gamma0 is not None else 1.0 / n_samples
-    card = {
-        "model": "MixtureSegmenter",
-        "model_config": asdict(config.model),
-        "input_size": list(config.input_size),
-        "data": [str(d) for d in data],
-        "command": command,
-        "preset": config.preset,
-        "init": config.init,
-        "train_images": len(splits["train"]),
-        "val_images": len(splits["val"]),
-    }
+    card = SegmenterCard(
+        provenance=Provenance.capture(command, data),
+        model_config=asdict(config.model),
+        input_size=list(config.input_size),
+        data=[str(d) for d in data],
+        preset=config.preset,
+        init=str(config.init) if config.init else None,
+        train_images=len(splits["train"]),
+        val_images=len(splits["val"]),
+    )
     for epoch in range(start_epoch, config.epochs + 1):
         started = time.perf_counter()
         losses, bad = _train_one_epoch(
@@ -295,7 +295,10 @@ def train_segmenter(
         score = selection_score(record, config.select_by)
         if score > best["score"]:
             best = {"epoch": epoch, "score": float(score), "metrics": record}
-            checkpoints["best"] = (model.state_dict(), {**card, "selected_by": _selected_by(record, config.select_by)})
+            checkpoints["best"] = (
+                model.state_dict(),
+                card.with_changes(selected_by=_selected_by(record, config.select_by)),
+            )
         loop.end_epoch(
             epoch, record, checkpoints, {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "best": best}
         )

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..cards import SegmenterCard
 from ..cohort import read_manifest, subject_key
 from ..errors import OsteoError
 from ..io import load_radiograph
@@ -219,11 +220,13 @@ def cached_patch_bank(
     return bank
 
 
-def bank_cache_name(manifest: str | Path, size: int, source: str, segmenter_card: dict | None) -> str:
+def bank_cache_name(manifest: str | Path, size: int, source: str, segmenter_card: SegmenterCard | None) -> str:
     """A file name that changes with the manifest's content, the patch size, the input and the segmenter."""
     digest = hashlib.sha256(Path(manifest).read_bytes())
-    digest.update(
-        f"{size}|{source}|{'whole x4' if source == 'raw' else ''}|{(segmenter_card or {}).get('command', '')}|"
-        f"{(segmenter_card or {}).get('epoch', '')}".encode()
-    )
+    made_by = f"{segmenter_card.command}|{_blank(segmenter_card.epoch)}" if segmenter_card else "|"
+    digest.update(f"{size}|{source}|{'whole x4' if source == 'raw' else ''}|{made_by}".encode())
     return f"patches-{source}-{size}-{digest.hexdigest()[:12]}.npz"
+
+
+def _blank(value) -> str:
+    return "" if value is None else str(value)

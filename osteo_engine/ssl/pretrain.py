@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .. import registry
+from ..cards import EncoderCard, Provenance
 from ..cohort import save_split_assignment
 from ..errors import ConfigError
 from ..events import CancelToken, Events, ignore
@@ -120,14 +121,15 @@ def pretrain(
     out: str | Path,
     config: PretrainConfig,
     resume: bool = False,
-    command: str = "",
+    provenance: Provenance | None = None,
     events: Events = ignore,
     cancel: CancelToken | None = None,
 ) -> PretrainResult:
     """Pretrain an encoder on `bank` into the run folder `out` (checkpoint `last`, splits.json). Single process,
     or one rank of a torchrun job (gloo on CPU, NCCL on GPU): each rank takes its share of every global batch,
     the losses gather across ranks, and rank 0 alone writes the run folder and reports events. Raises
-    ConfigError for too few patches, `Cancelled` when `cancel` is set (`resume=True` continues)."""
+    ConfigError for too few patches, `Cancelled` when `cancel` is set (`resume=True` continues). `provenance`
+    (the command, package versions and data hashes) goes into the encoder's card."""
     rank, world = rank_and_world()
     run = RunFolder(out)
     if rank == 0:
@@ -162,15 +164,14 @@ def pretrain(
     patches = torch.from_numpy(data.patches)[:, None]
     labels = torch.from_numpy(data.labels.astype(np.int64))
     cover = coverage(patches)  # once: patches never change
-    card = {
-        "model": "SSLEncoder",
-        "method_config": asdict(config.method),
-        "patch_size": config.patch_size,
-        "preset": config.preset,
-        "source": config.source,
-        "command": command,
-        "patches": len(data.patches),
-    }
+    card = EncoderCard(
+        provenance=provenance or Provenance.capture(""),
+        method_config=asdict(config.method),
+        patch_size=config.patch_size,
+        preset=config.preset,
+        source=config.source,
+        patches=len(data.patches),
+    )
     totals = CropStats()
     for epoch in range(start, config.epochs + 1):
         started = time.perf_counter()

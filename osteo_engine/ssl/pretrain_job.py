@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cards import Provenance
 from ..events import CancelToken, Events, ignore
 from .data import cached_patch_bank
 from .pretrain import PretrainResult, pretrain, pretrain_preset
@@ -76,7 +77,13 @@ def pretrain_job(
         _barrier(world)
         patches = bank()
         result = pretrain(
-            patches, request.out, config, resume=request.resume, command=request.command, events=events, cancel=cancel
+            patches,
+            request.out,
+            config,
+            resume=request.resume,
+            provenance=Provenance.capture(request.command, [request.data]),
+            events=events,
+            cancel=cancel,
         )
     finally:
         _leave_process_group(world)

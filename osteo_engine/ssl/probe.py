@@ -18,10 +18,11 @@ import numpy as np
 import torch
 
 from ..anatomy import BONE_NAMES
+from ..cards import EncoderCard, ProbeCard
 from ..errors import ConfigError
 from ..evaluation import best_threshold, bootstrap_intervals, calibration, macro_f1, screening_metrics
 from ..registry import PROBE_PROTOCOLS
-from ..runs import card_field, load_checkpoint, pick_device, write_model
+from ..runs import load_model, pick_device, write_model
 from .data import PatchBank
 from .encoders import build_encoder
 
@@ -37,9 +38,11 @@ class ProbeConfig:
     protocol: str = "folds"
 
 
-def load_encoder(path: str | Path, device: torch.device | None = None):
-    state, card = load_checkpoint(path)
-    config = card_field(card, "method_config", path)
+def load_encoder(path: str | Path, device: torch.device | None = None) -> tuple[torch.nn.Module, int, EncoderCard]:
+    """(encoder in eval mode on `device`, features it gives per patch, its card). Raises ConfigError for a file
+    that is not a pretrained patch encoder."""
+    state, card = load_model(path, EncoderCard)
+    config = card.method_config
     try:
         encoder, features = build_encoder(config["encoder"], config["stem"])
         encoder.load_state_dict(state)
@@ -83,19 +86,20 @@ class Probe:
         z = ((features - self.mean) / self.std) @ self.weight + self.bias
         return 1.0 / (1.0 + np.exp(-z))
 
-    def save(self, path: str | Path, card: dict) -> Path:
+    def save(self, path: str | Path, card: ProbeCard) -> Path:
+        """The probe's weights and `card`, with the probe's threshold, at `path` (.safetensors + .json)."""
         state = {
             "weight": torch.from_numpy(self.weight.astype(np.float32)),
             "bias": torch.tensor([self.bias], dtype=torch.float32),
             "mean": torch.from_numpy(self.mean.astype(np.float32)),
             "std": torch.from_numpy(self.std.astype(np.float32)),
         }
-        return write_model(path, state, {**card, "threshold": self.threshold})
+        return write_model(path, state, card.with_changes(threshold=self.threshold))
 
     @staticmethod
-    def load(path: str | Path, features: int | None = None) -> tuple[Probe, dict]:
+    def load(path: str | Path, features: int | None = None) -> tuple[Probe, ProbeCard]:
         """A probe and its card; `features`, when given, is what the encoder in front of it gives per patch."""
-        state, card = load_checkpoint(path)
+        state, card = load_model(path, ProbeCard)
         name = Path(path).name
         missing = [k for k in ("weight", "bias", "mean", "std") if k not in state]
         if missing:
@@ -107,7 +111,7 @@ class Probe:
                 f"{name} is a probe for {weight.shape[0] if weight.ndim == 1 else weight.shape} "
                 f"features, but its encoder gives {width}."
             )
-        threshold = card_field(card, "threshold", path)
+        threshold = card.threshold
         if not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
             raise ConfigError(
                 f"{Path(path).with_suffix('.json').name} gives a threshold {threshold!r}; "

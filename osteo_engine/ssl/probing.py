@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cards import ProbeCard, Provenance
 from ..cohort import load_split_assignment
 from ..runs import RunFolder
 from ..storage import atomic_write_json
@@ -67,16 +68,16 @@ def probe_encoder(request: ProbeRequest, progress: Callable[[int, int], None] | 
     Raises ConfigError for an unusable encoder or too few labelled subjects, CohortError for a bad manifest."""
     checkpoint = encoder_checkpoint(request.encoder)
     _, _, card = load_encoder(checkpoint)
-    source = card.get("source", "patches")
+    source = card.source
     bank = cached_patch_bank(
-        request.data, card["patch_size"], source, request.segmenter, request.out / "cache", 0, progress
+        request.data, card.patch_size, source, request.segmenter, request.out / "cache", 0, progress
     )
     assignment = load_split_assignment(RunFolder.of_checkpoint(checkpoint).splits)
-    bank = probe_inputs(bank.with_splits(assignment), card["patch_size"])
+    bank = probe_inputs(bank.with_splits(assignment), card.patch_size)
     fitted = fit_probe(checkpoint, bank, ProbeConfig(folds=request.folds, protocol=request.protocol))
     report = {
         "encoder": str(checkpoint),
-        "method": card["method_config"]["method"],
+        "method": card.method_config["method"],
         "input": source,
         "split": "the encoder's pretraining run" if assignment else "the manifest",
         **fitted.info,
@@ -84,13 +85,13 @@ def probe_encoder(request: ProbeRequest, progress: Callable[[int, int], None] | 
     }
     path = fitted.probe.save(
         request.out / "probe.safetensors",
-        {
-            "model": "LinearProbe",
-            "encoder": str(checkpoint),
-            "method": report["method"],
-            "input": source,
-            "command": request.command,
-        },
+        ProbeCard(
+            provenance=Provenance.capture(request.command, [request.data]),
+            threshold=fitted.probe.threshold,
+            encoder=str(checkpoint),
+            method=report["method"],
+            input=source,
+        ),
     )
     atomic_write_json(request.out / "report.json", report)
     test = (bank.splits == "test") & (bank.labels >= 0)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..cards import Provenance, SupervisedEncoderCard
 from ..errors import ConfigError
 from ..evaluation import best_threshold, macro_f1
 from ..events import CancelToken, Events, ignore
@@ -58,13 +59,14 @@ def train_supervised_encoder(
     patches = torch.from_numpy(bank.patches[train])[:, None]
     labels = torch.from_numpy(bank.labels[train].astype(np.float32))
     pos_weight = torch.tensor((1 - float(labels.mean())) / max(float(labels.mean()), 1e-6), device=device)
-    card = {
-        "model": "SupervisedEncoder",
-        "method_config": {**asdict(config.method), "method": "supervised"},
-        "patch_size": config.patch_size,
-        "preset": config.preset,
-        "source": config.source,
-    }
+    card = SupervisedEncoderCard(
+        provenance=Provenance.capture(""),
+        method_config={**asdict(config.method), "method": "supervised"},
+        patch_size=config.patch_size,
+        preset=config.preset,
+        source=config.source,
+        patches=len(bank.patches),
+    )
     for epoch in range(start, config.epochs + 1):
         loss = _epoch(model, optimiser, patches, labels, pos_weight, config, epoch, loop)
         score = _validation_macro_f1(model, bank.select(val), device)
@@ -72,7 +74,7 @@ def train_supervised_encoder(
         checkpoints = {"last": (encoder.state_dict(), card)}
         if score > best_score:
             best_score = score
-            checkpoints["best"] = (encoder.state_dict(), {**card, "val_macro_f1": score})
+            checkpoints["best"] = (encoder.state_dict(), card.with_changes(val_macro_f1=score))
         loop.end_epoch(
             epoch,
             record,

@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from osteo_engine.cards import data_hash
 from osteo_engine.errors import ConfigError
 from osteo_engine.segmentation.augment import SegmentAugmentConfig, augment
 from osteo_engine.segmentation.data import Letterbox, load_samples
@@ -80,6 +81,7 @@ def test_training_writes_a_run_and_resumes_exactly(small_cohort, tmp_path):
     assert set(lines[0]["val_dice"]) == {"ulna", "radius", "M1", "M2", "M3", "M4", "M5"}
     card = json.loads((tmp_path / "a" / "checkpoints" / "last.json").read_text())
     assert card["model"] == "MixtureSegmenter" and card["epoch"] == 2 and "metrics" in card
+    assert card["provenance"]["data"] == {str(data[0]): data_hash(data[0])} and card["provenance"]["versions"]
     with pytest.raises(_Stop):
         train_segmenter(data, tmp_path / "b", tiny_config(2), events=_interrupted_after(1))
     train_segmenter(data, tmp_path / "b", tiny_config(2), resume=True)

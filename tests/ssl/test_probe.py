@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from osteo_engine.cards import ProbeCard
 from osteo_engine.errors import ConfigError
 from osteo_engine.ssl.data import PatchBank
 from osteo_engine.ssl.probe import Probe, evaluate_probe, subject_scores, train_probe
@@ -47,9 +48,9 @@ def test_the_probe_learns_a_separable_signal_and_reports_intervals_and_bones(tmp
     assert set(report["bone_contributions"]) == set(BONES)
     assert 0 <= report["calibration"]["ece"] <= 1
     assert all(len(pair) == 2 for pair in report["subject_scores"])  # no subject identifiers in the report
-    probe.save(tmp_path / "probe.safetensors", {"encoder": "x"})
+    probe.save(tmp_path / "probe.safetensors", ProbeCard(threshold=0.5, encoder="x"))
     again, card = Probe.load(tmp_path / "probe.safetensors")
-    assert card["threshold"] == pytest.approx(probe.threshold)
+    assert card.threshold == pytest.approx(probe.threshold) and card.encoder == "x"
     np.testing.assert_allclose(again.patch_probabilities(feats[:5]), probe.patch_probabilities(feats[:5]), rtol=1e-5)
 
 

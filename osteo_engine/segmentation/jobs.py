@@ -1,0 +1,184 @@
+"""The segmentation jobs (`osteo segment train|predict|evaluate|agreement`): one typed request each, one
+function each. The CLI and the app call these and nothing below them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..events import CancelToken, Events, ignore
+from ..registry import REFINERS
+from ..storage import atomic_write_bytes, strict_json
+from .evaluate import Evaluation, evaluate_segmenter, rater_agreement
+from .train import TrainResult, segment_preset, train_segmenter
+
+Progress = Callable[[int, int], None] | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SegmentTrainRequest:
+    data: tuple[Path, ...]  # annotation project folders or manifest CSVs
+    out: Path  # run folder
+    preset: str = "cpu-small"  # registry.PRESETS
+    epochs: int | None = None  # None: the preset's, as for every field below
+    seed: int | None = None
+    lr: float | None = None
+    anneal_fraction: float | None = None  # share of training over which γ rises to 1
+    init: Path | None = None  # warm start from a segmenter of the preset's architecture
+    select_by: str = "ged"  # registry.CHECKPOINT_SELECTION
+    repeat: tuple[int, ...] | None = None  # per data source, how often its training images occur in an epoch
+    input_size: tuple[int, int] | None = None  # network input (width, height), pixels
+    resume: bool = False
+    command: str = ""
+
+
+def segment_train_job(request: SegmentTrainRequest, events: Events = ignore, cancel: CancelToken | None = None):
+    """Train the mixture segmenter as `request` says; returns a TrainResult. Raises ConfigError for unusable
+    settings or data, `Cancelled` when `cancel` is set (the last epoch's checkpoint stays; resume continues)."""
+    config = segment_preset(
+        request.preset,
+        epochs=request.epochs,
+        seed=request.seed,
+        lr=request.lr,
+        anneal_fraction=request.anneal_fraction,
+        init=str(request.init) if request.init else None,
+        select_by=request.select_by,
+        repeats=request.repeat or None,
+        input_size=request.input_size or None,
+    )
+    return train_segmenter(
+        list(request.data),
+        request.out,
+        config,
+        resume=request.resume,
+        command=request.command,
+        events=events,
+        cancel=cancel,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PredictRequest:
+    images: tuple[Path, ...]  # radiographs
+    out: Path  # folder for <stem>_labels.png, <stem>_uncertainty.png and <stem>.json per image
+    model: Path | None = None  # a segmenter .safetensors; None: the bundled one
+    samples: int = 4  # samples per module
+    anatomical_order: bool = False  # one identity per metacarpal part, in order across the hand
+    refine: str = "none"  # registry.REFINERS: "sam" redraws each bone with LiteMedSAM from the network's box
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    out: Path
+    results: dict[str, dict] = field(default_factory=dict)  # image file name -> its JSON summary
+
+    def to_json(self) -> dict:
+        return {"results": self.results}
+
+
+def predict_images(request: PredictRequest, progress: Progress = None) -> PredictResult:
+    """Segment every image and write its label map (PNG, label values 0–7), its uncertainty map (entropy, 8-bit,
+    255 = log 8) and its summary (bones, routing, orientation, the model's command) into `request.out`.
+    Raises OsteoError subclasses for an unreadable image or model; files of earlier images stay written."""
+    from ..io import load_radiograph
+    from ..sheets import write_png
+    from .predict import entropy_png, load_segmenter, segment
+
+    segmenter, refiner = load_segmenter(request.model), load_refiner(request.refine)
+    result = PredictResult(request.out)
+    for k, path in enumerate(request.images):
+        seg = segment(
+            load_radiograph(path).pixels, segmenter, samples=request.samples,
+            anatomical_order=request.anatomical_order, refine=refiner,
+        )  # fmt: skip
+        write_png(seg.labels, request.out / f"{path.stem}_labels.png")
+        write_png(entropy_png(seg.entropy), request.out / f"{path.stem}_uncertainty.png")
+        summary = {"image": path.name, **seg.summary(), "model": segmenter.card.command}
+        atomic_write_bytes(request.out / f"{path.stem}.json", strict_json(summary, indent=2).encode())
+        result.results[path.name] = summary
+        if progress:
+            progress(k + 1, len(request.images))
+    return result
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluateRequest:
+    data: Path  # manifest CSV whose folder holds the annotation project
+    split: str = "val"
+    model: Path | None = None  # None: the bundled segmenter
+    landmarks: Path | None = None  # atlas landmark CSV, for the landmark checks
+    samples: int = 4
+    refine: str = "none"
+    anatomical_order: bool = False
+    truth: bool = False  # score against a phantom cohort's true label maps instead of its raters' maps
+    command: str = ""  # recorded in the result, so that a model card says how its figures were made
+
+
+def evaluate_job(request: EvaluateRequest, progress: Progress = None) -> dict:
+    """Dice per bone, bones found and (with landmarks) landmark checks of a segmenter on the manifest's split,
+    as a summary dict with the command. Raises ConfigError for an unusable model or split."""
+    from .predict import load_segmenter
+
+    evaluation = evaluate_segmenter(
+        load_segmenter(request.model),
+        request.data,
+        request.split,
+        request.landmarks,
+        request.samples,
+        request.anatomical_order,
+        load_refiner(request.refine),
+        progress=progress,
+        against_truth=request.truth,
+    )
+    return _with_command(evaluation, request.command)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgreementRequest:
+    data: Path  # manifest CSV whose folder holds the annotation project
+    split: str = "test"
+    truth: bool = False  # each rater against the phantom's true label maps
+    command: str = ""
+
+
+def agreement_job(request: AgreementRequest) -> dict:
+    """Dice between the raters of the split (or each rater against the truth): the ceiling for a model scored
+    against them. Raises ConfigError when no image has maps to compare."""
+    return _with_command(rater_agreement(request.data, request.split, request.truth), request.command)
+
+
+def _with_command(evaluation: Evaluation, command: str) -> dict:
+    return {**evaluation.summary(), "command": command}
+
+
+_REFINERS: dict = {}
+
+
+def load_refiner(kind: str):
+    """The SAM prompter that `refine` names ("sam": LiteMedSAM, loaded once per process), or None for "none".
+    Raises ConfigError for a name not in registry.REFINERS."""
+    if kind not in REFINERS:
+        raise ConfigError(f"unknown refiner {kind!r}; choose one of {', '.join(REFINERS)}.")
+    if kind == "none":
+        return None
+    if kind not in _REFINERS:
+        from ..sam import BonePrompter, load_sam
+
+        _REFINERS[kind] = BonePrompter(load_sam("litemedsam"))
+    return _REFINERS[kind]
+
+
+__all__ = [
+    "AgreementRequest",
+    "EvaluateRequest",
+    "PredictRequest",
+    "PredictResult",
+    "SegmentTrainRequest",
+    "TrainResult",
+    "agreement_job",
+    "evaluate_job",
+    "predict_images",
+    "segment_train_job",
+]

@@ -1,0 +1,74 @@
+import json
+
+import pytest
+import torch
+
+from osteo_engine.cards import EncoderCard, ProbeCard, Provenance, SegmenterCard, SupervisedEncoderCard, data_hash
+from osteo_engine.errors import ConfigError
+from osteo_engine.runs import load_model, publish_checkpoint, write_model
+
+from .conftest import REPO
+
+
+def test_a_card_written_and_read_back_is_equal_and_keeps_fields_it_does_not_know(tmp_path):
+    card = ProbeCard(threshold=0.3, encoder="run/last.safetensors", refer_policy={"margin": 0.1})
+    path = write_model(tmp_path / "probe.safetensors", {"w": torch.zeros(2)}, card)
+    written = json.loads(path.with_suffix(".json").read_text())
+    assert written["model"] == "LinearProbe" and written["threshold"] == 0.3
+    written["added_by_a_newer_version"] = {"x": 1}
+    path.with_suffix(".json").write_text(json.dumps(written))
+    _, again = load_model(path, ProbeCard)
+    assert again.with_changes(extra={}) == card
+    write_model(path, {"w": torch.zeros(2)}, again)
+    assert json.loads(path.with_suffix(".json").read_text())["added_by_a_newer_version"] == {"x": 1}
+
+
+def test_a_card_of_another_kind_or_without_a_required_field_is_refused_by_name(tmp_path):
+    path = write_model(tmp_path / "enc.safetensors", {"w": torch.zeros(2)}, EncoderCard(method_config={}, patch_size=8))
+    with pytest.raises(ConfigError, match="enc.json describes a SSLEncoder, not a LinearProbe"):
+        load_model(path, ProbeCard)
+    card = json.loads(path.with_suffix(".json").read_text())
+    del card["patch_size"]
+    path.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(ConfigError, match="enc.json lacks 'patch_size'"):
+        load_model(path, EncoderCard)
+
+
+def test_a_supervised_encoder_is_read_as_an_encoder_of_its_own_kind(tmp_path):
+    card = SupervisedEncoderCard(method_config={"method": "supervised"}, patch_size=8, val_macro_f1=0.7)
+    path = write_model(tmp_path / "enc.safetensors", {"w": torch.zeros(2)}, card)
+    _, again = load_model(path, EncoderCard)
+    assert isinstance(again, SupervisedEncoderCard) and again.val_macro_f1 == 0.7
+
+
+def test_provenance_records_the_command_versions_and_a_hash_that_follows_the_data(tmp_path):
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("image,subject\na.png,s1\n")
+    first = Provenance.capture("osteo segment train --data manifest.csv", [manifest])
+    assert first.command.startswith("osteo segment train")
+    assert {"python", "osteo_engine", "torch", "numpy"} <= set(first.versions)
+    assert first.data[str(manifest)] == data_hash(manifest)
+    manifest.write_text("image,subject\na.png,s2\n")
+    assert data_hash(manifest) != first.data[str(manifest)]
+    folder = tmp_path / "project"
+    (folder / "cache").mkdir(parents=True)
+    (folder / "project.json").write_text("{}")
+    before = data_hash(folder)
+    (folder / "cache" / "patches.npz").write_bytes(b"rebuilt")  # a cache is not data
+    assert data_hash(folder) == before
+    (folder / "project.json").write_text('{"raters": []}')
+    assert data_hash(folder) != before
+    with pytest.raises(ConfigError, match="does not exist"):
+        data_hash(tmp_path / "missing.csv")
+
+
+def test_the_bundled_cards_load_typed_and_publishing_keeps_their_provenance(tmp_path):
+    models = REPO / "resources" / "models"
+    _, segmenter = load_model(models / "segmenter.safetensors", SegmenterCard)
+    assert segmenter.command.startswith("osteo segment train") and segmenter.evaluations
+    _, probe = load_model(models / "screening" / "probe.safetensors", ProbeCard)
+    assert 0 < probe.threshold < 1 and set(probe.refer_policy) == {"margin", "max_uncertainty", "min_bones"}
+    out = publish_checkpoint(models / "segmenter.safetensors", tmp_path / "copy.safetensors", {"x": {"dice": 1}})
+    _, copy = load_model(out, SegmenterCard)
+    assert copy.command == segmenter.command and copy.evaluations == {"x": {"dice": 1}}
+    assert copy.source_checkpoint == str(models / "segmenter.safetensors") and copy.note == segmenter.note
