@@ -106,6 +106,11 @@ def add_segment_parser(sub) -> None:
         default="none",
         help="redraw each bone found with LiteMedSAM from a box made of the network's mask",
     )
+    r.add_argument(
+        "--save-samples",
+        action="store_true",
+        help="also write every sample's label map (K·S of them) under OUT/samples/, listed in the JSON",
+    )
     r.add_argument("--json", action="store_true")
     r.set_defaults(run=segment_predict)
     add_evaluate_parser(seg)

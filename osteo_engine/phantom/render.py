@@ -9,7 +9,7 @@ never derived from the image itself, so nothing outside the bones can carry the 
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -56,9 +56,10 @@ class RaterStyle:
 
     bias_mm: float  # systematically tight (<0) or loose (>0) outlines
     bone_jitter_mm: float
-    end_jitter_mm: float  # where the rater decides a bone ends at its joints
+    end_jitter_mm: float  # where the rater decides a bone ends at its joints, at random
     wobble_mm: float  # amplitude of the smooth, hand-drawn deviation of the outline
     wobble_scale_mm: float
+    end_offset_mm: float = 0.0  # a habit: bones ended past the joints (>0) or short of them (<0)
 
     @staticmethod
     def draw(rng: np.random.Generator) -> RaterStyle:
@@ -69,6 +70,25 @@ class RaterStyle:
             float(rng.uniform(0.2, 0.5)),
             float(rng.uniform(6, 14)),
         )
+
+    def with_habit(self, rater: int) -> RaterStyle:
+        """Rater `rater` (from 0) of a cohort keeps the same habit on every subject, so that experts'
+        disagreement has a shape a model can learn (RATER_HABITS); raters past those keep the drawn style.
+        The drawn bias, scaled down, stays as that day's variation."""
+        if rater >= len(RATER_HABITS):
+            return self
+        _, bias, offset = RATER_HABITS[rater]
+        return replace(
+            self, bias_mm=bias + self.bias_mm / 3, end_offset_mm=offset, end_jitter_mm=self.end_jitter_mm / 2
+        )
+
+
+# (name, outline bias in mm, end offset in mm) of a phantom cohort's first raters, in order
+RATER_HABITS = (
+    ("tight", -0.4, -1.0),  # outlines inside the cortex, bones stopped short of the joints
+    ("loose", 0.4, 1.0),  # outlines outside the cortex, bones run into the joints
+    ("faithful", 0.0, 0.0),  # on the cortex; ends where the bone ends, give or take
+)
 
 
 def render_radiograph(
@@ -106,8 +126,8 @@ def rater_label_map(hand: Hand, size: tuple[int, int], style: RaterStyle, rng: n
     labels = np.zeros((size[1], size[0]), np.uint8)
     for tube in _labelled(hand.tubes):
         axis = (tube.p1 - tube.p0) / max(np.linalg.norm(tube.p1 - tube.p0), 1e-6)
-        p0 = tube.p0 + axis * rng.normal(0, style.end_jitter_mm) * px
-        p1 = tube.p1 + axis * rng.normal(0, style.end_jitter_mm) * px
+        p0 = tube.p0 - axis * (style.end_offset_mm - rng.normal(0, style.end_jitter_mm)) * px
+        p1 = tube.p1 + axis * (style.end_offset_mm + rng.normal(0, style.end_jitter_mm)) * px
         radius = max(tube.radius + (style.bias_mm + rng.normal(0, style.bone_jitter_mm)) * px, 1.0)
         _paint_outline(
             labels,

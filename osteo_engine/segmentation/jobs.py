@@ -67,6 +67,7 @@ class PredictRequest:
     samples: int = 4  # samples per module
     anatomical_order: bool = False  # one identity per metacarpal part, in order across the hand
     refine: str = "none"  # registry.REFINERS: "sam" redraws each bone with LiteMedSAM from the network's box
+    save_samples: bool = False  # also every sample's label map, under samples/
 
 
 @dataclass(frozen=True)
@@ -79,28 +80,59 @@ class PredictResult:
 
 
 def predict_images(request: PredictRequest, progress: Progress = None) -> PredictResult:
-    """Segment every image and write its label map (PNG, label values 0–7), its uncertainty map (entropy, 8-bit,
-    255 = log 8) and its summary (bones, routing, orientation, the model's command) into `request.out`.
+    """Segment every image and write into `request.out`, per image (label maps are PNGs of values 0–7; the
+    uncertainty maps are 8-bit, 255 = log 8 nats):
+
+        <stem>_labels.png        the weighted mean's label map
+        <stem>_uncertainty.png   total predictive entropy
+        <stem>_mi.png            mutual information (where the samples disagree)
+        <stem>_module<k>.png     module k's own label map, k = 1..K
+        samples/<stem>_module<k>_sample<j>.png   with save_samples: every sample's label map
+        <stem>.json              summary: bones, routing, uncertainty, modules (and samples) with their files
+
     Raises OsteoError subclasses for an unreadable image or model; files of earlier images stay written."""
     from ..io import load_radiograph
-    from ..sheets import write_png
-    from .predict import entropy_png, load_segmenter, segment
+    from .predict import load_segmenter, segment
 
     segmenter, refiner = load_segmenter(request.model), load_refiner(request.refine)
     result = PredictResult(request.out)
     for k, path in enumerate(request.images):
         seg = segment(
-            load_radiograph(path).pixels, segmenter, samples=request.samples,
-            anatomical_order=request.anatomical_order, refine=refiner,
-        )  # fmt: skip
-        write_png(seg.labels, request.out / f"{path.stem}_labels.png")
-        write_png(entropy_png(seg.entropy), request.out / f"{path.stem}_uncertainty.png")
-        summary = {"image": path.name, **seg.summary(), "model": segmenter.card.command}
+            load_radiograph(path).pixels,
+            segmenter,
+            samples=request.samples,
+            anatomical_order=request.anatomical_order,
+            refine=refiner,
+            keep_samples=request.save_samples,
+        )
+        summary = {"image": path.name, **_write_maps(seg, request.out, path.stem), "model": segmenter.card.command}
         atomic_write_bytes(request.out / f"{path.stem}.json", strict_json(summary, indent=2).encode())
         result.results[path.name] = summary
         if progress:
             progress(k + 1, len(request.images))
     return result
+
+
+def _write_maps(seg, out: Path, stem: str) -> dict:
+    """Write one segmentation's PNGs; its summary, with each module's and sample's file (relative to out)."""
+    from ..sheets import write_png
+    from .predict import entropy_png
+
+    write_png(seg.labels, out / f"{stem}_labels.png")
+    write_png(entropy_png(seg.entropy), out / f"{stem}_uncertainty.png")
+    write_png(entropy_png(seg.mutual_information), out / f"{stem}_mi.png")
+    summary = seg.summary()
+    for k, (module, entry) in enumerate(zip(seg.modules, summary["modules"]), start=1):
+        entry["labels"] = f"{stem}_module{k}.png"
+        write_png(module.labels, out / entry["labels"])
+    per_module = len(seg.samples) // max(1, len(seg.modules))
+    if seg.samples:
+        summary["samples"] = []
+    for j, sample in enumerate(seg.samples):
+        name = f"samples/{stem}_module{sample.module + 1}_sample{j % per_module + 1}.png"
+        write_png(sample.labels, out / name)
+        summary["samples"].append({"module": sample.module + 1, "weight": round(sample.weight, 6), "labels": name})
+    return summary
 
 
 @dataclass(frozen=True, kw_only=True)

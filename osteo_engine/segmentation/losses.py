@@ -3,6 +3,11 @@
 cost_ij    = d(softmax(s_i), y_j): 1 − soft mean IoU over foreground classes present in y_j or in s_i
 T*         = relaxed_coupling(cost, β, γ)  (rows ≤ γ, columns = β; not differentiated)
 loss       = Σ_ij T*_ij (cost_ij + ce_weight · CE(s_i, y_j)) + λ · KL(Σ_j T*_i· per module ‖ π)
+
+An image with one rater says nothing about how raters disagree. Its coupling is spread over every sample
+(γ = 1/N for that image), so that every module learns it and its routing target stays even; coupled to the
+nearest sample alone (γ → 1), single-rater images, the atlas's, taught the router to send everything to
+one module and left the others untrained on real radiographs (tests/segmentation/test_modules.py).
 """
 
 from __future__ import annotations
@@ -86,8 +91,11 @@ def ot_segmentation_loss(
     kl_weight: float = 1.0,
     ce_weight: float = 1.0,
     class_weights: torch.Tensor | None = None,
+    spread_single_rater: bool = True,
 ) -> OTLoss:
-    """logits (B, K, S, C, H, W); routing π (B, K); annotations (B, M, H, W); annotation_weights β (B, M)."""
+    """logits (B, K, S, C, H, W); routing π (B, K); annotations (B, M, H, W); annotation_weights β (B, M),
+    zero for padding. `spread_single_rater` spreads the coupling of an image with fewer than two weighted
+    raters over every sample (see above). Raises ValueError for tensors of other shapes."""
     if logits.ndim != 6 or annotations.ndim != 4 or annotations.shape[0] != logits.shape[0]:
         raise ValueError(
             f"expected logits (B,K,S,C,H,W) and annotations (B,M,H,W), got {tuple(logits.shape)} "
@@ -101,7 +109,10 @@ def ot_segmentation_loss(
         onehot = _onehot(annotations[n], log_probs.shape[1], log_probs.dtype)
         cost = _iou_cost(log_probs.exp(), onehot)
         cost_for_loss = cost + ce_weight * _cross_entropy(log_probs, onehot, class_weights) if ce_weight else cost
-        coupling = relaxed_coupling(cost.detach(), annotation_weights[n].detach(), gamma)
+        raters = int((annotation_weights[n] > 0).sum())
+        # one rater says nothing about disagreement: every sample learns it, and the routing stays even
+        image_gamma = 1.0 / (k * s) if spread_single_rater and raters < 2 else gamma
+        coupling = relaxed_coupling(cost.detach(), annotation_weights[n].detach(), image_gamma)
         seg_terms.append((coupling * cost_for_loss).sum())
         target = coupling.sum(1).reshape(k, s).sum(1).clamp_min(0)
         target = target / target.sum().clamp_min(1e-12)

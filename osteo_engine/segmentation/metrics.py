@@ -35,12 +35,23 @@ def generalized_energy_distance(
     samples, annotations, sample_weights=None, annotation_weights=None, num_classes: int = NUM_CLASSES
 ) -> float:
     """GED between weighted label-map samples (N, H, W) and weighted annotations (M, H, W)."""
+    cross, within_samples, within_annotations = ged_terms(
+        samples, annotations, sample_weights, annotation_weights, num_classes
+    )
+    return 2 * cross - within_samples - within_annotations
+
+
+def ged_terms(
+    samples, annotations, sample_weights=None, annotation_weights=None, num_classes: int = NUM_CLASSES
+) -> tuple[float, float, float]:
+    """(E[d(s, y)], E[d(s, s')], E[d(y, y')]): the GED's cross term, the samples' diversity and the raters'
+    diversity, for weighted label-map samples (N, H, W) and weighted annotations (M, H, W)."""
     samples, annotations = np.asarray(samples), np.asarray(annotations)
     p, q = _weights(sample_weights, len(samples)), _weights(annotation_weights, len(annotations))
     cross = p @ _pairwise(samples, annotations, num_classes) @ q
     within_samples = p @ _pairwise(samples, samples, num_classes) @ p
     within_annotations = q @ _pairwise(annotations, annotations, num_classes) @ q
-    return float(2 * cross - within_samples - within_annotations)
+    return float(cross), float(within_samples), float(within_annotations)
 
 
 def dice_per_bone(prediction: np.ndarray, target: np.ndarray) -> dict[str, float]:

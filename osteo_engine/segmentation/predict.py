@@ -1,13 +1,15 @@
 """Segmenting one radiograph with a trained mixture segmenter.
 
 The label map is the arg-max of the weighted mean prediction, restored to the radiograph's size; each bone
-keeps its largest connected part. The uncertainty map is the predictive entropy of the mean.
+keeps its largest connected part. Each module's own label map (the arg-max of its samples' mean), and on
+request every sample's, come with it, and the uncertainty is split into total predictive entropy, expected
+entropy (aleatoric) and mutual information (the samples' disagreement): uncertainty.py.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -23,6 +25,7 @@ from ..sam import BonePrompter
 from .data import Letterbox
 from .identity import order_metacarpals
 from .model import MixtureSegmenter, SegmenterConfig
+from .uncertainty import SampleMaps, effective_modules, module_disagreement, restored_labels, sample_maps
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "segmenter.safetensors"
 MIN_AREA_FRACTION = 0.0005  # a bone smaller than 0.05% of the image counts as absent
@@ -41,32 +44,75 @@ class BoneFinding:
     present: bool
     area_px: int
     mean_confidence: float  # mean of the winning class probability over the bone's pixels
+    module_area_px: tuple[int, ...] = ()  # the bone's area in each module's own map
+    module_present: tuple[bool, ...] = ()
+    uncertainty: dict[str, float] = field(default_factory=dict)  # kind -> mean over the bone's pixels, nats
+    module_disagreement: float = 0.0  # π-weighted 1 − IoU of the bone between modules (uncertainty.py)
+
+
+@dataclass
+class ModuleMap:
+    weight: float  # π_k
+    labels: np.ndarray  # (H, W) uint8: the arg-max of the module's mean over its samples
+
+    @property
+    def bones_found(self) -> int:
+        minimum = MIN_AREA_FRACTION * self.labels.size
+        counts = np.bincount(self.labels.ravel(), minlength=NUM_CLASSES)
+        return int(sum(counts[v] >= minimum for v in BONES))
+
+
+@dataclass
+class SampleMap:
+    module: int  # k, from 0
+    weight: float  # α = π_k / S
+    labels: np.ndarray  # (H, W) uint8
 
 
 @dataclass
 class Segmentation:
     labels: np.ndarray  # (H, W) uint8
-    entropy: np.ndarray  # (H, W) float32, nats
+    entropy: np.ndarray  # (H, W) float32, nats: total predictive entropy of the weighted mean
     routing: list[float]  # π_k
     bones: dict[str, BoneFinding]
     quarter_turns: int = 0  # counter-clockwise quarter turns that made the hand upright
     inverted: bool = False  # whether the file's contrast was read inverted (bone dark)
+    expected_entropy: np.ndarray | None = None  # (H, W) float32, nats: aleatoric
+    mutual_information: np.ndarray | None = None  # (H, W) float32, nats: epistemic
+    modules: list[ModuleMap] = field(default_factory=list)
+    samples: list[SampleMap] = field(default_factory=list)  # only when asked for
 
-    def mean_uncertainty(self) -> float:
-        """Mean predictive entropy (nats) over the pixels the model calls bone, or over the image when none."""
+    @property
+    def effective_modules(self) -> float:
+        """exp(H(π)): 1 when one module takes all the weight, K when all weigh the same."""
+        return effective_modules(self.routing)
+
+    def mean_uncertainty(self, kind: str = "total") -> float:
+        """Mean of one uncertainty map (nats: "total", "expected" or "mutual_information") over the pixels the
+        model calls bone, or over the image when none. Raises KeyError for another kind."""
+        values = self.uncertainty_maps()[kind]
         bone = self.labels > 0
-        return float(self.entropy[bone].mean() if bone.any() else self.entropy.mean())
+        return float(values[bone].mean() if bone.any() else values.mean())
 
     def summary(self) -> dict:
         return {
             "mean_uncertainty": round(self.mean_uncertainty(), 4),
+            "uncertainty": self.uncertainty_summary(),
             "routing": [round(p, 4) for p in self.routing],
+            "effective_modules": round(self.effective_modules, 4),
             "orientation": {"quarter_turns": self.quarter_turns, "inverted": self.inverted},
-            "bones": {
-                b: {"present": f.present, "area_px": f.area_px, "mean_confidence": round(f.mean_confidence, 4)}
-                for b, f in self.bones.items()
-            },
+            "modules": [{"weight": round(m.weight, 4), "bones_found": m.bones_found} for m in self.modules],
+            "bones": {b: _finding_json(f) for b, f in self.bones.items()},
         }
+
+    def uncertainty_maps(self) -> dict[str, np.ndarray]:
+        """The uncertainty maps this segmentation has, by kind."""
+        maps = {"total": self.entropy, "expected": self.expected_entropy, "mutual_information": self.mutual_information}
+        return {k: v for k, v in maps.items() if v is not None}
+
+    def uncertainty_summary(self) -> dict[str, float]:
+        """`mean_uncertainty` of each kind."""
+        return {k: round(self.mean_uncertainty(k), 4) for k in self.uncertainty_maps()}
 
 
 @dataclass
@@ -105,6 +151,7 @@ def segment(
     anatomical_order: bool = False,
     refine: BonePrompter | None = None,
     find_upright: bool = True,
+    keep_samples: bool = False,
 ) -> Segmentation:
     """Segment one radiograph. `pixels` is (H, W) float32 in 0–1, bone bright or dark; the result's maps are
     (H, W) in the file's own orientation: `labels` uint8 (0 background, 1 ulna, 2 radius, 3–7 M1–M5), the
@@ -113,8 +160,9 @@ def segment(
     `find_upright` first turns the image by quarter turns and inverts its contrast where that makes the hand
     look like the training hands (`find_orientation`); `anatomical_order` gives each metacarpal part one
     identity, in order across the hand (identity.py; off by default, see the model card's evaluations);
-    `refine` redraws each bone found with SAM, prompted by a box made from the network's mask. Raises
-    ValueError for an array that is not 2-D."""
+    `refine` redraws each bone found with SAM, prompted by a box made from the network's mask (the modules'
+    and samples' maps stay the network's). `keep_samples` adds every sample's label map. Raises ValueError
+    for an array that is not 2-D."""
     if pixels.ndim != 2:
         raise ValueError(f"segment takes one grey image (H, W), not an array of shape {pixels.shape}.")
     turns, inverted = find_orientation(pixels, segmenter) if find_upright else (0, False)
@@ -122,25 +170,68 @@ def segment(
     box = Letterbox.fit(upright.shape, segmenter.input_size)
     x = torch.from_numpy(box.image(upright))[None, None].to(segmenter.device)
     out = segmenter.model(x, samples=samples)
-    mean = out.mean_probabilities()[0].float().cpu().numpy()
+    maps = sample_maps(out.logits[0], out.routing[0])
     if anatomical_order:
-        mean = order_metacarpals(mean)
-    work = _working_shape(upright.shape)
-    raw, confidence, entropy = _pixel_maps(mean, replace(box, original=work))
+        maps.mean = order_metacarpals(maps.mean)
+        maps.modules = np.stack([order_metacarpals(m) for m in maps.modules])
+    work = replace(box, original=_working_shape(upright.shape))
+    labels, confidence, entropy = _pixel_maps(maps.mean, work)
+    labels = _largest_parts(labels)
+    floats = {"entropy": entropy, "confidence": confidence}
+    # total entropy comes from the restored mean (sharp edges); the samples' disagreement is restored from the
+    # network's size, and the aleatoric part is the rest, so that total = expected + mutual information here too
+    mi = np.minimum(work.restore(maps.mutual_information[None])[0], entropy)
+    floats.update(mi=mi, expected=entropy - mi)
+    modules, drawn = _module_and_sample_maps(maps, work, keep_samples)
+    if work.original != upright.shape:  # a very large image: maps made at a smaller size, enlarged at the end
+        labels, modules, drawn, floats = _enlarged(upright.shape, labels, modules, drawn, floats)
+    if refine is not None:
+        labels = refine_with_sam(upright, labels, refine)
+    back = _turned_back(turns)
+    labels, modules, drawn = back(labels), [back(m) for m in modules], [back(d) for d in drawn]
+    floats = {k: back(v) for k, v in floats.items()}
+    return Segmentation(
+        labels,
+        floats["entropy"],
+        maps.routing.tolist(),
+        _findings(labels, floats, modules, maps.routing),
+        turns,
+        inverted,
+        expected_entropy=floats["expected"],
+        mutual_information=floats["mi"],
+        modules=[ModuleMap(float(w), m) for w, m in zip(maps.routing, modules)],
+        samples=[SampleMap(i // samples, float(maps.weights.flat[i]), d) for i, d in enumerate(drawn)],
+    )
+
+
+def _largest_parts(raw: np.ndarray) -> np.ndarray:
+    """Each bone of a label map reduced to its largest connected part."""
     labels = np.zeros_like(raw)
     for value in BONES:
         labels[_largest_component(raw == value)] = value
-    del raw
-    if work != upright.shape:  # a very large image: maps made at a smaller size, enlarged at the end
-        size = upright.shape[::-1]
-        labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
-        entropy, confidence = (cv2.resize(a, size, interpolation=cv2.INTER_LINEAR) for a in (entropy, confidence))
-    if refine is not None:
-        labels = refine_with_sam(upright, labels, refine)
-    labels, entropy, confidence = (np.ascontiguousarray(np.rot90(a, -turns)) for a in (labels, entropy, confidence))
-    return Segmentation(
-        labels, entropy, out.routing[0].float().cpu().tolist(), _findings(labels, confidence), turns, inverted
-    )
+    return labels
+
+
+def _module_and_sample_maps(maps: SampleMaps, box: Letterbox, keep_samples: bool):
+    """(each module's label map, every sample's label map or none) at `box.original`."""
+    modules = [restored_labels(m, box) for m in maps.modules]
+    drawn = [restored_labels(p, box) for p in maps.samples.reshape(-1, *maps.samples.shape[2:])] if keep_samples else []
+    return modules, drawn
+
+
+def _enlarged(shape: tuple[int, int], labels, modules, drawn, floats):
+    size = shape[::-1]
+
+    def nearest(a):
+        return cv2.resize(a, size, interpolation=cv2.INTER_NEAREST)
+
+    floats = {k: cv2.resize(v, size, interpolation=cv2.INTER_LINEAR) for k, v in floats.items()}
+    return nearest(labels), [nearest(m) for m in modules], [nearest(d) for d in drawn], floats
+
+
+def _turned_back(turns: int):
+    """The map as the file stores it, from the upright reading."""
+    return lambda a: np.ascontiguousarray(np.rot90(a, -turns)) if turns else a
 
 
 def _working_shape(shape: tuple[int, int]) -> tuple[int, int]:
@@ -226,15 +317,42 @@ def refine_with_sam(pixels: np.ndarray, labels: np.ndarray, prompter: BonePrompt
     return segment_from_prompts(prompter, pixels, prompts)
 
 
-def _findings(labels: np.ndarray, confidence: np.ndarray) -> dict[str, BoneFinding]:
+def _findings(
+    labels: np.ndarray, floats: dict[str, np.ndarray], modules: list[np.ndarray], routing: np.ndarray
+) -> dict[str, BoneFinding]:
+    """Per bone: presence, area and confidence in the label map; its area in each module's map; the mean of
+    each uncertainty over it; and how differently the modules draw it."""
+    minimum = MIN_AREA_FRACTION * labels.size
+    kinds = {"total": "entropy", "expected": "expected", "mutual_information": "mi"}
+    module_areas = np.stack([np.bincount(m.ravel(), minlength=NUM_CLASSES) for m in modules]) if modules else None
+    disputed = module_disagreement(modules, routing, NUM_CLASSES)
     out = {}
     for value, name in BONES.items():
         part = labels == value
         area = int(part.sum())
+        areas = tuple(int(a) for a in module_areas[:, value]) if module_areas is not None else ()
         out[name] = BoneFinding(
-            area >= MIN_AREA_FRACTION * labels.size, area, float(confidence[part].mean()) if area else 0.0
+            present=area >= minimum,
+            area_px=area,
+            mean_confidence=float(floats["confidence"][part].mean()) if area else 0.0,
+            module_area_px=areas,
+            module_present=tuple(a >= minimum for a in areas),
+            uncertainty={k: float(floats[v][part].mean()) if area else 0.0 for k, v in kinds.items()},
+            module_disagreement=float(disputed[value]),
         )
     return out
+
+
+def _finding_json(f: BoneFinding) -> dict:
+    return {
+        "present": f.present,
+        "area_px": f.area_px,
+        "mean_confidence": round(f.mean_confidence, 4),
+        "uncertainty": {k: round(v, 4) for k, v in f.uncertainty.items()},
+        "module_present": list(f.module_present),
+        "module_area_px": list(f.module_area_px),
+        "module_disagreement": round(f.module_disagreement, 4),
+    }
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:

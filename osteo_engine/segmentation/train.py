@@ -21,8 +21,9 @@ from ..training import TrainingLoop, autocast, epoch_seed, to_device
 from .augment import SegmentAugmentConfig, augment
 from .data import SegmentationSample, load_samples
 from .losses import background_weighted, gamma_schedule, ot_segmentation_loss
-from .metrics import dice_per_bone, generalized_energy_distance
+from .metrics import dice_per_bone, ged_terms
 from .model import MixtureSegmenter, SegmenterConfig
+from .uncertainty import effective_modules
 
 
 @dataclass(frozen=True)
@@ -140,10 +141,12 @@ def _batch(samples: list[SegmentationSample], rng: np.random.Generator, config: 
 def validate(
     model: MixtureSegmenter, samples: list[SegmentationSample], config: SegmentTrainConfig, device: torch.device
 ) -> dict:
-    """Validation GED against every rater's map, and Dice per bone of the mean prediction."""
+    """Validation GED against every rater's map, and Dice per bone of the mean prediction; to see a collapse
+    as it happens, the samples' and the raters' diversity (the GED's within terms, on images with two or more
+    raters) and the effective number of modules exp(H(π))."""
     model.eval()
     dice = {b: [] for b in BONE_NAMES}
-    geds = []
+    geds, diversity, rater_diversity, effective = [], [], [], []
     for s in samples:
         x = torch.from_numpy(s.image)[None, None].to(device)
         with autocast(device):
@@ -154,16 +157,26 @@ def validate(
                 if not math.isnan(value):
                     dice[bone].append(value)
         hard = out.flat_logits()[0].argmax(1).cpu().numpy()
-        geds.append(
-            generalized_energy_distance(hard, s.annotations, out.sample_weights[0].float().cpu().numpy(), s.weights)
-        )
+        cross, within, raters = ged_terms(hard, s.annotations, out.sample_weights[0].float().cpu().numpy(), s.weights)
+        geds.append(2 * cross - within - raters)
+        if (s.weights > 0).sum() > 1:
+            diversity.append(within)
+            rater_diversity.append(raters)
+        effective.append(effective_modules(out.routing[0].float().cpu().numpy()))
     per_bone = {b: float(np.mean(v)) if v else float("nan") for b, v in dice.items()}
     present = [v for v in per_bone.values() if not math.isnan(v)]
     return {
-        "val_ged": float(np.mean(geds)) if geds else float("nan"),
+        "val_ged": _mean(geds),
         "val_dice": per_bone,
-        "val_mean_dice": float(np.mean(present)) if present else float("nan"),
+        "val_mean_dice": _mean(present),
+        "val_sample_diversity": _mean(diversity),
+        "val_rater_diversity": _mean(rater_diversity),
+        "val_effective_modules": _mean(effective),
     }
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
 
 
 def _train_one_epoch(
@@ -185,6 +198,7 @@ def _train_one_epoch(
     order = rng.permutation(len(train))
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     losses, guard = [], loop.guard(epoch)
+    mass = torch.zeros(config.model.modules)
     for b in range(steps_per_epoch):
         loop.step()
         step = (epoch - 1) * steps_per_epoch + b
@@ -207,7 +221,8 @@ def _train_one_epoch(
             class_weights,
         )
         losses.append(loop.optimise(loss.total, optimiser, guard, clip=(model.parameters(), 5.0)))
-    return [v for v in losses if v is not None], guard.bad
+        mass += loss.coupling.detach().sum(2).reshape(len(chosen), config.model.modules, -1).sum((0, 2)).cpu()
+    return [v for v in losses if v is not None], guard.bad, (mass / mass.sum().clamp_min(1e-12)).tolist()
 
 
 def selection_score(record: dict, select_by: str) -> float:
@@ -278,13 +293,14 @@ def train_segmenter(
     )
     for epoch in range(start_epoch, config.epochs + 1):
         started = time.perf_counter()
-        losses, bad = _train_one_epoch(
+        losses, bad, module_mass = _train_one_epoch(
             model, optimiser, splits["train"], config, epoch, total_steps, gamma0, class_weights, loop
         )
         record = {
             "epoch": epoch,
             "loss": float(np.mean(losses)) if losses else float("nan"),
             "skipped_steps": bad,
+            "module_mass": module_mass,  # each module's share of the raters' coupled mass this epoch
             "lr": optimiser.param_groups[0]["lr"],
             "seconds": round(time.perf_counter() - started, 2),
             "gamma": gamma_schedule(epoch * steps_per_epoch, total_steps, gamma0, config.anneal_fraction),

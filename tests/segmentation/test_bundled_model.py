@@ -25,14 +25,41 @@ def test_the_bundled_model_is_small_safetensors_with_a_card():
     assert {"atlas_val", "phantom_test"} <= set(card["evaluations"])
 
 
-def test_predict_uses_the_bundled_model_by_default(tmp_path, capsys):
+def test_predict_uses_the_bundled_model_by_default_and_writes_every_module_and_sample(tmp_path, capsys):
     from training_cli.main import main
 
-    assert main(["segment", "predict", str(SAMPLE_DICOM), "--out", str(tmp_path), "--json"]) == 0
+    args = ["segment", "predict", str(SAMPLE_DICOM), "--out", str(tmp_path), "--samples", "2", "--save-samples"]
+    assert main([*args, "--json"]) == 0
     summary = json.loads((tmp_path / "phantom_hand.json").read_text())
     labels = cv2.imread(str(tmp_path / "phantom_hand_labels.png"), cv2.IMREAD_UNCHANGED)
     assert labels.shape == (1280, 1024) and labels.dtype == np.uint8
     assert sum(b["present"] for b in summary["bones"].values()) >= 6
+    assert len(summary["modules"]) == 4 and len(summary["samples"]) == 4 * 2
+    assert sum(m["weight"] for m in summary["modules"]) == pytest.approx(1, abs=1e-3)
+    assert sum(s["weight"] for s in summary["samples"]) == pytest.approx(1, abs=1e-3)
+    for entry in summary["modules"] + summary["samples"] + [{"labels": "phantom_hand_mi.png"}]:
+        drawn = cv2.imread(str(tmp_path / entry["labels"]), cv2.IMREAD_UNCHANGED)
+        assert drawn.shape == labels.shape and drawn.max() <= 7
+    for entry in summary["modules"]:
+        drawn = cv2.imread(str(tmp_path / entry["labels"]), cv2.IMREAD_UNCHANGED)
+        assert entry["bones_found"] == sum(int((drawn == v).sum()) >= 0.0005 * drawn.size for v in range(1, 8))
+    total = summary["uncertainty"]
+    assert total["total"] == pytest.approx(total["expected"] + total["mutual_information"], abs=2e-3)
+
+
+def test_module_and_uncertainty_maps_follow_the_file_through_its_orientation(bundled):
+    from osteo_engine.io import load_radiograph
+
+    image = load_radiograph(SAMPLE_DICOM).pixels
+    upright, sideways = segment(image, bundled), segment(np.rot90(image).copy(), bundled)
+    assert sideways.quarter_turns != 0
+    for a, b in zip(upright.modules, sideways.modules):
+        assert b.labels.shape == sideways.labels.shape == (1024, 1280)
+        assert (np.rot90(a.labels) == b.labels).mean() > 0.97
+    assert np.corrcoef(np.rot90(upright.mutual_information).ravel(), sideways.mutual_information.ravel())[0, 1] > 0.8
+    finding = sideways.bones["radius"]
+    assert finding.module_area_px == tuple(int((m.labels == 2).sum()) for m in sideways.modules)
+    assert set(finding.uncertainty) == {"total", "expected", "mutual_information"}
 
 
 def _thumb_side(labels: np.ndarray) -> float:

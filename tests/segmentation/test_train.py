@@ -77,7 +77,11 @@ def test_training_writes_a_run_and_resumes_exactly(small_cohort, tmp_path):
     assert straight.epochs_done == 2
     lines = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in lines] == [1, 2]
-    assert {"loss", "val_ged", "val_dice", "val_mean_dice"} <= set(lines[0])
+    assert {"loss", "val_ged", "val_dice", "val_mean_dice", "val_effective_modules", "val_sample_diversity"} <= set(
+        lines[0]
+    )
+    assert len(lines[0]["module_mass"]) == TINY["model"].modules and sum(lines[0]["module_mass"]) == pytest.approx(1)
+    assert 1 <= lines[0]["val_effective_modules"] <= TINY["model"].modules
     assert set(lines[0]["val_dice"]) == {"ulna", "radius", "M1", "M2", "M3", "M4", "M5"}
     card = json.loads((tmp_path / "a" / "checkpoints" / "last.json").read_text())
     assert card["model"] == "MixtureSegmenter" and card["epoch"] == 2 and "metrics" in card

@@ -1,0 +1,50 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from osteo_engine.segmentation.uncertainty import module_disagreement, sample_maps
+
+
+def _confident(classes: int, winner: int, h: int = 2, w: int = 3) -> torch.Tensor:
+    logits = torch.full((classes, h, w), -20.0)
+    logits[winner] = 20.0
+    return logits
+
+
+def test_total_entropy_is_expected_entropy_plus_mutual_information():
+    torch.manual_seed(0)
+    maps = sample_maps(torch.randn(3, 4, 8, 5, 6) * 3, torch.tensor([0.5, 0.3, 0.2]))
+    np.testing.assert_allclose(maps.total, maps.expected + maps.mutual_information, atol=1e-5)
+    assert (maps.mutual_information >= 0).all() and (maps.expected >= 0).all()
+    assert maps.weights.sum() == pytest.approx(1.0) and maps.modules.shape == (3, 8, 5, 6)
+    np.testing.assert_allclose(maps.mean.sum(0), 1.0, atol=1e-5)
+
+
+def test_confident_samples_that_disagree_are_epistemic_and_agreeing_ones_are_certain():
+    two_minds = torch.stack([_confident(8, 1)[None], _confident(8, 2)[None]])  # (K=2, S=1, C, h, w)
+    maps = sample_maps(two_minds, torch.tensor([0.5, 0.5]))
+    np.testing.assert_allclose(maps.mutual_information, math.log(2), atol=1e-4)
+    np.testing.assert_allclose(maps.expected, 0, atol=1e-4)
+    one_mind = torch.stack([_confident(8, 1)[None], _confident(8, 1)[None]])
+    assert sample_maps(one_mind, torch.tensor([0.5, 0.5])).total.max() < 1e-4
+    blurred = torch.zeros(2, 1, 8, 2, 3)  # every sample unsure alike: aleatoric, not epistemic
+    maps = sample_maps(blurred, torch.tensor([0.5, 0.5]))
+    np.testing.assert_allclose(maps.expected, math.log(8), atol=1e-4)
+    np.testing.assert_allclose(maps.mutual_information, 0, atol=1e-4)
+
+
+def test_module_disagreement_weighs_pairs_by_routing_and_ignores_dead_modules():
+    a = np.zeros((10, 10), np.uint8)
+    a[2:8, 2:8] = 1
+    b = np.zeros_like(a)
+    b[2:8, 5:8] = 1  # half of a's bone 1
+    b[0, 0] = 2  # bone 2 in b alone
+    empty = np.zeros_like(a)
+    assert module_disagreement([a, a], np.array([0.5, 0.5]), 3).tolist() == [0.0, 0.0, 0.0]
+    assert module_disagreement([a, b], np.array([0.5, 0.5]), 3)[1:].tolist() == pytest.approx([0.5, 1.0])
+    assert module_disagreement([a, a, empty], np.array([0.5, 0.5, 0.0]), 3)[1] == 0.0
+    assert module_disagreement([a, empty], np.array([1.0, 0.0]), 3)[1] == 0.0
+    three = module_disagreement([a, a, b], np.array([0.25, 0.25, 0.5]), 3)[1]
+    assert three == pytest.approx((0.25 * 0.5 * 0.5 * 2) / (0.25 * 0.25 + 0.25 * 0.5 * 2))
