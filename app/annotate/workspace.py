@@ -290,7 +290,7 @@ class AnnotateWorkspace(QtWidgets.QWidget):
         pixels, image_id = self.radiograph.pixels, self.image_id
         self._start_job(
             "propose",
-            lambda report, cancelled: segment(pixels, self._loaded_segmenter()).labels,
+            lambda report, cancelled: segment(pixels, self._loaded_segmenter(), modules=False).labels,
             done=lambda labels: self._apply_proposal(image_id, labels),
         )
 
@@ -325,7 +325,7 @@ class AnnotateWorkspace(QtWidgets.QWidget):
                 pixels = load_radiograph(self.project.image_path(image_id)).pixels
             except OsteoError:
                 continue  # listed with its error already
-            report((image_id, segment(pixels, segmenter).mean_uncertainty()))
+            report((image_id, segment(pixels, segmenter, modules=False).mean_uncertainty()))
 
     def _show_uncertainty(self, item) -> None:
         image_id, value = item

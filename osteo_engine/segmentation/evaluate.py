@@ -18,6 +18,7 @@ from ..io import load_radiograph
 from ..landmarks import CheckTally, check_landmarks, read_landmarks
 from .metrics import dice_per_bone
 from .predict import LoadedSegmenter, segment
+from .uncertainty_eval import UncertaintyEvaluation
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Evaluation:
     all_bones_found: int = 0
     dice: dict[str, list[float]] = field(default_factory=lambda: {b: [] for b in BONE_NAMES})
     landmarks: CheckTally = field(default_factory=CheckTally)
+    uncertainty: UncertaintyEvaluation = field(default_factory=UncertaintyEvaluation)
     of_a_model: bool = True  # False when raters are compared with each other: "bones found" is a model's figure
 
     def summary(self) -> dict:
@@ -38,6 +40,7 @@ class Evaluation:
         }
         if self.of_a_model:
             out["all_bones_found_rate"] = round(self.all_bones_found / max(self.images, 1), 4)
+            out["uncertainty"] = self.uncertainty.summary()
         if self.landmarks.positives:
             out["landmark_hit_rate"] = round(self.landmarks.hit_rate, 4)
             out["no_spill_rate"] = round(self.landmarks.no_spill_rate, 4)
@@ -65,10 +68,20 @@ def evaluate_segmenter(
     result = Evaluation()
     for k, row in enumerate(rows):
         image = load_radiograph(row.image)
-        seg = segment(image.pixels, segmenter, samples=samples, anatomical_order=anatomical_order, refine=refine)
+        seg = segment(
+            image.pixels,
+            segmenter,
+            samples=samples,
+            anatomical_order=anatomical_order,
+            refine=refine,
+            keep_samples=True,
+        )
         result.images += 1
         result.all_bones_found += all(f.present for f in seg.bones.values())
-        for reference in _truth(manifest, row.subject_id) if against_truth else _rater_maps(project, row.image):
+        references = _truth(manifest, row.subject_id) if against_truth else _rater_maps(project, row.image)
+        if references:
+            result.uncertainty.add(seg, references)
+        for reference in references:
             for bone, value in dice_per_bone(seg.labels, reference).items():
                 if not math.isnan(value):
                     result.dice[bone].append(value)

@@ -12,14 +12,20 @@ from ..anatomy import BONES, NUM_CLASSES
 
 
 def iou_distance(a: np.ndarray, b: np.ndarray, num_classes: int = NUM_CLASSES) -> float:
-    a, b = np.asarray(a), np.asarray(b)
-    ious = []
-    for c in range(1, num_classes):
-        in_a, in_b = a == c, b == c
-        union = np.logical_or(in_a, in_b).sum()
-        if union:
-            ious.append(np.logical_and(in_a, in_b).sum() / union)
-    return 0.0 if not ious else float(1.0 - np.mean(ious))
+    """d(a, b) of two label maps of the same shape (see above), from one confusion matrix."""
+    ious = class_ious(a, b, num_classes)
+    present = ious[~np.isnan(ious)]
+    return 0.0 if not len(present) else float(1.0 - present.mean())
+
+
+def class_ious(a: np.ndarray, b: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """IoU of each foreground class (num_classes − 1,) between two label maps; NaN where neither has it."""
+    joint = np.bincount(
+        np.asarray(a, np.int64).ravel() * num_classes + np.asarray(b).ravel(), minlength=num_classes**2
+    ).reshape(num_classes, num_classes)
+    inter = np.diag(joint)[1:].astype(np.float64)
+    union = joint.sum(0)[1:] + joint.sum(1)[1:] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1), np.nan)
 
 
 def _pairwise(xs, ys, num_classes) -> np.ndarray:

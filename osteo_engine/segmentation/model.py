@@ -2,12 +2,20 @@
 
 A U-Net runs once per image and gives encoder features u_e and decoded features u_d. Each of K modules
 has a learned Gaussian prior N(μ_k, σ_k² I) over a latent z of size L; a sample modulates the decoded
-features as W_s z ⊙ (u_d + W_b z) and three 1×1 convolutions map them to C classes. A routing MLP on the
-average-pooled u_e gives π_k(x). Only the cheap per-sample head sees the noise.
+features as (W_s z + b_s) ⊙ (u_d + W_b z) and three 1×1 convolutions map them to C classes. A routing MLP on
+the average-pooled u_e gives π_k(x). Only the cheap per-sample head sees the noise.
+
+`heads="shared"` is MoSE's design: W_s, W_b and the 1×1 convolutions are shared by all modules, which
+differ only by their priors, started at σ = 1/8 with means spread over [0, 1] (module 1 at 0, module 2 at
+1); b_s starts at 1, so that every module starts as the plain U-Net (MoSE starts it at 0, which makes a
+module whose mean is near 0 start by erasing the features). `heads="per-module"` gives each module its own
+modulation and convolutions, with priors N(0, 0.5²)-spread means and σ = 1: the design of the segmenter
+bundled before, kept so that its weights still load.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +35,7 @@ class SegmenterConfig:
     modules: int = 4  # K
     latent_size: int = 1  # L
     head_channels: int = 16
+    heads: str = "per-module"  # "shared": MoSE's (see above); "per-module": each module its own head
 
 
 @dataclass
@@ -95,17 +104,25 @@ class StochasticHeads(nn.Module):
 
     def __init__(self, features: int, config: SegmenterConfig):
         super().__init__()
+        if config.heads not in HEAD_DESIGNS:
+            raise ValueError(f"unknown head design {config.heads!r}; choose one of {', '.join(HEAD_DESIGNS)}")
         k, latent, hidden, classes = config.modules, config.latent_size, config.head_channels, config.num_classes
         self.k = k
-        self.mu = nn.Parameter(torch.randn(k, latent) * 0.5)
-        self.log_sigma = nn.Parameter(torch.zeros(k, latent))
-        self.w_scale = nn.Parameter(torch.randn(k, features, latent) * 0.1)
-        self.scale_bias = nn.Parameter(torch.ones(k, features))  # starts as the identity modulation
-        self.w_bias = nn.Parameter(torch.randn(k, features, latent) * 0.1)
+        shared = config.heads == "shared"
+        h = 1 if shared else k  # parameter sets: one for all modules, or one per module
+        self.mu = nn.Parameter(_spread_means(k, latent) if shared else torch.randn(k, latent) * 0.5)
+        self.log_sigma = nn.Parameter(torch.full((k, latent), math.log(1 / 8) if shared else 0.0))
+        self.w_scale = nn.Parameter(torch.randn(h, features, latent) * 0.1)
+        self.scale_bias = nn.Parameter(torch.ones(h, features))  # starts as the identity modulation
+        self.w_bias = nn.Parameter(torch.randn(h, features, latent) * 0.1)
         self.weights = nn.ParameterList(
-            [_pointwise(k, hidden, features), _pointwise(k, hidden, hidden), _pointwise(k, classes, hidden)]
+            [_pointwise(h, hidden, features), _pointwise(h, hidden, hidden), _pointwise(h, classes, hidden)]
         )
-        self.biases = nn.ParameterList([nn.Parameter(torch.zeros(k, n)) for n in (hidden, hidden, classes)])
+        self.biases = nn.ParameterList([nn.Parameter(torch.zeros(h, n)) for n in (hidden, hidden, classes)])
+
+    def _per_module(self, parameter: torch.Tensor) -> torch.Tensor:
+        """A parameter with one set per module (K, ...): shared ones are expanded, not copied."""
+        return parameter.expand(self.k, *parameter.shape[1:])
 
     def sample_latents(self, batch: int, samples: int) -> torch.Tensor:
         eps = torch.randn(batch, self.k, samples, self.mu.shape[1], device=self.mu.device, dtype=self.mu.dtype)
@@ -114,10 +131,11 @@ class StochasticHeads(nn.Module):
     def forward(self, decoded: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         b, k, s, _ = z.shape
         h, w = decoded.shape[-2:]
-        scale = torch.einsum("kfl,bksl->bksf", self.w_scale, z) + self.scale_bias[None, :, None]
-        shift = torch.einsum("kfl,bksl->bksf", self.w_bias, z)
-        w1, w2, w3 = self.weights
-        b1, b2, b3 = self.biases
+        w_scale, scale_bias, w_bias = (self._per_module(p) for p in (self.w_scale, self.scale_bias, self.w_bias))
+        scale = torch.einsum("kfl,bksl->bksf", w_scale, z) + scale_bias[None, :, None]
+        shift = torch.einsum("kfl,bksl->bksf", w_bias, z)
+        w1, w2, w3 = (self._per_module(p) for p in self.weights)
+        b1, b2, b3 = (self._per_module(p) for p in self.biases)
         effective = w1[None, :, None] * scale[:, :, :, None, :]  # (B, K, S, Hd, F)
         constant = torch.einsum("khf,bksf->bksh", w1, scale * shift) + b1[None, :, None]
         # one (K·S·Hd × F) @ (F × P) product per image, so u_d is never copied K·S times
@@ -130,13 +148,26 @@ class StochasticHeads(nn.Module):
 
     def forward_module(self, decoded: torch.Tensor, z: torch.Tensor, k: int) -> torch.Tensor:
         """Logits (B, C, H, W) of module k alone for latents z (B, L), the plain way."""
-        scale = z @ self.w_scale[k].T + self.scale_bias[k]
-        shift = z @ self.w_bias[k].T
+        w_scale, scale_bias, w_bias = (self._per_module(p)[k] for p in (self.w_scale, self.scale_bias, self.w_bias))
+        scale = z @ w_scale.T + scale_bias
+        shift = z @ w_bias.T
         x = scale[..., None, None] * (decoded + shift[..., None, None])
         for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            x = F.conv2d(x, weight[k][..., None, None], bias[k])
+            x = F.conv2d(x, self._per_module(weight)[k][..., None, None], self._per_module(bias)[k])
             x = F.relu(x) if i < len(self.weights) - 1 else x
         return x
+
+
+HEAD_DESIGNS = ("shared", "per-module")
+
+
+def _spread_means(k: int, latent: int) -> torch.Tensor:
+    """MoSE's prior means: the first 2^L modules on the corners of the unit cube, the rest uniform in it."""
+    means = torch.rand(k, latent)
+    corners = min(k, 2**latent)
+    for i in range(corners):
+        means[i] = torch.tensor([(i >> (latent - 1 - d)) & 1 for d in range(latent)], dtype=means.dtype)
+    return means
 
 
 def _pointwise(k: int, out_channels: int, in_channels: int) -> nn.Parameter:

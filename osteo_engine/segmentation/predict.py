@@ -152,6 +152,7 @@ def segment(
     refine: BonePrompter | None = None,
     find_upright: bool = True,
     keep_samples: bool = False,
+    modules: bool = True,
 ) -> Segmentation:
     """Segment one radiograph. `pixels` is (H, W) float32 in 0–1, bone bright or dark; the result's maps are
     (H, W) in the file's own orientation: `labels` uint8 (0 background, 1 ulna, 2 radius, 3–7 M1–M5), the
@@ -161,8 +162,9 @@ def segment(
     look like the training hands (`find_orientation`); `anatomical_order` gives each metacarpal part one
     identity, in order across the hand (identity.py; off by default, see the model card's evaluations);
     `refine` redraws each bone found with SAM, prompted by a box made from the network's mask (the modules'
-    and samples' maps stay the network's). `keep_samples` adds every sample's label map. Raises ValueError
-    for an array that is not 2-D."""
+    and samples' maps stay the network's). `keep_samples` adds every sample's label map; `modules=False`
+    leaves out the modules' maps and their per-bone figures (for callers that need the label map alone,
+    such as patch banks: it saves K·C full-size resizes). Raises ValueError for an array that is not 2-D."""
     if pixels.ndim != 2:
         raise ValueError(f"segment takes one grey image (H, W), not an array of shape {pixels.shape}.")
     turns, inverted = find_orientation(pixels, segmenter) if find_upright else (0, False)
@@ -182,7 +184,7 @@ def segment(
     # network's size, and the aleatoric part is the rest, so that total = expected + mutual information here too
     mi = np.minimum(work.restore(maps.mutual_information[None])[0], entropy)
     floats.update(mi=mi, expected=entropy - mi)
-    modules, drawn = _module_and_sample_maps(maps, work, keep_samples)
+    modules, drawn = _module_and_sample_maps(maps, work, keep_samples) if modules else ([], [])
     if work.original != upright.shape:  # a very large image: maps made at a smaller size, enlarged at the end
         labels, modules, drawn, floats = _enlarged(upright.shape, labels, modules, drawn, floats)
     if refine is not None:
@@ -199,7 +201,7 @@ def segment(
         inverted,
         expected_entropy=floats["expected"],
         mutual_information=floats["mi"],
-        modules=[ModuleMap(float(w), m) for w, m in zip(maps.routing, modules)],
+        modules=[ModuleMap(float(w), m) for w, m in zip(maps.routing, modules)],  # empty with modules=False
         samples=[SampleMap(i // samples, float(maps.weights.flat[i]), d) for i, d in enumerate(drawn)],
     )
 

@@ -40,7 +40,7 @@ class SegmentTrainConfig:
     weight_decay: float = 1e-4
     gamma0: float | None = None  # None: 1/N, every sample carries mass at first (paper appendix A)
     anneal_fraction: float = 0.5
-    kl_weight: float = 1.0
+    kl_weight: float | None = None  # None: 1/N, MoSE's (F.kl_div's mean over the N = K·S samples' weights)
     ce_weight: float = 1.0
     background_weight: float = 0.1  # of the cross-entropy; without it the network settles on "all background"
     seed: int = 0
@@ -60,8 +60,8 @@ PRESETS = {
     "cpu-small": SegmentTrainConfig(
         "cpu-small",
         (256, 320),
-        SegmenterConfig(base_channels=16, depth=5, max_channels=128, modules=4),
-        samples=1,
+        SegmenterConfig(base_channels=16, depth=5, max_channels=128, modules=4, heads="shared"),
+        samples=2,
         epochs=20,
         batch_size=4,
         lr=3e-3,
@@ -69,7 +69,7 @@ PRESETS = {
     "paper": SegmentTrainConfig(
         "paper",
         (512, 704),
-        SegmenterConfig(base_channels=32, depth=5, modules=4, head_channels=32),
+        SegmenterConfig(base_channels=32, depth=5, modules=4, head_channels=32, heads="shared"),
         samples=4,
         epochs=200,
         batch_size=16,
@@ -216,13 +216,18 @@ def _train_one_epoch(
             y,
             beta,
             gamma_schedule(step, total_steps, gamma0, config.anneal_fraction),
-            config.kl_weight,
+            kl_weight(config),
             config.ce_weight,
             class_weights,
         )
         losses.append(loop.optimise(loss.total, optimiser, guard, clip=(model.parameters(), 5.0)))
         mass += loss.coupling.detach().sum(2).reshape(len(chosen), config.model.modules, -1).sum((0, 2)).cpu()
     return [v for v in losses if v is not None], guard.bad, (mass / mass.sum().clamp_min(1e-12)).tolist()
+
+
+def kl_weight(config: SegmentTrainConfig) -> float:
+    """The routing KL's weight: as configured, or MoSE's 1/N (its KL is a mean over the N = K·S samples)."""
+    return config.kl_weight if config.kl_weight is not None else 1.0 / (config.model.modules * config.samples)
 
 
 def selection_score(record: dict, select_by: str) -> float:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .data import Letterbox
+from .metrics import class_ious
 
 
 @dataclass
@@ -81,20 +82,15 @@ def restored_labels(probs: np.ndarray, box: Letterbox) -> np.ndarray:
 
 
 def module_disagreement(maps: list[np.ndarray], weights: np.ndarray, classes: int) -> np.ndarray:
-    """Per label value (classes,), the expected 1 − IoU of that label between the maps of two different modules
-    drawn by their weights π: Σ_{i<j} π_i π_j (1 − IoU_ij) / Σ_{i<j} π_i π_j, in 0–1. Modules that carry no
-    weight count for nothing, so a dead module does not make a bone look disputed; 0 where fewer than two
-    modules carry weight. `maps` are label maps (H, W) of values below `classes`, one per module."""
+    """Per label value (classes,; 0 for the background), the expected 1 − IoU of that label between the maps of
+    two different modules drawn by their weights π: Σ_{i<j} π_i π_j (1 − IoU_ij) / Σ_{i<j} π_i π_j, in 0–1.
+    Modules that carry no weight count for nothing, so a dead module does not make a bone look disputed; 0
+    where fewer than two modules carry weight. `maps` are label maps (H, W), one per module."""
     spread, total = np.zeros(classes), 0.0
     for i in range(len(maps)):
         for j in range(i + 1, len(maps)):
             pair = float(weights[i] * weights[j])
-            if pair <= 0:
-                continue
-            joint = np.bincount(maps[i].ravel().astype(np.int64) * classes + maps[j].ravel(), minlength=classes**2)
-            confusion = joint.reshape(classes, classes)
-            inter = np.diag(confusion)
-            union = confusion.sum(0) + confusion.sum(1) - inter
-            spread += pair * (1.0 - np.where(union > 0, inter / np.maximum(union, 1), 1.0))
-            total += pair
+            if pair > 0:
+                spread[1:] += pair * (1.0 - np.nan_to_num(class_ious(maps[i], maps[j], classes), nan=1.0))
+                total += pair
     return spread / total if total > 1e-12 else spread

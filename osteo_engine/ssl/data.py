@@ -174,7 +174,7 @@ def build_patch_bank(
         if source == "raw":
             stack, names = letterboxed(image.pixels, RAW_SCALE * size)[None], [WHOLE]
         else:
-            labels = segment(image.pixels, segmenter).labels
+            labels = segment(image.pixels, segmenter, modules=False).labels
             spacing = image.pixel_spacing_mm[0] if image.pixel_spacing_mm else None
             found = bone_patches(image.pixels, labels, size, pixel_spacing_mm=spacing)
             if not found.patches:

@@ -32,6 +32,33 @@ def test_samples_differ_only_through_the_latent_noise():
     assert torch.allclose(out.logits[0, 1, 0], out.logits[0, 1, 2], atol=1e-5)
 
 
+@pytest.mark.parametrize("heads", ["shared", "per-module"])
+def test_the_batched_heads_equal_a_full_forward_per_sample(heads):
+    torch.manual_seed(0)
+    model = MixtureSegmenter(SegmenterConfig(base_channels=4, depth=2, modules=3, heads=heads)).eval()
+    x = torch.rand(2, 1, 16, 20)
+    torch.manual_seed(1)
+    batched = model(x, samples=2)
+    torch.manual_seed(1)
+    reference = model.forward_full_per_sample(x, samples=2)
+    assert torch.allclose(batched.logits, reference.logits, atol=1e-5)
+
+
+def test_shared_heads_make_modules_differ_by_their_priors_alone_as_in_mose():
+    torch.manual_seed(0)
+    model = MixtureSegmenter(SegmenterConfig(base_channels=4, depth=2, modules=4, heads="shared")).eval()
+    assert model.heads.mu[:2].flatten().tolist() == [0.0, 1.0]  # spread over [0, 1]
+    assert torch.allclose(model.heads.log_sigma.exp(), torch.full((4, 1), 1 / 8))
+    with torch.no_grad():
+        model.heads.mu[3] = model.heads.mu[2]
+        model.heads.log_sigma.fill_(-30.0)
+    out = model(torch.rand(1, 1, 16, 16), samples=1)
+    assert torch.allclose(out.logits[0, 2], out.logits[0, 3], atol=1e-5)  # same prior: same module
+    assert not torch.allclose(out.logits[0, 0], out.logits[0, 1])
+    own = MixtureSegmenter(SegmenterConfig(base_channels=4, depth=2, modules=4, heads="per-module"))
+    assert sum(p.numel() for p in model.heads.parameters()) < sum(p.numel() for p in own.heads.parameters()) / 3
+
+
 def test_input_size_must_fit_the_unet():
     with pytest.raises(ValueError, match="multiples of 4"):
         MixtureSegmenter(SMALL)(torch.rand(1, 1, 30, 24))

@@ -195,6 +195,12 @@ def test_phantoms_are_scored_against_their_true_maps_or_their_raters(small_cohor
     # three raters per phantom image, one true map
     assert len(raters.dice["M3"]) == 3 * len(truth.dice["M3"]) > 0
     assert truth.summary()["dice"] != raters.summary()["dice"]
+    uncertainty = raters.summary()["uncertainty"]
+    assert uncertainty["rater_diversity"] > 0 and 1 <= uncertainty["effective_modules"] <= 4
+    assert truth.summary()["uncertainty"]["rater_diversity"] is None  # one true map: no raters to compare
+    assert uncertainty["ged_samples"] is not None
+    assert len(uncertainty["module_six_bones_rate"]) == segmenter.model.config.modules
+    assert set(uncertainty["flags_errors"]) == {"total", "mutual_information"}
 
 
 def test_rater_agreement_scores_every_pair_of_raters_or_each_rater_against_the_truth(small_cohort, capsys):

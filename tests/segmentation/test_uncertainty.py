@@ -48,3 +48,42 @@ def test_module_disagreement_weighs_pairs_by_routing_and_ignores_dead_modules():
     assert module_disagreement([a, empty], np.array([1.0, 0.0]), 3)[1] == 0.0
     three = module_disagreement([a, a, b], np.array([0.25, 0.25, 0.5]), 3)[1]
     assert three == pytest.approx((0.25 * 0.5 * 0.5 * 2) / (0.25 * 0.25 + 0.25 * 0.5 * 2))
+
+
+def _segmentation(labels, samples, entropy, routing=(0.5, 0.5)):
+    from osteo_engine.segmentation.predict import ModuleMap, SampleMap, Segmentation
+
+    per_module = len(samples) // len(routing)
+    return Segmentation(
+        labels=labels,
+        entropy=entropy,
+        routing=list(routing),
+        bones={},
+        expected_entropy=np.zeros_like(entropy),
+        mutual_information=entropy,
+        modules=[ModuleMap(w, samples[k * per_module]) for k, w in enumerate(routing)],
+        samples=[SampleMap(i // per_module, routing[i // per_module] / per_module, s) for i, s in enumerate(samples)],
+    )
+
+
+def test_samples_that_reproduce_the_raters_beat_their_mean_and_uncertainty_on_the_errors_scores_one():
+    from osteo_engine.segmentation.uncertainty_eval import UncertaintyEvaluation, hungarian_matched_iou
+
+    evaluation = UncertaintyEvaluation()
+    for k in range(4):
+        tight, loose = np.zeros((40, 40), np.uint8), np.zeros((40, 40), np.uint8)
+        tight[10:20, 10 : 20 + k] = 1
+        loose[8:22, 8 : 22 + 2 * k] = 1
+        between = np.zeros_like(tight)
+        between[9:21, 9 : 21 + k] = 1
+        wrong = between != tight
+        entropy = np.where(wrong, 1.0, 0.01).astype(np.float32) * (1 + k)  # more uncertain where more is wrong
+        evaluation.add(_segmentation(between, [tight, loose], entropy), [tight, loose])
+        assert hungarian_matched_iou([tight, loose], [loose, tight]) == 1.0
+    summary = evaluation.summary()
+    assert summary["ged_samples"] == pytest.approx(0.0, abs=1e-9) and summary["ged_mean_map"] > 0.05
+    assert summary["ged_reduction"] == 1.0 and summary["hm_iou"] == 1.0
+    assert summary["sample_diversity"] == summary["rater_diversity"] > 0
+    assert summary["effective_modules"] == pytest.approx(2.0)
+    assert summary["flags_errors"]["total"]["pixel_auroc"] == 1.0
+    assert summary["flags_errors"]["total"]["image_spearman"] == pytest.approx(1.0)

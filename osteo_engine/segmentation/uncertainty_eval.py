@@ -1,0 +1,135 @@
+"""Is the segmenter's uncertainty worth showing? Measured against the raters, image by image.
+
+- GED of the K·S weighted samples against the raters, beside the GED of the weighted mean's label map used
+  as one deterministic sample: samples that model the raters' disagreement score lower.
+- HM-IoU: samples and raters matched one to one by the Hungarian algorithm on IoU (as MoSE and PHiSeg
+  report), each rater repeated so that every sample is matched.
+- Diversity: the samples' mean pairwise d (the GED's sample–sample term) beside the raters' own, on images
+  with two or more raters.
+- Modules: the effective number exp(H(π)) and how many bones each module's own map finds.
+- Errors flagged: the pixel AUROC of each uncertainty map for the pixels whose label differs from the first
+  rater's, inside the bones' bounding box (with a margin), and the Spearman correlation between an image's
+  mean uncertainty over its bones and its 1 − mean Dice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .metrics import dice_per_bone, ged_terms, iou_distance
+from .predict import Segmentation
+
+KINDS = ("total", "mutual_information")  # the uncertainty maps whose error-flagging is measured
+PIXELS_PER_IMAGE = 200_000  # pixels drawn per image for the AUROC, so that memory stays bounded
+BOX_MARGIN = 0.1  # of the bones' bounding box, added on every side
+
+
+@dataclass
+class UncertaintyEvaluation:
+    ged_samples: list[float] = field(default_factory=list)
+    ged_mean_map: list[float] = field(default_factory=list)
+    hm_iou: list[float] = field(default_factory=list)
+    sample_diversity: list[float] = field(default_factory=list)
+    rater_diversity: list[float] = field(default_factory=list)
+    effective_modules: list[float] = field(default_factory=list)
+    module_bones: list[list[int]] = field(default_factory=list)  # per image, bones found by each module's map
+    image_scores: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    image_errors: list[float] = field(default_factory=list)  # 1 − mean Dice against the raters
+    pixel_scores: dict[str, list[np.ndarray]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    pixel_errors: list[np.ndarray] = field(default_factory=list)
+    seed: int = 0
+
+    def add(self, seg: Segmentation, references: list[np.ndarray]) -> None:
+        """One image: its segmentation (made with keep_samples=True) and its raters' label maps."""
+        if not seg.samples or not references:
+            raise ValueError("an uncertainty evaluation needs every sample's map and at least one rater's map")
+        samples = [s.labels for s in seg.samples]
+        weights = np.array([s.weight for s in seg.samples])
+        cross, within, raters = ged_terms(samples, references, weights)
+        self.ged_samples.append(2 * cross - within - raters)
+        cross_mean, _, _ = ged_terms([seg.labels], references)
+        self.ged_mean_map.append(2 * cross_mean - raters)
+        self.hm_iou.append(hungarian_matched_iou(samples, references))
+        if len(references) > 1:
+            self.sample_diversity.append(within)
+            self.rater_diversity.append(raters)
+        self.effective_modules.append(seg.effective_modules)
+        self.module_bones.append([m.bones_found for m in seg.modules])
+        dice = [np.nanmean(list(dice_per_bone(seg.labels, r).values())) for r in references]
+        self.image_errors.append(1.0 - float(np.mean(dice)))
+        for kind in KINDS:
+            self.image_scores[kind].append(seg.mean_uncertainty(kind))
+        self._add_pixels(seg, references[0])
+
+    def _add_pixels(self, seg: Segmentation, reference: np.ndarray) -> None:
+        box = bones_box(seg.labels, reference)
+        if box is None:
+            return
+        wrong = (seg.labels[box] != reference[box]).ravel()
+        rng = np.random.default_rng([self.seed, len(self.pixel_errors)])
+        chosen = rng.choice(wrong.size, min(wrong.size, PIXELS_PER_IMAGE), replace=False)
+        self.pixel_errors.append(wrong[chosen])
+        maps = seg.uncertainty_maps()
+        for kind in KINDS:
+            self.pixel_scores[kind].append(maps[kind][box].ravel()[chosen].astype(np.float32))
+
+    def summary(self) -> dict:
+        from scipy.stats import spearmanr
+        from sklearn.metrics import roc_auc_score
+
+        errors = np.concatenate(self.pixel_errors) if self.pixel_errors else np.zeros(0, bool)
+        flags = {}
+        for kind in KINDS:
+            scores = np.concatenate(self.pixel_scores[kind]) if self.pixel_scores[kind] else np.zeros(0)
+            pixel_auc = float(roc_auc_score(errors, scores)) if 0 < errors.sum() < len(errors) else None
+            rho = (
+                spearmanr(self.image_scores[kind], self.image_errors).statistic if len(self.image_errors) > 2 else None
+            )
+            flags[kind] = {"pixel_auroc": _round(pixel_auc), "image_spearman": _round(rho)}
+        ged, ged_mean = _mean(self.ged_samples), _mean(self.ged_mean_map)
+        bones = np.array(self.module_bones) if self.module_bones else np.zeros((0, 0))
+        return {
+            "ged_samples": _round(ged),
+            "ged_mean_map": _round(ged_mean),
+            "ged_reduction": _round(1 - ged / ged_mean if ged is not None and ged_mean else None),
+            "hm_iou": _round(_mean(self.hm_iou)),
+            "sample_diversity": _round(_mean(self.sample_diversity)),
+            "rater_diversity": _round(_mean(self.rater_diversity)),
+            "effective_modules": _round(_mean(self.effective_modules)),
+            "module_six_bones_rate": [_round(float(v)) for v in (bones >= 6).mean(0)] if bones.size else [],
+            "flags_errors": flags,
+        }
+
+
+def hungarian_matched_iou(samples: list[np.ndarray], references: list[np.ndarray]) -> float:
+    """Mean IoU (over foreground classes present in either map) of samples and raters matched one to one by
+    the Hungarian algorithm, the raters repeated until there are as many as samples."""
+    from scipy.optimize import linear_sum_assignment
+
+    repeats = -(-len(samples) // len(references))
+    tiled = (references * repeats)[: len(samples)]
+    iou = 1.0 - np.array([[iou_distance(s, r) for r in tiled] for s in samples])
+    rows, cols = linear_sum_assignment(-iou)
+    return float(iou[rows, cols].mean())
+
+
+def bones_box(labels: np.ndarray, reference: np.ndarray) -> tuple[slice, slice] | None:
+    """The bounding box of every bone in either map, grown by BOX_MARGIN on each side; None when no bone."""
+    ys, xs = np.nonzero((labels > 0) | (reference > 0))
+    if not len(ys):
+        return None
+    h, w = labels.shape
+    dy, dx = int(BOX_MARGIN * (ys.max() - ys.min() + 1)), int(BOX_MARGIN * (xs.max() - xs.min() + 1))
+    return slice(max(0, ys.min() - dy), min(h, ys.max() + dy + 1)), slice(
+        max(0, xs.min() - dx), min(w, xs.max() + dx + 1)
+    )
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _round(value) -> float | None:
+    return None if value is None or not np.isfinite(value) else round(float(value), 4)
