@@ -29,15 +29,16 @@ def main() -> None:
     parser.add_argument("--base-channels", type=int, default=16)
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
-    model = MixtureSegmenter(SegmenterConfig(base_channels=args.base_channels, modules=4)).eval()
     x = torch.rand(1, 1, h, w)
-    with torch.inference_mode():
-        shared = _time(lambda: model(x, samples=4), args.repeats)
-        full = _time(lambda: model.forward_full_per_sample(x, samples=4), args.repeats)
-    print(
-        f"segmenter K=4 S=4 at {w}x{h}, {torch.get_num_threads()} threads: shared trunk {shared * 1000:.0f} ms, "
-        f"full network per sample {full * 1000:.0f} ms, speed-up {full / shared:.1f}x"
-    )
+    for heads in ("shared", "per-module"):
+        model = MixtureSegmenter(SegmenterConfig(base_channels=args.base_channels, modules=4, heads=heads)).eval()
+        with torch.inference_mode():
+            shared = _time(lambda m=model: m(x, samples=4), args.repeats)
+            full = _time(lambda m=model: m.forward_full_per_sample(x, samples=4), args.repeats)
+        print(
+            f"segmenter K=4 S=4, {heads} heads, at {w}x{h}, {torch.get_num_threads()} threads: trunk once "
+            f"{shared * 1000:.0f} ms, full network per sample {full * 1000:.0f} ms, speed-up {full / shared:.1f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -37,6 +37,9 @@ CONFIDENT_UPRIGHT = 1.90
 # Above this many pixels the label, confidence and entropy maps are made at a smaller size and enlarged: the
 # network sees at most 480x384 pixels, and full-size class maps of a 100-megapixel file took 12 GB.
 MAX_MAP_PIXELS = 16_000_000
+# The modules' and samples' maps are made at most this large and enlarged (nearest) to the radiograph's size:
+# still five times the network's resolution, for a fraction of the time of full-size maps.
+OVERLAY_PIXELS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class BoneFinding:
     present: bool
     area_px: int
     mean_confidence: float  # mean of the winning class probability over the bone's pixels
-    module_area_px: tuple[int, ...] = ()  # the bone's area in each module's own map
+    module_area_px: tuple[int, ...] = ()  # the bone's area in each module's map (counted at OVERLAY_PIXELS)
     module_present: tuple[bool, ...] = ()
     uncertainty: dict[str, float] = field(default_factory=dict)  # kind -> mean over the bone's pixels, nats
     module_disagreement: float = 0.0  # π-weighted 1 − IoU of the bone between modules (uncertainty.py)
@@ -185,18 +188,20 @@ def segment(
     mi = np.minimum(work.restore(maps.mutual_information[None])[0], entropy)
     floats.update(mi=mi, expected=entropy - mi)
     modules, drawn = _module_and_sample_maps(maps, work, keep_samples) if modules else ([], [])
+    module_stats = _module_stats(modules, maps.routing, upright.size / modules[0].size if modules else 1.0)
     if work.original != upright.shape:  # a very large image: maps made at a smaller size, enlarged at the end
-        labels, modules, drawn, floats = _enlarged(upright.shape, labels, modules, drawn, floats)
+        labels, floats = _nearest(labels, upright.shape), {k: _linear(v, upright.shape) for k, v in floats.items()}
     if refine is not None:
         labels = refine_with_sam(upright, labels, refine)
+    findings = _findings(labels, floats, *module_stats)
     back = _turned_back(turns)
-    labels, modules, drawn = back(labels), [back(m) for m in modules], [back(d) for d in drawn]
-    floats = {k: back(v) for k, v in floats.items()}
+    labels, floats = back(labels), {k: back(v) for k, v in floats.items()}
+    modules, drawn = ([back(_nearest(m, upright.shape)) for m in group] for group in (modules, drawn))
     return Segmentation(
         labels,
         floats["entropy"],
         maps.routing.tolist(),
-        _findings(labels, floats, modules, maps.routing),
+        findings,
         turns,
         inverted,
         expected_entropy=floats["expected"],
@@ -215,20 +220,27 @@ def _largest_parts(raw: np.ndarray) -> np.ndarray:
 
 
 def _module_and_sample_maps(maps: SampleMaps, box: Letterbox, keep_samples: bool):
-    """(each module's label map, every sample's label map or none) at `box.original`."""
-    modules = [restored_labels(m, box) for m in maps.modules]
-    drawn = [restored_labels(p, box) for p in maps.samples.reshape(-1, *maps.samples.shape[2:])] if keep_samples else []
-    return modules, drawn
+    """(each module's label map, every sample's label map or none), upright, at most OVERLAY_PIXELS large."""
+    h, w = box.original
+    scale = min(1.0, math.sqrt(OVERLAY_PIXELS / (h * w)))
+    small = replace(box, original=(max(1, round(h * scale)), max(1, round(w * scale))))
+    modules = [restored_labels(m, small) for m in maps.modules]
+    samples = maps.samples.reshape(-1, *maps.samples.shape[2:]) if keep_samples else []
+    return modules, [restored_labels(p, small) for p in samples]
 
 
-def _enlarged(shape: tuple[int, int], labels, modules, drawn, floats):
-    size = shape[::-1]
+def _module_stats(modules: list[np.ndarray], routing: np.ndarray, area_scale: float):
+    """(each module's area per label (K, C) in the radiograph's pixels, the modules' disagreement per label)."""
+    areas = np.array([np.bincount(m.ravel(), minlength=NUM_CLASSES) for m in modules]) * area_scale
+    return areas.reshape(len(modules), NUM_CLASSES), module_disagreement(modules, routing, NUM_CLASSES)
 
-    def nearest(a):
-        return cv2.resize(a, size, interpolation=cv2.INTER_NEAREST)
 
-    floats = {k: cv2.resize(v, size, interpolation=cv2.INTER_LINEAR) for k, v in floats.items()}
-    return nearest(labels), [nearest(m) for m in modules], [nearest(d) for d in drawn], floats
+def _nearest(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    return labels if labels.shape == shape else cv2.resize(labels, shape[::-1], interpolation=cv2.INTER_NEAREST)
+
+
+def _linear(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    return cv2.resize(values, shape[::-1], interpolation=cv2.INTER_LINEAR)
 
 
 def _turned_back(turns: int):
@@ -320,26 +332,34 @@ def refine_with_sam(pixels: np.ndarray, labels: np.ndarray, prompter: BonePrompt
 
 
 def _findings(
-    labels: np.ndarray, floats: dict[str, np.ndarray], modules: list[np.ndarray], routing: np.ndarray
+    labels: np.ndarray, floats: dict[str, np.ndarray], module_areas: np.ndarray, disputed: np.ndarray
 ) -> dict[str, BoneFinding]:
     """Per bone: presence, area and confidence in the label map; its area in each module's map; the mean of
-    each uncertainty over it; and how differently the modules draw it."""
+    each uncertainty over it; and how differently the modules draw it. Sums per label come from one
+    weighted bincount per map over the bones' pixels, not a mask per bone."""
     minimum = MIN_AREA_FRACTION * labels.size
-    kinds = {"total": "entropy", "expected": "expected", "mutual_information": "mi"}
-    module_areas = np.stack([np.bincount(m.ravel(), minlength=NUM_CLASSES) for m in modules]) if modules else None
-    disputed = module_disagreement(modules, routing, NUM_CLASSES)
+    bone = labels > 0
+    flat = labels[bone]
+    areas = np.bincount(flat, minlength=NUM_CLASSES)
+    means = {
+        kind: np.bincount(flat, weights=floats[key][bone], minlength=NUM_CLASSES) / np.maximum(areas, 1)
+        for kind, key in (
+            ("confidence", "confidence"),
+            ("total", "entropy"),
+            ("expected", "expected"),
+            ("mutual_information", "mi"),
+        )
+    }
     out = {}
     for value, name in BONES.items():
-        part = labels == value
-        area = int(part.sum())
-        areas = tuple(int(a) for a in module_areas[:, value]) if module_areas is not None else ()
+        drawn = tuple(int(round(a[value])) for a in module_areas)
         out[name] = BoneFinding(
-            present=area >= minimum,
-            area_px=area,
-            mean_confidence=float(floats["confidence"][part].mean()) if area else 0.0,
-            module_area_px=areas,
-            module_present=tuple(a >= minimum for a in areas),
-            uncertainty={k: float(floats[v][part].mean()) if area else 0.0 for k, v in kinds.items()},
+            present=bool(areas[value] >= minimum),
+            area_px=int(areas[value]),
+            mean_confidence=float(means["confidence"][value]),
+            module_area_px=drawn,
+            module_present=tuple(a >= minimum for a in drawn),
+            uncertainty={k: float(means[k][value]) for k in ("total", "expected", "mutual_information")},
             module_disagreement=float(disputed[value]),
         )
     return out

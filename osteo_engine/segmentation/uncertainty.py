@@ -38,7 +38,7 @@ class SampleMaps:
 
 def entropy(probs: torch.Tensor, dim: int) -> torch.Tensor:
     """Shannon entropy (nats) along `dim` of probabilities that sum to one there."""
-    return -(probs * probs.clamp_min(1e-8).log()).sum(dim)
+    return -torch.special.xlogy(probs, probs).sum(dim)
 
 
 @torch.inference_mode()
@@ -75,8 +75,7 @@ def restored_labels(probs: np.ndarray, box: Letterbox) -> np.ndarray:
     labels = np.zeros(box.original, np.uint8)
     for c in range(1, len(probs)):
         channel = box.restore(probs[c : c + 1])[0]
-        wins = channel > best
-        labels[wins] = c
+        np.copyto(labels, np.uint8(c), where=channel > best)
         np.maximum(best, channel, out=best)
     return labels
 
