@@ -2,8 +2,8 @@
 
 - GED of the K·S weighted samples against the raters, beside the GED of the weighted mean's label map used
   as one deterministic sample: samples that model the raters' disagreement score lower.
-- HM-IoU: samples and raters matched one to one by the Hungarian algorithm on IoU (as MoSE and PHiSeg
-  report), each rater repeated so that every sample is matched.
+- HM-IoU: samples and raters matched by optimal transport on IoU, each sample weighted by α (with equal
+  weights, the Hungarian matching MoSE and PHiSeg report).
 - Diversity: the samples' mean pairwise d (the GED's sample–sample term) beside the raters' own, on images
   with two or more raters.
 - Modules: the effective number exp(H(π)) and how many bones each module's own map finds.
@@ -51,7 +51,7 @@ class UncertaintyEvaluation:
         self.ged_samples.append(2 * cross - within - raters)
         cross_mean, _, _ = ged_terms([seg.labels], references)
         self.ged_mean_map.append(2 * cross_mean - raters)
-        self.hm_iou.append(hungarian_matched_iou(samples, references))
+        self.hm_iou.append(hungarian_matched_iou(samples, references, weights))
         if len(references) > 1:
             self.sample_diversity.append(within)
             self.rater_diversity.append(raters)
@@ -103,16 +103,20 @@ class UncertaintyEvaluation:
         }
 
 
-def hungarian_matched_iou(samples: list[np.ndarray], references: list[np.ndarray]) -> float:
-    """Mean IoU (over foreground classes present in either map) of samples and raters matched one to one by
-    the Hungarian algorithm, the raters repeated until there are as many as samples."""
-    from scipy.optimize import linear_sum_assignment
+def hungarian_matched_iou(
+    samples: list[np.ndarray], references: list[np.ndarray], sample_weights: np.ndarray | None = None
+) -> float:
+    """Mean IoU (over foreground classes present in either map) of samples matched to raters by optimal
+    transport on 1 − IoU. With equal weights and as many samples as raters (repeated) this is the Hungarian
+    matching MoSE and PHiSeg report; with a mixture's weights α, a sample counts as much as its weight, so
+    the samples of a module that carries no weight do not pull the figure down."""
+    import ot as pot
 
-    repeats = -(-len(samples) // len(references))
-    tiled = (references * repeats)[: len(samples)]
-    iou = 1.0 - np.array([[iou_distance(s, r) for r in tiled] for s in samples])
-    rows, cols = linear_sum_assignment(-iou)
-    return float(iou[rows, cols].mean())
+    iou = 1.0 - np.array([[iou_distance(s, r) for r in references] for s in samples])
+    alpha = np.full(len(samples), 1 / len(samples)) if sample_weights is None else np.asarray(sample_weights, float)
+    beta = np.full(len(references), 1 / len(references))
+    plan = pot.emd(alpha / alpha.sum(), beta, 1.0 - iou)
+    return float((plan * iou).sum())
 
 
 def bones_box(labels: np.ndarray, reference: np.ndarray) -> tuple[slice, slice] | None:

@@ -80,6 +80,10 @@ def test_samples_that_reproduce_the_raters_beat_their_mean_and_uncertainty_on_th
         entropy = np.where(wrong, 1.0, 0.01).astype(np.float32) * (1 + k)  # more uncertain where more is wrong
         evaluation.add(_segmentation(between, [tight, loose], entropy), [tight, loose])
         assert hungarian_matched_iou([tight, loose], [loose, tight]) == 1.0
+        junk = np.zeros_like(tight)
+        junk[30:35, 30:35] = 1
+        assert hungarian_matched_iou([tight, junk], [tight], np.array([1.0, 0.0])) == 1.0  # a dead module's sample
+        assert hungarian_matched_iou([tight, junk], [tight]) < 0.6
     summary = evaluation.summary()
     assert summary["ged_samples"] == pytest.approx(0.0, abs=1e-9) and summary["ged_mean_map"] > 0.05
     assert summary["ged_reduction"] == 1.0 and summary["hm_iou"] == 1.0
