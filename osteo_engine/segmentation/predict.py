@@ -167,7 +167,8 @@ def segment(
     `refine` redraws each bone found with SAM, prompted by a box made from the network's mask (the modules'
     and samples' maps stay the network's). `keep_samples` adds every sample's label map; `modules=False`
     leaves out the modules' maps and their per-bone figures (for callers that need the label map alone,
-    such as patch banks: it saves K·C full-size resizes). Raises ValueError for an array that is not 2-D."""
+    such as patch banks: it saves K·C resizes and the modules' statistics). Raises ValueError for an array that
+    is not 2-D."""
     if pixels.ndim != 2:
         raise ValueError(f"segment takes one grey image (H, W), not an array of shape {pixels.shape}.")
     turns, inverted = find_orientation(pixels, segmenter) if find_upright else (0, False)
