@@ -47,6 +47,7 @@ def test_predict_uses_the_bundled_model_by_default_and_writes_every_module_and_s
     assert total["total"] == pytest.approx(total["expected"] + total["mutual_information"], abs=2e-3)
 
 
+@pytest.mark.slow
 def test_module_and_uncertainty_maps_follow_the_file_through_its_orientation(bundled):
     from osteo_engine.io import load_radiograph
 
