@@ -34,7 +34,9 @@ class SegmentTrainRequest:
     command: str = ""
 
 
-def segment_train_job(request: SegmentTrainRequest, events: Events = ignore, cancel: CancelToken | None = None):
+def segment_train_job(
+    request: SegmentTrainRequest, events: Events = ignore, cancel: CancelToken | None = None
+) -> TrainResult:
     """Train the mixture segmenter as `request` says; returns a TrainResult. Raises ConfigError for unusable
     settings or data, `Cancelled` when `cancel` is set (the last epoch's checkpoint stays; resume continues)."""
     config = segment_preset(
@@ -62,7 +64,7 @@ def segment_train_job(request: SegmentTrainRequest, events: Events = ignore, can
 @dataclass(frozen=True, kw_only=True)
 class PredictRequest:
     images: tuple[Path, ...]  # radiographs
-    out: Path  # folder for <stem>_labels.png, <stem>_uncertainty.png and <stem>.json per image
+    out: Path  # folder for each image's maps and JSON summary (predict_images lists them)
     model: Path | None = None  # a segmenter .safetensors; None: the bundled one
     samples: int = 4  # samples per module
     anatomical_order: bool = False  # one identity per metacarpal part, in order across the hand
