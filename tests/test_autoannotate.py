@@ -42,28 +42,21 @@ def test_landmark_checks_agree_with_the_shared_tool(shared_data):
         assert ours.positives == theirs[0] and ours.negatives == theirs[1]
 
 
-@pytest.mark.slow
-def test_annotate_auto_on_two_atlas_images(shared_data, tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "training_cli",
-            "annotate-auto",
-            "--images",
-            str(shared_data / "hand-atlas" / "images"),
-            "--landmarks",
-            str(shared_data / "hand-atlas" / "landmarks.csv"),
-            "--out",
-            str(tmp_path / "p"),
-            "--limit",
-            "2",
-            "--json",
-        ],
+def _annotate_auto(shared_data, out, *extra):
+    """`osteo annotate-auto --json` on the first two atlas images, into `out`."""
+    atlas = shared_data / "hand-atlas"
+    command = ["annotate-auto", "--images", str(atlas / "images"), "--landmarks", str(atlas / "landmarks.csv")]
+    return subprocess.run(
+        [sys.executable, "-m", "training_cli", *command, "--out", str(out), "--limit", "2", *extra, "--json"],
         capture_output=True,
         text=True,
         cwd=REPO,
     )
+
+
+@pytest.mark.slow
+def test_annotate_auto_on_two_atlas_images(shared_data, tmp_path):
+    proc = _annotate_auto(shared_data, tmp_path / "p")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["annotated"] == 2
@@ -75,50 +68,10 @@ def test_annotate_auto_on_two_atlas_images(shared_data, tmp_path):
     (rater,) = image.raters
     assert rater.rater == "sam-auto" and set(rater.prompts) == {"ulna", "radius", "M1", "M2", "M3", "M4", "M5"}
     assert (tmp_path / "p" / "manifest.csv").is_file()
-    again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "training_cli",
-            "annotate-auto",
-            "--images",
-            str(shared_data / "hand-atlas" / "images"),
-            "--landmarks",
-            str(shared_data / "hand-atlas" / "landmarks.csv"),
-            "--out",
-            str(tmp_path / "p"),
-            "--limit",
-            "2",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
+    again = _annotate_auto(shared_data, tmp_path / "p")
     assert json.loads(again.stdout)["skipped"] == 2  # resumable: done images are kept
     before = {b.image_id: b.raters[0].labels for b in annotations.values()}
-    ulna_only = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "training_cli",
-            "annotate-auto",
-            "--images",
-            str(shared_data / "hand-atlas" / "images"),
-            "--landmarks",
-            str(shared_data / "hand-atlas" / "landmarks.csv"),
-            "--out",
-            str(tmp_path / "p"),
-            "--limit",
-            "2",
-            "--bones",
-            "ulna",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
+    ulna_only = _annotate_auto(shared_data, tmp_path / "p", "--bones", "ulna")
     assert json.loads(ulna_only.stdout)["annotated"] == 2
     for image_id, image in AnnotationProject.open(tmp_path / "p").load_all()[0].items():
         labels = image.raters[0].labels

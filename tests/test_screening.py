@@ -134,27 +134,11 @@ def test_export_packages_a_half_precision_encoder_with_a_calibrated_card(
     trained = tmp_path / "trained"
     trained.mkdir()
     _random_screening_model(trained, threshold=0.5)
-    card = json.loads((trained / "encoder.json").read_text())
-    (trained / "encoder.json").write_text(json.dumps({**card, "model": "SSLEncoder"}))
     out = tmp_path / "model"
-    code = main(
-        [
-            "export-screening",
-            "--encoder",
-            str(trained / "encoder.safetensors"),
-            "--probe",
-            str(trained),
-            "--data",
-            str(small_cohort / "manifest.csv"),
-            "--out",
-            str(out),
-            "--segmenter",
-            str(tiny_segmenter),
-            "--synthetic",
-            "--json",
-        ]
-    )
-    assert code == 0
+    manifest = str(small_cohort / "manifest.csv")
+    export = ["export-screening", "--encoder", str(trained / "encoder.safetensors"), "--probe", str(trained)]
+    export += ["--data", manifest, "--out", str(out), "--segmenter", str(tiny_segmenter), "--json"]
+    assert main([*export, "--synthetic"]) == 0
     assert (out / "encoder.safetensors").stat().st_size < 0.6 * (trained / "encoder.safetensors").stat().st_size
     probe_card = json.loads((out / "probe.json").read_text())
     assert probe_card["trained_on"] == SYNTHETIC_NOTE
@@ -164,27 +148,7 @@ def test_export_packages_a_half_precision_encoder_with_a_calibrated_card(
     model = load_screening_model(out, tiny_segmenter)
     assert model.names["trained_on"] == SYNTHETIC_NOTE
     assert model.policy == ReferPolicy(**probe_card["refer_policy"])
-    assert (
-        main(
-            [
-                "export-screening",
-                "--encoder",
-                str(trained / "encoder.safetensors"),
-                "--probe",
-                str(trained),
-                "--data",
-                str(small_cohort / "manifest.csv"),
-                "--out",
-                str(out),
-                "--segmenter",
-                str(tiny_segmenter),
-                "--calibration",
-                str(small_cohort / "manifest.csv"),
-                "--json",
-            ]
-        )
-        == 0
-    )
+    assert main([*export, "--calibration", manifest]) == 0
     sized = json.loads((out / "probe.json").read_text())["refer_calibration"]
     assert sized["calibrated_on"] == small_cohort.name and sized["calibration"]["images"] == 12  # every split
     capsys.readouterr()
