@@ -76,8 +76,9 @@ def add_segment_parser(sub) -> None:
     t.add_argument(
         "--anneal-fraction",
         type=float,
-        help="share of training over which γ rises to 1 (0: γ = 1 throughout, for a warm start)",
+        help="share of training by whose end γ has risen to 1 (0: γ = 1 throughout, for a warm start)",
     )
+    t.add_argument("--hold-fraction", type=float, help="share of training for which γ first stays at 1/(K·S)")
     t.add_argument(
         "--input-size", type=int, nargs=2, metavar=("WIDTH", "HEIGHT"), help="override the preset's network input size"
     )

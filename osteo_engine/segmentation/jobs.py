@@ -25,7 +25,8 @@ class SegmentTrainRequest:
     epochs: int | None = None  # None: the preset's, as for every field below
     seed: int | None = None
     lr: float | None = None
-    anneal_fraction: float | None = None  # share of training over which γ rises to 1
+    anneal_fraction: float | None = None  # share of training by whose end γ has risen to 1
+    hold_fraction: float | None = None  # share of training for which γ stays at γ0 first
     init: Path | None = None  # warm start from a segmenter of the preset's architecture
     select_by: str = "ged"  # registry.CHECKPOINT_SELECTION
     repeat: tuple[int, ...] | None = None  # per data source, how often its training images occur in an epoch
@@ -45,6 +46,7 @@ def segment_train_job(
         seed=request.seed,
         lr=request.lr,
         anneal_fraction=request.anneal_fraction,
+        hold_fraction=request.hold_fraction,
         init=str(request.init) if request.init else None,
         select_by=request.select_by,
         repeats=request.repeat or None,

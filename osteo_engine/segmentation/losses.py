@@ -122,7 +122,13 @@ def ot_segmentation_loss(
     return OTLoss(segmentation + kl_weight * kl, segmentation, kl, torch.stack(couplings))
 
 
-def gamma_schedule(step: int, total_steps: int, gamma0: float, anneal_fraction: float = 0.5) -> float:
-    """γ rises linearly from γ0 to 1 over the first `anneal_fraction` of training, then stays at 1."""
-    span = max(1, int(total_steps * anneal_fraction))
-    return float(min(1.0, gamma0 + (1.0 - gamma0) * step / span))
+def gamma_schedule(
+    step: int, total_steps: int, gamma0: float, anneal_fraction: float = 0.5, hold_fraction: float = 0.0
+) -> float:
+    """γ stays at γ0 for the first `hold_fraction` of training, rises linearly to 1 by `anneal_fraction` of it,
+    then stays at 1; `anneal_fraction` 0 gives γ = 1 throughout (a warm start)."""
+    if anneal_fraction <= 0:
+        return 1.0
+    start = int(total_steps * hold_fraction)
+    span = max(1, int(total_steps * anneal_fraction) - start)
+    return float(min(1.0, gamma0 + (1.0 - gamma0) * max(0, step - start) / span))

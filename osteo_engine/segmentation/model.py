@@ -7,10 +7,12 @@ the average-pooled u_e gives π_k(x). Only the cheap per-sample head sees the no
 
 `heads="shared"` is MoSE's design: W_s, W_b and the 1×1 convolutions are shared by all modules, which
 differ only by their priors, started at σ = 1/8 with means spread over [0, 1] (module 1 at 0, module 2 at
-1); b_s starts at 1, so that every module starts as the plain U-Net (MoSE starts it at 0, which makes a
-module whose mean is near 0 start by erasing the features). `heads="per-module"` gives each module its own
-modulation and convolutions, with priors N(0, 0.5²)-spread means and σ = 1: the design of the segmenter
-bundled before, kept so that its weights still load.
+1). W_s and W_b start Xavier-uniform as MoSE's, so the modules start apart; b_s starts at 1 (MoSE's starts
+at 0, which makes a module whose mean is near 0 start by erasing the features). Started at N(0, 0.1²)
+instead, the modules drew nearly the same maps, no module came to stand for one rater's habit, and once γ
+reached 1 one module took the phantom raters' mass (runs measured in docs/segmenter-modules.md).
+`heads="per-module"` gives each module its own modulation and convolutions, with priors N(0, 0.5²)-spread
+means and σ = 1: the design of the segmenter bundled before, kept so that its weights still load.
 """
 
 from __future__ import annotations
@@ -112,9 +114,9 @@ class StochasticHeads(nn.Module):
         h = 1 if shared else k  # parameter sets: one for all modules, or one per module
         self.mu = nn.Parameter(_spread_means(k, latent) if shared else torch.randn(k, latent) * 0.5)
         self.log_sigma = nn.Parameter(torch.full((k, latent), math.log(1 / 8) if shared else 0.0))
-        self.w_scale = nn.Parameter(torch.randn(h, features, latent) * 0.1)
-        self.scale_bias = nn.Parameter(torch.ones(h, features))  # starts as the identity modulation
-        self.w_bias = nn.Parameter(torch.randn(h, features, latent) * 0.1)
+        self.w_scale = nn.Parameter(_modulation_init(h, features, latent, shared))
+        self.scale_bias = nn.Parameter(torch.ones(h, features))
+        self.w_bias = nn.Parameter(_modulation_init(h, features, latent, shared))
         self.weights = nn.ParameterList(
             [_pointwise(h, hidden, features), _pointwise(h, hidden, hidden), _pointwise(h, classes, hidden)]
         )
@@ -168,6 +170,15 @@ def _spread_means(k: int, latent: int) -> torch.Tensor:
     for i in range(corners):
         means[i] = torch.tensor([(i >> (latent - 1 - d)) & 1 for d in range(latent)], dtype=means.dtype)
     return means
+
+
+def _modulation_init(h: int, features: int, latent: int, shared: bool) -> torch.Tensor:
+    """W_s or W_b (h, F, L): MoSE's Xavier-uniform for the shared head, so that modules whose prior means lie
+    apart start drawing different maps; the per-module design's N(0, 0.1²)."""
+    if not shared:
+        return torch.randn(h, features, latent) * 0.1
+    bound = math.sqrt(6.0 / (features + latent))
+    return torch.empty(h, features, latent).uniform_(-bound, bound)
 
 
 def _pointwise(k: int, out_channels: int, in_channels: int) -> nn.Parameter:

@@ -31,7 +31,8 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "
 MIN_AREA_FRACTION = 0.0005  # a bone smaller than 0.05% of the image counts as absent
 ORIENTATIONS = [(turns, inverted) for turns in range(4) for inverted in (False, True)]
 # An as-stored reading scoring at least this in `_plausibility` (all 7 bones at a mean confidence of 0.90) is
-# taken without trying the other 7 orientations. `bench/orientation_margin.py` prints, for the bundled model,
+# taken without trying the other 7 orientations; `segment` scores its own reading of the file, so an upright
+# file costs one pass of the network. `bench/orientation_margin.py` prints, for the bundled model,
 # the upright and best turned scores that this value must lie between; run it again after changing the model.
 CONFIDENT_UPRIGHT = 1.90
 # Above this many pixels the label, confidence and entropy maps are made at a smaller size and enlarged: the
@@ -171,11 +172,13 @@ def segment(
     is not 2-D."""
     if pixels.ndim != 2:
         raise ValueError(f"segment takes one grey image (H, W), not an array of shape {pixels.shape}.")
-    turns, inverted = find_orientation(pixels, segmenter) if find_upright else (0, False)
-    upright = _reorient(pixels, turns, inverted)
-    box = Letterbox.fit(upright.shape, segmenter.input_size)
-    x = torch.from_numpy(box.image(upright))[None, None].to(segmenter.device)
-    out = segmenter.model(x, samples=samples)
+    turns, inverted = 0, False
+    upright, box, out = _read(pixels, segmenter, samples, turns, inverted)
+    if find_upright:  # the as-stored reading settles it when confident; else the orientation search
+        as_stored = _plausibility(out.mean_probabilities()[0].float().cpu().numpy())
+        turns, inverted = find_orientation(pixels, segmenter, as_stored)
+        if turns or inverted:
+            upright, box, out = _read(pixels, segmenter, samples, turns, inverted)
     maps = sample_maps(out.logits[0], out.routing[0])
     if anatomical_order:
         maps.mean = order_metacarpals(maps.mean)
@@ -210,6 +213,14 @@ def segment(
         modules=[ModuleMap(float(w), m) for w, m in zip(maps.routing, modules)],  # empty with modules=False
         samples=[SampleMap(i // samples, float(maps.weights.flat[i]), d) for i, d in enumerate(drawn)],
     )
+
+
+def _read(pixels: np.ndarray, segmenter: LoadedSegmenter, samples: int, turns: int, inverted: bool):
+    """(the image turned upright, its Letterbox, the network's SegmenterOutput for it)."""
+    upright = _reorient(pixels, turns, inverted)
+    box = Letterbox.fit(upright.shape, segmenter.input_size)
+    x = torch.from_numpy(box.image(upright))[None, None].to(segmenter.device)
+    return upright, box, segmenter.model(x, samples=samples)
 
 
 def _largest_parts(raw: np.ndarray) -> np.ndarray:
@@ -273,13 +284,18 @@ def _pixel_maps(mean: np.ndarray, box: Letterbox) -> tuple[np.ndarray, np.ndarra
 
 
 @torch.inference_mode()
-def find_orientation(pixels: np.ndarray, segmenter: LoadedSegmenter) -> tuple[int, bool]:
+def find_orientation(
+    pixels: np.ndarray, segmenter: LoadedSegmenter, as_stored: float | None = None
+) -> tuple[int, bool]:
     """The quarter turns (counter-clockwise) and contrast inversion under which the network finds the most
     bones with the highest confidence. Trained on upright, bone-bright hands, the network is less sure of itself
     on turned or inverted ones (`bench/orientation_margin.py` measures the margin), so a sideways or inverted
-    file keeps M1 on the thumb. `pixels` as for `segment`; returns (quarter turns counter-clockwise, inverted)."""
+    file keeps M1 on the thumb. `pixels` as for `segment`; `as_stored`, the `_plausibility` of a reading of the
+    file as it is when the caller has one (`segment` does), saves that reading. Returns (quarter turns
+    counter-clockwise, inverted)."""
     small = _thumbnail(pixels, segmenter)  # already small enough: orientation_scores keeps it as it is
-    as_stored = orientation_scores(small, segmenter, ORIENTATIONS[:1])[0]
+    if as_stored is None:
+        as_stored = orientation_scores(small, segmenter, ORIENTATIONS[:1])[0]
     if as_stored >= CONFIDENT_UPRIGHT:
         return ORIENTATIONS[0]
     scores = [as_stored] + orientation_scores(small, segmenter, ORIENTATIONS[1:])

@@ -40,6 +40,10 @@ class SegmentTrainConfig:
     weight_decay: float = 1e-4
     gamma0: float | None = None  # None: 1/N, every sample carries mass at first (paper appendix A)
     anneal_fraction: float = 0.5
+    # γ stays at γ0 this long: while the modules cannot yet segment, the best sample is the one that draws the
+    # most bone, whatever the rater, and with γ free to rise it took the raters' mass from the other modules
+    # for good (docs/segmenter-modules.md)
+    hold_fraction: float = 0.0
     kl_weight: float | None = None  # None: 1/N, MoSE's (F.kl_div's mean over the N = K·S samples' weights)
     ce_weight: float = 1.0
     background_weight: float = 0.1  # of the cross-entropy; without it the network settles on "all background"
@@ -65,6 +69,8 @@ PRESETS = {
         epochs=20,
         batch_size=4,
         lr=3e-3,
+        hold_fraction=0.3,
+        anneal_fraction=0.7,
     ),
     "paper": SegmentTrainConfig(
         "paper",
@@ -74,6 +80,8 @@ PRESETS = {
         epochs=200,
         batch_size=16,
         lr=1e-3,
+        hold_fraction=0.3,
+        anneal_fraction=0.7,
     ),
 }
 check_registry("segmentation preset", PRESETS, registry.PRESETS)
@@ -88,6 +96,11 @@ def segment_preset(name: str, **overrides) -> SegmentTrainConfig:
             f"{', '.join(registry.CHECKPOINT_SELECTION)}."
         )
     config = replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+    if config.anneal_fraction > 0 and not 0 <= config.hold_fraction < config.anneal_fraction <= 1:
+        raise ConfigError(
+            f"γ must be held for less of training than it takes to reach 1 (hold {config.hold_fraction:g}, "
+            f"anneal {config.anneal_fraction:g}; both are shares of training, 0–1)."
+        )
     multiple = 2**config.model.depth
     if any(v % multiple or v <= 0 for v in config.input_size):
         raise ConfigError(
@@ -215,7 +228,7 @@ def _train_one_epoch(
             out.routing.float(),
             y,
             beta,
-            gamma_schedule(step, total_steps, gamma0, config.anneal_fraction),
+            gamma_schedule(step, total_steps, gamma0, config.anneal_fraction, config.hold_fraction),
             kl_weight(config),
             config.ce_weight,
             class_weights,
@@ -308,7 +321,9 @@ def train_segmenter(
             "module_mass": module_mass,  # each module's share of the raters' coupled mass this epoch
             "lr": optimiser.param_groups[0]["lr"],
             "seconds": round(time.perf_counter() - started, 2),
-            "gamma": gamma_schedule(epoch * steps_per_epoch, total_steps, gamma0, config.anneal_fraction),
+            "gamma": gamma_schedule(
+                epoch * steps_per_epoch, total_steps, gamma0, config.anneal_fraction, config.hold_fraction
+            ),
         }
         if splits["val"]:
             record.update(validate(model, splits["val"], config, loop.device))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import cv2
@@ -27,6 +28,7 @@ from ..storage import atomic_write_bytes
 
 RAW_PATCHES = 7
 RAW_SCALE = 4  # a raw bank keeps each radiograph at 4× the patch size, so that its squares keep detail
+SEGMENT_BATCH = 4  # images per pass of the segmenter when making a patch bank
 WHOLE = "whole"  # the `bones` entry of a whole radiograph in a raw bank
 
 
@@ -157,38 +159,27 @@ def build_patch_bank(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> PatchBank:
-    """Patches of every usable image in a manifest; `segmenter` (a LoadedSegmenter) is needed for patches."""
-    from ..segmentation.predict import segment
-
+    """Patches of every usable image in a manifest; `segmenter` (a LoadedSegmenter) is needed for patches. The
+    images are segmented `SEGMENT_BATCH` at a time (segmentation/batch.py)."""
     if source not in PATCH_INPUTS:
         raise ValueError(f"unknown input {source!r}; choose patches or raw")
     cohort = read_manifest(manifest, seed=seed)
     rows: dict[str, list] = {k: [] for k in ("patches", "bones", "subjects", "labels", "splits", "images")}
-    skipped = []
-    for k, row in enumerate(cohort.rows):
-        try:
-            image = load_radiograph(row.image)
-        except OsteoError as exc:
-            skipped.append(f"line {row.line}: {exc}")
-            continue
-        if source == "raw":
-            stack, names = letterboxed(image.pixels, RAW_SCALE * size)[None], [WHOLE]
-        else:
-            labels = segment(image.pixels, segmenter, modules=False).labels
-            spacing = image.pixel_spacing_mm[0] if image.pixel_spacing_mm else None
-            found = bone_patches(image.pixels, labels, size, pixel_spacing_mm=spacing)
-            if not found.patches:
+    skipped: list[str] = []
+    readable = _readable(cohort.rows, skipped)
+    while chunk := list(islice(readable, SEGMENT_BATCH)):
+        for (k, row, _), (stack, names) in zip(chunk, _patch_stacks(chunk, source, size, segmenter)):
+            if progress:
+                progress(k + 1, len(cohort.rows))
+            if not names:
                 skipped.append(f"line {row.line}: the segmenter found no bone in {row.image.name}")
                 continue
-            stack, names = found.stack(), found.names
-        rows["patches"].append(stack)
-        rows["bones"] += names
-        rows["subjects"] += [row.subject_id] * len(names)
-        rows["labels"] += [-1 if row.label is None else row.label] * len(names)
-        rows["splits"] += [row.split] * len(names)
-        rows["images"] += [row.image.name] * len(names)
-        if progress:
-            progress(k + 1, len(cohort.rows))
+            rows["patches"].append(stack)
+            rows["bones"] += names
+            rows["subjects"] += [row.subject_id] * len(names)
+            rows["labels"] += [-1 if row.label is None else row.label] * len(names)
+            rows["splits"] += [row.split] * len(names)
+            rows["images"] += [row.image.name] * len(names)
     if not rows["patches"]:
         raise OsteoError(f"no usable image in {manifest}: " + "; ".join(skipped[:3]))
     return PatchBank(
@@ -196,6 +187,30 @@ def build_patch_bank(
         *(np.array(rows[k]) for k in ("bones", "subjects", "labels", "splits", "images")),
         skipped,
     )
+
+
+def _readable(rows, skipped: list[str]):
+    """(position, row, Radiograph) of each manifest row whose image loads; the others are noted in `skipped`."""
+    for k, row in enumerate(rows):
+        try:
+            yield k, row, load_radiograph(row.image)
+        except OsteoError as exc:
+            skipped.append(f"line {row.line}: {exc}")
+
+
+def _patch_stacks(chunk: list, source: str, size: int, segmenter):
+    """(patches, bone names) of each (position, row, Radiograph) in `chunk`: its bones, or the whole
+    letterboxed image."""
+    if source == "raw":
+        return [(letterboxed(image.pixels, RAW_SCALE * size)[None], [WHOLE]) for *_, image in chunk]
+    from ..segmentation.batch import label_maps
+
+    out = []
+    for (*_, image), labels in zip(chunk, label_maps([image.pixels for *_, image in chunk], segmenter)):
+        spacing = image.pixel_spacing_mm[0] if image.pixel_spacing_mm else None
+        found = bone_patches(image.pixels, labels, size, pixel_spacing_mm=spacing)
+        out.append((found.stack(), found.names) if found.patches else (None, []))
+    return out
 
 
 def cached_patch_bank(

@@ -125,6 +125,13 @@ def test_gamma_schedule_anneals_to_one():
     assert gamma_schedule(60, 100, 0.5) == 1.0
 
 
+def test_gamma_is_held_at_first_then_annealed_and_a_warm_start_begins_at_one():
+    assert [gamma_schedule(s, 100, 0.25, 0.7, 0.3) for s in (0, 30, 50, 70, 90)] == pytest.approx(
+        [0.25, 0.25, 0.25 + 0.75 * 20 / 40, 1.0, 1.0]
+    )
+    assert gamma_schedule(0, 100, 0.25, anneal_fraction=0.0) == 1.0
+
+
 def test_full_per_sample_path_computes_the_same_samples():
     torch.manual_seed(0)
     model = MixtureSegmenter(SMALL).eval()

@@ -1,0 +1,47 @@
+"""Batched label maps (patch banks): the same labels as `segment`, without its full-size maps."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from osteo_engine.io import load_radiograph
+from osteo_engine.segmentation.batch import bone_labels, label_maps
+from osteo_engine.segmentation.data import Letterbox
+from osteo_engine.segmentation.predict import DEFAULT_MODEL, _largest_parts, load_segmenter, segment
+from osteo_engine.segmentation.uncertainty import restored_labels
+
+from ..conftest import SAMPLE_DICOM
+
+
+def _smooth_probabilities(seed: int, size=(480, 384)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    logits = np.stack([cv2.GaussianBlur(rng.normal(size=size).astype(np.float32), (0, 0), 6) * 30 for _ in range(8)])
+    logits[0] += 1.5  # mostly background, as a radiograph is
+    probs = np.exp(logits - logits.max(0))
+    return probs / probs.sum(0)
+
+
+@pytest.mark.parametrize("shape", [(1280, 1024), (2400, 2000), (300, 200), (1000, 1500)])
+def test_per_bone_restoration_equals_restoring_every_class_in_full(shape):
+    probs = _smooth_probabilities(seed=shape[0])
+    box = Letterbox.fit(shape, (384, 480))
+    expected = _largest_parts(restored_labels(probs, box))
+    assert (expected > 0).any()
+    assert np.array_equal(bone_labels(probs, box), expected)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="no bundled segmenter")
+def test_batched_label_maps_match_segment_upright_and_turned():
+    segmenter = load_segmenter()
+    pixels = load_radiograph(SAMPLE_DICOM).pixels
+    turned = np.ascontiguousarray(np.rot90(pixels))
+    torch.manual_seed(0)
+    batched = list(label_maps([pixels, turned, pixels[:, ::-1].copy()], segmenter, batch_size=2))
+    for image, labels in zip([pixels, turned], batched):
+        alone = segment(image, segmenter, modules=False).labels
+        assert labels.shape == image.shape
+        assert (labels == alone).mean() >= 0.995
+        assert set(np.unique(labels)) == set(np.unique(alone))
+    assert len(batched) == 3
