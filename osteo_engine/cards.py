@@ -199,6 +199,7 @@ class ProbeCard(ModelCard):
     trained_on: str = ""  # what a clinician should know about its training data
     refer_policy: dict = field(default_factory=dict)  # ReferPolicy's fields, once calibrated
     refer_calibration: dict = field(default_factory=dict)
+    population: dict = field(default_factory=dict)  # population.Population's fields: who the model is meant for
 
 
 CARDS: dict[str, type[ModelCard]] = {

@@ -15,6 +15,7 @@ import numpy as np
 
 from .errors import RadiographError
 from .file_checks import JPEG_SOI, PNG_SIGNATURE, jpeg_problem, png_problem
+from .population import Demographics, demographics_from_dicom
 
 MAX_PIXELS = 100_000_000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
@@ -51,6 +52,7 @@ class Radiograph:
     modality: str | None = None
     source_format: str = "dicom"
     metadata: dict[str, str] = field(default_factory=dict)
+    demographics: Demographics = field(default_factory=Demographics)  # age and sex, when the file has them
 
     @property
     def height(self) -> int:
@@ -149,6 +151,7 @@ def _load_dicom(path: Path) -> Radiograph:
         modality=str(ds.get("Modality")) if "Modality" in ds else None,
         source_format="dicom",
         metadata={k: str(ds.get(k)) for k in SAFE_DICOM_TAGS if k in ds and ds.get(k) not in (None, "")},
+        demographics=demographics_from_dicom(ds),
     )
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from .anatomy import BONE_NAMES
 from .patches import bone_patches
+from .population import Demographics, PopulationCheck, check_population
 
 if TYPE_CHECKING:
     from .screening_model import ScreeningModel
@@ -45,15 +46,23 @@ class ScreeningResult:
     timings_s: dict[str, float]
     model: dict
     orientation: dict = field(default_factory=dict)  # how the file was read: quarter turns, inverted contrast
+    population: dict = field(default_factory=dict)  # PopulationCheck: the person's age against the model's
     disclaimer: str = DISCLAIMER
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
-def screen(pixels: np.ndarray, model: ScreeningModel, pixel_spacing_mm: float | None = None) -> ScreeningResult:
-    """pixels (H, W) float32 in [0, 1], bone bright; `pixel_spacing_mm` of a row. The probability is None when
-    there is none to give (no bones, or a model output that is not a number), and the decision is then `refer`."""
+def screen(
+    pixels: np.ndarray,
+    model: ScreeningModel,
+    pixel_spacing_mm: float | None = None,
+    person: Demographics | None = None,
+) -> ScreeningResult:
+    """pixels (H, W) float32 in [0, 1], bone bright; `pixel_spacing_mm` of a row; `person` the age and sex the
+    file or the user gives (unknown when None). The probability is None when there is none to give (no bones,
+    or a model output that is not a number), and the decision is then `refer`; so it is for a person outside
+    the model's population."""
     from .segmentation.predict import segment
     from .ssl.probe import encode
 
@@ -73,7 +82,8 @@ def screen(pixels: np.ndarray, model: ScreeningModel, pixel_spacing_mm: float | 
     bones = {b: {"present": b in found, "probability": _number(found.get(b))} for b in BONE_NAMES}
     # a NaN anywhere in the segmenter's maps, also outside the bones, makes the whole answer suspect
     uncertainty = seg.mean_uncertainty() if np.isfinite(seg.entropy).all() else float("nan")
-    decision, reasons = decide(probability, len(found), uncertainty, model.probe.threshold, model.policy)
+    population = check_population(person or Demographics(), model.population)
+    decision, reasons = decide(probability, len(found), uncertainty, model.probe.threshold, model.policy, population)
     timings = {k: round(v, 3) for k, v in timings.items()}
     return ScreeningResult(
         _number(probability),
@@ -85,6 +95,7 @@ def screen(pixels: np.ndarray, model: ScreeningModel, pixel_spacing_mm: float | 
         timings,
         model.names,
         {"quarter_turns": seg.quarter_turns, "inverted": seg.inverted},
+        population.to_json(),
     )
 
 
@@ -109,11 +120,18 @@ def _number(value: float | None, digits: int | None = None) -> float | None:
 
 
 def refer_checks(
-    probability: float, bones_found: int, uncertainty: float, threshold: float, policy: ReferPolicy
+    probability: float,
+    bones_found: int,
+    uncertainty: float,
+    threshold: float,
+    policy: ReferPolicy,
+    population: PopulationCheck | None = None,
 ) -> dict[str, bool]:
     """Which of the policy's reasons to refer hold (by name, as audits count them). A number that is not finite
-    (a model whose weights went NaN, say) can never be compared with a limit, so it is a reason of its own."""
+    (a model whose weights went NaN, say) can never be compared with a limit, so it is a reason of its own; a
+    person known to lie outside the model's population is another."""
     return {
+        "outside_population": population is not None and population.within is False,
         "not_a_number": _not_a_number(probability, bones_found, uncertainty, threshold),
         "too_few_bones": bones_found < policy.min_bones,
         "uncertain_segmentation": uncertainty > policy.max_uncertainty,
@@ -129,10 +147,17 @@ def _not_a_number(probability: float, bones_found: int, uncertainty: float, thre
 
 
 def decide(
-    probability: float, bones_found: int, uncertainty: float, threshold: float, policy: ReferPolicy
+    probability: float,
+    bones_found: int,
+    uncertainty: float,
+    threshold: float,
+    policy: ReferPolicy,
+    population: PopulationCheck | None = None,
 ) -> tuple[str, list[str]]:
-    checks = refer_checks(probability, bones_found, uncertainty, threshold, policy)
+    checks = refer_checks(probability, bones_found, uncertainty, threshold, policy, population)
     reasons = []
+    if checks["outside_population"]:
+        reasons.append(f"{population.note} Its answer for this person would be a guess.")
     if checks["not_a_number"]:
         reasons.append(
             "the model gave a value that is not a number (probability, segmentation uncertainty or "

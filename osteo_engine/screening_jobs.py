@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import OsteoError
+from .population import Demographics
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -16,6 +17,8 @@ class ScreenRequest:
     inputs: tuple[Path, ...]  # radiographs, folders of radiographs, or manifest CSVs
     model: Path | None = None  # screening model folder; None: the bundled demo classifier
     segmenter: Path | None = None  # None: the bundled segmenter
+    age: float | None = None  # years, for every file: put before what the files say
+    sex: str | None = None  # "F" or "M", likewise
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ def screen_files(request: ScreenRequest, on_result: Callable[[ScreenedFile], Non
         if on_result:
             on_result(entry)
 
+    Demographics().with_given(request.age, request.sex)  # an impossible age or sex: ConfigError before any work
     files, problems = expand_inputs(request.inputs)
     for problem in problems:
         report(problem)
@@ -85,7 +89,8 @@ def screen_files(request: ScreenRequest, on_result: Callable[[ScreenedFile], Non
         try:
             image = load_radiograph(path)
             spacing = image.pixel_spacing_mm[0] if image.pixel_spacing_mm else None
-            report(ScreenedFile(path.name, answer=screen(image.pixels, model, spacing).to_json()))
+            person = image.demographics.with_given(request.age, request.sex)
+            report(ScreenedFile(path.name, answer=screen(image.pixels, model, spacing, person).to_json()))
         except OsteoError as exc:
             report(ScreenedFile(path.name, error=str(exc)))
     return result

@@ -21,6 +21,7 @@ from .cards import EncoderCard, ProbeCard, Provenance
 from .cohort import load_split_assignment, read_manifest
 from .errors import ConfigError
 from .evaluation import screening_metrics
+from .population import Population
 from .runs import RunFolder, load_model, write_model
 from .screening import ReferPolicy, decide, refer_checks, screen
 
@@ -41,6 +42,7 @@ class ScreeningModel:
     patch_size: int
     policy: ReferPolicy = field(default_factory=ReferPolicy)
     names: dict = field(default_factory=dict)
+    population: Population = field(default_factory=Population)  # who the model is meant for (its card)
 
 
 def load_screening_model(folder: str | Path | None = None, segmenter: str | Path | None = None) -> ScreeningModel:
@@ -71,7 +73,9 @@ def load_screening_model(folder: str | Path | None = None, segmenter: str | Path
         "probe": probe_card.name,
         "trained_on": probe_card.trained_on,
     }
-    return ScreeningModel(loaded_segmenter, encoder, probe, patch_size, policy, names)
+    population = Population.from_card(probe_card.population)
+    names["population"] = population.describe()
+    return ScreeningModel(loaded_segmenter, encoder, probe, patch_size, policy, names, population)
 
 
 def _refer_policy(fields: dict, card: Path) -> ReferPolicy:
@@ -204,6 +208,8 @@ class ExportRequest:
     segmenter: Path | None = None  # None: the bundled segmenter
     target_refer: float = 0.15  # share of calibration images to refer
     synthetic: bool = False  # the data are phantoms: the card says so
+    population: str | None = None  # who the model is meant for; None: "adults" ("synthetic adults" if synthetic)
+    min_age: float = 18.0  # years: anyone younger is referred
     command: str = ""
 
 
@@ -241,6 +247,9 @@ def _package(checkpoint: Path, probe_path: Path, request: ExportRequest) -> tupl
         ),
         refer_policy=asdict(ReferPolicy()),
         trained_on=SYNTHETIC_NOTE if request.synthetic else request.data.name,
+        population=asdict(
+            Population(request.population or ("synthetic adults" if request.synthetic else "adults"), request.min_age)
+        ),
     )
     write_model(request.out / "probe.safetensors", probe_state, probe_card)
     return probe_state, probe_card

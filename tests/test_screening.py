@@ -169,6 +169,7 @@ def test_export_packages_a_half_precision_encoder_with_a_calibrated_card(
     )
     audited = json.loads(capsys.readouterr().out)
     assert audited["images"] == 12 and set(audited["refer_reasons"]) == {
+        "outside_population",
         "not_a_number",
         "too_few_bones",
         "uncertain_segmentation",

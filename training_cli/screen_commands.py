@@ -15,6 +15,8 @@ def add_parsers(sub) -> None:
     p.add_argument("inputs", nargs="+", help="radiographs, folders of radiographs, or manifest CSVs")
     p.add_argument("--model", help="screening model folder (default: the bundled demo classifier)")
     p.add_argument("--segmenter", help="segmentation model (default: the bundled one)")
+    p.add_argument("--age", type=float, metavar="YEARS", help="the person's age, before what the files say")
+    p.add_argument("--sex", choices=("F", "M"), help="the person's sex, before what the files say")
     p.add_argument("--json", action="store_true", help="one JSON object per image, one per line")
     p.add_argument("--csv", action="store_true", help="one CSV row per image")
     p.set_defaults(run=run_screen)
@@ -38,6 +40,8 @@ def add_parsers(sub) -> None:
     e.add_argument("--segmenter", help="segmentation model (default: the bundled one)")
     e.add_argument("--target-refer", type=float, default=0.15, help="share of calibration images to refer")
     e.add_argument("--synthetic", action="store_true", help="the data are phantoms: say so in the model card")
+    e.add_argument("--population", help="who the model is meant for (default: adults, or synthetic adults)")
+    e.add_argument("--min-age", type=float, default=18.0, metavar="YEARS", help="younger people are referred")
     e.add_argument("--json", action="store_true")
     e.set_defaults(run=run_export)
 
@@ -69,7 +73,9 @@ def _writer(args):
 
     table = csv.writer(sys.stdout) if args.csv else None
     if table:
-        table.writerow(["image", "decision", "probability", "uncertainty", "reasons", "error", "disclaimer"])
+        table.writerow(
+            ["image", "decision", "probability", "uncertainty", "reasons", "population", "error", "disclaimer"]
+        )
 
     def write(entry) -> None:
         result = entry.to_json()
@@ -81,6 +87,7 @@ def _writer(args):
                     _blank(result.get("probability")),
                     _blank(result.get("uncertainty")),
                     " ".join(result.get("reasons", [])),
+                    result.get("population", {}).get("note", ""),
                     result.get("error", ""),
                     DISCLAIMER,
                 ]
@@ -99,11 +106,13 @@ def _text(result: dict) -> str:
         return f"{result['image']}: cannot screen: {result['error']}"
     bones = ", ".join(f"{b} {_shown(v['probability'])}" for b, v in result["bones"].items() if v["present"])
     turns, inverted = result["orientation"]["quarter_turns"], result["orientation"]["inverted"]
+    population = result.get("population")  # answers saved before the population check have none
     read = [f"turned {90 * turns}° counter-clockwise"] * bool(turns) + ["with inverted contrast"] * inverted
     return (
         f"{result['image']}: {result['decision'].upper()} (probability {_shown(result['probability'])}, "
         f"threshold {_shown(result['threshold'])}, segmentation uncertainty {_shown(result['uncertainty'])})\n"
         f"  {' '.join(result['reasons'])}\n  bones: {bones or 'none found'}"
+        + (f"\n  {population['note']}" if population and population["within"] is not False else "")
         + (f"\n  read {' and '.join(read)}" if read else "")
     )
 

@@ -40,7 +40,7 @@ def write_phantom_dicom(
     ds.SOPClassUID, ds.SOPInstanceUID = DX_FOR_PRESENTATION, instance
     ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
     ds.PatientName, ds.PatientID = "PHANTOM^HAND", f"PHANTOM-{seed:04d}-{index:05d}"
-    ds.PatientSex = subject.latent.sex
+    ds.PatientSex, ds.PatientAge = subject.latent.sex, f"{int(subject.latent.age):03d}Y"
     ds.PatientBirthDate, ds.StudyDate, ds.StudyTime = "", "20000101", "000000"
     ds.AccessionNumber, ds.ReferringPhysicianName, ds.StudyID = "", "", "1"
     ds.Modality, ds.PresentationIntentType, ds.Manufacturer = "DX", "FOR PRESENTATION", "osteo phantom"

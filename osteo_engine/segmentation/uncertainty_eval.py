@@ -22,6 +22,9 @@ from .metrics import dice_per_bone, ged_terms, iou_distance
 from .predict import Segmentation
 
 KINDS = ("total", "mutual_information")  # the uncertainty maps whose error-flagging is measured
+# the score that orders images in the Annotate workspace and that the refer policy reads: Segmentation's
+# `mean_uncertainty()`, the total entropy's mean over the bones
+APP_SCORE = "total"
 PIXELS_PER_IMAGE = 200_000  # pixels drawn per image for the AUROC, so that memory stays bounded
 BOX_MARGIN = 0.1  # of the bones' bounding box, added on every side
 
@@ -100,6 +103,7 @@ class UncertaintyEvaluation:
             "effective_modules": _round(_mean(self.effective_modules)),
             "module_six_bones_rate": [_round(float(v)) for v in (bones >= 6).mean(0)] if bones.size else [],
             "flags_errors": flags,
+            "app_score": APP_SCORE,
         }
 
 

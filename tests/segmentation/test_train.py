@@ -1,3 +1,4 @@
+import inspect
 import json
 from dataclasses import replace
 
@@ -12,7 +13,7 @@ from osteo_engine.errors import ConfigError
 from osteo_engine.segmentation.augment import SegmentAugmentConfig, augment
 from osteo_engine.segmentation.data import Letterbox, load_samples
 from osteo_engine.segmentation.model import SegmenterConfig
-from osteo_engine.segmentation.predict import load_segmenter, segment
+from osteo_engine.segmentation.predict import Segmentation, load_segmenter, segment
 from osteo_engine.segmentation.train import segment_preset, train_segmenter
 
 TINY = dict(
@@ -204,6 +205,8 @@ def test_phantoms_are_scored_against_their_true_maps_or_their_raters(small_cohor
     assert uncertainty["ged_samples"] is not None
     assert len(uncertainty["module_six_bones_rate"]) == segmenter.model.config.modules
     assert set(uncertainty["flags_errors"]) == {"total", "mutual_information"}
+    # the score the app orders images by and the refer policy reads is the one named, and one of those measured
+    assert uncertainty["app_score"] == inspect.signature(Segmentation.mean_uncertainty).parameters["kind"].default
 
 
 def test_rater_agreement_scores_every_pair_of_raters_or_each_rater_against_the_truth(small_cohort, capsys):
