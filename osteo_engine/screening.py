@@ -21,6 +21,7 @@ from .population import Demographics, PopulationCheck, check_population
 
 if TYPE_CHECKING:
     from .screening_model import ScreeningModel
+    from .segmentation.predict import Segmentation
 
 DISCLAIMER = (
     "Research tool, not a medical device: this is not a diagnosis. Osteoporosis is diagnosed by DXA and a clinician."
@@ -53,6 +54,15 @@ class ScreeningResult:
         return asdict(self)
 
 
+@dataclass
+class Screened:
+    """A screening answer with what it was made from, for a reader who wants to see why."""
+
+    result: ScreeningResult
+    segmentation: Segmentation  # maps at the size of `pixels`
+    pixels: np.ndarray  # the image screened: the input, or its working copy when that was smaller
+
+
 def screen(
     pixels: np.ndarray,
     model: ScreeningModel,
@@ -63,8 +73,17 @@ def screen(
     file or the user gives (unknown when None). The probability is None when there is none to give (no bones,
     or a model output that is not a number), and the decision is then `refer`; so it is for a person outside
     the model's population."""
+    return screen_image(pixels, model, pixel_spacing_mm, person).result
+
+
+def screen_image(
+    pixels: np.ndarray,
+    model: ScreeningModel,
+    pixel_spacing_mm: float | None = None,
+    person: Demographics | None = None,
+) -> Screened:
+    """`screen`, keeping the segmentation (every module's map and the uncertainty maps) for display."""
     from .segmentation.predict import segment
-    from .ssl.probe import encode
 
     timings = {}
     started = time.perf_counter()
@@ -72,20 +91,22 @@ def screen(
     seg = segment(pixels, model.segmenter)
     timings["segment"] = time.perf_counter() - started
     started = time.perf_counter()
-    patches = bone_patches(pixels, seg.labels, model.patch_size, pixel_spacing_mm=pixel_spacing_mm)
-    bone_probs = (
-        model.probe.patch_probabilities(encode(model.encoder, patches.stack())) if patches.patches else np.zeros(0)
+    found, *per_module = _bone_probabilities(
+        pixels, [seg.labels, *(m.labels for m in seg.modules)], model, pixel_spacing_mm
     )
+    spread = _module_spread(per_module, [m.weight for m in seg.modules])
     timings["classify"] = time.perf_counter() - started
-    probability = float(bone_probs.mean()) if len(bone_probs) else float("nan")
-    found = dict(zip(patches.names, bone_probs.tolist()))
-    bones = {b: {"present": b in found, "probability": _number(found.get(b))} for b in BONE_NAMES}
+    probability = float(np.mean(list(found.values()))) if found else float("nan")
+    bones = {
+        b: {"present": b in found, "probability": _number(found.get(b)), "spread": _number(spread.get(b), 4)}
+        for b in BONE_NAMES
+    }
     # a NaN anywhere in the segmenter's maps, also outside the bones, makes the whole answer suspect
     uncertainty = seg.mean_uncertainty() if np.isfinite(seg.entropy).all() else float("nan")
     population = check_population(person or Demographics(), model.population)
     decision, reasons = decide(probability, len(found), uncertainty, model.probe.threshold, model.policy, population)
     timings = {k: round(v, 3) for k, v in timings.items()}
-    return ScreeningResult(
+    result = ScreeningResult(
         _number(probability),
         decision,
         reasons,
@@ -97,6 +118,42 @@ def screen(
         {"quarter_turns": seg.quarter_turns, "inverted": seg.inverted},
         population.to_json(),
     )
+    return Screened(result, seg, pixels)
+
+
+def _bone_probabilities(
+    pixels: np.ndarray, label_maps: list[np.ndarray], model: ScreeningModel, pixel_spacing_mm: float | None
+) -> list[dict[str, float]]:
+    """For each label map, each bone's probability: its patch through the encoder and the probe. The patches
+    of every map go through the encoder together, each distinct patch once (modules often draw a bone alike)."""
+    from .ssl.probe import encode
+
+    found = [bone_patches(pixels, labels, model.patch_size, pixel_spacing_mm=pixel_spacing_mm) for labels in label_maps]
+    index: dict[bytes, int] = {}
+    distinct = []
+    for patch in (p for patches in found for p in patches.patches):
+        if index.setdefault(patch.pixels.tobytes(), len(distinct)) == len(distinct):
+            distinct.append(patch.pixels)
+    if not distinct:
+        return [{} for _ in label_maps]
+    probs = model.probe.patch_probabilities(encode(model.encoder, np.stack(distinct)))
+    return [{p.bone: float(probs[index[p.pixels.tobytes()]]) for p in patches.patches} for patches in found]
+
+
+def _module_spread(per_module: list[dict[str, float]], weights: list[float]) -> dict[str, float]:
+    """Per bone, how far its probability moves when its patch comes from each module's own map instead: the
+    π-weighted standard deviation over the modules that find it (the error bars of the per-bone chart). A
+    bone fewer than two modules find has none."""
+    spread = {}
+    for bone in BONE_NAMES:
+        values = [(w, found[bone]) for w, found in zip(weights, per_module) if bone in found]
+        w = np.array([v[0] for v in values])
+        if len(values) < 2 or w.sum() <= 0:
+            continue
+        probs = np.array([v[1] for v in values])
+        mean = np.average(probs, weights=w)
+        spread[bone] = float(np.sqrt(np.average((probs - mean) ** 2, weights=w)))
+    return spread
 
 
 def working_copy(pixels: np.ndarray, pixel_spacing_mm: float | None) -> tuple[np.ndarray, float | None]:

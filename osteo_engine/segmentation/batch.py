@@ -21,7 +21,7 @@ import torch
 
 from ..anatomy import BONES
 from .data import Letterbox
-from .predict import CONFIDENT_UPRIGHT, LoadedSegmenter, _largest_component, _plausibility, segment
+from .predict import CONFIDENT_UPRIGHT, LoadedSegmenter, _largest_component, _plausibility, repeatable, segment
 
 
 @torch.inference_mode()
@@ -36,7 +36,8 @@ def label_maps(
         boxes = [Letterbox.fit(p.shape, segmenter.input_size) for p in chunk]
         x = torch.from_numpy(np.stack([box.image(p) for box, p in zip(boxes, chunk)]))[:, None]
         x = x.to(segmenter.device).contiguous(memory_format=torch.channels_last)
-        means = segmenter.model(x, samples=samples).mean_probabilities().float().cpu().numpy()
+        out = segmenter.model(x, samples=samples, generator=repeatable(segmenter))
+        means = out.mean_probabilities().float().cpu().numpy()
         for pixels, box, mean in zip(chunk, boxes, means):
             if _plausibility(mean) >= CONFIDENT_UPRIGHT:
                 yield bone_labels(mean, box)

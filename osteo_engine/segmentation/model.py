@@ -126,8 +126,9 @@ class StochasticHeads(nn.Module):
         """A parameter with one set per module (K, ...): shared ones are expanded, not copied."""
         return parameter.expand(self.k, *parameter.shape[1:])
 
-    def sample_latents(self, batch: int, samples: int) -> torch.Tensor:
-        eps = torch.randn(batch, self.k, samples, self.mu.shape[1], device=self.mu.device, dtype=self.mu.dtype)
+    def sample_latents(self, batch: int, samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        shape = (batch, self.k, samples, self.mu.shape[1])
+        eps = torch.randn(shape, device=self.mu.device, dtype=self.mu.dtype, generator=generator)
         return self.mu[None, :, None] + self.log_sigma.exp()[None, :, None] * eps  # (B, K, S, L)
 
     def forward(self, decoded: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -195,13 +196,15 @@ class MixtureSegmenter(nn.Module):
         width = self.unet.encoder_channels
         self.router = nn.Sequential(nn.Linear(width, width), nn.ReLU(inplace=True), nn.Linear(width, config.modules))
 
-    def forward(self, x: torch.Tensor, samples: int = 4) -> SegmenterOutput:
+    def forward(self, x: torch.Tensor, samples: int = 4, generator: torch.Generator | None = None) -> SegmenterOutput:
+        """x (B, 1, H, W) with H and W multiples of 2^depth; `generator` draws the latents (a seeded one makes
+        the samples, and so every map, repeatable)."""
         multiple = self.unet.multiple
         if x.shape[-1] % multiple or x.shape[-2] % multiple:
             raise ValueError(f"input height and width must be multiples of {multiple}, got {tuple(x.shape[-2:])}")
         encoded, decoded = self.unet(x)
         routing = self.router(encoded.mean(dim=(2, 3))).softmax(dim=1)
-        z = self.heads.sample_latents(x.shape[0], samples)
+        z = self.heads.sample_latents(x.shape[0], samples, generator)
         return SegmenterOutput(self.heads(decoded, z), routing)
 
     def forward_full_per_sample(self, x: torch.Tensor, samples: int = 4) -> SegmenterOutput:

@@ -83,6 +83,7 @@ class Segmentation:
     inverted: bool = False  # whether the file's contrast was read inverted (bone dark)
     expected_entropy: np.ndarray | None = None  # (H, W) float32, nats: aleatoric
     mutual_information: np.ndarray | None = None  # (H, W) float32, nats: epistemic
+    sample_variance: np.ndarray | None = None  # (H, W) float32: the samples' variance around their mean
     modules: list[ModuleMap] = field(default_factory=list)
     samples: list[SampleMap] = field(default_factory=list)  # only when asked for
 
@@ -190,7 +191,7 @@ def segment(
     # total entropy comes from the restored mean (sharp edges); the samples' disagreement is restored from the
     # network's size, and the aleatoric part is the rest, so that total = expected + mutual information here too
     mi = np.minimum(work.restore(maps.mutual_information[None])[0], entropy)
-    floats.update(mi=mi, expected=entropy - mi)
+    floats.update(mi=mi, expected=entropy - mi, variance=work.restore(maps.variance[None])[0])
     modules, drawn = _module_and_sample_maps(maps, work, keep_samples) if modules else ([], [])
     module_stats = _module_stats(modules, maps.routing, upright.size / modules[0].size if modules else 1.0)
     if work.original != upright.shape:  # a very large image: maps made at a smaller size, enlarged at the end
@@ -210,6 +211,7 @@ def segment(
         inverted,
         expected_entropy=floats["expected"],
         mutual_information=floats["mi"],
+        sample_variance=floats["variance"],
         modules=[ModuleMap(float(w), m) for w, m in zip(maps.routing, modules)],  # empty with modules=False
         samples=[SampleMap(i // samples, float(maps.weights.flat[i]), d) for i, d in enumerate(drawn)],
     )
@@ -220,7 +222,12 @@ def _read(pixels: np.ndarray, segmenter: LoadedSegmenter, samples: int, turns: i
     upright = _reorient(pixels, turns, inverted)
     box = Letterbox.fit(upright.shape, segmenter.input_size)
     x = torch.from_numpy(box.image(upright))[None, None].to(segmenter.device)
-    return upright, box, segmenter.model(x, samples=samples)
+    return upright, box, segmenter.model(x, samples=samples, generator=repeatable(segmenter))
+
+
+def repeatable(segmenter: LoadedSegmenter) -> torch.Generator:
+    """The latents' generator, seeded alike for every image: the same file always gets the same maps."""
+    return torch.Generator(segmenter.device).manual_seed(0)
 
 
 def _largest_parts(raw: np.ndarray) -> np.ndarray:
@@ -323,7 +330,7 @@ def _low_resolution_probabilities(small: np.ndarray, segmenter: LoadedSegmenter,
         view = _reorient(small, turns, inverted)
         batch.append(Letterbox.fit(view.shape, segmenter.input_size).image(view))
     x = torch.from_numpy(np.stack(batch))[:, None].to(segmenter.device)
-    return segmenter.model(x, samples=1).mean_probabilities().float().cpu().numpy()
+    return segmenter.model(x, samples=1, generator=repeatable(segmenter)).mean_probabilities().float().cpu().numpy()
 
 
 def _plausibility(probs: np.ndarray) -> float:

@@ -7,6 +7,7 @@ For N = K·S samples with class probabilities p_i and weights α_i = π_k / S (�
     total         H[p̄]                      predictive entropy, nats
     expected      Σ_i α_i H[p_i]            aleatoric: what every sample finds ambiguous (a blurred edge)
     mutual info   H[p̄] − Σ_i α_i H[p_i]     epistemic: where the samples disagree (raters, modules)
+    variance      Σ_i α_i ‖p_i − p̄‖²        the samples' spread around their mean, summed over classes
 
 All three are ≥ 0 and total = expected + mutual information at every pixel.
 """
@@ -34,6 +35,7 @@ class SampleMaps:
     total: np.ndarray  # (h, w) nats
     expected: np.ndarray  # (h, w) nats
     mutual_information: np.ndarray  # (h, w) nats
+    variance: np.ndarray  # (h, w): the weighted variance of the samples' probabilities, summed over classes
 
 
 def entropy(probs: torch.Tensor, dim: int) -> torch.Tensor:
@@ -59,6 +61,7 @@ def sample_maps(logits: torch.Tensor, routing: torch.Tensor) -> SampleMaps:
         total=total.cpu().numpy(),
         expected=expected.cpu().numpy(),
         mutual_information=(total - expected).clamp_min(0).cpu().numpy(),
+        variance=(((probs - mean) ** 2).sum(2) * weights[..., None, None]).sum((0, 1)).cpu().numpy(),
     )
 
 

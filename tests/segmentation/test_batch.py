@@ -45,3 +45,12 @@ def test_batched_label_maps_match_segment_upright_and_turned():
         assert (labels == alone).mean() >= 0.995
         assert set(np.unique(labels)) == set(np.unique(alone))
     assert len(batched) == 3
+
+
+def test_the_same_image_always_gets_the_same_maps(tiny_segmenter):
+    segmenter = load_segmenter(tiny_segmenter)
+    pixels = load_radiograph(SAMPLE_DICOM).pixels
+    first, again = (segment(pixels, segmenter, samples=2) for _ in range(2))
+    assert np.array_equal(first.labels, again.labels) and np.array_equal(first.entropy, again.entropy)
+    assert np.array_equal(first.sample_variance, again.sample_variance)
+    assert np.array_equal(next(label_maps([pixels], segmenter)), next(label_maps([pixels], segmenter)))

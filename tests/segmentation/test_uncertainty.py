@@ -27,12 +27,15 @@ def test_confident_samples_that_disagree_are_epistemic_and_agreeing_ones_are_cer
     maps = sample_maps(two_minds, torch.tensor([0.5, 0.5]))
     np.testing.assert_allclose(maps.mutual_information, math.log(2), atol=1e-4)
     np.testing.assert_allclose(maps.expected, 0, atol=1e-4)
+    np.testing.assert_allclose(maps.variance, 0.5, atol=1e-4)  # two one-hots half apart: 2 classes × 0.25
     one_mind = torch.stack([_confident(8, 1)[None], _confident(8, 1)[None]])
-    assert sample_maps(one_mind, torch.tensor([0.5, 0.5])).total.max() < 1e-4
+    agreeing = sample_maps(one_mind, torch.tensor([0.5, 0.5]))
+    assert agreeing.total.max() < 1e-4 and agreeing.variance.max() < 1e-6
     blurred = torch.zeros(2, 1, 8, 2, 3)  # every sample unsure alike: aleatoric, not epistemic
     maps = sample_maps(blurred, torch.tensor([0.5, 0.5]))
     np.testing.assert_allclose(maps.expected, math.log(8), atol=1e-4)
     np.testing.assert_allclose(maps.mutual_information, 0, atol=1e-4)
+    np.testing.assert_allclose(maps.variance, 0, atol=1e-6)
 
 
 def test_module_disagreement_weighs_pairs_by_routing_and_ignores_dead_modules():
