@@ -25,10 +25,11 @@ def main(argv: list[str] | None = None) -> int:
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     window = MainWindow()
-    if args.path and not window.open_path(args.path):
+    if args.path and not window.open_path(args.path, args.workspace):
         print(f"osteo-app: {window.statusBar().currentMessage()}", file=sys.stderr)
     window.show_workspace(args.workspace)
     if args.screenshot:
+        window.screen.wait_idle()  # the screened image, not "Screening…"
         ok = grab(window, args.screenshot)
         window.close()
         return 0 if ok else 1

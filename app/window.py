@@ -14,6 +14,7 @@ from osteo_engine.exports.png import export_png
 
 from .annotate.library import project_for_image
 from .annotate.workspace import AnnotateWorkspace, projects_home
+from .screen.workspace import ScreenWorkspace
 from .settings import AppSettings, SettingsDialog, settings_store
 
 RESEARCH_NOTICE = "Research tool — not for clinical diagnosis."
@@ -29,15 +30,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.resize(1400, 880)
         self.tabs = QtWidgets.QTabWidget(self)
         self.annotate = AnnotateWorkspace(self.settings, self, **workspace_kw)
-        self.screen_placeholder = QtWidgets.QLabel(
-            "Screening workspace: load one radiograph and get a screening answer with its uncertainty.\n"
-            "It becomes available with the screening models.",
-            alignment=QtCore.Qt.AlignCenter,
-        )
+        self.screen = ScreenWorkspace(self.settings.colours, self)
+        self.screen.annotation_source = self._project_masks
         self.tabs.addTab(self.annotate, "Annotate")
-        self.tabs.addTab(self.screen_placeholder, "Screen")
+        self.tabs.addTab(self.screen, "Screen")
         self.setCentralWidget(self.tabs)
         self.annotate.message.connect(self.show_message)
+        self.screen.message.connect(self.show_message)
         self._build_menus()
         self.show_message("")
 
@@ -83,9 +82,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(f"{text}  ·  {RESEARCH_NOTICE}" if text else RESEARCH_NOTICE)
 
     # ------------------------------------------------------------ opening
-    def open_path(self, path: str | Path) -> bool:
-        """A folder, an annotation project or one radiograph."""
+    def open_path(self, path: str | Path, workspace: str = "annotate") -> bool:
+        """A folder, an annotation project or one radiograph, in the Annotate workspace or screened in the
+        Screen workspace."""
         path = Path(path)
+        if workspace == "screen":
+            return self.screen.open_path(path)
         if path.is_dir():
             return self.annotate.open_folder(path)
         try:
@@ -111,7 +113,19 @@ class MainWindow(QtWidgets.QMainWindow):
             self, "Open radiograph", "", "Radiographs (*.dcm *.dicom *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)"
         )
         if path:
-            self.open_path(path)
+            self.open_path(path, WORKSPACES[self.tabs.currentIndex()])
+
+    def _project_masks(self, path: Path):
+        """The Annotate workspace's masks of this radiograph (the first rater's), when its project lists it."""
+        project = self.annotate.project
+        image_id = project.find_image_path(path) if project is not None else None
+        if image_id is None:
+            return None
+        try:
+            annotations, _ = project.load(image_id)
+        except (OsteoError, OSError):
+            return None
+        return annotations.raters[0].labels if annotations.raters else None
 
     # ------------------------------------------------------------ export and settings
     @staticmethod
@@ -167,6 +181,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.annotate.shutdown()
+        self.screen.shutdown()
         super().closeEvent(event)
 
 

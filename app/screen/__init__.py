@@ -1,0 +1,1 @@
+"""The Screen workspace."""

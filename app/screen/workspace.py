@@ -1,0 +1,227 @@
+"""The Screen workspace: one radiograph, or a folder as a worklist, screened in the background and shown with
+its overlays and the reasons for its answer. The science is `osteo_engine.screening.screen_image`, the same
+call as `osteo screen`, so the numbers on screen are the command's."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from PySide6 import QtCore, QtWidgets
+
+from osteo_engine import OsteoError
+from osteo_engine.io import load_radiograph, radiograph_files
+from osteo_engine.population import Demographics
+
+from ..annotate.canvas import label_lut
+from ..jobs import BackgroundJob
+from .canvas import ScreenCanvas
+from .facts import header_facts
+from .panel import ResultPanel
+from .worklist import Worklist
+
+CACHED_IMAGES = 3  # screened images kept for display; a worklist row screened earlier is screened again
+
+
+class ScreenWorkspace(QtWidgets.QWidget):
+    message = QtCore.Signal(str)
+    shown = QtCore.Signal(str)  # the file name whose answer is now on screen
+
+    def __init__(self, colours: dict, parent=None, model_folder=None, segmenter=None):
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self._colours, self._model_args = colours, (model_folder, segmenter)
+        self._model, self._model_lock = None, threading.Lock()
+        self.canvas = ScreenCanvas(self)
+        self.panel = ResultPanel(self)
+        self.worklist = Worklist(self)
+        self.worklist.setVisible(False)
+        splitter = QtWidgets.QSplitter(QtCore.Qt.Horizontal)
+        splitter.addWidget(self.canvas)
+        splitter.addWidget(self.panel)
+        splitter.setSizes([900, 420])
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(splitter, 4)
+        layout.addWidget(self.worklist, 1)
+        self.path: Path | None = None
+        self.current = None  # Screened on screen
+        self.person = Demographics()
+        self.jobs: list[BackgroundJob] = []
+        self._cache: OrderedDict[Path, tuple] = OrderedDict()
+        self._kind, self._module = "total", 0
+        self.annotation_source = None  # callable(path) -> label map or None (the Annotate workspace's project)
+        self._connect()
+
+    def _connect(self) -> None:
+        p = self.panel
+        p.overlay_shown.connect(self.canvas.set_shown)
+        p.overlay_opacity.connect(self.canvas.set_opacity)
+        p.module_chosen.connect(self.show_module)
+        p.uncertainty_chosen.connect(self.show_uncertainty)
+        p.person_given.connect(self._rescreen_with)
+        self.canvas.hovered.connect(self._hover)
+        self.worklist.chosen.connect(self.open_image)
+        for name in ("module", "uncertainty", "annotation"):
+            self.canvas.set_shown(name, False)
+
+    # ------------------------------------------------------------ opening
+    def open_path(self, path: str | Path) -> bool:
+        path = Path(path)
+        return self.open_folder(path) if path.is_dir() else self.open_image(path)
+
+    def open_image(self, path: str | Path) -> bool:
+        path = Path(path)
+        if not path.is_file():
+            self.message.emit(f"Cannot open {path.name}: no such file.")
+            return False
+        self.path = path
+        if path in self._cache:
+            self._display(path, *self._cache[path])
+            return True
+        self.panel.show_waiting(f"Screening {path.name}…")
+        person = self.person
+        self._start(f"screening {path.name}", lambda report, cancelled: self._screen(path, person), done=self._finished)
+        return True
+
+    def open_folder(self, folder: str | Path) -> bool:
+        files = radiograph_files(Path(folder))
+        if not files:
+            self.message.emit(f"{Path(folder).name} holds no radiographs.")
+            return False
+        self.worklist.fill(files)
+        self.worklist.setVisible(True)
+
+        def work(report, cancelled):
+            for path in files:
+                if cancelled():
+                    return None
+                try:
+                    report((path, self._screen(path, Demographics())[0].result.to_json()))
+                except OsteoError as exc:
+                    report((path, {"error": str(exc)}))
+            return len(files)
+
+        self._start("worklist", work, lambda item: self.worklist.set_answer(*item), self._worklist_done)
+        self.message.emit(f"Screening {len(files)} radiographs in the background…")
+        return True
+
+    def _screen(self, path: Path, person: Demographics):
+        """(Screened, the file's facts); runs on a worker thread."""
+        from osteo_engine.screening import screen_image
+
+        image = load_radiograph(path)
+        spacing = image.pixel_spacing_mm[0] if image.pixel_spacing_mm else None
+        given = image.demographics.with_given(person.age_years, person.sex)
+        return screen_image(image.pixels, self.model(), spacing, given), header_facts(path, image)
+
+    def model(self):
+        """The screening model, loaded once (on a worker thread)."""
+        from osteo_engine.screening_model import load_screening_model
+
+        with self._model_lock:
+            if self._model is None:
+                self._model = load_screening_model(*self._model_args)
+            return self._model
+
+    def _finished(self, outcome) -> None:
+        screened, facts = outcome
+        path = self.path
+        self._cache[path] = (screened, facts)
+        while len(self._cache) > CACHED_IMAGES:
+            self._cache.popitem(last=False)
+        self._display(path, screened, facts)
+
+    def _worklist_done(self, count) -> None:
+        if count is not None:
+            self.message.emit(f"Screened {count} radiographs; referrals are listed first.")
+
+    def _rescreen_with(self, age, sex) -> None:
+        try:
+            self.person = Demographics().with_given(age, sex)
+        except OsteoError as exc:
+            self.message.emit(str(exc))
+            return
+        self._cache.clear()
+        if self.path is not None:
+            self.open_image(self.path)
+
+    # ------------------------------------------------------------ display
+    def _display(self, path: Path, screened, facts: dict) -> None:
+        self.current = screened
+        seg = screened.segmentation
+        self.canvas.set_image(screened.pixels)
+        self.canvas.set_labels("bones", seg.labels, label_lut(self._colours))
+        annotation = self.annotation_source(path) if self.annotation_source else None
+        self.canvas.set_labels("annotation", annotation, label_lut(self._colours))
+        self.panel.show_result(screened.result.to_json(), [m.weight for m in seg.modules])
+        self.panel.show_facts(facts)
+        self.show_module(min(self._module, max(0, len(seg.modules) - 1)))
+        self.show_uncertainty(self._kind)
+        self.shown.emit(path.name)
+
+    def show_module(self, k: int) -> None:
+        self._module = k
+        modules = self.current.segmentation.modules if self.current else []
+        labels = modules[k].labels if 0 <= k < len(modules) else None
+        self.canvas.set_labels("module", labels, label_lut(self._colours))
+
+    def show_uncertainty(self, kind: str) -> None:
+        self._kind = kind
+        if self.current is None:
+            return
+        maps = {**self.current.segmentation.uncertainty_maps(), "variance": self.current.segmentation.sample_variance}
+        self.canvas.set_heat(maps.get(kind), kind)
+
+    def _hover(self, x: int, y: int) -> None:
+        if self.current is None:
+            return
+        seg, bones = self.current.segmentation, self.current.result.bones
+        value = int(seg.labels[y, x])
+        name = {i + 1: b for i, b in enumerate(bones)}.get(value)
+        parts = [f"({x}, {y})", name or "background"]
+        if name and bones[name]["probability"] is not None:
+            parts.append(f"probability {bones[name]['probability']:.2f}")
+        parts.append(f"entropy {seg.entropy[y, x]:.2f}, MI {seg.mutual_information[y, x]:.2f} nats")
+        self.panel.hover.setText("  ·  ".join(parts))
+
+    # ------------------------------------------------------------ jobs and drops
+    def _start(self, name, work, progress=None, done=None) -> BackgroundJob:
+        job = BackgroundJob(name, work)
+        if progress:
+            job.progressed.connect(progress)
+        if done:
+            job.finished.connect(done)
+        job.failed.connect(lambda text: self._failed(name, text))
+        job.finished.connect(lambda _: self.jobs.remove(job) if job in self.jobs else None)
+        job.failed.connect(lambda _: self.jobs.remove(job) if job in self.jobs else None)
+        self.jobs.append(job)
+        return job.start()
+
+    def _failed(self, name: str, text: str) -> None:
+        self.panel.show_waiting("No answer")
+        self.panel.reasons.setText(text)
+        self.message.emit(f"{name}: {text}")
+
+    def busy(self) -> bool:
+        return any(job.running() for job in self.jobs)
+
+    def wait_idle(self, timeout_s: float = 120.0) -> bool:
+        """Process events until every job has finished (for screenshots and tests)."""
+        deadline = QtCore.QDeadlineTimer(int(timeout_s * 1000))
+        while (self.busy() or self.jobs) and not deadline.hasExpired():
+            QtWidgets.QApplication.processEvents(QtCore.QEventLoop.AllEvents, 50)
+        return not self.busy()
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        urls = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if urls:
+            self.open_path(urls[0])
+
+    def shutdown(self) -> None:
+        for job in self.jobs:
+            job.cancel()

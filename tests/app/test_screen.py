@@ -1,0 +1,83 @@
+"""The Screen workspace driven like a user: the sample screened, overlays, a child's age, a worklist, bad files."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from ..conftest import SAMPLE_DICOM
+
+pytest.importorskip("pytestqt")
+from PySide6 import QtCore  # noqa: E402
+
+from app.settings import AppSettings  # noqa: E402
+from app.window import MainWindow  # noqa: E402
+
+pytestmark = pytest.mark.slow  # the bundled models screen each image in seconds
+
+
+@pytest.fixture
+def screen(qtbot, tmp_path):
+    store = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.IniFormat)
+    window = MainWindow(AppSettings(rater="alice"), store)
+    qtbot.addWidget(window)
+    window.show_workspace("screen")
+    yield window.screen
+    window.screen.shutdown()
+    window.annotate.shutdown()
+
+
+def test_the_sample_on_screen_has_the_numbers_of_osteo_screen(screen, capsys):
+    from training_cli.main import main
+
+    assert main(["screen", str(SAMPLE_DICOM), "--json"]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    assert screen.open_path(SAMPLE_DICOM) and screen.wait_idle()
+    shown = screen.current.result.to_json()
+    for key in ("decision", "probability", "uncertainty", "threshold", "bones", "population", "reasons"):
+        assert shown[key] == expected[key], key
+    assert screen.panel.decision.text() == expected["decision"].upper()
+    assert f"probability {expected['probability']:.2f}" in screen.panel.summary.text()
+    assert "Research tool" in screen.panel.widget().findChildren(type(screen.panel.decision))[-1].text()
+
+
+def test_overlays_toggle_and_each_module_can_be_shown_with_its_weight(screen):
+    assert screen.open_path(SAMPLE_DICOM) and screen.wait_idle()
+    modules = screen.current.segmentation.modules
+    assert screen.panel.modules.count() == len(modules) and "π = " in screen.panel.modules.itemText(0)
+    screen.panel.shown["module"].setChecked(True)
+    screen.panel.modules.setCurrentIndex(1)
+    assert screen.canvas.is_shown("module")
+    assert np.array_equal(screen.canvas.overlays["module"].image, modules[1].labels)
+    screen.panel.shown["bones"].setChecked(False)
+    assert not screen.canvas.is_shown("bones")
+    screen.panel.shown["uncertainty"].setChecked(True)
+    screen.panel.kinds.setCurrentIndex(screen.panel.kinds.findData("mutual_information"))
+    assert np.array_equal(screen.canvas.overlays["uncertainty"].image, screen.current.segmentation.mutual_information)
+    screen.panel.opacity["uncertainty"].setValue(20)
+    assert screen.canvas.overlays["uncertainty"].opacity() == pytest.approx(0.2)
+
+
+def test_a_childs_age_gives_refer_with_the_reason(screen):
+    assert screen.open_path(SAMPLE_DICOM) and screen.wait_idle()
+    screen.panel.age.setValue(9)
+    screen.panel._emit_person()
+    assert screen.wait_idle()
+    assert screen.panel.decision.text() == "REFER"
+    assert "9 years (given) is below the model's population" in screen.panel.reasons.text()
+
+
+def test_a_folder_is_a_worklist_with_referrals_first_and_a_corrupt_file_says_why(screen, tmp_path):
+    folder = tmp_path / "worklist"
+    folder.mkdir()
+    shutil.copy(SAMPLE_DICOM, folder / "adult.dcm")
+    (folder / "broken.dcm").write_bytes(b"DICM" + b"\0" * 300)
+    messages = []
+    screen.message.connect(messages.append)
+    assert screen.open_path(folder) and screen.wait_idle()
+    decisions = screen.worklist.decisions()
+    assert decisions["adult.dcm"] in ("normal", "osteoporosis", "refer") and decisions["broken.dcm"] == "error"
+    assert screen.worklist.item(screen.worklist.rowCount() - 1, 0).text() == "broken.dcm"  # errors sort last
+    assert screen.open_image(folder / "broken.dcm") and screen.wait_idle()
+    assert screen.panel.decision.text() == "No answer" and "broken.dcm" in messages[-1]
