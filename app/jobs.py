@@ -51,3 +51,16 @@ class BackgroundJob(QtCore.QObject):
             self.failed.emit(f"{self.name} failed unexpectedly: {exc}")
         else:
             self.finished.emit(result)
+
+
+def start_job(jobs: list[BackgroundJob], name: str, work, progress=None, done=None, failed=None) -> BackgroundJob:
+    """Start `work` as a BackgroundJob, kept in `jobs` until it finishes or fails, with its signals connected to
+    `progress(item)`, `done(result)` and `failed(message)` where given."""
+    job = BackgroundJob(name, work)
+    for signal, slot in ((job.progressed, progress), (job.finished, done), (job.failed, failed)):
+        if slot:
+            signal.connect(slot)
+    for signal in (job.finished, job.failed):
+        signal.connect(lambda _: jobs.remove(job) if job in jobs else None)
+    jobs.append(job)
+    return job.start()

@@ -19,7 +19,7 @@ from osteo_engine.sam.predictor import BonePrompter
 from osteo_engine.segmentation.predict import load_segmenter, segment
 
 from ..document import ImageDocument, Prompts
-from ..jobs import BackgroundJob
+from ..jobs import BackgroundJob, start_job
 from ..settings import AppSettings
 from .canvas import AnnotationCanvas, label_lut
 from .file_list import FileList
@@ -406,15 +406,7 @@ class AnnotateWorkspace(QtWidgets.QWidget):
 
     # ------------------------------------------------------------ jobs
     def _start_job(self, name, work, progress=None, done=None) -> BackgroundJob:
-        job = BackgroundJob(name, work)
-        if progress:
-            job.progressed.connect(progress)
-        if done:
-            job.finished.connect(done)
-        job.failed.connect(lambda text: self.message.emit(f"{name}: {text}"))
-        job.finished.connect(lambda _: self.jobs.remove(job) if job in self.jobs else None)
-        self.jobs.append(job)
-        return job.start()
+        return start_job(self.jobs, name, work, progress, done, lambda text: self.message.emit(f"{name}: {text}"))
 
     def shutdown(self) -> None:
         for job in self.jobs:

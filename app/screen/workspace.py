@@ -15,7 +15,7 @@ from osteo_engine.io import load_radiograph, radiograph_files
 from osteo_engine.population import Demographics
 
 from ..annotate.canvas import label_lut
-from ..jobs import BackgroundJob
+from ..jobs import BackgroundJob, start_job
 from .canvas import ScreenCanvas
 from .facts import header_facts
 from .panel import ResultPanel
@@ -187,16 +187,7 @@ class ScreenWorkspace(QtWidgets.QWidget):
 
     # ------------------------------------------------------------ jobs and drops
     def _start(self, name, work, progress=None, done=None) -> BackgroundJob:
-        job = BackgroundJob(name, work)
-        if progress:
-            job.progressed.connect(progress)
-        if done:
-            job.finished.connect(done)
-        job.failed.connect(lambda text: self._failed(name, text))
-        job.finished.connect(lambda _: self.jobs.remove(job) if job in self.jobs else None)
-        job.failed.connect(lambda _: self.jobs.remove(job) if job in self.jobs else None)
-        self.jobs.append(job)
-        return job.start()
+        return start_job(self.jobs, name, work, progress, done, lambda text: self._failed(name, text))
 
     def _failed(self, name: str, text: str) -> None:
         self.panel.show_waiting("No answer")
