@@ -11,6 +11,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("path", nargs="?", help="a radiograph, a folder of radiographs or an annotation project")
     parser.add_argument("--screenshot", metavar="OUT.png", help="render the window to a PNG and exit")
     parser.add_argument("--workspace", choices=("annotate", "screen"), default="annotate")
+    parser.add_argument(
+        "--overlay",
+        action="append",
+        choices=("bones", "module", "uncertainty", "annotation"),
+        default=[],
+        help="Screen workspace: also show this overlay (repeatable), e.g. for a screenshot",
+    )
     args = parser.parse_args(argv)
 
     from .platform import platform_problem
@@ -28,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.path and not window.open_path(args.path, args.workspace):
         print(f"osteo-app: {window.statusBar().currentMessage()}", file=sys.stderr)
     window.show_workspace(args.workspace)
+    for name in args.overlay:
+        window.screen.panel.shown[name].setChecked(True)
     if args.screenshot:
         window.screen.wait_idle()  # the screened image, not "Screening…"
         ok = grab(window, args.screenshot)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore
+from PySide6 import QtCore, QtGui
 
 OVERLAYS = ("bones", "module", "uncertainty", "annotation")
 DEFAULT_OPACITY = {"bones": 0.35, "module": 0.45, "uncertainty": 0.6, "annotation": 0.4}
@@ -28,6 +28,8 @@ class ScreenCanvas(pg.GraphicsLayoutWidget):
         for name, item in self.overlays.items():
             self.view.addItem(item)
             item.setOpacity(DEFAULT_OPACITY[name])
+        # added, not blended: where the uncertainty is zero the heat map is black and leaves the image as it is
+        self.overlays["uncertainty"].setCompositionMode(QtGui.QPainter.CompositionMode.CompositionMode_Plus)
         self.colour_bar = pg.ColorBarItem(values=(0, 1), colorMap=HEAT_MAP, interactive=False, colorMapMenu=False)
         self.colour_bar.setImageItem(self.overlays["uncertainty"])
         self.addItem(self.colour_bar, row=0, col=1)
@@ -60,7 +62,8 @@ class ScreenCanvas(pg.GraphicsLayoutWidget):
         top = top if np.isfinite(top) and top > 0 else 1.0
         item.setImage(values, autoLevels=False)
         self.colour_bar.setLevels((0.0, top))
-        self.colour_bar.setLabel("right", label) if hasattr(self.colour_bar, "setLabel") else None
+        self.colour_bar.axis.enableAutoSIPrefix(False)
+        self.colour_bar.axis.setLabel(label)
 
     def set_shown(self, name: str, shown: bool) -> None:
         self.overlays[name].setVisible(shown)

@@ -18,7 +18,7 @@ from ..annotate.canvas import label_lut
 from ..jobs import BackgroundJob, start_job
 from .canvas import ScreenCanvas
 from .facts import header_facts
-from .panel import ResultPanel
+from .panel import UNCERTAINTY_KINDS, ResultPanel
 from .worklist import Worklist
 
 CACHED_IMAGES = 3  # screened images kept for display; a worklist row screened earlier is screened again
@@ -40,7 +40,7 @@ class ScreenWorkspace(QtWidgets.QWidget):
         splitter = QtWidgets.QSplitter(QtCore.Qt.Horizontal)
         splitter.addWidget(self.canvas)
         splitter.addWidget(self.panel)
-        splitter.setSizes([900, 420])
+        splitter.setSizes([820, 520])
         layout = QtWidgets.QVBoxLayout(self)
         layout.addWidget(splitter, 4)
         layout.addWidget(self.worklist, 1)
@@ -171,7 +171,7 @@ class ScreenWorkspace(QtWidgets.QWidget):
         if self.current is None:
             return
         maps = {**self.current.segmentation.uncertainty_maps(), "variance": self.current.segmentation.sample_variance}
-        self.canvas.set_heat(maps.get(kind), kind)
+        self.canvas.set_heat(maps.get(kind), UNCERTAINTY_KINDS[kind])
 
     def _hover(self, x: int, y: int) -> None:
         if self.current is None:
