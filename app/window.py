@@ -50,6 +50,9 @@ class MainWindow(QtWidgets.QMainWindow):
         export.addAction("PNG label maps…", lambda: self._export("PNG", export_png))
         export.addAction("COCO JSON…", lambda: self._export("COCO", self._coco))
         export.addAction("DICOM SEG…", self._export_seg)
+        report = file_menu.addMenu("Screening &report")
+        report.addAction("PDF…", self._export_pdf)
+        report.addAction("JSON…", self._export_json)
         file_menu.addAction("&Settings…", self._edit_settings)
         file_menu.addSeparator()
         file_menu.addAction("&Quit", self.close).setShortcut("Ctrl+Q")
@@ -128,6 +131,30 @@ class MainWindow(QtWidgets.QMainWindow):
         return annotations.raters[0].labels if annotations.raters else None
 
     # ------------------------------------------------------------ export and settings
+    def _export_pdf(self) -> None:
+        if self.screen.current is None:
+            self.show_message("Screen a radiograph first.")
+            return
+        box = QtWidgets.QMessageBox(self)
+        box.setWindowTitle("Screening report")
+        box.setText("The report leaves out the patient's name and ID.")
+        box.setCheckBox(QtWidgets.QCheckBox("Include the patient's name and ID", box))
+        box.setStandardButtons(QtWidgets.QMessageBox.Ok | QtWidgets.QMessageBox.Cancel)
+        if box.exec() != QtWidgets.QMessageBox.Ok:
+            return
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save the report", "screening.pdf", "PDF (*.pdf)")
+        if path:
+            written = self.screen.export_pdf(path, box.checkBox().isChecked())
+            self.show_message(f"Report written to {written}")
+
+    def _export_json(self) -> None:
+        if self.screen.current is None:
+            self.show_message("Screen a radiograph first.")
+            return
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save the answer", "screening.json", "JSON (*.json)")
+        if path:
+            self.show_message(f"Answer written to {self.screen.export_json(path)}")
+
     @staticmethod
     def _coco(project, out_dir):
         return [export_coco(project, Path(out_dir) / "annotations_coco.json")]

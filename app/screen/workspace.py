@@ -19,6 +19,7 @@ from ..jobs import BackgroundJob, start_job
 from .canvas import ScreenCanvas
 from .facts import header_facts
 from .panel import UNCERTAINTY_KINDS, ResultPanel
+from .report import report_lines, write_json, write_pdf
 from .worklist import Worklist
 
 CACHED_IMAGES = 3  # screened images kept for display; a worklist row screened earlier is screened again
@@ -46,6 +47,7 @@ class ScreenWorkspace(QtWidgets.QWidget):
         layout.addWidget(self.worklist, 1)
         self.path: Path | None = None
         self.current = None  # Screened on screen
+        self.facts: dict[str, str] = {}  # of the file on screen
         self.person = Demographics()
         self.jobs: list[BackgroundJob] = []
         self._cache: OrderedDict[Path, tuple] = OrderedDict()
@@ -148,7 +150,7 @@ class ScreenWorkspace(QtWidgets.QWidget):
 
     # ------------------------------------------------------------ display
     def _display(self, path: Path, screened, facts: dict) -> None:
-        self.current = screened
+        self.current, self.facts = screened, facts
         seg = screened.segmentation
         self.canvas.set_image(screened.pixels)
         self.canvas.set_labels("bones", seg.labels, label_lut(self._colours))
@@ -159,6 +161,19 @@ class ScreenWorkspace(QtWidgets.QWidget):
         self.show_module(min(self._module, max(0, len(seg.modules) - 1)))
         self.show_uncertainty(self._kind)
         self.shown.emit(path.name)
+
+    def export_pdf(self, path: str | Path, include_patient: bool = False) -> Path | None:
+        """The report of the image on screen, with the overlays as shown; None when nothing is screened."""
+        if self.current is None:
+            return None
+        lines = report_lines(self.current.result.to_json(), self.facts, include_patient)
+        return write_pdf(path, lines, self.canvas.grab(), self.panel.chart.grab())
+
+    def export_json(self, path: str | Path) -> Path | None:
+        """The answer on screen as `osteo screen --json` prints it; None when nothing is screened."""
+        if self.current is None or self.path is None:
+            return None
+        return write_json(path, self.current.result.to_json(), self.path.name)
 
     def show_module(self, k: int) -> None:
         self._module = k

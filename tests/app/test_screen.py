@@ -81,3 +81,22 @@ def test_a_folder_is_a_worklist_with_referrals_first_and_a_corrupt_file_says_why
     assert screen.worklist.item(screen.worklist.rowCount() - 1, 0).text() == "broken.dcm"  # errors sort last
     assert screen.open_image(folder / "broken.dcm") and screen.wait_idle()
     assert screen.panel.decision.text() == "No answer" and "broken.dcm" in messages[-1]
+
+
+def test_the_report_and_the_json_carry_the_answer_and_no_patient_unless_asked(screen, tmp_path, capsys):
+    from app.screen.report import report_lines
+    from training_cli.main import main
+
+    assert screen.open_path(SAMPLE_DICOM) and screen.wait_idle()
+    answer = screen.current.result.to_json()
+    lines = "\n".join(report_lines(answer, screen.facts))
+    assert "PHANTOM^HAND" not in lines and "PHANTOM-0000" not in lines  # the sample's name and ID
+    assert answer["decision"].upper() in lines and "Research tool" in lines and "M2 " in lines
+    assert "PHANTOM^HAND" in "\n".join(report_lines(answer, screen.facts, include_patient=True))
+    pdf = screen.export_pdf(tmp_path / "report.pdf")
+    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 20_000  # the image is in it
+    saved = json.loads(screen.export_json(tmp_path / "answer.json").read_text())
+    assert main(["screen", str(SAMPLE_DICOM), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert saved.pop("timings_s").keys() == printed.pop("timings_s").keys()  # the same steps, timed apart
+    assert saved == printed
