@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="osteo-app", description="Osteo workstation (research tool).")
     parser.add_argument("path", nargs="?", help="a radiograph, a folder of radiographs or an annotation project")
     parser.add_argument("--screenshot", metavar="OUT.png", help="render the window to a PNG and exit")
-    parser.add_argument("--workspace", choices=("annotate", "screen"), default="annotate")
+    parser.add_argument("--workspace", choices=("annotate", "screen", "jobs"), default="annotate")
+    parser.add_argument("--runs", help="the Jobs panel's runs folder (default: runs/ beside the user's projects)")
     parser.add_argument(
         "--overlay",
         action="append",
@@ -31,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     from .window import MainWindow, grab
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
-    window = MainWindow()
+    window = MainWindow(runs=Path(args.runs) if args.runs else None)
     if args.path and not window.open_path(args.path, args.workspace):
         print(f"osteo-app: {window.statusBar().currentMessage()}", file=sys.stderr)
     window.show_workspace(args.workspace)

@@ -14,15 +14,22 @@ from osteo_engine.exports.png import export_png
 
 from .annotate.library import project_for_image
 from .annotate.workspace import AnnotateWorkspace, projects_home
+from .jobs_panel.panel import JobsPanel
 from .screen.workspace import ScreenWorkspace
 from .settings import AppSettings, SettingsDialog, settings_store
 
 RESEARCH_NOTICE = "Research tool — not for clinical diagnosis."
-WORKSPACES = ("annotate", "screen")
+WORKSPACES = ("annotate", "screen", "jobs")
 
 
 class MainWindow(QtWidgets.QMainWindow):
-    def __init__(self, settings: AppSettings | None = None, store: QtCore.QSettings | None = None, **workspace_kw):
+    def __init__(
+        self,
+        settings: AppSettings | None = None,
+        store: QtCore.QSettings | None = None,
+        runs: Path | None = None,
+        **workspace_kw,
+    ):
         super().__init__()
         self.store = store or settings_store()
         self.settings = settings or AppSettings.load(self.store)
@@ -32,11 +39,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.annotate = AnnotateWorkspace(self.settings, self, **workspace_kw)
         self.screen = ScreenWorkspace(self.settings.colours, self)
         self.screen.annotation_source = self._project_masks
+        self.jobs = JobsPanel(runs or projects_home().parent / "runs", self)
         self.tabs.addTab(self.annotate, "Annotate")
         self.tabs.addTab(self.screen, "Screen")
+        self.tabs.addTab(self.jobs, "Jobs")
         self.setCentralWidget(self.tabs)
-        self.annotate.message.connect(self.show_message)
-        self.screen.message.connect(self.show_message)
+        for part in (self.annotate, self.screen, self.jobs):
+            part.message.connect(self.show_message)
+        self.jobs.segmenter_chosen.connect(self.use_segmenter)
         self._build_menus()
         self.show_message("")
 
@@ -74,9 +84,25 @@ class MainWindow(QtWidgets.QMainWindow):
             "next",
         ):
             annotate.addAction(self.annotate.actions[key])
+        annotate.addAction("&Train a segmenter on this project", self.train_on_project)
         bones = annotate.addMenu("&Bone")
         for value in range(1, 8):
             bones.addAction(self.annotate.actions[f"bone{value}"])
+
+    def train_on_project(self) -> Path | None:
+        """A cpu-small segmenter training job on the open project's raters, watched in the Jobs panel."""
+        if self.annotate.project is None:
+            self.show_message("Open a project first.")
+            return None
+        run = self.jobs.start_job("segment train", [str(self.annotate.project.root)], "cpu-small")
+        self.jobs.select(run)
+        self.show_workspace("jobs")
+        return run
+
+    def use_segmenter(self, checkpoint: Path) -> None:
+        """Screen with this segmenter from now on (the bundled classifier stays)."""
+        self.screen.use_models(segmenter=checkpoint)
+        self.show_message(f"The Screen workspace now segments with {checkpoint.parent.parent.name}.")
 
     def show_workspace(self, name: str) -> None:
         self.tabs.setCurrentIndex(WORKSPACES.index(name))

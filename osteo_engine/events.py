@@ -1,11 +1,11 @@
 """Progress events of long jobs, and their cancellation.
 
 A job reports what it does through one callback that takes `Event`s: `start`, `progress` (done of total),
-`epoch` (with its metrics), `checkpoint` (a file written), `done` (with the run folder or result) and `error`
-(with the sentence). The CLI draws them as progress bars on stderr or, with `--progress-json`, writes each as
-one JSON line; the app's Jobs panel reads those lines. A `CancelToken` stops a job at its next step with
-`Cancelled`; what the job had saved (the last epoch's checkpoint and resume state) stays, and `--resume`
-continues it.
+`epoch` (with its metrics), `checkpoint` (a file written), `done` (with the run folder or result), `error`
+(with the sentence) and `cancelled` (stopped when asked, its last checkpoint kept). The CLI draws them as
+progress bars on stderr or, with `--progress-json`, writes each as one JSON line; the app's Jobs panel reads
+those lines. A `CancelToken` stops a job at its next step with `Cancelled`; what the job had saved (the last
+epoch's checkpoint and resume state) stays, and `--resume` continues it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 from .errors import OsteoError
 
-EVENT_KINDS = ("start", "progress", "epoch", "checkpoint", "done", "error")
+EVENT_KINDS = ("start", "progress", "epoch", "checkpoint", "done", "error", "cancelled")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except Cancelled as exc:
-        _report_error(args, exc)
+        _report_error(args, exc, "cancelled")
         return 130
     except OsteoError as exc:
         _report_error(args, exc)
@@ -45,11 +45,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _report_error(args, exc: Exception) -> None:
-    """The sentence on stderr; with --progress-json also the last line on stdout, an `error` event."""
+def _report_error(args, exc: Exception, kind: str = "error") -> None:
+    """The sentence on stderr; with --progress-json also the last line on stdout, an `error` (or `cancelled`)
+    event."""
     print(f"osteo {args.command}: {exc}", file=sys.stderr)
     if getattr(args, "progress_json", False):
         from osteo_engine.events import Event
         from osteo_engine.storage import strict_json
 
-        print(strict_json(Event("error", args.command, message=str(exc)).to_json()), flush=True)
+        print(strict_json(Event(kind, args.command, message=str(exc)).to_json()), flush=True)
+
+
+if __name__ == "__main__":  # `python -m training_cli.main`, as the app's Jobs panel starts jobs
+    raise SystemExit(main())

@@ -117,6 +117,12 @@ class ScreenWorkspace(QtWidgets.QWidget):
         given = image.demographics.with_given(person.age_years, person.sex)
         return screen_image(image.pixels, self.model(), spacing, given), header_facts(path, image)
 
+    def use_models(self, model_folder=None, segmenter=None) -> None:
+        """Screen with these (None: the bundled ones) from the next image on."""
+        with self._model_lock:
+            self._model_args, self._model = (model_folder, segmenter), None
+        self._cache.clear()
+
     def model(self):
         """The screening model, loaded once (on a worker thread)."""
         from osteo_engine.screening_model import load_screening_model

@@ -1,0 +1,1 @@
+"""The Jobs panel: training runs started, watched, cancelled and resumed from the app."""

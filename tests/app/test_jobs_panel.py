@@ -1,0 +1,73 @@
+"""The Jobs panel: a tiny CPU job run to the end, cancelled and resumed, and seen again by a new window."""
+
+import json
+
+import pytest
+
+pytest.importorskip("pytestqt")
+from PySide6 import QtCore  # noqa: E402
+
+from app.jobs_panel.records import launch_command, read_status, resume_command  # noqa: E402
+from app.settings import AppSettings  # noqa: E402
+from app.window import MainWindow  # noqa: E402
+
+TINY = ["--input-size", "64", "96"]
+JOB_MS = 240_000
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path):
+    def make():
+        store = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.IniFormat)
+        window = MainWindow(AppSettings(rater="alice"), store, runs=tmp_path / "runs")
+        qtbot.addWidget(window)
+        return window
+
+    return make
+
+
+def test_the_launch_command_is_the_cli_with_progress_events(tmp_path):
+    command = launch_command("segment train", ["a.csv"], tmp_path / "run", "cpu-small", ["--epochs", "2"])
+    assert command[1:5] == ["-m", "training_cli.main", "segment", "train"] and "--progress-json" in command
+    assert command[command.index("--preset") + 1] == "cpu-small"
+    assert resume_command(command)[-1] == "--resume" and resume_command(resume_command(command)) == resume_command(
+        command
+    )
+    with pytest.raises(ValueError, match="unknown job"):
+        launch_command("format disk", [], tmp_path)
+
+
+def test_a_run_folder_without_a_final_line_and_without_its_process_died(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "job.json").write_text(json.dumps({"command": ["x"], "pid": 2**22 + 12345, "started": 0}))
+    (run / "job.out").write_text('{"event": "start", "done": 0, "total": 3}\n{"event": "epoch", "epoch": 1, "done": 1')
+    (run / "job.err").write_text("Killed\n")
+    status = read_status(run)
+    assert status.state == "died" and status.done == 0 and "Killed" in status.log_tail
+
+
+@pytest.mark.slow
+def test_a_tiny_job_runs_to_the_end_is_cancelled_and_resumed_and_a_new_window_sees_it(make_window, small_cohort, qtbot):
+    window = make_window()
+    jobs = window.jobs
+    data = [str(small_cohort / "manifest.csv")]
+    run = jobs.start_job("segment train", data, "cpu-small", ["--epochs", "1", *TINY])
+    qtbot.waitUntil(lambda: read_status(run).state == "finished", timeout=JOB_MS)
+    jobs.refresh()
+    jobs.select(run)
+    assert jobs.selected().epochs and jobs.curves.listDataItems()  # its loss curve is drawn
+    long = jobs.start_job("segment train", data, "cpu-small", ["--epochs", "3", *TINY])
+    qtbot.waitUntil(lambda: len(read_status(long).epochs) >= 1, timeout=JOB_MS)
+    jobs.refresh()
+    jobs.select(long)
+    jobs.cancel_selected()
+    qtbot.waitUntil(lambda: read_status(long).state == "cancelled", timeout=JOB_MS)
+    assert (long / "checkpoints" / "last.safetensors").exists()
+    jobs.refresh()
+    jobs.select(long)
+    jobs.resume_selected()
+    qtbot.waitUntil(lambda: read_status(long).state == "finished", timeout=JOB_MS)
+    assert [e["epoch"] for e in read_status(long).epochs][-1] == 3
+    reopened = make_window().jobs
+    assert {s.run.name: s.state for s in reopened.statuses.values()} == {run.name: "finished", long.name: "finished"}
