@@ -9,6 +9,8 @@ from osteo_engine.storage import strict_json
 
 from .output import command_line, emit, progress_bar, request_from
 
+CSV_COLUMNS = ["image", "decision", "probability", "uncertainty", "reasons", "population", "error", "disclaimer"]
+
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("screen", help="screen radiographs: normal, osteoporosis or refer (research use only)")
@@ -73,9 +75,7 @@ def _writer(args):
 
     table = csv.writer(sys.stdout) if args.csv else None
     if table:
-        table.writerow(
-            ["image", "decision", "probability", "uncertainty", "reasons", "population", "error", "disclaimer"]
-        )
+        table.writerow(CSV_COLUMNS)
 
     def write(entry) -> None:
         result = entry.to_json()
