@@ -13,13 +13,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Opens the workstation on the bundled sample; without a display it renders the window to build/annotate.png.
+# Opens the workstation on the bundled sample, screened; without a display it renders the window to build/screen.png.
 run: $(STAMP)
 	$(BIN)/osteo inspect $(SAMPLE)
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] && [ "$$QT_QPA_PLATFORM" != offscreen ]; then \
-		$(BIN)/osteo-app $(SAMPLE) --workspace annotate; \
-	else mkdir -p build && $(BIN)/osteo-app $(SAMPLE) --workspace annotate --screenshot build/annotate.png \
-		&& echo "no display: the Annotate workspace on the sample is rendered to build/annotate.png"; fi
+		$(BIN)/osteo-app $(SAMPLE) --workspace screen; \
+	else mkdir -p build && $(BIN)/osteo-app $(SAMPLE) --workspace screen --screenshot build/screen.png \
+		&& echo "no display: the Screen workspace on the sample is rendered to build/screen.png"; fi
 
 test: $(STAMP) lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
@@ -56,24 +56,24 @@ phantom-sheet: $(STAMP)
 clean:
 	rm -rf $(VENV) build .pytest_cache
 
-# The bundled segmenter: SAM masks of the atlas, a phantom cohort, training from scratch, a fine-tune at γ = 1,
-# a fine-tune at a higher input resolution, evaluation, publication.
+# The bundled segmenter: SAM masks of the atlas, a phantom cohort whose 3 raters have habits, training from scratch
+# (γ held at 1/(K·S) for 30% of training, annealed to 1 by 70%), a fine-tune at a higher input resolution (γ = 1:
+# the modules already stand for raters), evaluation, publication.
 ATLAS := ../shared/data/hand-atlas
-SEG_DATA := --data build/atlas-auto/manifest.csv build/c0/manifest.csv --repeat 3 1 --preset cpu-small
+SEG_DATA := --data build/atlas-auto/manifest.csv build/h0/manifest.csv --repeat 3 1 --preset cpu-small
 default-model: $(STAMP)
-	$(BIN)/osteo annotate-auto --images $(ATLAS)/images --landmarks $(ATLAS)/landmarks.csv --out build/atlas-auto
-	test -f build/c0/manifest.csv || $(BIN)/osteo phantom build/c0 --subjects 192 --seed 0
-	$(BIN)/osteo segment train $(SEG_DATA) --epochs 30 --out runs/seg-default $$(test -d runs/seg-default && echo --resume)
-	$(BIN)/osteo segment train $(SEG_DATA) --epochs 15 --init runs/seg-default/checkpoints/best.safetensors \
-		--anneal-fraction 0 --lr 1e-3 --out runs/seg-finetune $$(test -d runs/seg-finetune && echo --resume)
-	$(BIN)/osteo segment train $(SEG_DATA) --epochs 8 --init runs/seg-finetune/checkpoints/best.safetensors \
-		--anneal-fraction 0 --lr 5e-4 --input-size 384 480 --out runs/seg-hr $$(test -d runs/seg-hr && echo --resume)
+	test -f build/atlas-auto/manifest.csv || $(BIN)/osteo annotate-auto --images $(ATLAS)/images \
+		--landmarks $(ATLAS)/landmarks.csv --out build/atlas-auto
+	test -f build/h0/manifest.csv || $(BIN)/osteo phantom build/h0 --subjects 192 --seed 0
+	$(BIN)/osteo segment train $(SEG_DATA) --epochs 20 --out runs/seg-default $$(test -d runs/seg-default && echo --resume)
+	$(BIN)/osteo segment train $(SEG_DATA) --epochs 6 --init runs/seg-default/checkpoints/best.safetensors \
+		--anneal-fraction 0 --lr 1e-3 --input-size 384 480 --out runs/seg-hr $$(test -d runs/seg-hr && echo --resume)
 	$(BIN)/osteo segment evaluate --model runs/seg-hr/checkpoints/best.safetensors \
 		--data build/atlas-auto/manifest.csv --split val --landmarks $(ATLAS)/landmarks.csv --json > build/eval-atlas-val.json
 	$(BIN)/osteo segment evaluate --model runs/seg-hr/checkpoints/best.safetensors \
-		--data build/c0/manifest.csv --split test --json > build/eval-phantom-test.json
+		--data build/h0/manifest.csv --split test --json > build/eval-phantom-test.json
 	$(BIN)/osteo segment evaluate --model runs/seg-hr/checkpoints/best.safetensors \
-		--data build/c0/manifest.csv --split test --truth --json > build/eval-phantom-test-truth.json
+		--data build/h0/manifest.csv --split test --truth --json > build/eval-phantom-test-truth.json
 	$(BIN)/osteo segment publish runs/seg-hr/checkpoints/best.safetensors --out resources/models/segmenter.safetensors \
 		--evaluation atlas_val=build/eval-atlas-val.json phantom_test=build/eval-phantom-test.json \
 		phantom_test_truth=build/eval-phantom-test-truth.json
