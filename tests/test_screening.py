@@ -93,7 +93,7 @@ def test_osteo_screen_answers_every_image_as_one_json_line(tiny_segmenter, tmp_p
     good = next(r for r in lines if r["image"] == "a.dcm")
     assert good["decision"] in ("normal", "osteoporosis", "refer") and isinstance(good["probability"], float)
     assert set(good["bones"]) == {"ulna", "radius", "M1", "M2", "M3", "M4", "M5"}
-    assert all(set(v) == {"present", "probability"} for v in good["bones"].values())
+    assert all(set(v) == {"present", "probability", "spread"} for v in good["bones"].values())
     assert "not a diagnosis" in good["disclaimer"] and good["reasons"]
     assert set(good["timings_s"]) == {"segment", "classify"} and good["model"]["probe"] == "test probe"
     assert set(good["orientation"]) == {"quarter_turns", "inverted"}
