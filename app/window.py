@@ -161,11 +161,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.screen.current is None:
             self.show_message("Screen a radiograph first.")
             return
-        box = QtWidgets.QMessageBox(self)
-        box.setWindowTitle("Screening report")
-        box.setText("The report leaves out the patient's name and ID.")
-        box.setCheckBox(QtWidgets.QCheckBox("Include the patient's name and ID", box))
-        box.setStandardButtons(QtWidgets.QMessageBox.Ok | QtWidgets.QMessageBox.Cancel)
+        leaves_out = "The report leaves out the patient's name and ID."
+        box = checkbox_dialog(self, "Screening report", leaves_out, "Include the patient's name and ID")
         if box.exec() != QtWidgets.QMessageBox.Ok:
             return
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save the report", "screening.pdf", "PDF (*.pdf)")
@@ -240,17 +237,26 @@ class MainWindow(QtWidgets.QMainWindow):
 
 def seg_export_dialog(parent: QtWidgets.QWidget | None = None) -> QtWidgets.QMessageBox:
     """Asks before a DICOM SEG export; the box to keep the patient's identity starts unticked."""
-    box = QtWidgets.QMessageBox(parent)
-    box.setWindowTitle("Export DICOM SEG")
-    box.setText(
+    box = checkbox_dialog(
+        parent,
+        "Export DICOM SEG",
         "The SEG files will be de-identified: a pseudonym replaces the patient's name and ID, birth "
-        "date, sex and study dates are left out, and every UID is replaced."
+        "date, sex and study dates are left out, and every UID is replaced.",
+        "Copy the patient's name, ID and study (for this hospital's PACS)",
     )
     box.setInformativeText(
         "Keep the patient's identity only for SEG files that go back to this hospital's own PACS beside their images."
     )
+    return box
+
+
+def checkbox_dialog(parent: QtWidgets.QWidget | None, title: str, text: str, choice: str) -> QtWidgets.QMessageBox:
+    """An OK/Cancel question with one box, unticked, that widens what leaves the app (a patient's identity)."""
+    box = QtWidgets.QMessageBox(parent)
+    box.setWindowTitle(title)
+    box.setText(text)
     # parented to the box: a checkbox Python alone held would be deleted with its wrapper
-    box.setCheckBox(QtWidgets.QCheckBox("Copy the patient's name, ID and study (for this hospital's PACS)", box))
+    box.setCheckBox(QtWidgets.QCheckBox(choice, box))
     box.setStandardButtons(QtWidgets.QMessageBox.Ok | QtWidgets.QMessageBox.Cancel)
     return box
 

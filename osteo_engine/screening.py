@@ -169,6 +169,19 @@ def working_copy(pixels: np.ndarray, pixel_spacing_mm: float | None) -> tuple[np
     return small, pixel_spacing_mm * w / size[0] if pixel_spacing_mm else None
 
 
+def shown(value: float | None) -> str:
+    """A number as answers print it: two decimals, or "none" when there is none (or it is not a number)."""
+    return "none" if value is None or value != value else f"{value:.2f}"
+
+
+def how_read(orientation: dict) -> str:
+    """How the file was read, in words ("turned 90° counter-clockwise and with inverted contrast"); "" when it
+    was read as stored. `orientation` as in ScreeningResult."""
+    turns, inverted = orientation.get("quarter_turns", 0), orientation.get("inverted", False)
+    parts = [f"turned {90 * turns}° counter-clockwise"] * bool(turns) + ["with inverted contrast"] * bool(inverted)
+    return " and ".join(parts)
+
+
 def _number(value: float | None, digits: int | None = None) -> float | None:
     """A finite float (rounded when asked), or None: NaN never reaches a result."""
     if value is None or not math.isfinite(value):

@@ -102,27 +102,25 @@ def _writer(args):
 
 
 def _text(result: dict) -> str:
+    from osteo_engine.screening import how_read
+    from osteo_engine.screening import shown as _shown
+
     if "error" in result:
         return f"{result['image']}: cannot screen: {result['error']}"
     bones = ", ".join(f"{b} {_shown(v['probability'])}" for b, v in result["bones"].items() if v["present"])
-    turns, inverted = result["orientation"]["quarter_turns"], result["orientation"]["inverted"]
     population = result.get("population")  # answers saved before the population check have none
-    read = [f"turned {90 * turns}° counter-clockwise"] * bool(turns) + ["with inverted contrast"] * inverted
+    read = how_read(result["orientation"])
     return (
         f"{result['image']}: {result['decision'].upper()} (probability {_shown(result['probability'])}, "
         f"threshold {_shown(result['threshold'])}, segmentation uncertainty {_shown(result['uncertainty'])})\n"
         f"  {' '.join(result['reasons'])}\n  bones: {bones or 'none found'}"
         + (f"\n  {population['note']}" if population and population["within"] is not False else "")
-        + (f"\n  read {' and '.join(read)}" if read else "")
+        + (f"\n  read {read}" if read else "")
     )
 
 
 def _blank(value: float | None) -> str | float:
     return "" if value is None else value
-
-
-def _shown(value: float | None) -> str:
-    return "none" if value is None or value != value else f"{value:.2f}"
 
 
 def run_export(args) -> int:

@@ -7,6 +7,7 @@ app, and the panel reads every run's state from its files each second: a reopene
 
 from __future__ import annotations
 
+import os
 import shlex
 import signal
 import subprocess
@@ -131,11 +132,7 @@ class JobsPanel(QtWidgets.QWidget):
         status = self.selected()
         if status is None or status.state != "running":
             return
-        import json
-        import os
-
-        pid = int(json.loads((status.run / "job.json").read_text())["pid"])
-        os.kill(pid, signal.SIGTERM)  # the job stops at its next step and keeps its last checkpoint
+        os.kill(status.pid, signal.SIGTERM)  # the job stops at its next step and keeps its last checkpoint
         self.message.emit(f"Cancelling {status.run.name}; it stops after its current step.")
 
     def resume_selected(self) -> None:

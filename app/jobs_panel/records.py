@@ -39,6 +39,7 @@ class JobStatus:
     command: list[str]
     state: str  # running, finished, failed, cancelled, died
     started: float  # seconds since the epoch
+    pid: int = 0  # the job's process
     done: int | None = None  # progress of the current stage
     total: int | None = None
     epochs: list[dict] = field(default_factory=list)  # each `epoch` event's metrics, with "epoch"
@@ -83,7 +84,8 @@ def read_status(run: Path) -> JobStatus | None:
         record = json.loads((run / "job.json").read_text())
     except (OSError, ValueError):
         return None
-    status = JobStatus(run, list(record.get("command", [])), "running", float(record.get("started", 0.0)))
+    pid = int(record.get("pid", 0))
+    status = JobStatus(run, list(record.get("command", [])), "running", float(record.get("started", 0.0)), pid)
     for event in _events(run / "job.out"):
         kind = event.get("event")
         if kind in ("start", "progress", "epoch"):
@@ -92,7 +94,7 @@ def read_status(run: Path) -> JobStatus | None:
             status.epochs.append({"epoch": event.get("epoch"), **event.get("metrics", {})})
         if kind in FINAL:
             status.state, status.message = FINAL[kind], event.get("message", "")
-    if status.state == "running" and not _alive(int(record.get("pid", 0))):
+    if status.state == "running" and not _alive(pid):
         status.state = "died"
     status.log_tail = _tail(run / "job.err")
     return status

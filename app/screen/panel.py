@@ -8,7 +8,8 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from osteo_engine.anatomy import BONE_NAMES
-from osteo_engine.screening import DISCLAIMER
+from osteo_engine.screening import DISCLAIMER, how_read
+from osteo_engine.screening import shown as _shown
 
 from .canvas import DEFAULT_OPACITY, OVERLAYS
 
@@ -121,9 +122,10 @@ class ResultPanel(QtWidgets.QScrollArea):
         decision = result["decision"]
         self.decision.setText(decision.upper())
         self.decision.setStyleSheet(f"font-size: 20px; font-weight: bold; color: {DECISION_COLOURS[decision]}")
+        read = how_read(result["orientation"]) or "as stored (upright)"
         self.summary.setText(
             f"probability {_shown(result['probability'])} (threshold {_shown(result['threshold'])}); segmentation "
-            f"uncertainty {_shown(result['uncertainty'])} nats; {_read(result['orientation'])}"
+            f"uncertainty {_shown(result['uncertainty'])} nats; read {read}."
         )
         missing = [b for b, v in result["bones"].items() if not v["present"]]
         self.reasons.setText(
@@ -168,15 +170,3 @@ def _wrapping(text: str = "") -> QtWidgets.QLabel:
     label.setWordWrap(True)
     label.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
     return label
-
-
-def _shown(value) -> str:
-    return "none" if value is None else f"{value:.2f}"
-
-
-def _read(orientation: dict) -> str:
-    turns, inverted = orientation.get("quarter_turns", 0), orientation.get("inverted", False)
-    if not turns and not inverted:
-        return "read as stored (upright)."
-    parts = [f"turned {90 * turns}° counter-clockwise"] * bool(turns) + ["with inverted contrast"] * bool(inverted)
-    return f"read {' and '.join(parts)}."

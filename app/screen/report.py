@@ -9,6 +9,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui
 
 from osteo_engine.screening import DISCLAIMER
+from osteo_engine.screening import shown as _shown
 from osteo_engine.storage import atomic_write_bytes, strict_json
 
 PATIENT_FACTS = ("Patient", "Patient ID")
@@ -77,7 +78,3 @@ def write_pdf(path: str | Path, lines: list[str], image: QtGui.QPixmap, chart: Q
 def _draw_fitted(painter: QtGui.QPainter, pixmap: QtGui.QPixmap, box: QtCore.QRect) -> None:
     scaled = pixmap.scaled(box.size(), QtCore.Qt.KeepAspectRatio, QtCore.Qt.SmoothTransformation)
     painter.drawPixmap(box.topLeft(), scaled)
-
-
-def _shown(value) -> str:
-    return "none" if value is None else f"{value:.2f}"

@@ -11,6 +11,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 
 from osteo_engine import OsteoError
+from osteo_engine.anatomy import BONES
 from osteo_engine.io import load_radiograph, radiograph_files
 from osteo_engine.population import Demographics
 
@@ -83,7 +84,11 @@ class ScreenWorkspace(QtWidgets.QWidget):
             return True
         self.panel.show_waiting(f"Screening {path.name}…")
         person = self.person
-        self._start(f"screening {path.name}", lambda report, cancelled: self._screen(path, person), done=self._finished)
+
+        def work(report, cancelled):
+            return path, *self._screen(path, person)
+
+        self._start(f"screening {path.name}", work, done=self._finished)
         return True
 
     def open_folder(self, folder: str | Path) -> bool:
@@ -133,12 +138,14 @@ class ScreenWorkspace(QtWidgets.QWidget):
             return self._model
 
     def _finished(self, outcome) -> None:
-        screened, facts = outcome
-        path = self.path
+        """Keep an answer under the file it is for, and show it if that file is still the one asked for (the user
+        may have opened another meanwhile)."""
+        path, screened, facts = outcome
         self._cache[path] = (screened, facts)
         while len(self._cache) > CACHED_IMAGES:
             self._cache.popitem(last=False)
-        self._display(path, screened, facts)
+        if path == self.path:
+            self._display(path, screened, facts)
 
     def _worklist_done(self, count) -> None:
         if count is not None:
@@ -199,7 +206,7 @@ class ScreenWorkspace(QtWidgets.QWidget):
             return
         seg, bones = self.current.segmentation, self.current.result.bones
         value = int(seg.labels[y, x])
-        name = {i + 1: b for i, b in enumerate(bones)}.get(value)
+        name = BONES.get(value)
         parts = [f"({x}, {y})", name or "background"]
         if name and bones[name]["probability"] is not None:
             parts.append(f"probability {bones[name]['probability']:.2f}")
