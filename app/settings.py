@@ -107,3 +107,28 @@ class SettingsDialog(QtWidgets.QDialog):
     def _paint(self, name: str) -> None:
         r, g, b = self.colours[name]
         self._colour_buttons[name].setStyleSheet(f"background-color: rgb({r},{g},{b});")
+
+
+class RecentFiles:
+    """The radiographs, folders and projects opened last, newest first, kept in QSettings under "recent" as
+    (path, workspace) pairs. Paths stay on this machine's settings; they are never logged."""
+
+    LIMIT = 8
+
+    def __init__(self, store: QtCore.QSettings):
+        self.store = store
+
+    def entries(self) -> list[tuple[Path, str]]:
+        """The remembered entries that still exist (a file moved or deleted since drops out)."""
+        try:
+            raw = json.loads(self.store.value("recent", "") or "[]")
+            entries = [(Path(path), str(workspace)) for path, workspace in raw]
+        except (ValueError, TypeError):
+            return []  # unreadable: start a new list
+        return [(path, workspace) for path, workspace in entries if path.exists()]
+
+    def add(self, path: str | Path, workspace: str) -> None:
+        path = Path(path).resolve()
+        kept = [(p, w) for p, w in self.entries() if p != path]
+        entries = [(path, workspace), *kept][: self.LIMIT]
+        self.store.setValue("recent", json.dumps([[str(p), w] for p, w in entries]))

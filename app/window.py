@@ -16,7 +16,7 @@ from .annotate.library import project_for_image
 from .annotate.workspace import AnnotateWorkspace, projects_home
 from .jobs_panel.panel import JobsPanel
 from .screen.workspace import ScreenWorkspace
-from .settings import AppSettings, SettingsDialog, settings_store
+from .settings import AppSettings, RecentFiles, SettingsDialog, settings_store
 
 RESEARCH_NOTICE = "Research tool — not for clinical diagnosis."
 WORKSPACES = ("annotate", "screen", "jobs")
@@ -33,6 +33,7 @@ class MainWindow(QtWidgets.QMainWindow):
         super().__init__()
         self.store = store or settings_store()
         self.settings = settings or AppSettings.load(self.store)
+        self.recent = RecentFiles(self.store)
         self.setWindowTitle("Osteo workstation")
         self.resize(1400, 880)
         self.tabs = QtWidgets.QTabWidget(self)
@@ -56,6 +57,8 @@ class MainWindow(QtWidgets.QMainWindow):
         file_menu.addAction("Open &folder…", self._ask_folder).setShortcut("Ctrl+O")
         file_menu.addAction("Open &project…", self._ask_project)
         file_menu.addAction("Open &radiograph…", self._ask_image)
+        self.recent_menu = file_menu.addMenu("Open r&ecent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
         export = file_menu.addMenu("&Export")
         export.addAction("PNG label maps…", lambda: self._export("PNG", export_png))
         export.addAction("COCO JSON…", lambda: self._export("COCO", self._coco))
@@ -115,6 +118,12 @@ class MainWindow(QtWidgets.QMainWindow):
         """A folder, an annotation project or one radiograph, in the Annotate workspace or screened in the
         Screen workspace."""
         path = Path(path)
+        opened = self._open(path, workspace)
+        if opened:
+            self.recent.add(path, workspace)
+        return opened
+
+    def _open(self, path: Path, workspace: str) -> bool:
         if workspace == "screen":
             return self.screen.open_path(path)
         if path.is_dir():
@@ -127,15 +136,30 @@ class MainWindow(QtWidgets.QMainWindow):
         self.annotate.open_project(project)
         return self.annotate.open_image(image_id)
 
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        entries = self.recent.entries()
+        for path, workspace in entries:
+            action = self.recent_menu.addAction(
+                f"{path.name}  ({workspace})", lambda p=path, w=workspace: self._reopen(p, w)
+            )
+            action.setToolTip(str(path))
+        if not entries:
+            self.recent_menu.addAction("Nothing opened yet").setEnabled(False)
+
+    def _reopen(self, path: Path, workspace: str) -> None:
+        self.show_workspace(workspace)
+        self.open_path(path, workspace)
+
     def _ask_folder(self) -> None:
         folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Open a folder of radiographs or a project")
         if folder:
-            self.annotate.open_folder(folder)
+            self.open_path(folder, "annotate")
 
     def _ask_project(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open annotation project", "", "Project (project.json)")
-        if path:
-            self.annotate.open_project(Path(path).parent)
+        if path and self.annotate.open_project(Path(path).parent):
+            self.recent.add(Path(path).parent, "annotate")
 
     def _ask_image(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(

@@ -152,6 +152,10 @@ def test_export_packages_a_half_precision_encoder_with_a_calibrated_card(
     sized = json.loads((out / "probe.json").read_text())["refer_calibration"]
     assert sized["calibrated_on"] == small_cohort.name and sized["calibration"]["images"] == 12  # every split
     capsys.readouterr()
+    assert main([*export, "--progress-json"]) == 0  # as the Jobs panel starts it
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert events[-1]["event"] == "done" and events[-1]["path"] == str(out)
+    assert any(e["event"] == "progress" for e in events)
     assert (
         main(
             [

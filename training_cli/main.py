@@ -35,17 +35,14 @@ def main(argv: list[str] | None = None) -> int:
         _report_error(args, exc)
         return 2
     except OSError as exc:  # full disk, permissions: say so plainly instead of a traceback
-        print(
-            f"osteo {args.command}: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else ""),
-            file=sys.stderr,
-        )
+        _report_error(args, f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else ""))
         return 2
     except KeyboardInterrupt:
         print(f"osteo {args.command}: interrupted", file=sys.stderr)
         return 130
 
 
-def _report_error(args, exc: Exception, kind: str = "error") -> None:
+def _report_error(args, exc: Exception | str, kind: str = "error") -> None:
     """The sentence on stderr; with --progress-json also the last line on stdout, an `error` (or `cancelled`)
     event."""
     print(f"osteo {args.command}: {exc}", file=sys.stderr)

@@ -81,12 +81,12 @@ class JobOutput:
         self(Event("progress", "patches", done=done, total=total))
 
     @contextmanager
-    def images(self):
+    def images(self, what: str = "patches"):
         """The (done, total) callback for images: JSON events, or a progress bar of its own."""
         if self.as_json:
             yield self.progress
         else:
-            with progress_bar(0, "patches") as update:
+            with progress_bar(0, what) as update:
                 yield update
 
     def done(self, path) -> None:

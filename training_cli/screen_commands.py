@@ -7,7 +7,7 @@ import sys
 
 from osteo_engine.storage import strict_json
 
-from .output import command_line, emit, progress_bar, request_from
+from .output import JobOutput, add_progress_json, command_line, emit, progress_bar, request_from
 
 CSV_COLUMNS = ["image", "decision", "probability", "uncertainty", "reasons", "population", "error", "disclaimer"]
 
@@ -45,6 +45,7 @@ def add_parsers(sub) -> None:
     e.add_argument("--population", help="who the model is meant for (default: adults, or synthetic adults)")
     e.add_argument("--min-age", type=float, default=18.0, metavar="YEARS", help="younger people are referred")
     e.add_argument("--json", action="store_true")
+    add_progress_json(e)
     e.set_defaults(run=run_export)
 
     a = sub.add_parser(
@@ -127,8 +128,12 @@ def run_export(args) -> int:
     from osteo_engine.screening_model import ExportRequest, export_screening_model
 
     request = request_from(ExportRequest, args, command=command_line())
-    with progress_bar(0, "screening") as update:
+    output = JobOutput(args, "export-screening")
+    with output.images("screening") as update:
         card = export_screening_model(request, update)
+    if output.as_json:
+        output.done(request.out)
+        return 0
     parts = card.refer_calibration
     emit(
         card.to_json(),

@@ -28,6 +28,7 @@ COMMANDS = {
     "pretrain": (["pretrain"], True),
     "probe": (["probe"], False),
     "experiment": (["experiment"], True),
+    "export-screening": (["export-screening"], False),
 }
 LOG_TAIL_LINES = 40
 FINAL = {"done": "finished", "error": "failed", "cancelled": "cancelled"}

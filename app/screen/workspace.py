@@ -8,12 +8,20 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+# pydicom, torchvision (through osteo_engine.ssl.probe) and the engine are imported here, as the window is made,
+# not by the first screening's worker: an import holds the interpreter, and torchvision's (through
+# torch._dynamo) held the UI thread for 280 ms, pydicom's for 66 ms (bench/screen_ui_stalls.py). The app takes
+# about 1.5 s longer to start.
+import pydicom  # noqa: F401
 from PySide6 import QtCore, QtWidgets
 
 from osteo_engine import OsteoError
 from osteo_engine.anatomy import BONES
 from osteo_engine.io import load_radiograph, radiograph_files
 from osteo_engine.population import Demographics
+from osteo_engine.screening import screen_image
+from osteo_engine.screening_model import load_screening_model
+from osteo_engine.ssl import probe as _probe  # noqa: F401
 
 from ..annotate.canvas import label_lut
 from ..jobs import BackgroundJob, start_job
@@ -115,8 +123,6 @@ class ScreenWorkspace(QtWidgets.QWidget):
 
     def _screen(self, path: Path, person: Demographics):
         """(Screened, the file's facts); runs on a worker thread."""
-        from osteo_engine.screening import screen_image
-
         image = load_radiograph(path)
         spacing = image.pixel_spacing_mm[0] if image.pixel_spacing_mm else None
         given = image.demographics.with_given(person.age_years, person.sex)
@@ -130,8 +136,6 @@ class ScreenWorkspace(QtWidgets.QWidget):
 
     def model(self):
         """The screening model, loaded once (on a worker thread)."""
-        from osteo_engine.screening_model import load_screening_model
-
         with self._model_lock:
             if self._model is None:
                 self._model = load_screening_model(*self._model_args)

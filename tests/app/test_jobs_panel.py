@@ -33,6 +33,8 @@ def test_the_launch_command_is_the_cli_with_progress_events(tmp_path):
     assert resume_command(command)[-1] == "--resume" and resume_command(resume_command(command)) == resume_command(
         command
     )
+    export = launch_command("export-screening", ["m.csv"], tmp_path / "model", "cpu-small", ["--encoder", "e"])
+    assert export[3] == "export-screening" and "--preset" not in export  # it takes the encoder's, not a preset
     with pytest.raises(ValueError, match="unknown job"):
         launch_command("format disk", [], tmp_path)
 

@@ -100,3 +100,25 @@ def test_the_report_and_the_json_carry_the_answer_and_no_patient_unless_asked(sc
     printed = json.loads(capsys.readouterr().out)
     assert saved.pop("timings_s").keys() == printed.pop("timings_s").keys()  # the same steps, timed apart
     assert saved == printed
+
+
+def test_recent_files_remember_what_was_opened_and_forget_what_is_gone(qtbot, tmp_path):
+    store = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.IniFormat)
+    window = MainWindow(AppSettings(), store)
+    qtbot.addWidget(window)
+    copy = tmp_path / "hand.dcm"
+    shutil.copy(SAMPLE_DICOM, copy)
+    assert window.open_path(copy, "screen") and window.screen.wait_idle()
+    assert not window.open_path(tmp_path / "missing.dcm", "screen")  # a failed open is not remembered
+    again = MainWindow(AppSettings(), store)  # the next session's window
+    qtbot.addWidget(again)
+    again._fill_recent()
+    assert [a.text() for a in again.recent_menu.actions()] == ["hand.dcm  (screen)"]
+    again.recent_menu.actions()[0].trigger()  # reopens it in the Screen workspace
+    assert again.tabs.currentWidget() is again.screen and again.screen.wait_idle()
+    assert again.screen.path == copy.resolve() and again.screen.current is not None
+    copy.unlink()
+    assert again.recent.entries() == []
+    for w in (window, again):
+        w.screen.shutdown()
+        w.annotate.shutdown()
