@@ -4,10 +4,12 @@ cost_ij    = d(softmax(s_i), y_j): 1 − soft mean IoU over foreground classes p
 T*         = relaxed_coupling(cost, β, γ)  (rows ≤ γ, columns = β; not differentiated)
 loss       = Σ_ij T*_ij (cost_ij + ce_weight · CE(s_i, y_j)) + λ · KL(Σ_j T*_i· per module ‖ π)
 
-An image with one rater says nothing about how raters disagree. Its coupling is spread over every sample
-(γ = 1/N for that image), so that every module learns it and its routing target stays even; coupled to the
-nearest sample alone (γ → 1), single-rater images, the atlas's, taught the router to send everything to
-one module and left the others untrained on real radiographs (tests/segmentation/test_modules.py).
+An image with one rater (the atlas's) says nothing about how raters disagree. Coupled to the nearest sample
+alone (γ → 1), such images taught the router to send everything to one module; spread over every sample
+(γ = 1/N), they taught every sample that one outline and erased the spread the phantoms' raters teach
+(docs/segmenter-modules.md). So an image with one rater is compared with the samples' mean probabilities,
+p̄ = (1/N) Σ_i softmax(s_i): the mixture's centre must match the rater, its samples may still differ around
+it, and the routing target stays even (tests/segmentation/test_modules.py).
 """
 
 from __future__ import annotations
@@ -91,11 +93,15 @@ def ot_segmentation_loss(
     kl_weight: float = 1.0,
     ce_weight: float = 1.0,
     class_weights: torch.Tensor | None = None,
-    spread_single_rater: bool = True,
+    single_rater: str = "mean",
 ) -> OTLoss:
     """logits (B, K, S, C, H, W); routing π (B, K); annotations (B, M, H, W); annotation_weights β (B, M),
-    zero for padding. `spread_single_rater` spreads the coupling of an image with fewer than two weighted
-    raters over every sample (see above). Raises ValueError for tensors of other shapes."""
+    zero for padding. An image with fewer than two weighted raters is compared with the samples' mean
+    (`single_rater="mean"`) or coupled to every sample alike (`"spread"`, the earlier design, kept for the
+    comparison in tests); its reported coupling is even over the samples either way. Raises ValueError for
+    tensors of other shapes or another `single_rater`."""
+    if single_rater not in ("mean", "spread"):
+        raise ValueError(f"single_rater must be 'mean' or 'spread', got {single_rater!r}")
     if logits.ndim != 6 or annotations.ndim != 4 or annotations.shape[0] != logits.shape[0]:
         raise ValueError(
             f"expected logits (B,K,S,C,H,W) and annotations (B,M,H,W), got {tuple(logits.shape)} "
@@ -107,13 +113,17 @@ def ot_segmentation_loss(
     for n, image_logits in enumerate(logits.unbind(0)):
         log_probs = image_logits.reshape(k * s, *logits.shape[3:]).float().log_softmax(1)
         onehot = _onehot(annotations[n], log_probs.shape[1], log_probs.dtype)
+        one_rater = int((annotation_weights[n] > 0).sum()) < 2
+        if one_rater and single_rater == "mean":
+            log_probs = log_probs.exp().mean(0, keepdim=True).clamp_min(1e-12).log()  # the samples' mean p̄
         cost = _iou_cost(log_probs.exp(), onehot)
         cost_for_loss = cost + ce_weight * _cross_entropy(log_probs, onehot, class_weights) if ce_weight else cost
-        raters = int((annotation_weights[n] > 0).sum())
-        # one rater says nothing about disagreement: every sample learns it, and the routing stays even
-        image_gamma = 1.0 / (k * s) if spread_single_rater and raters < 2 else gamma
-        coupling = relaxed_coupling(cost.detach(), annotation_weights[n].detach(), image_gamma)
-        seg_terms.append((coupling * cost_for_loss).sum())
+        if one_rater:
+            seg_terms.append((annotation_weights[n][None] * cost_for_loss).sum() / cost.shape[0])
+            coupling = annotation_weights[n][None].expand(k * s, -1) / (k * s)  # even: the routing stays even
+        else:
+            coupling = relaxed_coupling(cost.detach(), annotation_weights[n].detach(), gamma)
+            seg_terms.append((coupling * cost_for_loss).sum())
         target = coupling.sum(1).reshape(k, s).sum(1).clamp_min(0)
         target = target / target.sum().clamp_min(1e-12)
         kl_terms.append((target * (target.clamp_min(1e-12).log() - routing[n].clamp_min(1e-12).log())).sum())

@@ -81,3 +81,35 @@ def test_modules_split_between_two_raters_even_when_half_the_images_have_one_rat
     nearest, effective = _nearest_module_per_rater(model, modules=2)
     assert (nearest[:, 0] != nearest[:, 1]).mean() >= 0.9  # the tight and the loose rater have modules of their own
     assert effective >= 1.9  # and the routing weighs both: one-rater images did not pull it onto one module
+
+
+def _one_rater_loss(samples: torch.Tensor, annotation: torch.Tensor, single_rater: str) -> float:
+    logits = torch.log(samples.clamp_min(1e-4))[None, :, None]  # (1, K, S=1, C, H, W)
+    k = samples.shape[0]
+    loss = ot_segmentation_loss(
+        logits, torch.full((1, k), 1 / k), annotation[None, None], torch.ones(1, 1), 1.0, single_rater=single_rater
+    )
+    np.testing.assert_allclose(loss.coupling[0].sum(0).numpy(), [1.0])  # the routing target stays even
+    np.testing.assert_allclose(loss.coupling[0].sum(1).numpy(), np.full(k, 1 / k), rtol=1e-6)
+    return loss.segmentation.item()
+
+
+def test_an_image_with_one_rater_teaches_the_mixtures_centre_not_one_outline_to_every_sample():
+    annotation = torch.zeros(16, 16, dtype=torch.long)
+    annotation[4:12, 4:12] = 1
+    tight, loose = torch.zeros_like(annotation), torch.zeros_like(annotation)
+    tight[5:11, 5:11], loose[3:13, 3:13] = 1, 1
+
+    def probs(labels):
+        return torch.nn.functional.one_hot(labels, 2).permute(2, 0, 1).float() * 0.98 + 0.01
+
+    faithful = torch.stack([probs(annotation), probs(annotation)])
+    spread_out = torch.stack([probs(tight), probs(loose)])  # a tight and a loose sample around the rater
+    cost = {
+        mode: _one_rater_loss(spread_out, annotation, mode) - _one_rater_loss(faithful, annotation, mode)
+        for mode in ("mean", "spread")
+    }
+    # the samples' spread around the one rater costs much less than when each sample must draw the rater's outline
+    assert 0 < cost["mean"] < 0.6 * cost["spread"]
+    with pytest.raises(ValueError, match="single_rater"):
+        _one_rater_loss(faithful, annotation, "vote")
