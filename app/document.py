@@ -53,7 +53,6 @@ class Edit:
     bone: tuple[int, int]  # before, after
     prompts: tuple[Prompts, Prompts]
     patches: list[_Patch] = field(default_factory=list)
-    logits: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
     bone_prompts: tuple[dict, dict] | None = None
 
     @property
@@ -82,7 +81,6 @@ class ImageDocument:
         self.bone = 1
         self.working = self.labels == self.bone
         self.prompts = Prompts()
-        self.logits: np.ndarray | None = None  # SAM's low-resolution logits for the working mask
         self.bone_prompts = dict(bone_prompts or {})
         self.on_labels_changed = on_labels_changed
         self._undo: list[Edit] = []
@@ -118,13 +116,13 @@ class ImageDocument:
             raise ValueError(f"no bone with label {bone}")
         if bone == self.bone:
             return
-        self._change("bone", bone=bone, working=self.labels == bone, prompts=Prompts(), logits=None)
+        self._change("bone", bone=bone, working=self.labels == bone, prompts=Prompts())
 
     def set_prompts(self, prompts: Prompts) -> None:
         """New prompts; the mask follows with `apply_prompt_mask` once SAM answers."""
         self._change("prompt", prompts=prompts)
 
-    def apply_prompt_mask(self, prompts: Prompts, mask: np.ndarray, logits: np.ndarray | None = None) -> bool:
+    def apply_prompt_mask(self, prompts: Prompts, mask: np.ndarray) -> bool:
         """SAM's answer to `prompts`; ignored (False) when the prompts have changed since it was asked."""
         if prompts != self.prompts:
             return False
@@ -133,18 +131,14 @@ class ImageDocument:
         self.working = mask.astype(bool)
         patch = _patch("working", before, self.working)
         if last is not None and last.kind == "prompt" and last.prompts[1] == prompts:
-            self._merge(last, patch, logits)  # one undo step removes the prompt and its mask together
+            self._merge(last, patch)  # one undo step removes the prompt and its mask together
         else:
-            edit = Edit(
-                "prompt", (self.bone, self.bone), (prompts, prompts), [patch] if patch else [], (self.logits, logits)
-            )
-            self._push(edit)
-        self.logits = logits
+            self._push(Edit("prompt", (self.bone, self.bone), (prompts, prompts), [patch] if patch else []))
         return True
 
     def clear_prompts(self) -> None:
         """Drop the prompts and go back to the bone's accepted mask."""
-        self._change("clear", working=self.labels == self.bone, prompts=Prompts(), logits=None)
+        self._change("clear", working=self.labels == self.bone, prompts=Prompts())
 
     def begin_stroke(self, erase: bool) -> None:
         self._stroke = ("erase" if erase else "brush", self.working.copy())
@@ -169,9 +163,7 @@ class ImageDocument:
         self._stroke = None
         patch = _patch("working", before, self.working)
         if patch:
-            self._push(
-                Edit(kind, (self.bone, self.bone), (self.prompts, self.prompts), [patch], (self.logits, self.logits))
-            )
+            self._push(Edit(kind, (self.bone, self.bone), (self.prompts, self.prompts), [patch]))
 
     def accept(self) -> bool:
         """Write the working mask into the label map as the current bone (it wins over other bones)."""
@@ -188,7 +180,7 @@ class ImageDocument:
             prompts[BONES[self.bone]] = BonePrompts(
                 [(x, y, bool(p)) for (x, y), p in zip(xy, lab)], None if box is None else tuple(box)
             )
-        self._change("accept", labels=labels, prompts=Prompts(), logits=None, bone_prompts=prompts)
+        self._change("accept", labels=labels, prompts=Prompts(), bone_prompts=prompts)
         return True
 
     def propose(self, prediction: np.ndarray) -> list[int]:
@@ -221,7 +213,7 @@ class ImageDocument:
         for patch in edit.patches:
             y0, y1, x0, x1 = patch.window
             getattr(self, patch.array)[y0:y1, x0:x1] = patch.after if side else patch.before
-        self.bone, self.prompts, self.logits = edit.bone[side], edit.prompts[side], edit.logits[side]
+        self.bone, self.prompts = edit.bone[side], edit.prompts[side]
         if edit.bone_prompts is not None:
             self.bone_prompts = dict(edit.bone_prompts[side])
         target.append(edit)
@@ -237,14 +229,12 @@ class ImageDocument:
         working: np.ndarray | None = None,
         labels: np.ndarray | None = None,
         prompts: Prompts | None = None,
-        logits=...,
         bone_prompts=None,
     ):
         edit = Edit(
             kind,
             (self.bone, self.bone if bone is None else bone),
             (self.prompts, self.prompts if prompts is None else prompts),
-            logits=(self.logits, self.logits if logits is ... else logits),
         )
         if bone_prompts is not None:
             edit.bone_prompts = (dict(self.bone_prompts), dict(bone_prompts))
@@ -260,20 +250,19 @@ class ImageDocument:
         for patch in edit.patches:
             y0, y1, x0, x1 = patch.window
             getattr(self, patch.array)[y0:y1, x0:x1] = patch.after
-        self.bone, self.prompts, self.logits = edit.bone[1], edit.prompts[1], edit.logits[1]
+        self.bone, self.prompts = edit.bone[1], edit.prompts[1]
         if edit.bone_prompts is not None:
             self.bone_prompts = dict(edit.bone_prompts[1])
         if edit.changes_labels and self.on_labels_changed:
             self.on_labels_changed(self)
 
-    def _merge(self, edit: Edit, patch: _Patch | None, logits: np.ndarray | None) -> None:
+    def _merge(self, edit: Edit, patch: _Patch | None) -> None:
         if patch is not None:
             old = next((p for p in edit.patches if p.array == "working"), None)
             if old is not None:  # widen to the union of both windows, keeping the oldest "before"
                 edit.patches.remove(old)
                 patch = _union(old, patch, self.working)
             edit.patches.append(patch)
-        edit.logits = (edit.logits[0], logits)
 
     def _push(self, edit: Edit) -> None:
         self._redo.clear()

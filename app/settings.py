@@ -11,8 +11,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from osteo_engine.anatomy import BONE_COLOURS, BONE_NAMES
 from osteo_engine.annotations import safe_rater_name
 from osteo_engine.errors import AnnotationError
-
-SAM_KINDS = ("litemedsam", "vit_b", "vit_l", "vit_h")
+from osteo_engine.registry import SAM_KINDS
 
 
 @dataclass

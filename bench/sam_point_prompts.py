@@ -11,21 +11,36 @@ masks made from landmark boxes (`osteo annotate-auto`):
   crop:point+box the click and its square box on that crop
   crop:2points+box  two clicks (at a quarter and three quarters of the shaft) and the box around them,
                  grown by 30% of their distance, on a crop around them
+  prior:box      the app's click (osteo_engine.click_prompts): the bundled segmenter's bone under the click
+                 makes the box; SAM gets the box
+  prior:box+click  the same, SAM also gets the click
 
-Run: .venv/bin/python bench/sam_point_prompts.py build/atlas-auto ../shared/data/hand-atlas/landmarks.csv [--images 20]
+Each mask is also checked against the landmarks: it holds its metacarpal's shaft (the points at 25%, 50% and
+75% from base to head) and none of the neighbours' (the other metacarpals' shaft points, its finger's proximal
+phalanx, the carpals). For the app's strategy, the time from click to mask is given twice: a bone's first click
+(the segmenter's answer ready, the crop not yet embedded) and a click with the crop embedded.
+
+Run: .venv/bin/python bench/sam_point_prompts.py build/atlas-auto ../shared/data/hand-atlas/landmarks.csv
+     [--split val] [--images 21]
 """
 
 from __future__ import annotations
 
 import argparse
+import time
+from pathlib import Path
 
 import numpy as np
 
 from osteo_engine.anatomy import BONE_IDS
 from osteo_engine.annotations import AnnotationProject
+from osteo_engine.click_prompts import answer_clicks
 from osteo_engine.io import load_radiograph
-from osteo_engine.landmarks import read_landmarks
+from osteo_engine.landmarks import NEXT_JOINT, read_landmarks, read_splits
 from osteo_engine.sam import BonePrompter, load_sam
+from osteo_engine.segmentation.predict import load_segmenter, segment
+
+SHAFT = (0.25, 0.5, 0.75)
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -80,23 +95,67 @@ def crop_strategies(prompter: BonePrompter, pixels: np.ndarray, clicks: np.ndarr
     return out
 
 
+def shaft_points(lm, n: int) -> np.ndarray:
+    base, head = lm[f"mc{n}_base"], lm[f"mc{n}_head"]
+    return np.array([base + t * (head - base) for t in SHAFT])
+
+
+def landmarks_ok(mask: np.ndarray, lm, n: int) -> bool:
+    """Its metacarpal's shaft points in the mask, and none of the neighbours' landmarks."""
+    h, w = mask.shape
+
+    def inside(points) -> np.ndarray:
+        xy = np.clip(np.round(np.reshape(points, (-1, 2))).astype(int), 0, [w - 1, h - 1])
+        return mask[xy[:, 1], xy[:, 0]]
+
+    others = [shaft_points(lm, m) for m in range(1, 6) if m != n]
+    others.append((lm[f"mc{n}_head"] + lm[NEXT_JOINT[n]]) / 2)
+    others.extend(lm[f"carpal_{k}"] for k in range(5, 13))
+    return bool(inside(shaft_points(lm, n)).all()) and not inside(np.vstack(others)).any()
+
+
+def prior_strategies(prompter, pixels, prior, click, bone, key, times) -> dict[str, np.ndarray]:
+    start = time.perf_counter()
+    first = answer_clicks(prompter, pixels, prior, bone, click[None], np.array([1]), image_key=key)
+    times["first click"].append(time.perf_counter() - start)
+    start = time.perf_counter()
+    answer_clicks(prompter, pixels, prior, bone, click[None], np.array([1]), image_key=key)
+    times["embedded"].append(time.perf_counter() - start)
+    with_click = answer_clicks(
+        prompter, pixels, prior, bone, click[None], np.array([1]), image_key=key, first_click_to_sam=True
+    )
+    times["prior used"].append(first.prior_used)
+    return {"prior:box": first.mask, "prior:box+click": with_click.mask}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("project")
     parser.add_argument("landmarks")
-    parser.add_argument("--images", type=int, default=20)
+    parser.add_argument("--split", default="val", help="images of this split of the project's manifest (or `all`)")
+    parser.add_argument("--images", type=int, default=21)
     args = parser.parse_args()
     project = AnnotationProject.open(args.project)
     landmarks = read_landmarks(args.landmarks)
+    splits = {Path(k).name: v for k, v in read_splits(Path(args.project) / "manifest.csv").items()}
     prompter = BonePrompter(load_sam("litemedsam"))
+    segmenter = load_segmenter()
     scores: dict[str, list[float]] = {}
-    for entry in project.images[: args.images]:
+    checks: dict[str, list[bool]] = {}
+    times: dict[str, list] = {"first click": [], "embedded": [], "prior used": []}
+    entries = [
+        e
+        for e in project.images
+        if args.split == "all" or splits.get(project.image_path(e.image_id).name) == args.split
+    ]
+    for entry in entries[: args.images]:
         annotations, _ = project.load(entry.image_id)
         if not annotations.raters:
             continue
         reference = annotations.raters[0].labels
         lm = landmarks[project.image_path(entry.image_id).name]
         pixels = load_radiograph(project.image_path(entry.image_id)).pixels
+        prior = segment(pixels, segmenter, modules=False).labels
         for n in range(1, 6):
             click = (lm[f"mc{n}_base"] + lm[f"mc{n}_head"]) / 2
             truth = reference == BONE_IDS[f"M{n}"]
@@ -106,11 +165,22 @@ def main() -> None:
             masks.update(
                 crop_strategies(prompter, pixels, np.array([base + 0.25 * (head - base), base + 0.75 * (head - base)]))
             )
+            masks.update(prior_strategies(prompter, pixels, prior, click, f"M{n}", entry.image_id, times))
             for name, mask in masks.items():
                 scores.setdefault(name, []).append(dice(mask, truth))
+                checks.setdefault(name, []).append(landmarks_ok(mask, lm, n))
     count = len(next(iter(scores.values())))
+    print(f"{count} metacarpals of {args.split} images; Dice against the annotate-auto masks; landmark checks")
     for name, values in scores.items():
-        print(f"{name:10s} mean Dice {np.mean(values):.3f}  median {np.median(values):.3f}  ({count} bones)")
+        print(
+            f"{name:17s} mean Dice {np.mean(values):.3f}  median {np.median(values):.3f}  "
+            f"landmarks {np.mean(checks[name]):.1%}"
+        )
+    print(
+        f"prior:box: the segmenter's bone was used for {np.mean(times['prior used']):.0%} of clicks; click to mask "
+        f"median {np.median(times['embedded']) * 1000:.0f} ms with the crop embedded, "
+        f"{np.median(times['first click']) * 1000:.0f} ms for a bone's first click (segmenter answer ready)"
+    )
 
 
 if __name__ == "__main__":

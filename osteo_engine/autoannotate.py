@@ -115,7 +115,7 @@ def landmark_prompts(lm: Landmarks, shape: tuple[int, int]) -> dict[str, BonePro
     return prompts
 
 
-def _component_at(mask: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+def component_at(mask: np.ndarray, anchor: np.ndarray) -> np.ndarray:
     """The connected part of `mask` that holds `anchor` (or lies nearest to it), with holes filled."""
     count, components = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     if count <= 1:
@@ -134,15 +134,22 @@ def _component_at(mask: np.ndarray, anchor: np.ndarray) -> np.ndarray:
     return (part | (1 - filled)).astype(bool)
 
 
-def _clip_to_band(mask: np.ndarray, proximal: np.ndarray, distal: np.ndarray, margin: float, band: float) -> np.ndarray:
-    """Keep the part of the mask between the joints (plus a margin) and within a band around the axis."""
+def in_band(xy: np.ndarray, proximal: np.ndarray, distal: np.ndarray, margin: float, band: float) -> np.ndarray:
+    """Which points (N, 2) lie between the joints (plus a margin) and within a band around the axis, both in
+    units of the bone's length."""
     axis = distal - proximal
     length = float(np.linalg.norm(axis))
     u = axis / max(length, 1e-6)
+    rel = np.asarray(xy, float).reshape(-1, 2) - proximal
+    t = rel @ u
+    across = np.abs(rel[:, 1] * u[0] - rel[:, 0] * u[1])
+    return (t >= -margin * length) & (t <= (1 + margin) * length) & (across <= band * length)
+
+
+def clip_to_band(mask: np.ndarray, proximal: np.ndarray, distal: np.ndarray, margin: float, band: float) -> np.ndarray:
+    """Keep the part of the mask between the joints (plus a margin) and within a band around the axis."""
     ys, xs = np.nonzero(mask)
-    t = (xs - proximal[0]) * u[0] + (ys - proximal[1]) * u[1]
-    across = np.abs(-(xs - proximal[0]) * u[1] + (ys - proximal[1]) * u[0])
-    keep = (t >= -margin * length) & (t <= (1 + margin) * length) & (across <= band * length)
+    keep = in_band(np.stack([xs, ys], 1), proximal, distal, margin, band)
     out = np.zeros_like(mask)
     out[ys[keep], xs[keep]] = True
     return out
@@ -171,7 +178,7 @@ def follow_cortex(pixels: np.ndarray, mask: np.ndarray, anchor: np.ndarray, scal
     bright = cv2.morphologyEx(cv2.morphologyEx(bright, cv2.MORPH_OPEN, kernel), cv2.MORPH_CLOSE, kernel)
     out = np.zeros_like(mask, dtype=bool)
     out[y0:y1, x0:x1] = bright.astype(bool)
-    out = _component_at(out, anchor) if out.any() else out
+    out = component_at(out, anchor) if out.any() else out
     return out if out.sum() >= mask.sum() / 3 else mask
 
 
@@ -202,11 +209,11 @@ def segment_from_prompts(
         if p is None:
             continue
         full = bone_logits(prompter, pixels, p, use_points)
-        mask = _component_at(full > 0, p.anchor)
+        mask = component_at(full > 0, p.anchor)
         if p.follow_cortex:
             mask = follow_cortex(pixels, mask, p.anchor, float(p.box[2] - p.box[0]))
         if p.axis is not None:
-            mask = _component_at(_clip_to_band(mask, *p.axis, margin=0.04, band=p.band), p.anchor)
+            mask = component_at(clip_to_band(mask, *p.axis, margin=0.04, band=p.band), p.anchor)
         logits[i][mask] = full[mask]
     best = logits.argmax(0)
     return np.where(np.isfinite(logits.max(0)), best + 1, 0).astype(np.uint8)

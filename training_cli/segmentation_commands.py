@@ -1,4 +1,4 @@
-"""Subcommands about bone masks: annotate-auto, overlay-sheet."""
+"""Subcommands about bone masks: annotate-auto, prompt, overlay-sheet, segment."""
 
 from __future__ import annotations
 
@@ -28,6 +28,20 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=annotate_auto)
 
+    p = sub.add_parser("prompt", help="bone masks from clicks and boxes, answered as the Annotate workspace does")
+    p.add_argument("image", help="a radiograph")
+    p.add_argument(
+        "--prompts",
+        required=True,
+        help='JSON list of {"bone": "M2", "points": [[x, y, 1 or 0], ...], "box": [x0, y0, x1, y1] or null}',
+    )
+    p.add_argument("--out", required=True, help="folder for one <bone>.png mask (0/255) per bone")
+    p.add_argument("--segmenter", help="segmentation model whose bones answer the clicks (default: the bundled one)")
+    p.add_argument("--sam", choices=registry.SAM_KINDS, default="litemedsam")
+    p.add_argument("--sam-checkpoint", help="a vit_b / vit_l / vit_h checkpoint for --sam")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=prompt_image)
+
     p = sub.add_parser("overlay-sheet", help="contact sheet of a project's bone masks over their images")
     p.add_argument("project")
     p.add_argument("--out", required=True)
@@ -42,6 +56,19 @@ def annotate_auto(args) -> int:
     with progress_bar(0, "annotate-auto") as update:
         summary = auto_annotate(request_from(AutoAnnotateRequest, args), update)
     emit(summary.to_json(), args.json, summary.lines())
+    return 0
+
+
+def prompt_image(args) -> int:
+    from osteo_engine.click_prompts import PromptRequest, prompt_image
+
+    summary = prompt_image(request_from(PromptRequest, args))
+    lines = [
+        f"{s['bone']}: {s['area']} pixels, SAM score {s['score']:.3f}"
+        + ("" if s["prior_used"] else " (no segmenter bone: square box)")
+        for s in summary
+    ]
+    emit({"image": Path(args.image).name, "out": args.out, "bones": summary}, args.json, lines)
     return 0
 
 

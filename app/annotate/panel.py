@@ -67,6 +67,9 @@ class ToolPanel(QtWidgets.QWidget):
         self.sam_state = QtWidgets.QLabel("SAM: idle")
         self.sam_state.setObjectName("samState")
         layout.addWidget(self.sam_state)
+        self.prompt_note = QtWidgets.QLabel("", wordWrap=True)  # how the last click was answered
+        self.prompt_note.setObjectName("promptNote")
+        layout.addWidget(self.prompt_note)
         layout.addStretch(1)
 
     def set_colours(self, colours: dict[str, tuple[int, int, int]]) -> None:
@@ -87,6 +90,11 @@ class ToolPanel(QtWidgets.QWidget):
     def show_sam_busy(self, busy: bool) -> None:
         self.sam_state.setText("SAM: working…" if busy else "SAM: ready")
         self.sam_state.setStyleSheet("color: #e65100;" if busy else "color: #2e7d32;")
+
+    def show_prompt_note(self, note: str, warn: bool = False) -> None:
+        """How the last prompt was answered; a fallback (no segmenter bone there) in the warning colour."""
+        self.prompt_note.setText(note)
+        self.prompt_note.setStyleSheet("color: #e65100;" if warn else "")
 
     @staticmethod
     def _slider(layout, label: str, lo: int, hi: int, value: int) -> QtWidgets.QSlider:

@@ -1,9 +1,9 @@
 """SAM off the UI thread (after ISAT's thin wrapper behind a worker).
 
 One daemon thread owns the model. Prompt requests are answered newest-first (a request overtaken by a newer
-one is dropped: the document would ignore its answer anyway); embeddings of the image just opened and of the
-next one are prepared when no prompt is waiting. Results come back as Qt signals, which Qt queues to the
-UI thread.
+one is dropped: the document would ignore its answer anyway); the crops of the image's bones are embedded
+once the segmenter has found them, whenever no prompt is waiting. Results come back as Qt signals, which Qt
+queues to the UI thread.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import numpy as np
 from PySide6 import QtCore
 
 from osteo_engine import OsteoError, load_radiograph
-from osteo_engine.sam.clicks import PromptAnswer, crop_key, segment_clicks
+from osteo_engine.click_prompts import ClickAnswer, answer_clicks
+from osteo_engine.sam.clicks import crop_key
 from osteo_engine.sam.crops import Crop
 from osteo_engine.sam.predictor import BonePrompter
 
@@ -28,15 +29,15 @@ class PromptRequest:
     image_key: str
     pixels: np.ndarray
     prompts: object  # app.document.Prompts, handed back untouched
+    bone: str  # the bone being annotated
     points: np.ndarray
     labels: np.ndarray
     box: np.ndarray | None
-    mask_input: np.ndarray | None
-    crop: Crop | None
+    prior: np.ndarray | None  # the segmenter's label map of the image, once it has answered
 
 
 class SamWorker(QtCore.QObject):
-    answered = QtCore.Signal(object, object)  # (Prompts, PromptAnswer)
+    answered = QtCore.Signal(object, object)  # (Prompts, ClickAnswer)
     embedded = QtCore.Signal(str)  # image key
     busy_changed = QtCore.Signal(bool)
     failed = QtCore.Signal(str)
@@ -47,7 +48,7 @@ class SamWorker(QtCore.QObject):
         self._prompter: BonePrompter | None = None
         self._lock = threading.Condition()
         self._prompt: PromptRequest | None = None
-        self._prepare: deque[tuple[str, object]] = deque()  # (key, pixels array or path)
+        self._prepare: deque[tuple[str, object, list | None]] = deque()  # (key, pixels array or path, crops)
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="sam-worker", daemon=True)
         self._thread.start()
@@ -58,13 +59,17 @@ class SamWorker(QtCore.QObject):
             self._prompt = request
             self._lock.notify()
 
-    def prepare(self, image_key: str, source: np.ndarray | str | Path, first: bool = True) -> None:
-        """Embed a whole image ahead of its prompts; `source` is its pixels or its file (loaded here)."""
+    def prepare(
+        self, image_key: str, source: np.ndarray | str | Path, first: bool = True, crops: list[Crop] | None = None
+    ) -> None:
+        """Embed an image ahead of its prompts: the whole image, or these crops of it; `source` is its pixels
+        or its file (loaded here)."""
         with self._lock:
+            job = (image_key, source, crops)
             if first:
-                self._prepare.appendleft((image_key, source))
+                self._prepare.appendleft(job)
             else:
-                self._prepare.append((image_key, source))
+                self._prepare.append(job)
             self._lock.notify()
 
     def set_loader(self, load_prompter: Callable[[], BonePrompter]) -> None:
@@ -112,15 +117,19 @@ class SamWorker(QtCore.QObject):
         return self._prompter
 
     def _answer(self, r: PromptRequest) -> None:
-        answer: PromptAnswer = segment_clicks(
-            self._prompter_ready(), r.pixels, r.points, r.labels, r.box, r.mask_input, r.crop, image_key=r.image_key
+        answer: ClickAnswer = answer_clicks(
+            self._prompter_ready(), r.pixels, r.prior, r.bone, r.points, r.labels, r.box, image_key=r.image_key
         )
         self.answered.emit(r.prompts, answer)
 
-    def _embed(self, image_key: str, source) -> None:
+    def _embed(self, image_key: str, source, crops: list[Crop] | None) -> None:
         pixels = source if isinstance(source, np.ndarray) else load_radiograph(source).pixels
-        whole = Crop(0, 0, pixels.shape[1], pixels.shape[0])
         prompter = self._prompter_ready()
-        if not prompter.is_cached(crop_key(image_key, whole)):
-            prompter.embed(whole.pixels(pixels), key=crop_key(image_key, whole))
+        for crop in crops or [Crop(0, 0, pixels.shape[1], pixels.shape[0])]:
+            with self._lock:
+                if self._prompt is not None:  # a click waits: answer it first, embed the rest later
+                    self._prepare.appendleft((image_key, pixels, crops[crops.index(crop) :] if crops else None))
+                    return
+            if not prompter.is_cached(crop_key(image_key, crop)):
+                prompter.embed(crop.pixels(pixels), key=crop_key(image_key, crop))
         self.embedded.emit(image_key)

@@ -13,7 +13,9 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from osteo_engine import OsteoError, load_radiograph
+from osteo_engine.anatomy import BONE_NAMES, BONES
 from osteo_engine.annotations import AnnotationProject, RaterAnnotation
+from osteo_engine.click_prompts import prior_crops
 from osteo_engine.sam.checkpoints import load_sam
 from osteo_engine.sam.predictor import BonePrompter
 from osteo_engine.segmentation.predict import load_segmenter, segment
@@ -30,7 +32,8 @@ from .sam_worker import PromptRequest, SamWorker
 
 def default_prompter_loader(settings: AppSettings) -> Callable[[], BonePrompter]:
     kind, checkpoint = settings.sam_kind, settings.sam_checkpoint or None
-    return lambda: BonePrompter(load_sam(kind, checkpoint))
+    # every bone's crop of the image on screen, and the next image, stay embedded
+    return lambda: BonePrompter(load_sam(kind, checkpoint), cache_size=2 * len(BONE_NAMES) + 2)
 
 
 def projects_home() -> Path:
@@ -49,7 +52,7 @@ class AnnotateWorkspace(QtWidgets.QWidget):
         self.radiograph = None
         self.doc: ImageDocument | None = None
         self.brush_radius = 12
-        self._crop = None
+        self.prior: np.ndarray | None = None  # the segmenter's label map of the image on screen, for clicks
         self._segmenter = None
         self.jobs: list[BackgroundJob] = []
         self.canvas = AnnotationCanvas(self)
@@ -168,7 +171,7 @@ class AnnotateWorkspace(QtWidgets.QWidget):
         mine = next((r for r in annotations.raters if r.rater == self.settings.rater), None)
         for problem in problems:
             self.message.emit(f"{Path(problem.path).name}: {problem.message}")
-        self.image_id, self.radiograph, self._crop = image_id, radiograph, None
+        self.image_id, self.radiograph, self.prior = image_id, radiograph, None
         self.doc = ImageDocument(
             radiograph.pixels.shape,
             None if mine is None else mine.labels,
@@ -180,12 +183,22 @@ class AnnotateWorkspace(QtWidgets.QWidget):
         self.select_bone(self.doc.bone)
         self.redraw()
         self.files.select(image_id)
-        self.sam.prepare(image_id, radiograph.pixels)
-        following = self._neighbour(1)
-        if following is not None:
-            self.sam.prepare(following, self.project.image_path(following), first=False)
+        self._find_prior(image_id, radiograph.pixels)
         self.message.emit(f"{path.name}: {radiograph.width}×{radiograph.height}, {radiograph.bits_stored} bit")
         return True
+
+    def _find_prior(self, image_id: str, pixels: np.ndarray) -> None:
+        """The segmenter's bones of the image, once, off the UI thread; then every bone's crop is embedded."""
+
+        def ready(labels: np.ndarray) -> None:
+            if image_id == self.image_id:
+                self.prior = labels
+                self.sam.prepare(image_id, pixels, crops=prior_crops(labels))
+
+        self._start_job("bones for clicks", lambda report, cancelled: self._segment_labels(pixels), done=ready)
+
+    def _segment_labels(self, pixels: np.ndarray) -> np.ndarray:
+        return segment(pixels, self._loaded_segmenter(), modules=False).labels
 
     def step_image(self, step: int) -> None:
         target = self._neighbour(step)
@@ -203,7 +216,6 @@ class AnnotateWorkspace(QtWidgets.QWidget):
     def select_bone(self, value: int) -> None:
         if self.doc is not None:
             self.doc.select_bone(value)
-            self._crop = None
             self.redraw()
         self.panel.show_bone(value)
 
@@ -230,22 +242,12 @@ class AnnotateWorkspace(QtWidgets.QWidget):
         xy, labels, box = prompts.arrays()
         if box is None and not labels.any():
             return  # only negative clicks so far: nothing for SAM to find yet
-        self.sam.ask(
-            PromptRequest(
-                self.image_id,
-                self.radiograph.pixels,
-                prompts,
-                xy,
-                labels,
-                box,
-                self.doc.logits if self._crop is not None else None,
-                self._crop,
-            )
-        )
+        bone = BONES[self.doc.bone]
+        self.sam.ask(PromptRequest(self.image_id, self.radiograph.pixels, prompts, bone, xy, labels, box, self.prior))
 
     def _on_answer(self, prompts: Prompts, answer) -> None:
-        if self.doc is not None and self.doc.apply_prompt_mask(prompts, answer.mask, answer.logits):
-            self._crop = answer.crop
+        if self.doc is not None and self.doc.apply_prompt_mask(prompts, answer.mask):
+            self.panel.show_prompt_note(answer.note, warn=answer.fallback)
             self._redraw_working()
 
     def _on_paint(self, x: float, y: float) -> None:
@@ -260,23 +262,19 @@ class AnnotateWorkspace(QtWidgets.QWidget):
 
     def accept(self) -> None:
         if self.doc is not None and self.doc.accept():
-            self._crop = None
             self.redraw()
 
     def clear_prompts(self) -> None:
         if self.doc is not None:
             self.doc.clear_prompts()
-            self._crop = None
             self.redraw()
 
     def undo(self) -> None:
         if self.doc is not None and self.doc.undo():
-            self._crop = None
             self.redraw()
 
     def redo(self) -> None:
         if self.doc is not None and self.doc.redo():
-            self._crop = None
             self.redraw()
 
     def _inside(self, x: float, y: float) -> bool:
@@ -290,7 +288,7 @@ class AnnotateWorkspace(QtWidgets.QWidget):
         pixels, image_id = self.radiograph.pixels, self.image_id
         self._start_job(
             "propose",
-            lambda report, cancelled: segment(pixels, self._loaded_segmenter(), modules=False).labels,
+            lambda report, cancelled: self._segment_labels(pixels),
             done=lambda labels: self._apply_proposal(image_id, labels),
         )
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 
+from .. import registry
 from ..errors import ConfigError
 from ..runs import load_tensors_file, pick_device
 
-SAM_KINDS = ("litemedsam", "vit_b", "vit_l", "vit_h")
+SAM_KINDS = registry.SAM_KINDS
 
 
 @dataclass

@@ -107,12 +107,15 @@ def test_a_dragged_box_and_clicks_make_the_chosen_bones_mask(qtbot, make_window,
     assert ((ws.doc.labels == BONE_IDS["M2"]) == ws.doc.working).all()
     assert ws.files.row(ws.image_id).done == {"alice": 1}
 
-    qtbot.keyClick(window, QtCore.Qt.Key_5)  # M3 from a single click
+    qtbot.keyClick(window, QtCore.Qt.Key_5)  # M3 from a single click, found with the segmenter's bones
+    qtbot.waitUntil(lambda: ws.prior is not None, timeout=SAM_TIMEOUT_MS)
     ys, xs = np.nonzero(truth == BONE_IDS["M3"])
     with qtbot.waitSignal(ws.sam.answered, timeout=SAM_TIMEOUT_MS):
         click(qtbot, ws.canvas, (np.median(xs), np.median(ys)))
     qtbot.waitUntil(lambda: ws.doc.working.any(), timeout=5000)
     assert ws.doc.prompts.points and ws.doc.prompts.points[0][2]
+    assert ws.panel.prompt_note.text() == "From the segmenter's M3."
+    assert dice(ws.doc.working, truth == BONE_IDS["M3"]) > 0.6
     # a right click is a negative point, kept with the first
     with qtbot.waitSignal(ws.sam.answered, timeout=SAM_TIMEOUT_MS):
         click(qtbot, ws.canvas, (np.median(xs) + 60, np.median(ys)), QtCore.Qt.RightButton)
