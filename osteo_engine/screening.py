@@ -18,6 +18,7 @@ import numpy as np
 from .anatomy import BONE_NAMES
 from .patches import bone_patches
 from .population import Demographics, PopulationCheck, check_population
+from .radiogrammetry import BoneMeasurement, measure_bones, radiogrammetry_json
 
 if TYPE_CHECKING:
     from .screening_model import ScreeningModel
@@ -48,6 +49,7 @@ class ScreeningResult:
     model: dict
     orientation: dict = field(default_factory=dict)  # how the file was read: quarter turns, inverted contrast
     population: dict = field(default_factory=dict)  # PopulationCheck: the person's age against the model's
+    radiogrammetry: dict = field(default_factory=dict)  # radiogrammetry_json: the metacarpals' T, W, MCI, BHI
     disclaimer: str = DISCLAIMER
 
     def to_json(self) -> dict:
@@ -61,6 +63,7 @@ class Screened:
     result: ScreeningResult
     segmentation: Segmentation  # maps at the size of `pixels`
     pixels: np.ndarray  # the image screened: the input, or its working copy when that was smaller
+    measurements: dict[str, BoneMeasurement] = field(default_factory=dict)  # with their edges, for drawing
 
 
 def screen(
@@ -96,6 +99,9 @@ def screen_image(
     )
     spread = _module_spread(per_module, [m.weight for m in seg.modules])
     timings["classify"] = time.perf_counter() - started
+    started = time.perf_counter()
+    measurements = measure_bones(1.0 - pixels if seg.inverted else pixels, seg.labels, pixel_spacing_mm)
+    timings["radiogrammetry"] = time.perf_counter() - started
     probability = float(np.mean(list(found.values()))) if found else float("nan")
     bones = {
         b: {"present": b in found, "probability": _number(found.get(b)), "spread": _number(spread.get(b), 4)}
@@ -117,8 +123,9 @@ def screen_image(
         model.names,
         {"quarter_turns": seg.quarter_turns, "inverted": seg.inverted},
         population.to_json(),
+        radiogrammetry_json(measurements),
     )
-    return Screened(result, seg, pixels)
+    return Screened(result, seg, pixels, measurements)
 
 
 def _bone_probabilities(

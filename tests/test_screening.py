@@ -95,7 +95,14 @@ def test_osteo_screen_answers_every_image_as_one_json_line(tiny_segmenter, tmp_p
     assert set(good["bones"]) == {"ulna", "radius", "M1", "M2", "M3", "M4", "M5"}
     assert all(set(v) == {"present", "probability", "spread"} for v in good["bones"].values())
     assert "not a diagnosis" in good["disclaimer"] and good["reasons"]
-    assert set(good["timings_s"]) == {"segment", "classify"} and good["model"]["probe"] == "test probe"
+    assert (
+        set(good["timings_s"]) == {"segment", "classify", "radiogrammetry"} and good["model"]["probe"] == "test probe"
+    )
+    assert set(good["radiogrammetry"]["bones"]) == {"M1", "M2", "M3", "M4", "M5"}  # each with its quality
+    assert all(
+        {"T", "W", "MCI", "BHI", "L", "unit", "n_profiles", "quality"} <= set(m)
+        for m in good["radiogrammetry"]["bones"].values()
+    )
     assert set(good["orientation"]) == {"quarter_turns", "inverted"}
     assert "error" in next(r for r in lines if r["image"] == "broken.png")
 
@@ -197,9 +204,14 @@ def test_the_text_answer_says_how_a_turned_or_inverted_file_was_read():
         "reasons": ["the probability 0.30 is below the threshold 0.50."],
         "bones": bones,
         "orientation": {"quarter_turns": 1, "inverted": True},
+        "radiogrammetry": {
+            "bones": {"M2": {"T": 2.0, "W": 8.0, "MCI": 0.5, "BHI": 0.6, "unit": "mm", "quality": "ok"}},
+            "MCI_M2_M4": None,
+        },
     }
     text = _text(result)
     assert "NORMAL" in text and "M4 0.30" in text and "M5" not in text
+    assert "radiogrammetry (mm): M2–M4 not all measured; M2 0.50 (T 2.00, W 8.00)" in text
     assert "read turned 90° counter-clockwise and with inverted contrast" in text
     upright = _text({**result, "orientation": {"quarter_turns": 0, "inverted": False}})
     assert "read " not in upright

@@ -109,6 +109,8 @@ def _text(result: dict) -> str:
     if "error" in result:
         return f"{result['image']}: cannot screen: {result['error']}"
     bones = ", ".join(f"{b} {_shown(v['probability'])}" for b, v in result["bones"].items() if v["present"])
+    from osteo_engine.radiogrammetry import measurement_line
+
     population = result.get("population")  # answers saved before the population check have none
     read = how_read(result["orientation"])
     return (
@@ -116,6 +118,7 @@ def _text(result: dict) -> str:
         f"threshold {_shown(result['threshold'])}, segmentation uncertainty {_shown(result['uncertainty'])})\n"
         f"  {' '.join(result['reasons'])}\n  bones: {bones or 'none found'}"
         + (f"\n  {population['note']}" if population and population["within"] is not False else "")
+        + (f"\n  {measurement_line(result['radiogrammetry'])}" if result.get("radiogrammetry") else "")
         + (f"\n  read {read}" if read else "")
     )
 

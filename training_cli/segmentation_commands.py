@@ -1,4 +1,4 @@
-"""Subcommands about bone masks: annotate-auto, prompt, overlay-sheet, segment."""
+"""Subcommands about bone masks: annotate-auto, prompt, measure, overlay-sheet, segment."""
 
 from __future__ import annotations
 
@@ -42,6 +42,13 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=prompt_image)
 
+    p = sub.add_parser("measure", help="radiogrammetry: each metacarpal's cortical thickness, width, MCI and BHI")
+    p.add_argument("image", help="a radiograph")
+    p.add_argument("--labels", help="its label map (PNG, 0 background, 1–7 bones); default: the segmenter's")
+    p.add_argument("--segmenter", help="segmentation model when no --labels (default: the bundled one)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=measure_image)
+
     p = sub.add_parser("overlay-sheet", help="contact sheet of a project's bone masks over their images")
     p.add_argument("project")
     p.add_argument("--out", required=True)
@@ -69,6 +76,17 @@ def prompt_image(args) -> int:
         for s in summary
     ]
     emit({"image": Path(args.image).name, "out": args.out, "bones": summary}, args.json, lines)
+    return 0
+
+
+def measure_image(args) -> int:
+    from osteo_engine.radiogrammetry import MeasureRequest, measure_image, measurement_line
+
+    result = measure_image(request_from(MeasureRequest, args))
+    lines = [f"{result['image']}: {measurement_line(result)}"] + [
+        f"  {bone}: {m['quality']}" for bone, m in result["bones"].items() if m["quality"] != "ok"
+    ]
+    emit(result, args.json, lines)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 Overlays, each shown or hidden with its own opacity: the predicted bones (the weighted mean), one module's
 own label map, one uncertainty map as a heat map (with the colour bar), and an annotation project's masks.
+Radiogrammetry draws each metacarpal's mid-shaft region and its measured edges (outer red, inner green).
 Wheel zooms, left drag pans.
 """
 
@@ -18,6 +19,7 @@ HEAT_MAP = "inferno"
 
 class ScreenCanvas(pg.GraphicsLayoutWidget):
     hovered = QtCore.Signal(int, int)  # image pixel (x, y) under the cursor, inside the image
+    clicked = QtCore.Signal(int, int)  # image pixel (x, y) clicked, inside the image
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -33,8 +35,13 @@ class ScreenCanvas(pg.GraphicsLayoutWidget):
         self.colour_bar = pg.ColorBarItem(values=(0, 1), colorMap=HEAT_MAP, interactive=False, colorMapMenu=False)
         self.colour_bar.setImageItem(self.overlays["uncertainty"])
         self.addItem(self.colour_bar, row=0, col=1)
+        self.edges = pg.ScatterPlotItem(size=4, pen=None)  # radiogrammetry: outer edges red, inner green
+        self.regions = pg.PlotCurveItem(pen=pg.mkPen("#00b8d4", width=2), connect="pairs")
+        self.view.addItem(self.regions)
+        self.view.addItem(self.edges)
         self._shape: tuple[int, int] | None = None
         self.scene().sigMouseMoved.connect(self._moved)
+        self.scene().sigMouseClicked.connect(self._clicked)
 
     def set_image(self, pixels: np.ndarray, levels: tuple[float, float] = (0.0, 1.0)) -> None:
         self.image_item.setImage(pixels, autoLevels=False, levels=levels)
@@ -65,7 +72,31 @@ class ScreenCanvas(pg.GraphicsLayoutWidget):
         self.colour_bar.axis.enableAutoSIPrefix(False)
         self.colour_bar.axis.setLabel(label)
 
+    def set_measurements(self, measurements: dict) -> None:
+        """Each measured metacarpal's mid-shaft region and, on every 4th profile, its four edges."""
+        points, brushes, segments = [], [], []
+        for m in measurements.values():
+            if m.edges is None:
+                continue
+            for profile in m.edges[::4]:
+                points += profile
+                brushes += ["#e53935", "#43a047", "#43a047", "#e53935"]
+            corners = m.region + m.region[:1]
+            for a, b in zip(corners, corners[1:]):
+                segments += [a, b]
+        if points:
+            xy = np.array(points)
+            self.edges.setData(x=xy[:, 0], y=xy[:, 1], brush=brushes)
+        else:
+            self.edges.clear()
+        lines = np.array(segments) if segments else np.zeros((0, 2))
+        self.regions.setData(x=lines[:, 0], y=lines[:, 1])
+
     def set_shown(self, name: str, shown: bool) -> None:
+        if name == "radiogrammetry":
+            self.edges.setVisible(shown)
+            self.regions.setVisible(shown)
+            return
         self.overlays[name].setVisible(shown)
 
     def set_opacity(self, name: str, value: float) -> None:
@@ -73,6 +104,14 @@ class ScreenCanvas(pg.GraphicsLayoutWidget):
 
     def is_shown(self, name: str) -> bool:
         return self.overlays[name].isVisible() and self.overlays[name].image is not None
+
+    def _clicked(self, event) -> None:
+        if self._shape is None or event.button() != QtCore.Qt.LeftButton:
+            return
+        point = self.view.mapSceneToView(event.scenePos())
+        x, y = int(point.x()), int(point.y())
+        if 0 <= y < self._shape[0] and 0 <= x < self._shape[1]:
+            self.clicked.emit(x, y)
 
     def _moved(self, scene_pos) -> None:
         if self._shape is None or not self.view.sceneBoundingRect().contains(scene_pos):

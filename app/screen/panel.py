@@ -8,6 +8,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from osteo_engine.anatomy import BONE_NAMES
+from osteo_engine.radiogrammetry import METACARPALS
 from osteo_engine.screening import DISCLAIMER, how_read
 from osteo_engine.screening import shown as _shown
 
@@ -45,7 +46,8 @@ class ResultPanel(QtWidgets.QScrollArea):
         self.summary = _wrapping()
         self.reasons = _wrapping()
         self.population = _wrapping()
-        for widget in (self.decision, self.summary, self.reasons, self.population):
+        self.indices = _wrapping()  # radiogrammetry
+        for widget in (self.decision, self.summary, self.reasons, self.population, self.indices):
             layout.addWidget(widget)
         layout.addWidget(self._person_box())
         self.facts = QtWidgets.QFormLayout()
@@ -61,6 +63,12 @@ class ResultPanel(QtWidgets.QScrollArea):
         layout.addWidget(self.chart)
         self.hover = QtWidgets.QLabel("")
         layout.addWidget(self.hover)
+        self.profile = pg.PlotWidget(background="w")  # a clicked metacarpal's profile with its edges
+        self.profile.setMinimumHeight(160)
+        self.profile.setLabel("bottom", "across the shaft (pixels)")
+        self.profile.setLabel("left", "intensity")
+        self.profile.setVisible(False)
+        layout.addWidget(self.profile)
         self.models = _wrapping()
         layout.addWidget(self.models)
         notice = _wrapping(DISCLAIMER)
@@ -101,6 +109,10 @@ class ResultPanel(QtWidgets.QScrollArea):
             self.shown[name], self.opacity[name] = check, slider
             grid.addWidget(check, row, 0)
             grid.addWidget(slider, row, 1)
+        self.edges_shown = QtWidgets.QCheckBox("Radiogrammetry edges (click a metacarpal: its profile)")
+        self.edges_shown.setChecked(True)
+        self.edges_shown.toggled.connect(lambda on: self.overlay_shown.emit("radiogrammetry", on))
+        grid.addWidget(self.edges_shown, len(OVERLAYS) + 2, 0, 1, 2)
         self.modules = QtWidgets.QComboBox()
         self.modules.currentIndexChanged.connect(lambda i: i >= 0 and self.module_chosen.emit(i))
         grid.addWidget(QtWidgets.QLabel("Module"), len(OVERLAYS), 0)
@@ -134,6 +146,8 @@ class ResultPanel(QtWidgets.QScrollArea):
             + (f"\nNot found: {', '.join(missing)}." if missing else "")
         )
         self.population.setText(result.get("population", {}).get("note", ""))
+        self.indices.setText(_indices(result.get("radiogrammetry", {})))
+        self.profile.setVisible(False)
         names = result["model"]
         self.models.setText(
             f"Segmenter: {names.get('segmenter')}. Classifier: {names.get('encoder')} + {names.get('probe')}, "
@@ -158,11 +172,42 @@ class ResultPanel(QtWidgets.QScrollArea):
             pg.InfiniteLine(result["threshold"], angle=0, pen=pg.mkPen("#c62828", style=QtCore.Qt.DashLine))
         )
 
+    def show_profile(self, bone: str, distance: np.ndarray, values: np.ndarray, edges: list[float]) -> None:
+        """A measured profile across `bone` with its outer (red) and inner (green) edges."""
+        self.profile.clear()
+        self.profile.setTitle(f"{bone}: one profile of the mid-shaft")
+        self.profile.plot(distance, values, pen=pg.mkPen("#37474f", width=2))
+        for at, colour in zip(edges, ("#e53935", "#43a047", "#43a047", "#e53935")):
+            self.profile.addItem(pg.InfiniteLine(at, angle=90, pen=pg.mkPen(colour, width=2)))
+        self.profile.setVisible(True)
+
     def show_facts(self, facts: dict[str, str]) -> None:
         while self.facts.rowCount():
             self.facts.removeRow(0)
         for key, value in facts.items():
             self.facts.addRow(key, QtWidgets.QLabel(value))
+
+
+def _indices(radiogrammetry: dict) -> str:
+    """The radiogrammetry in a few lines: M2–M4's mean MCI and BHI, then each metacarpal's T, W and MCI."""
+    bones = radiogrammetry.get("bones", {})
+    if not bones:
+        return ""
+    unit = next(iter(bones.values()))["unit"]
+    head = (
+        f"Radiogrammetry: MCI {radiogrammetry['MCI_M2_M4']:.2f}, BHI {radiogrammetry['BHI_M2_M4']:.2f} (M2–M4)"
+        if radiogrammetry.get("MCI_M2_M4") is not None
+        else "Radiogrammetry: M2–M4 not all measured"
+    )
+    rows = [
+        f"{b}: T {m['T']:.2f} {unit}, W {m['W']:.2f} {unit}, MCI {m['MCI']:.2f}"
+        + ("" if m["quality"] == "ok" else f" — unsure: {m['quality']}")
+        if m["MCI"] is not None
+        else f"{b}: {m['quality']}"
+        for b, m in bones.items()
+        if b in METACARPALS
+    ]
+    return "\n".join([head, *rows])
 
 
 def _wrapping(text: str = "") -> QtWidgets.QLabel:

@@ -1,6 +1,6 @@
 """The screening report: a PDF made with Qt's own writer (the image with the overlays on screen, the per-bone
-chart, the answer and its reasons, the models and the research notice), and the answer as JSON, the same
-object `osteo screen --json` prints. The patient's name and ID go in only when the user asks."""
+chart, the answer and its reasons, the radiogrammetry, the models and the research notice), and the answer as
+JSON, the same object `osteo screen --json` prints. The patient's name and ID go in only when the user asks."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui
 
+from osteo_engine.radiogrammetry import measurement_line
 from osteo_engine.screening import DISCLAIMER
 from osteo_engine.screening import shown as _shown
 from osteo_engine.storage import atomic_write_bytes, strict_json
@@ -33,6 +34,7 @@ def report_lines(result: dict, facts: dict[str, str], include_patient: bool = Fa
             f"{b} {_shown(v['probability'])} ± {_shown(v.get('spread'))}" if v["present"] else f"{b} not found"
             for b, v in bones.items()
         ),
+        measurement_line(result["radiogrammetry"]) if result.get("radiogrammetry") else None,
         f"Models: segmenter {result['model'].get('segmenter')}; classifier {result['model'].get('encoder')} + "
         f"{result['model'].get('probe')}, meant for {result['model'].get('population', 'adults')}",
         f"Trained on: {result['model'].get('trained_on')}",

@@ -12,6 +12,7 @@ from pathlib import Path
 # not by the first screening's worker: an import holds the interpreter, and torchvision's (through
 # torch._dynamo) held the UI thread for 280 ms, pydicom's for 66 ms (bench/screen_ui_stalls.py). The app takes
 # about 1.5 s longer to start.
+import numpy as np
 import pydicom  # noqa: F401
 from PySide6 import QtCore, QtWidgets
 
@@ -19,6 +20,7 @@ from osteo_engine import OsteoError
 from osteo_engine.anatomy import BONES
 from osteo_engine.io import load_radiograph, radiograph_files
 from osteo_engine.population import Demographics
+from osteo_engine.radiogrammetry import profile_along
 from osteo_engine.screening import screen_image
 from osteo_engine.screening_model import load_screening_model
 from osteo_engine.ssl import probe as _probe  # noqa: F401
@@ -72,6 +74,7 @@ class ScreenWorkspace(QtWidgets.QWidget):
         p.uncertainty_chosen.connect(self.show_uncertainty)
         p.person_given.connect(self._rescreen_with)
         self.canvas.hovered.connect(self._hover)
+        self.canvas.clicked.connect(self.show_profile_at)
         self.worklist.chosen.connect(self.open_image)
         for name in ("module", "uncertainty", "annotation"):
             self.canvas.set_shown(name, False)
@@ -175,6 +178,7 @@ class ScreenWorkspace(QtWidgets.QWidget):
         self.canvas.set_labels("annotation", annotation, label_lut(self._colours))
         self.panel.show_result(screened.result.to_json(), [m.weight for m in seg.modules])
         self.panel.show_facts(facts)
+        self.canvas.set_measurements(screened.measurements)
         self.show_module(min(self._module, max(0, len(seg.modules) - 1)))
         self.show_uncertainty(self._kind)
         self.shown.emit(path.name)
@@ -204,6 +208,20 @@ class ScreenWorkspace(QtWidgets.QWidget):
             return
         maps = {**self.current.segmentation.uncertainty_maps(), "variance": self.current.segmentation.sample_variance}
         self.canvas.set_heat(maps.get(kind), UNCERTAINTY_KINDS[kind])
+
+    def show_profile_at(self, x: int, y: int) -> bool:
+        """Plot the measured profile of the metacarpal at (x, y) nearest the point; False when there is none."""
+        if self.current is None:
+            return False
+        seg = self.current.segmentation
+        measured = self.current.measurements.get(BONES.get(int(seg.labels[y, x]), ""))
+        if measured is None or not measured.edges:
+            return False
+        middles = np.array([np.mean(profile, axis=0) for profile in measured.edges])
+        nearest = measured.edges[int(np.argmin(np.hypot(*(middles - (x, y)).T)))]
+        pixels = 1.0 - self.current.pixels if seg.inverted else self.current.pixels
+        self.panel.show_profile(BONES[int(seg.labels[y, x])], *profile_along(pixels, nearest))
+        return True
 
     def _hover(self, x: int, y: int) -> None:
         if self.current is None:

@@ -40,6 +40,15 @@ def test_the_sample_on_screen_has_the_numbers_of_osteo_screen(screen, capsys):
     assert screen.panel.decision.text() == expected["decision"].upper()
     assert f"probability {expected['probability']:.2f}" in screen.panel.summary.text()
     assert "Research tool" in screen.panel.widget().findChildren(type(screen.panel.decision))[-1].text()
+    # radiogrammetry: the command's indices in the panel, the edges on the image, a profile for a clicked bone
+    assert shown["radiogrammetry"] == expected["radiogrammetry"]
+    assert f"MCI {expected['radiogrammetry']['MCI_M2_M4']:.2f}" in screen.panel.indices.text()
+    assert len(screen.canvas.edges.data) > 0
+    ys, xs = np.nonzero(screen.current.segmentation.labels == 5)  # M3
+    assert screen.show_profile_at(int(np.median(xs)), int(np.median(ys))) and screen.panel.profile.isVisibleTo(
+        screen.panel
+    )
+    assert not screen.show_profile_at(0, 0)  # background: no profile
 
 
 def test_overlays_toggle_and_each_module_can_be_shown_with_its_weight(screen):
@@ -92,6 +101,7 @@ def test_the_report_and_the_json_carry_the_answer_and_no_patient_unless_asked(sc
     lines = "\n".join(report_lines(answer, screen.facts))
     assert "PHANTOM^HAND" not in lines and "PHANTOM-0000" not in lines  # the sample's name and ID
     assert answer["decision"].upper() in lines and "Research tool" in lines and "M2 " in lines
+    assert "radiogrammetry (mm): MCI" in lines
     assert "PHANTOM^HAND" in "\n".join(report_lines(answer, screen.facts, include_patient=True))
     pdf = screen.export_pdf(tmp_path / "report.pdf")
     assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 20_000  # the image is in it

@@ -1,0 +1,302 @@
+"""Radiogrammetry of the metacarpals: cortical thickness T, width W, the metacarpal index MCI = 2T/W and the
+bone health index BHI = π·T·(1 − T/W)/(L·W)^0.33, measured on the radiograph along each bone's mid-shaft.
+
+A metacarpal's shaft is a hollow tube, and its radiograph is the tube's projection: across the shaft the
+intensity rises steeply at the outer (periosteal) edge, peaks where the ray grazes the inner (endosteal) edge,
+and falls toward the marrow. So, on each of `PROFILES` intensity profiles perpendicular to the bone's axis
+(evenly spaced over the middle `SHAFT` of its length, the axis and length from its mask):
+- the outer edges are the steepest rise on either side (sub-pixel, by a parabola through the gradient's peak);
+- the inner edges are the steepest fall past the intensity peak that follows (sub-pixel likewise). The peak
+  itself lies where the ray grazes the marrow, but blur moves it outward, toward the side that falls slowly;
+  the two steepest slopes, both at edges where the projected thickness changes as a square root, are moved
+  inward alike, so T keeps no bias while W is about 4% short (bench/radiogrammetry_accuracy.py, phantoms);
+- W is the distance between the outer edges and T the mean of the two sides' outer-to-inner distances.
+Profiles whose edges are not found, or whose T is not between 0 and W/2, are dropped; of the rest, those further
+from the median W or T than `OUTLIER_MADS` robust standard deviations (1.4826 median absolute deviations) and
+`OUTLIER_FLOOR` of the median are dropped, and the others averaged.
+
+Lengths are in mm when the pixel spacing is known, in pixels otherwise (`unit` says which); BHI follows
+BoneXpert's formula with lengths in mm (in pixels it is only comparable between images of one spacing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .anatomy import BONE_IDS, BONES
+from .errors import AnnotationError
+
+METACARPALS = ("M1", "M2", "M3", "M4", "M5")
+SHAFT = (0.35, 0.65)  # the mid-shaft region, as shares of the bone's length from its proximal end
+PROFILES = 160
+STEP = 0.25  # pixels between samples along a profile
+STRIP = 5  # pixels along the axis that one profile averages
+OUTER_WINDOW = (0.75, 1.3)  # half-widths from the mask's middle where the outer edge is sought
+OUTLIER_MADS = 3.0
+OUTLIER_FLOOR = 0.03  # of the median
+MIN_KEPT = 0.5  # a bone whose profiles are kept less often than this is flagged
+MIN_WIDTH_PX = 10.0
+
+
+@dataclass
+class BoneMeasurement:
+    W: float | None  # outer width
+    T: float | None  # one side's cortical thickness
+    MCI: float | None  # 2T/W
+    BHI: float | None
+    L: float | None  # the bone's length along its axis (from the mask)
+    unit: str  # "mm" or "px"
+    n_profiles: int  # profiles kept
+    quality: str  # "ok", or why the figure cannot be trusted
+    # for drawing (pixels, image frame): the region's corners and each kept profile's four edges as (x, y)
+    region: list[list[float]] | None = None
+    edges: list[list[list[float]]] | None = None
+
+    def to_json(self, with_geometry: bool = False) -> dict:
+        out = asdict(self)
+        if not with_geometry:
+            out.pop("region"), out.pop("edges")
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
+
+
+def measure_bones(
+    pixels: np.ndarray, labels: np.ndarray, spacing_mm: float | None = None, bones=METACARPALS
+) -> dict[str, BoneMeasurement]:
+    """pixels (H, W) float in 0–1, bone bright; labels (H, W) uint8 (anatomy.BONES). One measurement per bone
+    asked for; a bone the label map lacks gets quality "not found". Raises ValueError for shapes that differ."""
+    if pixels.shape != labels.shape:
+        raise ValueError(f"the image {pixels.shape} and its label map {labels.shape} differ in size")
+    smooth = cv2.GaussianBlur(pixels.astype(np.float32), (0, 0), 0.7)
+    return {bone: measure_bone(smooth, labels == BONE_IDS[bone], spacing_mm) for bone in bones}
+
+
+def measure_bone(pixels: np.ndarray, mask: np.ndarray, spacing_mm: float | None) -> BoneMeasurement:
+    unit, scale = ("mm", spacing_mm) if spacing_mm else ("px", 1.0)
+    if mask.sum() < 50:
+        return BoneMeasurement(None, None, None, None, None, unit, 0, "not found")
+    centre, u, t_range = _axis(mask)
+    length = t_range[1] - t_range[0]
+    normal = np.array([-u[1], u[0]])
+    ts = t_range[0] + length * np.linspace(*SHAFT, PROFILES)
+    rows = [_profile(pixels, mask, centre + t * u, u, normal) for t in ts]
+    found = [r for r in rows if r is not None]
+    kept = _robust(found)
+    if not kept:
+        return BoneMeasurement(None, None, None, None, length * scale, unit, 0, "no cortical edges found")
+    w = float(np.mean([k[0] for k in kept]))
+    t = float(np.mean([k[1] for k in kept]))
+    quality = _quality(w, t, len(kept))
+    W, T, L = w * scale, t * scale, length * scale
+    region = [list(centre + a * u + b * normal) for a, b in _corners(t_range, length, w)]
+    edges = [[list(p) for p in k[2]] for k in kept]
+    return BoneMeasurement(W, T, 2 * T / W, bone_health_index(T, W, L), L, unit, len(kept), quality, region, edges)
+
+
+def radiogrammetry_json(measurements: dict[str, BoneMeasurement]) -> dict:
+    """`{"bones": {"M2": {"W", "T", "MCI", "BHI", "L", "unit", "n_profiles", "quality"}, ...}}` plus the mean MCI
+    and BHI of M2–M4 where all three are "ok" (BoneXpert's bones), else None."""
+    middle = [measurements.get(b) for b in ("M2", "M3", "M4")]
+    trusted = all(m is not None and m.quality == "ok" for m in middle)
+    return {
+        "bones": {bone: m.to_json() for bone, m in measurements.items()},
+        "MCI_M2_M4": round(float(np.mean([m.MCI for m in middle])), 4) if trusted else None,
+        "BHI_M2_M4": round(float(np.mean([m.BHI for m in middle])), 4) if trusted else None,
+    }
+
+
+def measurement_line(radiogrammetry: dict) -> str:
+    """One line for a text answer: M2–M4's mean MCI and BHI, and each measured bone's MCI with its T and W."""
+    bones = radiogrammetry.get("bones", {})
+    unit = next((m["unit"] for m in bones.values()), "px")
+    parts = [
+        f"{b} {m['MCI']:.2f} (T {m['T']:.2f}, W {m['W']:.2f})" + ("" if m["quality"] == "ok" else " [unsure]")
+        for b, m in bones.items()
+        if m["MCI"] is not None
+    ]
+    head = (
+        f"MCI {radiogrammetry['MCI_M2_M4']:.2f}, BHI {radiogrammetry['BHI_M2_M4']:.2f} (M2–M4); "
+        if radiogrammetry.get("MCI_M2_M4") is not None
+        else "M2–M4 not all measured; "
+    )
+    return f"radiogrammetry ({unit}): {head}" + ("; ".join(parts) or "no metacarpal measured")
+
+
+def profile_along(pixels: np.ndarray, edges: list[list[float]], margin: float = 0.3):
+    """One measured profile for a plot: (distance in pixels from the first outer edge, intensity, the four
+    edges' distances) along the line through a profile's edges (outer, inner, inner, outer, each (x, y)),
+    reaching `margin` of the width past each outer edge."""
+    first, last = np.asarray(edges[0], float), np.asarray(edges[3], float)
+    width = float(np.linalg.norm(last - first))
+    direction = (last - first) / max(width, 1e-6)
+    d = np.arange(-margin * width, (1 + margin) * width, STEP)
+    xy = (first + d[:, None] * direction).astype(np.float32)
+    values = cv2.remap(pixels.astype(np.float32), xy[None, :, 0], xy[None, :, 1], cv2.INTER_LINEAR)[0]
+    at = [float(np.dot(np.asarray(e, float) - first, direction)) for e in edges]
+    return d, values, at
+
+
+def bone_health_index(T: float, W: float, L: float) -> float:
+    """BoneXpert's BHI = π·T·(1 − T/W)/(L·W)^0.33 (lengths in mm)."""
+    return float(np.pi * T * (1 - T / W) / (L * W) ** 0.33)
+
+
+def _axis(mask: np.ndarray):
+    """The mask's centre, unit axis (pointing to larger y, i.e. toward the wrist in an upright hand) and the
+    extent of its pixels along the axis (t from the centre)."""
+    ys, xs = np.nonzero(mask)
+    pts = np.stack([xs, ys], 1).astype(float)
+    centre = pts.mean(0)
+    _, _, vt = np.linalg.svd(pts - centre, full_matrices=False)
+    u = vt[0] if vt[0][1] >= 0 else -vt[0]
+    t = (pts - centre) @ u
+    return centre, u, (float(t.min()), float(t.max()))
+
+
+def _profile(pixels: np.ndarray, mask: np.ndarray, point: np.ndarray, u: np.ndarray, normal: np.ndarray):
+    """(W, T, four edge points) of one profile across the shaft at `point`, in pixels; None when not found.
+    The profile is the mean of a strip STRIP pixels wide along the axis, which calms the trabecular texture."""
+    span = _mask_span(mask, point, normal)
+    if span is None or 2 * span[1] < MIN_WIDTH_PX:
+        return None
+    middle, half = span
+    s = middle + np.arange(-1.4 * half, 1.4 * half + STEP, STEP)
+    along = np.arange(STRIP) - (STRIP - 1) / 2
+    xy = point + s[None, :, None] * normal + along[:, None, None] * u  # (STRIP, n, 2)
+    grid = xy.astype(np.float32)
+    values = cv2.remap(pixels, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR).mean(0)
+    centre = len(s) // 2
+    sides = [_side(values[: centre + 1], s[: centre + 1]), _side(values[centre:][::-1], s[centre:][::-1])]
+    if None in sides:
+        return None
+    (outer_a, inner_a), (outer_b, inner_b) = sides
+    width = abs(outer_b - outer_a)
+    thickness = (abs(inner_a - outer_a) + abs(outer_b - inner_b)) / 2
+    if not 0 < thickness < width / 2:
+        return None
+    edges = [point + v * normal for v in (outer_a, inner_a, inner_b, outer_b)]
+    return width, thickness, edges
+
+
+def _side(values: np.ndarray, s: np.ndarray):
+    """(outer, inner) edge positions on one half-profile that runs from 1.4 half-widths outside the bone's
+    middle to the middle. The outer edge is sought within OUTER_WINDOW (in half-widths from the middle) of
+    the mask's edge, the intensity peak within the next 0.7 half-widths, the inner edge within 0.4 past it."""
+    n = len(values) - 1  # samples per 1.4 half-widths
+    index = lambda h: int(round(n * (1.4 - h) / 1.4))  # noqa: E731 (sample of `h` half-widths from the middle)
+    gradient = np.gradient(values)
+    lo, hi = index(OUTER_WINDOW[1]), index(OUTER_WINDOW[0])
+    outer_i = lo + int(np.argmax(gradient[lo:hi]))
+    if gradient[outer_i] <= 0 or outer_i < 1:
+        return None
+    peak_end = min(outer_i + index(0.7) - index(1.4) + 1, n - 1)
+    peak_i = outer_i + int(np.argmax(values[outer_i:peak_end]))
+    inner_end = min(peak_i + index(1.0) + 1, n)
+    if peak_i <= outer_i or inner_end - peak_i < 2:
+        return None
+    inner_i = peak_i + int(np.argmin(gradient[peak_i:inner_end]))
+    if gradient[inner_i] >= 0 or inner_i >= n:
+        return None
+    return _peak(s, gradient, outer_i), _peak(s, -gradient, inner_i)
+
+
+def _peak(s: np.ndarray, v: np.ndarray, i: int) -> float:
+    """The sub-pixel position of the maximum at sample i, by a parabola through it and its neighbours."""
+    a, b, c = v[i - 1], v[i], v[i + 1]
+    denominator = a - 2 * b + c
+    offset = 0.5 * (a - c) / denominator if denominator < 0 else 0.0
+    return float(s[i] + np.clip(offset, -0.5, 0.5) * (s[i + 1] - s[i]))
+
+
+def _mask_span(mask: np.ndarray, point: np.ndarray, normal: np.ndarray) -> tuple[float, float] | None:
+    """(middle, half-width) of the mask on the line through `point` along `normal`, in pixels from `point`."""
+    h, w = mask.shape
+    s = np.arange(-300, 300.5, 0.5)
+    xy = np.round(point[None] + s[:, None] * normal[None]).astype(int)
+    ok = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+    inside = np.zeros(len(s), bool)
+    inside[ok] = mask[xy[ok, 1], xy[ok, 0]]
+    if not inside.any():
+        return None
+    on = s[inside]
+    return float(on.min() + on.max()) / 2, float(np.ptp(on) + 1) / 2
+
+
+def _robust(found: list) -> list:
+    if not found:
+        return []
+    w = np.array([f[0] for f in found])
+    t = np.array([f[1] for f in found])
+    keep = _within_mads(w) & _within_mads(t)
+    return [f for f, k in zip(found, keep) if k]
+
+
+def _within_mads(v: np.ndarray) -> np.ndarray:
+    """Within OUTLIER_MADS robust standard deviations of the median, or within OUTLIER_FLOOR of it: profiles
+    that agree to a tenth of a pixel would otherwise lose those a few tenths away."""
+    median = np.median(v)
+    mad = np.median(np.abs(v - median)) * 1.4826
+    return np.abs(v - median) <= max(OUTLIER_MADS * mad, OUTLIER_FLOOR * abs(median), 1e-6)
+
+
+def _quality(w: float, t: float, kept: int) -> str:
+    if kept < MIN_KEPT * PROFILES:
+        return f"only {kept} of {PROFILES} profiles gave cortical edges"
+    if not 0.15 <= 2 * t / w <= 0.9:
+        return f"implausible metacarpal index {2 * t / w:.2f}"
+    return "ok"
+
+
+def _corners(t_range, length: float, w: float):
+    a0, a1 = (t_range[0] + length * f for f in SHAFT)
+    return [(a0, -w / 2), (a1, -w / 2), (a1, w / 2), (a0, w / 2)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeasureRequest:
+    image: Path  # a radiograph
+    labels: Path | None = None  # its label map (PNG, values 0–7 as anatomy.BONES); None: the segmenter's
+    segmenter: Path | None = None  # None: the bundled one
+
+
+def measure_image(request: MeasureRequest) -> dict:
+    """`osteo measure`: every metacarpal of one radiograph, as `radiogrammetry_json` with the image's name and
+    pixel spacing. Raises RadiographError for an unreadable image, AnnotationError for a label map that is
+    unreadable, of another size or holds values past 7."""
+    from .io import load_radiograph
+
+    image = load_radiograph(request.image)
+    spacing = image.pixel_spacing_mm[0] if image.pixel_spacing_mm else None
+    if request.labels is None:
+        from .segmentation.predict import load_segmenter, segment
+
+        labels = segment(image.pixels, load_segmenter(request.segmenter), modules=False).labels
+    else:
+        labels = _read_labels(request.labels, image.pixels.shape)
+    measurements = measure_bones(bone_bright(image.pixels, labels), labels, spacing)
+    return {"image": Path(request.image).name, "spacing_mm": spacing, **radiogrammetry_json(measurements)}
+
+
+def bone_bright(pixels: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The image with bone brighter than the tissue around it (inverted when the bones are darker)."""
+    bones = labels > 0
+    if not bones.any():
+        return pixels
+    around = cv2.dilate(bones.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool) & ~bones
+    return 1.0 - pixels if around.any() and pixels[bones].mean() < pixels[around].mean() else pixels
+
+
+def _read_labels(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    labels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if labels is None or labels.ndim != 2:
+        raise AnnotationError(f"{Path(path).name} is not a single-channel label map PNG.")
+    if labels.shape != shape:
+        raise AnnotationError(
+            f"{Path(path).name} is {labels.shape[1]}×{labels.shape[0]}, the image {shape[1]}×{shape[0]}."
+        )
+    if labels.max() > max(BONES):
+        raise AnnotationError(f"{Path(path).name} holds label {int(labels.max())}; bone labels are 0–{max(BONES)}.")
+    return labels.astype(np.uint8)

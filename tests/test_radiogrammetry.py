@@ -1,0 +1,96 @@
+"""Radiogrammetry: cortical thickness and width of the metacarpals against the phantom's truth, and its
+command."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from osteo_engine.errors import AnnotationError
+from osteo_engine.radiogrammetry import (
+    MeasureRequest,
+    bone_bright,
+    measure_bones,
+    measure_image,
+    profile_along,
+    radiogrammetry_json,
+)
+
+
+@pytest.fixture(scope="module")
+def phantoms():
+    from osteo_engine.phantom import generate_subject
+
+    subjects = [generate_subject(0, i, raters=0) for i in range(3)]
+    return [(s.image.astype(np.float32) / 65535, s.truth, s) for s in subjects]
+
+
+def _true(subject, bone: str) -> tuple[float, float]:
+    b = subject.latent.bones[bone]
+    width = b.width_mm * subject.pose.scale / subject.mm_per_pixel
+    return width, b.cortical_index * width / 2
+
+
+def test_thickness_and_width_match_the_phantoms_truth(phantoms):
+    errors_t, errors_w, mci = [], [], []
+    for pixels, truth, subject in phantoms:
+        for bone, m in measure_bones(pixels, truth).items():
+            assert m.quality == "ok" and m.unit == "px" and m.n_profiles >= 100
+            width, thickness = _true(subject, bone)
+            errors_t.append(m.T / thickness - 1)
+            errors_w.append(m.W / width - 1)
+            mci.append((m.MCI, 2 * thickness / width))
+    assert np.median(np.abs(errors_t)) < 0.05 and np.median(np.abs(errors_w)) < 0.06
+    mci = np.array(mci)
+    assert np.corrcoef(mci[:, 0], mci[:, 1])[0, 1] > 0.95
+
+
+def test_the_measure_does_not_depend_on_how_the_hand_lies_or_on_inverted_contrast(phantoms):
+    pixels, truth, _ = phantoms[0]
+    upright = measure_bones(pixels, truth, bones=("M3",))["M3"]
+    turned = measure_bones(np.rot90(pixels).copy(), np.rot90(truth).copy(), bones=("M3",))["M3"]
+    assert turned.T == pytest.approx(upright.T, rel=0.03) and turned.W == pytest.approx(upright.W, rel=0.03)
+    inverted = bone_bright(1.0 - pixels, truth)
+    np.testing.assert_allclose(inverted, pixels, atol=1e-6)
+
+
+def test_millimetres_bhi_and_what_cannot_be_measured(phantoms):
+    pixels, truth, subject = phantoms[0]
+    no_m5 = np.where(truth == 7, 0, truth)
+    measured = measure_bones(pixels, no_m5, spacing_mm=subject.mm_per_pixel)
+    m2 = measured["M2"]
+    assert m2.unit == "mm" and m2.W == pytest.approx(_true(subject, "M2")[0] * subject.mm_per_pixel, rel=0.08)
+    assert m2.BHI == pytest.approx(np.pi * m2.T * (1 - m2.T / m2.W) / (m2.L * m2.W) ** 0.33)
+    assert measured["M5"].quality == "not found" and measured["M5"].MCI is None
+    flat = measure_bones(np.full_like(pixels, 0.5), truth, bones=("M3",))["M3"]
+    assert flat.quality != "ok"  # no edges in a blank image: flagged, not a number to trust
+    summary = radiogrammetry_json(measured)
+    assert set(summary["bones"]) == {"M1", "M2", "M3", "M4", "M5"} and summary["MCI_M2_M4"] is not None
+    assert "edges" not in summary["bones"]["M2"] and summary["bones"]["M5"]["quality"] == "not found"
+    distance, values, at = profile_along(pixels, m2.edges[0])
+    assert len(distance) == len(values) and at[0] == pytest.approx(0.0) and at[0] < at[1] < at[2] < at[3]
+    with pytest.raises(ValueError, match="differ"):
+        measure_bones(pixels, truth[:-1])
+
+
+def test_osteo_measure_with_a_given_label_map_and_bad_label_maps(phantoms, tmp_path, capsys):
+    from training_cli.main import main
+
+    pixels, truth, _ = phantoms[0]
+    image, labels = tmp_path / "hand.png", tmp_path / "labels.png"
+    cv2.imwrite(str(image), (pixels * 65535).astype(np.uint16))
+    cv2.imwrite(str(labels), truth)
+    assert main(["measure", str(image), "--labels", str(labels), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    direct = measure_image(MeasureRequest(image=image, labels=labels))
+    assert out["image"] == "hand.png" and out["bones"]["M3"] == direct["bones"]["M3"]
+    assert out["bones"]["M3"]["quality"] == "ok" and out["spacing_mm"] is None
+    cv2.imwrite(str(labels), truth[:-4])
+    with pytest.raises(AnnotationError, match="the image"):
+        measure_image(MeasureRequest(image=image, labels=labels))
+    cv2.imwrite(str(labels), np.full_like(truth, 9))
+    with pytest.raises(AnnotationError, match="holds label 9"):
+        measure_image(MeasureRequest(image=image, labels=labels))
+    assert main(["measure", str(image), "--labels", str(tmp_path / "none.png")]) == 2
+    assert "not a single-channel label map" in capsys.readouterr().err
