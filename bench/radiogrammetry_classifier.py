@@ -1,6 +1,6 @@
 """How much of a phantom's label radiogrammetry alone recovers: a logistic regression on each metacarpal's
-measured MCI, T and W (mm), trained on one cohort's train+val subjects and scored (AUC) on its test split and
-on an external cohort, beside that cohort's oracle AUC (`osteo oracle`).
+measured MCI, T, W (mm), without and with its relative marrow density (RMD), trained on one cohort's train+val
+subjects and scored (AUC) on its test split and on an external cohort (compare with `osteo oracle`'s limit).
 
 Label maps are the phantom's true ones (`--labels truth`: the measurement alone) or the bundled segmenter's
 (`--labels segmenter`, batched as patch banks are made: the product's path). A bone flagged by its quality
@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from osteo_engine.io import load_radiograph  # noqa: E402
-from osteo_engine.radiogrammetry import METACARPALS, measure_bones  # noqa: E402
+from osteo_engine.radiogrammetry import FEATURES, bone_bright, feature_vector, measure_bones  # noqa: E402
 
 
 def features(manifest: Path, labels: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(features per image: MCI, T, W of M1–M5, NaN where flagged), labels, splits."""
+    """(features per image: radiogrammetry.FEATURES, NaN where flagged), labels, splits."""
     with open(manifest, newline="") as f:
         rows = list(csv.DictReader(f))
     folder = manifest.parent
@@ -44,13 +44,9 @@ def features(manifest: Path, labels: str) -> tuple[np.ndarray, np.ndarray, list[
         maps = [cv2.imread(str(folder / "truth" / f"{r['subject_id']}.png"), cv2.IMREAD_UNCHANGED) for r in rows]
     out = []
     for row, pixels, label_map in zip(rows, images, maps):
-        measured = measure_bones(pixels, label_map, float(row["pixel_spacing_mm"]))
-        out.append([v for b in METACARPALS for v in _values(measured[b])])
+        measured = measure_bones(bone_bright(pixels, label_map), label_map, float(row["pixel_spacing_mm"]))
+        out.append(feature_vector(measured))
     return np.array(out, float), np.array([int(r["label"]) for r in rows]), [r["split"] for r in rows]
-
-
-def _values(m) -> list[float]:
-    return [m.MCI, m.T, m.W] if m.quality == "ok" else [np.nan] * 3
 
 
 def main() -> None:
@@ -60,6 +56,14 @@ def main() -> None:
     parser.add_argument("--labels", choices=("truth", "segmenter"), default="truth")
     args = parser.parse_args()
     x, y, splits = features(args.train, args.labels)
+    xe, ye, _ = features(args.external, args.labels)
+    cortical = np.array([not name.endswith("RMD") for name in FEATURES])
+    for name, columns in (("MCI, T, W", cortical), ("MCI, T, W and RMD", np.ones(len(FEATURES), bool))):
+        print(f"{name}:")
+        score(x[:, columns], y, splits, xe[:, columns], ye, args)
+
+
+def score(x, y, splits, xe, ye, args) -> None:
     fit = np.array([s in ("train", "val") for s in splits])
     median = np.nanmedian(x[fit], axis=0)
     mean, std = np.nanmean(x[fit], 0), np.nanstd(x[fit], 0) + 1e-9
@@ -68,7 +72,6 @@ def main() -> None:
         return (np.where(np.isnan(v), median, v) - mean) / std
 
     model = LogisticRegression(C=1.0, max_iter=5000).fit(prepared(x[fit]), y[fit])
-    xe, ye, _ = features(args.external, args.labels)
     print(f"radiogrammetry alone ({args.labels} label maps), logistic regression on {fit.sum()} subjects:")
     internal = roc_auc_score(y[~fit], model.predict_proba(prepared(x[~fit]))[:, 1])
     external = roc_auc_score(ye, model.predict_proba(prepared(xe))[:, 1])

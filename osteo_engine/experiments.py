@@ -19,11 +19,13 @@ import numpy as np
 
 from .cohort import read_manifest
 from .errors import ConfigError
+from .fusion import fill_values, fusion_probe_config, probe_features
+from .radiogrammetry import FEATURES
 from .registry import TABLES
 from .ssl.data import PatchBank, cached_patch_bank, probe_inputs
 from .ssl.methods import METHODS
 from .ssl.pretrain import pretrain, pretrain_preset
-from .ssl.probe import ProbeConfig, encode, evaluate_probe
+from .ssl.probe import ProbeConfig, encode, evaluate_probe, load_encoder, train_probe
 from .ssl.probing import fit_probe
 from .storage import atomic_write_bytes, strict_json
 
@@ -59,7 +61,7 @@ class ExperimentRequest:
     tables: tuple[str, ...] = TABLES
     test_data: Path | None = None  # an external cohort: every probe is scored there too
     segmenter: Path | None = None  # for the bone patches; None: the bundled segmenter
-    overrides: dict = field(default_factory=dict)  # preset fields: epochs, batch_size, patch_size
+    overrides: dict = field(default_factory=dict)  # preset fields: epochs, batch_size, patch_size; jitter
     probe_protocol: str = "folds"  # ProbeConfig.protocol
 
 
@@ -108,28 +110,38 @@ def run_one(spec: RunSpec, bank: PatchBank, request: ExperimentRequest, external
         checkpoint = folder / "pretrain" / "checkpoints" / "last.safetensors"
     bank = probe_inputs(bank, config.patch_size)  # table 2: one whole radiograph per subject and image
     fitted = fit_probe(checkpoint, bank, probe_config)
-    report = evaluate_probe(fitted.probe, fitted.features, bank, "test")
-    record = {
-        "table": spec.table,
-        "method": spec.method,
-        "variant": spec.variant,
-        "seed": spec.seed,
-        "metrics": report["metrics"],
-        "intervals_95": report["intervals_95"],
-        "threshold": fitted.probe.threshold,
-        "val_macro_f1": fitted.info["val_macro_f1"],
-        "bone_contributions": report["bone_contributions"],
-        "subject_scores": report["subject_scores"],
-        "config_hash": config_hash,
-    }
+    record = {"table": spec.table, "method": spec.method, "variant": spec.variant, "seed": spec.seed}
+    record |= scored(fitted.probe, fitted.info, fitted.features, bank)
     if external is not None:
-        everything = probe_inputs(external.select(external.labels >= 0), config.patch_size)
-        everything.splits = np.full(len(everything.splits), "test")
-        record["external"] = evaluate_probe(
-            fitted.probe, encode(fitted.encoder, everything.patches), everything, "test"
-        )["metrics"]
+        everything = external_inputs(external, config.patch_size)
+        record["external"] = scored_externally(fitted.probe, encode(fitted.encoder, everything.patches), everything)
+    record["config_hash"] = config_hash
     atomic_write_bytes(done, strict_json(record, indent=2).encode())
     return record
+
+
+def scored(probe, info: dict, features: np.ndarray, bank: PatchBank) -> dict:
+    """A run's record of a fitted probe: its test subjects' metrics, intervals, bones and scores."""
+    report = evaluate_probe(probe, features, bank, "test")
+    return {
+        "metrics": report["metrics"],
+        "intervals_95": report["intervals_95"],
+        "threshold": probe.threshold,
+        "val_macro_f1": info["val_macro_f1"],
+        "bone_contributions": report["bone_contributions"],
+        "subject_scores": report["subject_scores"],
+    }
+
+
+def external_inputs(external: PatchBank, size: int) -> PatchBank:
+    """Every labelled subject of an external cohort, as the probe sees it, all in the test split."""
+    everything = probe_inputs(external.select(external.labels >= 0), size)
+    everything.splits = np.full(len(everything.splits), "test")
+    return everything
+
+
+def scored_externally(probe, features: np.ndarray, everything: PatchBank) -> dict:
+    return evaluate_probe(probe, features, everything, "test")["metrics"]
 
 
 def run_experiment(
@@ -147,6 +159,9 @@ def run_experiment(
         runs.append(record)
         if progress:
             progress(spec, record)
+        for extra in fusion_runs(spec, record, banks[spec.source], request, (external or {}).get(spec.source)):
+            if not any(_same_row(extra, r) for r in runs):
+                runs.append(extra)
     results = {
         "oracle_auc": oracle_auc,
         "runs": [
@@ -160,6 +175,46 @@ def run_experiment(
 
     write_report(runs, request.out, oracle_auc)
     return results
+
+
+def fusion_runs(spec: RunSpec, record: dict, bank: PatchBank, request: ExperimentRequest, external) -> list[dict]:
+    """Table 1's radiogrammetry rows beside a finished table-1 run (fusion.py): the indices alone (the same for
+    every method of a seed) and the indices fused with this run's encoder features; none for other tables or a
+    bank without radiogrammetry. Each is cached in its own run folder."""
+    if spec.table != "1" or bank.radiogrammetry is None:
+        return []
+    probe_config = fusion_probe_config(ProbeConfig(seed=spec.seed, protocol=request.probe_protocol))
+    fill = fill_values(bank)
+    everything = external_inputs(external, bank.patches.shape[-1]) if external is not None else None
+    checkpoint = request.out / "runs" / spec.name / "pretrain" / "checkpoints" / "last.safetensors"
+    rows = [("radiogrammetry", "radiogrammetry", None), (f"{spec.method}+radiogrammetry", "fusion", checkpoint)]
+    out = []
+    for method, variant, encoder_file in rows:
+        folder = request.out / "runs" / f"t1-{method}-s{spec.seed}"
+        made_with = {
+            "probe": asdict(probe_config),
+            "encoder": record["config_hash"] if encoder_file else None,
+            "indices": list(FEATURES),
+        }
+        config_hash = hashlib.sha256(strict_json(made_with, sort_keys=True).encode()).hexdigest()[:16]
+        done = folder / "result.json"
+        if done.exists() and json.loads(done.read_text()).get("config_hash") == config_hash:
+            out.append(json.loads(done.read_text()))
+            continue
+        encoder = load_encoder(encoder_file)[0] if encoder_file else None
+        x = probe_features(bank, fill, encoder)
+        probe, info = train_probe(x, bank, probe_config)
+        row = {"table": "1", "method": method, "variant": variant, "seed": spec.seed} | scored(probe, info, x, bank)
+        if everything is not None:
+            row["external"] = scored_externally(probe, probe_features(everything, fill, encoder), everything)
+        row["config_hash"] = config_hash
+        atomic_write_bytes(done, strict_json(row, indent=2).encode())
+        out.append(row)
+    return out
+
+
+def _same_row(a: dict, b: dict) -> bool:
+    return all(a[k] == b[k] for k in ("table", "method", "seed"))
 
 
 def _config_hash(spec: RunSpec, config, probe: ProbeConfig, scored_externally: bool) -> str:

@@ -40,6 +40,8 @@ OUTLIER_MADS = 3.0
 OUTLIER_FLOOR = 0.03  # of the median
 MIN_KEPT = 0.5  # a bone whose profiles are kept less often than this is flagged
 MIN_WIDTH_PX = 10.0
+# feature_vector's order
+FEATURES = tuple(f"{bone}_{name}" for bone in METACARPALS for name in ("MCI", "T", "W", "RMD"))
 
 
 @dataclass
@@ -52,6 +54,9 @@ class BoneMeasurement:
     unit: str  # "mm" or "px"
     n_profiles: int  # profiles kept
     quality: str  # "ok", or why the figure cannot be trusted
+    # relative marrow density: (marrow − tissue beside the bone) / (cortex peak − tissue), the profiles' mean;
+    # the trabecular bone that fills the shaft, which the cortical figures do not see
+    RMD: float | None = None
     # for drawing (pixels, image frame): the region's corners and each kept profile's four edges as (x, y)
     region: list[list[float]] | None = None
     edges: list[list[list[float]]] | None = None
@@ -93,7 +98,20 @@ def measure_bone(pixels: np.ndarray, mask: np.ndarray, spacing_mm: float | None)
     W, T, L = w * scale, t * scale, length * scale
     region = [list(centre + a * u + b * normal) for a, b in _corners(t_range, length, w)]
     edges = [[list(p) for p in k[2]] for k in kept]
-    return BoneMeasurement(W, T, 2 * T / W, bone_health_index(T, W, L), L, unit, len(kept), quality, region, edges)
+    rmd = float(np.nanmean([k[3] for k in kept])) if any(np.isfinite(k[3]) for k in kept) else None
+    bhi = bone_health_index(T, W, L)
+    return BoneMeasurement(W, T, 2 * T / W, bhi, L, unit, len(kept), quality, rmd, region, edges)
+
+
+def feature_vector(measurements: dict[str, BoneMeasurement]) -> np.ndarray:
+    """(len(FEATURES),) float32: each metacarpal's MCI, T and W (in its unit) and RMD, NaN for a bone that is
+    missing or not measured with quality "ok": what a classifier on the indices reads."""
+    values = []
+    for bone in METACARPALS:
+        m = measurements.get(bone)
+        ok = m is not None and m.quality == "ok"
+        values += [m.MCI, m.T, m.W, np.nan if m.RMD is None else m.RMD] if ok else [np.nan] * 4
+    return np.array(values, np.float32)
 
 
 def radiogrammetry_json(measurements: dict[str, BoneMeasurement]) -> dict:
@@ -157,7 +175,7 @@ def _axis(mask: np.ndarray):
 
 
 def _profile(pixels: np.ndarray, mask: np.ndarray, point: np.ndarray, u: np.ndarray, normal: np.ndarray):
-    """(W, T, four edge points) of one profile across the shaft at `point`, in pixels; None when not found.
+    """(W, T, four edge points, RMD) of one profile across the shaft at `point`, in pixels; None when not found.
     The profile is the mean of a strip STRIP pixels wide along the axis, which calms the trabecular texture."""
     span = _mask_span(mask, point, normal)
     if span is None or 2 * span[1] < MIN_WIDTH_PX:
@@ -178,7 +196,19 @@ def _profile(pixels: np.ndarray, mask: np.ndarray, point: np.ndarray, u: np.ndar
     if not 0 < thickness < width / 2:
         return None
     edges = [point + v * normal for v in (outer_a, inner_a, inner_b, outer_b)]
-    return width, thickness, edges
+    return width, thickness, edges, _marrow_ratio(values, s, inner_a, inner_b)
+
+
+def _marrow_ratio(values: np.ndarray, s: np.ndarray, inner_a: float, inner_b: float) -> float:
+    """(marrow − tissue) / (cortex − tissue) on one profile: marrow is the middle half between the inner edges,
+    tissue the profile's outer tenth on both ends (beside the bone), cortex the profile's peak. NaN when the
+    cortex is not brighter than the tissue."""
+    centre, quarter = (inner_a + inner_b) / 2, abs(inner_b - inner_a) / 4
+    marrow = values[np.abs(s - centre) <= quarter]
+    end = max(1, len(values) // 20)
+    tissue = np.r_[values[:end], values[-end:]].mean()
+    contrast = values.max() - tissue
+    return float((marrow.mean() - tissue) / contrast) if len(marrow) and contrast > 1e-6 else float("nan")
 
 
 def _side(values: np.ndarray, s: np.ndarray):

@@ -1,5 +1,6 @@
-"""`report.md` of an experiment: tables as mean ± std over seeds with Δ against table 1, a ROC plot and the
-per-bone contributions (paper fig. 5)."""
+"""`report.md` of an experiment: each table as mean ± sd over seeds, internal (with bootstrap intervals) beside
+external and beside the paper's figure, with Δ against table 1; a ROC plot and the per-bone contributions
+(paper fig. 5)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from .anatomy import BONE_NAMES
 from .evaluation import METRICS
+from .paper_tables import PAPER
 from .storage import atomic_write_bytes
 
 TITLES = {
@@ -21,6 +23,7 @@ TITLES = {
 
 
 def _summary(runs: list[dict], key: str = "metrics") -> dict[tuple[str, str], dict[str, tuple[float, float]]]:
+    """(table, method) -> metric -> (mean, sd over seeds) of each run's `key` (metrics, external)."""
     grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in runs:
         if key in r:
@@ -31,34 +34,90 @@ def _summary(runs: list[dict], key: str = "metrics") -> dict[tuple[str, str], di
     }
 
 
-def _table(summary, table: str, reference) -> list[str]:
-    lines = [f"### {TITLES[table]}", "", "| method | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
-    for (t, method), values in sorted(summary.items()):
+def _intervals(runs: list[dict]) -> dict[tuple[str, str], dict[str, tuple[float, float]]]:
+    """(table, method) -> metric -> the mean over seeds of the internal test's 95% bootstrap bounds."""
+    grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in runs:
+        grouped[(r["table"], r["method"])].append(r["intervals_95"])
+    return {
+        k: {m: tuple(float(np.nanmean([v[m][i] for v in vs])) for i in (0, 1)) for m in METRICS}
+        for k, vs in grouped.items()
+    }
+
+
+def _cell(value: tuple[float, float] | None) -> str:
+    return "—" if value is None else f"{value[0]:.3f} ± {value[1]:.3f}"
+
+
+def _baseline(table: str, method: str, reference: dict):
+    """What a row's Δ is against: table 1's same method (a fused row: its method alone), the best table-1
+    method's for table 3 (by AUC), nothing for table 1's own methods."""
+    if table == "3" and reference:
+        return max(reference.values(), key=lambda v: v["auc"][0])
+    return reference.get(method.split("+")[0]) if table != "1" or "+" in method else None
+
+
+def _delta(value, base, metric: str) -> str:
+    return "" if not value or not base else f"{value[metric][0] - base[metric][0]:+.3f}"
+
+
+def _table(table: str, internal, intervals, external, ssl_methods: set[str]) -> list[str]:
+    """One table, a row per method and metric: internal test (mean ± sd over seeds, mean 95% bootstrap
+    bounds), external cohort, the paper's figure for the same cell, and Δ against table 1."""
+    ref_int = {m: v for (t, m), v in internal.items() if t == "1" and m in ssl_methods}
+    ref_ext = {m: v for (t, m), v in external.items() if t == "1" and m in ssl_methods}
+    lines = [
+        f"### {TITLES[table]}",
+        "",
+        "| method | metric | internal test | internal 95% CI | external cohort | paper | Δ internal | Δ external |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (t, method), values in sorted(internal.items()):
         if t != table:
             continue
-        base = reference.get(method) if table != "1" else None
-        if table == "3" and reference:
-            base = max(reference.values(), key=lambda v: v["auc"][0])  # against the best table-1 method
-        cells = []
+        ext = external.get((t, method))
+        base_int, base_ext = _baseline(t, method, ref_int), _baseline(t, method, ref_ext)
         for m in METRICS:
-            mean, std = values[m]
-            delta = f" (Δ {mean - base[m][0]:+.3f})" if base else ""
-            cells.append(f"{mean:.3f} ± {std:.3f}{delta}")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+            low, high = intervals[(t, method)][m]
+            cells = [
+                _cell(values[m]),
+                f"{low:.2f}–{high:.2f}",
+                _cell(ext[m] if ext else None),
+                _cell(PAPER.get(t, {}).get(method, {}).get(m)),
+                _delta(values, base_int, m),
+                _delta(ext, base_ext, m),
+            ]
+            lines.append(f"| {method} | {m} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _headline(internal, external) -> list[str]:
+    """AUC of every row at a glance: internal, external, the paper's."""
+    lines = ["## AUC at a glance", "", "| table | method | internal test | external cohort | paper |"]
+    lines.append("|---|---|---|---|---|")
+    for (t, method), values in sorted(internal.items()):
+        ext = _cell(external[(t, method)]["auc"] if (t, method) in external else None)
+        paper = _cell(PAPER.get(t, {}).get(method, {}).get("auc"))
+        lines.append(f"| {t} | {method} | {_cell(values['auc'])} | {ext} | {paper} |")
     return lines + [""]
 
 
 def write_report(runs: list[dict], out: str | Path, oracle_auc: float | None) -> Path:
     out = Path(out)
-    summary = _summary(runs)
-    reference = {method: v for (t, method), v in summary.items() if t == "1"}
+    internal, external, intervals = _summary(runs), _summary(runs, "external"), _intervals(runs)
+    ssl_methods = {r["method"] for r in runs if r["variant"] == "full"}
     seeds = sorted({r["seed"] for r in runs})
+    subjects = sorted({len(r["subject_scores"]) for r in runs})
     lines = [
         "# Experiment report (research use only)",
         "",
-        f"Seeds: {', '.join(map(str, seeds))}. Metrics are for the positive class (osteoporosis), on the test "
-        "split's subjects (a subject's probability is the mean over its bones); mean ± std over seeds; Δ is "
-        "against table 1 (the same method, or the best method for table 3).",
+        f"Seeds: {', '.join(map(str, seeds))}. Metrics are for the positive class (osteoporosis), per subject (a "
+        "subject's probability is the mean over its bones), mean ± sd over seeds. The internal test split has "
+        f"{'/'.join(map(str, subjects))} subjects, so its figures carry their 95% bootstrap intervals (the mean "
+        "over seeds of each seed's bounds) and are mostly noise; the external cohort, when given, scores every "
+        "labelled subject of another cohort. `paper` is the paper's figure for the same cell (real hands, its "
+        "own data; tables 2–4 report F1, AUC and accuracy only). Δ is against table 1: the same method, the best "
+        "method (by AUC) for table 3, a fused row's method alone.",
         "",
     ]
     if oracle_auc is not None:
@@ -67,13 +126,16 @@ def write_report(runs: list[dict], out: str | Path, oracle_auc: float | None) ->
             "would mean that the label leaks.",
             "",
         ]
+    if any(r["variant"] not in ("full", "supervised", "no-segmentation", "conventional-multicrop") for r in runs):
+        lines += [
+            "Table 1 also has radiogrammetry's rows (`osteo_engine/fusion.py`): `radiogrammetry` is the same probe "
+            "protocol on each image's metacarpal indices alone (MCI, T, W of M1–M5, measured on the segmenter's "
+            "label maps); `METHOD+radiogrammetry` appends them to that method's encoder features.",
+            "",
+        ]
+    lines += _headline(internal, external)
     for table in sorted({r["table"] for r in runs}):
-        lines += _table(summary, table, reference)
-    external = _summary(runs, "external")
-    if external:
-        lines += ["## External cohort", ""]
-        for table in sorted({t for t, _ in external}):
-            lines += _table(external, table, {m: v for (t, m), v in external.items() if t == "1"})
+        lines += _table(table, internal, intervals, external, ssl_methods)
     lines += _plots(runs, out)
     path = out / "report.md"
     atomic_write_bytes(path, "\n".join(lines).encode())
@@ -102,6 +164,7 @@ def _plots(runs: list[dict], out: Path) -> list[str]:
     fig.tight_layout()
     fig.savefig(out / "roc.png", dpi=120)
     plt.close(fig)
+    first = [r for r in first if r["variant"] == "full"]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     width = 0.8 / len(first)
     for k, r in enumerate(first):

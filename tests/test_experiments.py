@@ -106,6 +106,8 @@ def test_osteo_experiment_writes_results_and_report_and_resumes(cohort, external
     assert results["oracle_auc"] == pytest.approx(run_oracle(cohort).auc)  # the cohort's own limit, reported
     assert [(r["table"], r["method"], r["variant"]) for r in results["runs"]] == [
         ("1", "simclr", "full"),
+        ("1", "radiogrammetry", "radiogrammetry"),  # the indices alone, beside table 1
+        ("1", "simclr+radiogrammetry", "fusion"),
         ("2", "simclr", "no-segmentation"),
         ("3", "supervised", "supervised"),
     ]
@@ -116,6 +118,7 @@ def test_osteo_experiment_writes_results_and_report_and_resumes(cohort, external
     assert on_disk["runs"] == results["runs"]
     report = (tmp_path / "exp" / "report.md").read_text()
     assert "Table 1" in report and "Table 2" in report and "Δ" in report and "research use only" in report
+    assert "| simclr+radiogrammetry |" in report and "| radiogrammetry |" in report
     assert (tmp_path / "exp" / "roc.png").exists() and (tmp_path / "exp" / "bones.png").exists()
     stamp = (tmp_path / "exp" / "runs" / "t1-simclr-s0" / "result.json").stat().st_mtime_ns
     assert main(args) == 0  # finished runs are skipped

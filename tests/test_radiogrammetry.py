@@ -46,6 +46,16 @@ def test_thickness_and_width_match_the_phantoms_truth(phantoms):
     assert np.corrcoef(mci[:, 0], mci[:, 1])[0, 1] > 0.95
 
 
+def test_the_marrow_ratio_follows_the_phantoms_trabecular_density(phantoms):
+    measured, density = [], []
+    for pixels, truth, subject in phantoms:
+        for bone, m in measure_bones(pixels, truth).items():
+            measured.append(m.RMD)
+            density.append(subject.latent.bones[bone].density)
+    assert all(0 < v < 1 for v in measured)  # marrow between the tissue beside the bone and the cortex
+    assert np.corrcoef(measured, density)[0, 1] > 0.6
+
+
 def test_the_measure_does_not_depend_on_how_the_hand_lies_or_on_inverted_contrast(phantoms):
     pixels, truth, _ = phantoms[0]
     upright = measure_bones(pixels, truth, bones=("M3",))["M3"]

@@ -121,6 +121,11 @@ def add_experiment_parser(sub) -> None:
     p.add_argument("--epochs", type=int, help="override the preset's pretraining epochs")
     p.add_argument("--batch-size", type=int, help="override the preset's batch size")
     p.add_argument("--patch-size", type=int, help="override the preset's patch size (crops scale with it)")
+    p.add_argument(
+        "--jitter",
+        type=float,
+        help="brightness and contrast factors drawn from [1 - J, 1 + J] (the paper's 0.5; 0: none), an ablation",
+    )
     p.add_argument("--json", action="store_true")
     add_progress_json(p)
     p.set_defaults(run=run_experiment_command)
@@ -129,7 +134,8 @@ def add_experiment_parser(sub) -> None:
 def run_experiment_command(args) -> int:
     from osteo_engine.experiments import ExperimentRequest, experiment
 
-    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "patch_size") if getattr(args, k) is not None}
+    names = ("epochs", "batch_size", "patch_size", "jitter")
+    overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     request = request_from(ExperimentRequest, args, overrides=overrides)
     output = JobOutput(args, "experiment", unit="run")
     with output.images() as update:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from ..cohort import read_manifest, subject_key
 from ..errors import OsteoError
 from ..io import load_radiograph
 from ..patches import bone_patches
+from ..radiogrammetry import FEATURES, bone_bright, feature_vector, measure_bones
 from ..registry import PATCH_INPUTS
 from ..storage import atomic_write_bytes
 
@@ -41,39 +42,31 @@ class PatchBank:
     splits: np.ndarray  # (N,)
     images: np.ndarray  # (N,) image file name
     skipped: list[str]  # sentences: images that could not be used, and why
+    # (N, len(radiogrammetry.FEATURES)): the patch's image's metacarpal indices (NaN where not measured);
+    # None for a raw bank
+    radiogrammetry: np.ndarray | None = None
 
     def with_splits(self, assignment: dict[str, str] | None) -> PatchBank:
         """The same patches with each subject that `assignment` (subject_key -> split) knows moved to its split."""
         if not assignment:
             return self
         splits = np.array([assignment.get(subject_key(str(s)), v) for s, v in zip(self.subjects, self.splits)])
-        return PatchBank(self.patches, self.bones, self.subjects, self.labels, splits, self.images, self.skipped)
+        return replace(self, splits=splits)
 
-    def select(self, mask: np.ndarray) -> PatchBank:
-        return PatchBank(
-            self.patches[mask],
-            self.bones[mask],
-            self.subjects[mask],
-            self.labels[mask],
-            self.splits[mask],
-            self.images[mask],
-            self.skipped,
-        )
+    def select(self, index: np.ndarray) -> PatchBank:
+        """The patches a boolean mask or an index array picks."""
+        return replace(self, **{k: v[index] for k, v in self._per_patch().items()})
+
+    def _per_patch(self) -> dict[str, np.ndarray]:
+        names = ("patches", "bones", "subjects", "labels", "splits", "images", "radiogrammetry")
+        return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
 
     def save(self, path: Path) -> None:
         import io
 
         buffer = io.BytesIO()
-        np.savez_compressed(
-            buffer,
-            patches=self.patches.astype(np.float16),
-            bones=self.bones,
-            subjects=self.subjects,
-            labels=self.labels,
-            splits=self.splits,
-            images=self.images,
-            skipped=np.array(self.skipped, dtype=str),
-        )
+        arrays = self._per_patch() | {"patches": self.patches.astype(np.float16)}
+        np.savez_compressed(buffer, **arrays, skipped=np.array(self.skipped, dtype=str))
         atomic_write_bytes(path, buffer.getvalue())
 
     @staticmethod
@@ -87,6 +80,7 @@ class PatchBank:
                 z["splits"],
                 z["images"],
                 list(z["skipped"]),
+                z["radiogrammetry"] if "radiogrammetry" in z.files else None,
             )
 
 
@@ -112,16 +106,8 @@ def pretraining_inputs(bank: PatchBank, size: int, seed: int) -> PatchBank:
         return bank
     rng = np.random.default_rng(seed)
     squares = np.concatenate([raw_patches(_content(image), size, rng) for image in bank.patches])
-    repeat = np.repeat(np.arange(len(bank.patches)), RAW_PATCHES)
-    return PatchBank(
-        squares,
-        np.full(len(squares), "raw"),
-        bank.subjects[repeat],
-        bank.labels[repeat],
-        bank.splits[repeat],
-        bank.images[repeat],
-        bank.skipped,
-    )
+    repeated = bank.select(np.repeat(np.arange(len(bank.patches)), RAW_PATCHES))
+    return replace(repeated, patches=squares, bones=np.full(len(squares), "raw"))
 
 
 def _content(image: np.ndarray) -> np.ndarray:
@@ -135,9 +121,7 @@ def probe_inputs(bank: PatchBank, size: int) -> PatchBank:
     if not is_raw(bank) or bank.patches.shape[-1] == size:
         return bank
     whole = np.stack([cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA) for image in bank.patches])
-    return PatchBank(
-        whole.astype(np.float32), bank.bones, bank.subjects, bank.labels, bank.splits, bank.images, bank.skipped
-    )
+    return replace(bank, patches=whole.astype(np.float32))
 
 
 def raw_patches(pixels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -164,11 +148,11 @@ def build_patch_bank(
     if source not in PATCH_INPUTS:
         raise ValueError(f"unknown input {source!r}; choose patches or raw")
     cohort = read_manifest(manifest, seed=seed)
-    rows: dict[str, list] = {k: [] for k in ("patches", "bones", "subjects", "labels", "splits", "images")}
+    rows: dict[str, list] = {k: [] for k in ("patches", "bones", "subjects", "labels", "splits", "images", "rg")}
     skipped: list[str] = []
     readable = _readable(cohort.rows, skipped)
     while chunk := list(islice(readable, SEGMENT_BATCH)):
-        for (k, row, _), (stack, names) in zip(chunk, _patch_stacks(chunk, source, size, segmenter)):
+        for (k, row, _), (stack, names, indices) in zip(chunk, _patch_stacks(chunk, source, size, segmenter)):
             if progress:
                 progress(k + 1, len(cohort.rows))
             if not names:
@@ -180,12 +164,14 @@ def build_patch_bank(
             rows["labels"] += [-1 if row.label is None else row.label] * len(names)
             rows["splits"] += [row.split] * len(names)
             rows["images"] += [row.image.name] * len(names)
+            rows["rg"] += [indices] * len(names)
     if not rows["patches"]:
         raise OsteoError(f"no usable image in {manifest}: " + "; ".join(skipped[:3]))
     return PatchBank(
         np.concatenate(rows["patches"]),
         *(np.array(rows[k]) for k in ("bones", "subjects", "labels", "splits", "images")),
         skipped,
+        None if source == "raw" else np.array(rows["rg"], np.float32),
     )
 
 
@@ -199,17 +185,21 @@ def _readable(rows, skipped: list[str]):
 
 
 def _patch_stacks(chunk: list, source: str, size: int, segmenter):
-    """(patches, bone names) of each (position, row, Radiograph) in `chunk`: its bones, or the whole
-    letterboxed image."""
+    """(patches, bone names, radiogrammetry features) of each (position, row, Radiograph) in `chunk`: its bones
+    and their indices, or the whole letterboxed image and None."""
     if source == "raw":
-        return [(letterboxed(image.pixels, RAW_SCALE * size)[None], [WHOLE]) for *_, image in chunk]
+        return [(letterboxed(image.pixels, RAW_SCALE * size)[None], [WHOLE], None) for *_, image in chunk]
     from ..segmentation.batch import label_maps
 
     out = []
     for (*_, image), labels in zip(chunk, label_maps([image.pixels for *_, image in chunk], segmenter)):
         spacing = image.pixel_spacing_mm[0] if image.pixel_spacing_mm else None
         found = bone_patches(image.pixels, labels, size, pixel_spacing_mm=spacing)
-        out.append((found.stack(), found.names) if found.patches else (None, []))
+        if not found.patches:
+            out.append((None, [], None))
+            continue
+        indices = feature_vector(measure_bones(bone_bright(image.pixels, labels), labels, spacing))
+        out.append((found.stack(), found.names, indices))
     return out
 
 
@@ -239,7 +229,8 @@ def bank_cache_name(manifest: str | Path, size: int, source: str, segmenter_card
     """A file name that changes with the manifest's content, the patch size, the input and the segmenter."""
     digest = hashlib.sha256(Path(manifest).read_bytes())
     made_by = f"{segmenter_card.command}|{_blank(segmenter_card.epoch)}" if segmenter_card else "|"
-    digest.update(f"{size}|{source}|{'whole x4' if source == 'raw' else ''}|{made_by}".encode())
+    kept = "whole x4" if source == "raw" else "radiogrammetry " + ",".join(FEATURES)
+    digest.update(f"{size}|{source}|{kept}|{made_by}".encode())
     return f"patches-{source}-{size}-{digest.hexdigest()[:12]}.npz"
 
 

@@ -176,3 +176,14 @@ def test_a_larger_patch_scales_the_crops_with_it():
     assert bigger.multicrop.global_size == 2 * base.multicrop.global_size
     assert bigger.multicrop.local_size == 2 * base.multicrop.local_size
     assert bigger.multicrop.mode == "conventional" and pretrain_preset("cpu-small").multicrop == base.multicrop
+
+
+def test_the_jitter_ablation_narrows_or_removes_brightness_and_contrast_and_nothing_else():
+    paper = pretrain_preset("cpu-small").multicrop.augment
+    assert paper.brightness == paper.contrast == (0.5, 1.5)
+    off = pretrain_preset("cpu-small", jitter=0.0).multicrop.augment
+    assert off.brightness == off.contrast == (1.0, 1.0)
+    narrow = pretrain_preset("cpu-small", jitter=0.2).multicrop.augment
+    assert narrow.brightness == pytest.approx((0.8, 1.2)) and narrow.rotation_deg == paper.rotation_deg
+    with pytest.raises(ConfigError, match="outside"):
+        pretrain_preset("cpu-small", jitter=1.0)

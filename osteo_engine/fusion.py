@@ -1,0 +1,56 @@
+"""Radiogrammetry as a classifier, alone and beside the SSL features (the experiment report's fusion rows).
+
+Each bone patch of a bank carries its image's metacarpal indices (`PatchBank.radiogrammetry`: MCI, T, W of
+M1–M5). The same linear probe protocol as the SSL rows (`ssl.probe.train_probe`: subject-wise folds choose the
+strength and threshold, a subject's probability is the mean over its bones) is fitted on
+- the indices alone: every patch of an image holds the same values, so this is a logistic regression on the
+  subject's indices, weighted by its number of bones;
+- the encoder's features of the patch with its image's indices appended (early fusion).
+A value that was not measured (a bone missing or flagged by its quality check) takes the mean of the train and
+val patches, which standardisation maps to 0: it adds nothing to the score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from .errors import ConfigError
+from .ssl.data import PatchBank
+from .ssl.probe import ProbeConfig, encode
+
+# the probe's strengths and two weaker regularisations: 15 indices need less shrinking than 512 features
+STRENGTHS = ProbeConfig().strengths + (0.3, 1.0)
+
+
+def fusion_probe_config(config: ProbeConfig) -> ProbeConfig:
+    return replace(config, strengths=STRENGTHS)
+
+
+def fill_values(bank: PatchBank) -> np.ndarray:
+    """(F,) each index's mean over the bank's labelled train and val patches (what a missing value becomes).
+    Raises ConfigError for a bank made without radiogrammetry."""
+    if bank.radiogrammetry is None:
+        raise ConfigError("this patch bank has no radiogrammetry (a raw bank, or one cached before it existed).")
+    fitted = np.isin(bank.splits, ("train", "val")) & (bank.labels >= 0)
+    means = np.nanmean(bank.radiogrammetry[fitted], axis=0)
+    return np.where(np.isnan(means), 0.0, means)
+
+
+def indices_of(bank: PatchBank, fill: np.ndarray) -> np.ndarray:
+    """(N, F) the bank's radiogrammetry with each missing value replaced by `fill`."""
+    values = bank.radiogrammetry
+    return np.where(np.isnan(values), fill[None], values).astype(np.float64)
+
+
+def fused(features: np.ndarray, bank: PatchBank, fill: np.ndarray) -> np.ndarray:
+    """(N, F_encoder + F_indices): each patch's encoder features with its image's indices appended."""
+    return np.concatenate([features.astype(np.float64), indices_of(bank, fill)], axis=1)
+
+
+def probe_features(part: PatchBank, fill: np.ndarray, encoder=None) -> np.ndarray:
+    """What a radiogrammetry row's probe reads: the indices alone, or fused with `encoder`'s patch features."""
+    if encoder is None:
+        return indices_of(part, fill)
+    return fused(encode(encoder, part.patches), part, fill)
