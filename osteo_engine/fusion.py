@@ -34,8 +34,10 @@ def fill_values(bank: PatchBank) -> np.ndarray:
     if bank.radiogrammetry is None:
         raise ConfigError("this patch bank has no radiogrammetry (a raw bank, or one cached before it existed).")
     fitted = np.isin(bank.splits, ("train", "val")) & (bank.labels >= 0)
-    means = np.nanmean(bank.radiogrammetry[fitted], axis=0)
-    return np.where(np.isnan(means), 0.0, means)
+    values = bank.radiogrammetry[fitted]
+    finite = np.isfinite(values)
+    counts = finite.sum(axis=0)
+    return np.where(counts > 0, np.where(finite, values, 0.0).sum(axis=0) / np.maximum(counts, 1), 0.0)
 
 
 def indices_of(bank: PatchBank, fill: np.ndarray) -> np.ndarray:
