@@ -19,7 +19,7 @@ import numpy as np
 
 from .cohort import read_manifest
 from .errors import ConfigError
-from .fusion import fill_values, fusion_probe_config, probe_features
+from .fusion import FUSION_VARIANTS, fill_values, fusion_probe_config, probe_features
 from .radiogrammetry import FEATURES
 from .registry import TABLES
 from .ssl.data import PatchBank, cached_patch_bank, probe_inputs
@@ -187,7 +187,8 @@ def fusion_runs(spec: RunSpec, record: dict, bank: PatchBank, request: Experimen
     fill = fill_values(bank)
     everything = external_inputs(external, bank.patches.shape[-1]) if external is not None else None
     checkpoint = request.out / "runs" / spec.name / "pretrain" / "checkpoints" / "last.safetensors"
-    rows = [("radiogrammetry", "radiogrammetry", None), (f"{spec.method}+radiogrammetry", "fusion", checkpoint)]
+    alone, fused_with = FUSION_VARIANTS
+    rows = [("radiogrammetry", alone, None), (f"{spec.method}+radiogrammetry", fused_with, checkpoint)]
     out = []
     for method, variant, encoder_file in rows:
         folder = request.out / "runs" / f"t1-{method}-s{spec.seed}"
@@ -198,8 +199,9 @@ def fusion_runs(spec: RunSpec, record: dict, bank: PatchBank, request: Experimen
         }
         config_hash = hashlib.sha256(strict_json(made_with, sort_keys=True).encode()).hexdigest()[:16]
         done = folder / "result.json"
-        if done.exists() and json.loads(done.read_text()).get("config_hash") == config_hash:
-            out.append(json.loads(done.read_text()))
+        cached = json.loads(done.read_text()) if done.exists() else {}
+        if cached.get("config_hash") == config_hash:
+            out.append(cached)
             continue
         encoder = load_encoder(encoder_file)[0] if encoder_file else None
         x = probe_features(bank, fill, encoder)

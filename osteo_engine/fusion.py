@@ -1,8 +1,9 @@
 """Radiogrammetry as a classifier, alone and beside the SSL features (the experiment report's fusion rows).
 
-Each bone patch of a bank carries its image's metacarpal indices (`PatchBank.radiogrammetry`: MCI, T, W of
-M1–M5). The same linear probe protocol as the SSL rows (`ssl.probe.train_probe`: subject-wise folds choose the
-strength and threshold, a subject's probability is the mean over its bones) is fitted on
+Each bone patch of a bank carries its image's metacarpal indices (`PatchBank.radiogrammetry`: MCI, T, W and
+RMD of M1–M5, `radiogrammetry.FEATURES`). The same linear probe protocol as the SSL rows
+(`ssl.probe.train_probe`: subject-wise folds choose the strength and threshold, a subject's probability is the
+mean over its bones) is fitted on
 - the indices alone: every patch of an image holds the same values, so this is a logistic regression on the
   subject's indices, weighted by its number of bones;
 - the encoder's features of the patch with its image's indices appended (early fusion).
@@ -20,8 +21,9 @@ from .errors import ConfigError
 from .ssl.data import PatchBank
 from .ssl.probe import ProbeConfig, encode
 
-# the probe's strengths and two weaker regularisations: 15 indices need less shrinking than 512 features
+# the probe's strengths and two weaker regularisations: 20 indices need less shrinking than 512 features
 STRENGTHS = ProbeConfig().strengths + (0.3, 1.0)
+FUSION_VARIANTS = ("radiogrammetry", "fusion")  # the indices alone; fused with an encoder's features
 
 
 def fusion_probe_config(config: ProbeConfig) -> ProbeConfig:

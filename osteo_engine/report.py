@@ -11,6 +11,7 @@ import numpy as np
 
 from .anatomy import BONE_NAMES
 from .evaluation import METRICS
+from .fusion import FUSION_VARIANTS
 from .paper_tables import PAPER
 from .storage import atomic_write_bytes
 
@@ -22,26 +23,28 @@ TITLES = {
 }
 
 
-def _summary(runs: list[dict], key: str = "metrics") -> dict[tuple[str, str], dict[str, tuple[float, float]]]:
-    """(table, method) -> metric -> (mean, sd over seeds) of each run's `key` (metrics, external)."""
+def _grouped(runs: list[dict], key: str) -> dict[tuple[str, str], list[dict]]:
+    """(table, method) -> each seed's `key` (metrics, external, intervals_95) of the runs that have it."""
     grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in runs:
         if key in r:
             grouped[(r["table"], r["method"])].append(r[key])
+    return grouped
+
+
+def _summary(runs: list[dict], key: str = "metrics") -> dict[tuple[str, str], dict[str, tuple[float, float]]]:
+    """(table, method) -> metric -> (mean, sd over seeds) of each run's `key` (metrics, external)."""
     return {
         k: {m: (float(np.nanmean([v[m] for v in vs])), float(np.nanstd([v[m] for v in vs]))) for m in METRICS}
-        for k, vs in grouped.items()
+        for k, vs in _grouped(runs, key).items()
     }
 
 
 def _intervals(runs: list[dict]) -> dict[tuple[str, str], dict[str, tuple[float, float]]]:
     """(table, method) -> metric -> the mean over seeds of the internal test's 95% bootstrap bounds."""
-    grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for r in runs:
-        grouped[(r["table"], r["method"])].append(r["intervals_95"])
     return {
         k: {m: tuple(float(np.nanmean([v[m][i] for v in vs])) for i in (0, 1)) for m in METRICS}
-        for k, vs in grouped.items()
+        for k, vs in _grouped(runs, "intervals_95").items()
     }
 
 
@@ -126,11 +129,11 @@ def write_report(runs: list[dict], out: str | Path, oracle_auc: float | None) ->
             "would mean that the label leaks.",
             "",
         ]
-    if any(r["variant"] not in ("full", "supervised", "no-segmentation", "conventional-multicrop") for r in runs):
+    if any(r["variant"] in FUSION_VARIANTS for r in runs):
         lines += [
             "Table 1 also has radiogrammetry's rows (`osteo_engine/fusion.py`): `radiogrammetry` is the same probe "
-            "protocol on each image's metacarpal indices alone (MCI, T, W of M1–M5, measured on the segmenter's "
-            "label maps); `METHOD+radiogrammetry` appends them to that method's encoder features.",
+            "protocol on each image's metacarpal indices alone (MCI, T, W and RMD of M1–M5, measured on the "
+            "segmenter's label maps); `METHOD+radiogrammetry` appends them to that method's encoder features.",
             "",
         ]
     lines += _headline(internal, external)
