@@ -4,12 +4,13 @@ Opens the bundled sample (screened in the background), then switches overlays, m
 as a reader would, then opens a folder of copies as a worklist and clicks through it, offscreen. A gap between
 heartbeats longer than the timer's period is time the UI thread could not answer the user.
 
-Run: QT_QPA_PLATFORM=offscreen .venv/bin/python bench/screen_ui_stalls.py [--copies 4]
+Run: QT_QPA_PLATFORM=offscreen .venv/bin/python bench/screen_ui_stalls.py [--copies 4] [--dump-over 90]
 """
 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import shutil
 import sys
 import tempfile
@@ -21,16 +22,23 @@ sys.path.insert(0, str(ROOT))
 
 
 class Heartbeat:
-    def __init__(self, period_ms: int = 10):
+    """Records the longest gap between beats per phase; with `dump_over` (s), faulthandler writes every thread's
+    stack to `dump_file` whenever a gap grows longer (it needs no interpreter lock, so it sees who holds it)."""
+
+    def __init__(self, period_ms: int = 10, dump_over: float | None = None, dump_file=None):
         from PySide6 import QtCore
 
         self.gaps: dict[str, float] = {}
         self.phase = "start"
         self._last = time.perf_counter()
+        self.dump_over, self.dump_file = dump_over, dump_file
         self.timer = QtCore.QTimer(interval=period_ms, timeout=self._beat)
         self.timer.start()
 
     def _beat(self) -> None:
+        if self.dump_over:
+            faulthandler.cancel_dump_traceback_later()
+            faulthandler.dump_traceback_later(self.dump_over, file=self.dump_file)
         now = time.perf_counter()
         self.gaps[self.phase] = max(self.gaps.get(self.phase, 0.0), now - self._last)
         self._last = now
@@ -48,6 +56,8 @@ def _pump(seconds: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=4)
+    parser.add_argument("--dump-over", type=float, help="ms: write every thread's stack at each longer gap")
+    parser.add_argument("--dump-file", default="build/ui_stalls.txt", help="where --dump-over writes")
     parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval, seconds (Python's: 0.005)")
     args = parser.parse_args()
     if args.switch_interval:
@@ -63,7 +73,11 @@ def main() -> None:
     window.show_workspace("screen")
     window.show()
     screen = window.screen
-    beat = Heartbeat()
+    dump = None
+    if args.dump_over:
+        Path(args.dump_file).parent.mkdir(parents=True, exist_ok=True)
+        dump = open(args.dump_file, "w")  # noqa: SIM115 (faulthandler writes to it until the end)
+    beat = Heartbeat(dump_over=args.dump_over / 1000 if args.dump_over else None, dump_file=dump)
     sample = ROOT / "resources" / "samples" / "phantom_hand.dcm"
     beat.phase = "opening and screening"
     screen.open_path(sample)
@@ -91,6 +105,7 @@ def main() -> None:
         screen.wait_idle()
     _pump(0.1)
     screen.shutdown()
+    faulthandler.cancel_dump_traceback_later()
     print(app.platformName(), "platform; longest UI-thread gap per phase (heartbeat every 10 ms):")
     for phase, gap in beat.gaps.items():
         print(f"  {phase}: {gap * 1000:.0f} ms")

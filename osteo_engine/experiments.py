@@ -63,6 +63,7 @@ class ExperimentRequest:
     segmenter: Path | None = None  # for the bone patches; None: the bundled segmenter
     overrides: dict = field(default_factory=dict)  # preset fields: epochs, batch_size, patch_size; jitter
     probe_protocol: str = "folds"  # ProbeConfig.protocol
+    finished_only: bool = False  # train nothing: results.json and report.md of the planned runs already finished
 
 
 def plan(methods: list[str], tables: list[str], seeds: list[int]) -> list[RunSpec]:
@@ -152,9 +153,13 @@ def run_experiment(
     progress: Callable[[RunSpec, dict], None] | None = None,
 ) -> dict:
     """Every run the request plans, on `banks` (input -> patch bank; `external` likewise for another cohort),
-    then results.json and report.md in `request.out`."""
-    runs = []
+    then results.json and report.md in `request.out`. With `request.finished_only`, the runs not yet finished
+    are left out and listed (results.json's `not_run`, the report's last section) instead of trained."""
+    runs, missing = [], []
     for spec in plan(list(request.methods), list(request.tables), list(request.seeds)):
+        if request.finished_only and not (request.out / "runs" / spec.name / "result.json").exists():
+            missing.append(spec.name)
+            continue
         record = run_one(spec, banks[spec.source], request, (external or {}).get(spec.source))
         runs.append(record)
         if progress:
@@ -164,6 +169,7 @@ def run_experiment(
                 runs.append(extra)
     results = {
         "oracle_auc": oracle_auc,
+        "not_run": missing,
         "runs": [
             {k: r[k] for k in ("table", "method", "variant", "seed", "metrics")}
             | ({"external": r["external"]} if "external" in r else {})
@@ -173,7 +179,7 @@ def run_experiment(
     atomic_write_bytes(request.out / "results.json", strict_json(results, indent=2).encode())
     from .report import write_report
 
-    write_report(runs, request.out, oracle_auc)
+    write_report(runs, request.out, oracle_auc, missing)
     return results
 
 

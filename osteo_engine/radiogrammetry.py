@@ -21,7 +21,7 @@ BoneXpert's formula with lengths in mm (in pixels it is only comparable between 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import cv2
@@ -62,9 +62,9 @@ class BoneMeasurement:
     edges: list[list[list[float]]] | None = None
 
     def to_json(self, with_geometry: bool = False) -> dict:
-        out = asdict(self)
-        if not with_geometry:
-            out.pop("region"), out.pop("edges")
+        # not dataclasses.asdict: it deep-copies the edges (thousands of floats) only for them to be dropped
+        geometry = ("region", "edges")
+        out = {f.name: getattr(self, f.name) for f in fields(self) if with_geometry or f.name not in geometry}
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
 
 

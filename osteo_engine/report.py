@@ -94,18 +94,21 @@ def _table(table: str, internal, intervals, external, ssl_methods: set[str]) -> 
     return lines + [""]
 
 
-def _headline(internal, external) -> list[str]:
-    """AUC of every row at a glance: internal, external, the paper's."""
-    lines = ["## AUC at a glance", "", "| table | method | internal test | external cohort | paper |"]
-    lines.append("|---|---|---|---|---|")
+def _headline(internal, external, seeds: dict[tuple[str, str], list[int]]) -> list[str]:
+    """AUC of every row at a glance: the seeds it has, internal, external, the paper's."""
+    lines = ["## AUC at a glance", "", "| table | method | seeds | internal test | external cohort | paper |"]
+    lines.append("|---|---|---|---|---|---|")
     for (t, method), values in sorted(internal.items()):
         ext = _cell(external[(t, method)]["auc"] if (t, method) in external else None)
         paper = _cell(PAPER.get(t, {}).get(method, {}).get("auc"))
-        lines.append(f"| {t} | {method} | {_cell(values['auc'])} | {ext} | {paper} |")
+        row = [t, method, ", ".join(map(str, sorted(seeds[(t, method)]))), _cell(values["auc"]), ext, paper]
+        lines.append("| " + " | ".join(row) + " |")
     return lines + [""]
 
 
-def write_report(runs: list[dict], out: str | Path, oracle_auc: float | None) -> Path:
+def write_report(runs: list[dict], out: str | Path, oracle_auc: float | None, not_run: list[str] = ()) -> Path:
+    """report.md (and roc.png, bones.png) in `out` from the runs' records (experiments.run_one's); `not_run`
+    names the planned runs left out, listed at the end so that a partial report says what it lacks."""
     out = Path(out)
     internal, external, intervals = _summary(runs), _summary(runs, "external"), _intervals(runs)
     ssl_methods = {r["method"] for r in runs if r["variant"] == "full"}
@@ -136,10 +139,14 @@ def write_report(runs: list[dict], out: str | Path, oracle_auc: float | None) ->
             "segmenter's label maps); `METHOD+radiogrammetry` appends them to that method's encoder features.",
             "",
         ]
-    lines += _headline(internal, external)
+    lines += _headline(
+        internal, external, {k: [r["seed"] for r in runs if (r["table"], r["method"]) == k] for k in internal}
+    )
     for table in sorted({r["table"] for r in runs}):
         lines += _table(table, internal, intervals, external, ssl_methods)
     lines += _plots(runs, out)
+    if not_run:
+        lines += ["## Not yet run", "", f"{len(not_run)} planned runs: {', '.join(not_run)}.", ""]
     path = out / "report.md"
     atomic_write_bytes(path, "\n".join(lines).encode())
     return path

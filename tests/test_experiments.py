@@ -124,5 +124,15 @@ def test_osteo_experiment_writes_results_and_report_and_resumes(cohort, external
     assert main(args) == 0  # finished runs are skipped
     assert (tmp_path / "exp" / "runs" / "t1-simclr-s0" / "result.json").stat().st_mtime_ns == stamp
     capsys.readouterr()
+    # a partial report: the finished runs of a larger plan, the rest listed and not trained
+    larger = args[: args.index("--methods")] + ["--methods", "simclr", "swav", "--finished-only"]
+    larger += args[args.index("--tables") : args.index("--tables") + 2] + ["4"] + args[args.index("--segmenter") :]
+    assert main(larger) == 0
+    partial = json.loads(capsys.readouterr().out)
+    assert partial["not_run"] == ["t1-swav-s0", "t4-simclr-s0", "t4-swav-s0"]
+    assert [r["method"] for r in partial["runs"]] == ["simclr", "radiogrammetry", "simclr+radiogrammetry"]
+    assert not (tmp_path / "exp" / "runs" / "t1-swav-s0").exists()
+    report = (tmp_path / "exp" / "report.md").read_text()
+    assert "## Not yet run" in report and "t4-swav-s0" in report and "| 1 | simclr | 0 |" in report
     other = [a if a != "16" else "8" for a in args]  # another batch size: the finished runs are not its runs
     assert main(other) == 2 and "made with other settings" in capsys.readouterr().err

@@ -126,6 +126,11 @@ def add_experiment_parser(sub) -> None:
         type=float,
         help="brightness and contrast factors drawn from [1 - J, 1 + J] (the paper's 0.5; 0: none), an ablation",
     )
+    p.add_argument(
+        "--finished-only",
+        action="store_true",
+        help="train nothing: write results.json and report.md from the planned runs already finished, listing the rest",
+    )
     p.add_argument("--json", action="store_true")
     add_progress_json(p)
     p.set_defaults(run=run_experiment_command)

@@ -4,6 +4,7 @@ call as `osteo screen`, so the numbers on screen are the command's."""
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -142,6 +143,7 @@ class ScreenWorkspace(QtWidgets.QWidget):
         with self._model_lock:
             if self._model is None:
                 self._model = load_screening_model(*self._model_args)
+                gc.freeze()  # the models live as long as the app; see window.py
             return self._model
 
     def _finished(self, outcome) -> None:

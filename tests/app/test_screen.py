@@ -43,7 +43,7 @@ def test_the_sample_on_screen_has_the_numbers_of_osteo_screen(screen, capsys):
     # radiogrammetry: the command's indices in the panel, the edges on the image, a profile for a clicked bone
     assert shown["radiogrammetry"] == expected["radiogrammetry"]
     assert f"MCI {expected['radiogrammetry']['MCI_M2_M4']:.2f}" in screen.panel.indices.text()
-    assert len(screen.canvas.edges.data) > 0
+    assert len(screen.canvas.edges["outer"].data) == len(screen.canvas.edges["inner"].data) > 0
     ys, xs = np.nonzero(screen.current.segmentation.labels == 5)  # M3
     assert screen.show_profile_at(int(np.median(xs)), int(np.median(ys))) and screen.panel.profile.isVisibleTo(
         screen.panel
