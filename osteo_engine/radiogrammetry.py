@@ -87,7 +87,8 @@ def measure_bone(pixels: np.ndarray, mask: np.ndarray, spacing_mm: float | None)
     length = t_range[1] - t_range[0]
     normal = np.array([-u[1], u[0]])
     ts = t_range[0] + length * np.linspace(*SHAFT, PROFILES)
-    rows = [_profile(pixels, mask, centre + t * u, u, normal) for t in ts]
+    points = centre + ts[:, None] * u
+    rows = [_profile(pixels, point, span, u, normal) for point, span in zip(points, _mask_spans(mask, points, normal))]
     found = [r for r in rows if r is not None]
     kept = _robust(found)
     if not kept:
@@ -174,10 +175,10 @@ def _axis(mask: np.ndarray):
     return centre, u, (float(t.min()), float(t.max()))
 
 
-def _profile(pixels: np.ndarray, mask: np.ndarray, point: np.ndarray, u: np.ndarray, normal: np.ndarray):
+def _profile(pixels: np.ndarray, point: np.ndarray, span, u: np.ndarray, normal: np.ndarray):
     """(W, T, four edge points, RMD) of one profile across the shaft at `point`, in pixels; None when not found.
-    The profile is the mean of a strip STRIP pixels wide along the axis, which calms the trabecular texture."""
-    span = _mask_span(mask, point, normal)
+    `span` is the mask's (middle, half-width) on that line (_mask_spans). The profile is the mean of a strip
+    STRIP pixels wide along the axis, which calms the trabecular texture."""
     if span is None or 2 * span[1] < MIN_WIDTH_PX:
         return None
     middle, half = span
@@ -206,7 +207,7 @@ def _marrow_ratio(values: np.ndarray, s: np.ndarray, inner_a: float, inner_b: fl
     centre, quarter = (inner_a + inner_b) / 2, abs(inner_b - inner_a) / 4
     marrow = values[np.abs(s - centre) <= quarter]
     end = max(1, len(values) // 20)
-    tissue = np.r_[values[:end], values[-end:]].mean()
+    tissue = (values[:end].sum() + values[-end:].sum()) / (2 * end)
     contrast = values.max() - tissue
     return float((marrow.mean() - tissue) / contrast) if len(marrow) and contrast > 1e-6 else float("nan")
 
@@ -238,21 +239,21 @@ def _peak(s: np.ndarray, v: np.ndarray, i: int) -> float:
     a, b, c = v[i - 1], v[i], v[i + 1]
     denominator = a - 2 * b + c
     offset = 0.5 * (a - c) / denominator if denominator < 0 else 0.0
-    return float(s[i] + np.clip(offset, -0.5, 0.5) * (s[i + 1] - s[i]))
+    return float(s[i] + min(max(offset, -0.5), 0.5) * (s[i + 1] - s[i]))
 
 
-def _mask_span(mask: np.ndarray, point: np.ndarray, normal: np.ndarray) -> tuple[float, float] | None:
-    """(middle, half-width) of the mask on the line through `point` along `normal`, in pixels from `point`."""
+def _mask_spans(mask: np.ndarray, points: np.ndarray, normal: np.ndarray) -> list[tuple[float, float] | None]:
+    """For each of `points` (P, 2), the (middle, half-width) of the mask on the line through it along `normal`,
+    in pixels from the point; None where the line misses the mask. All lines at once: one call per bone."""
     h, w = mask.shape
     s = np.arange(-300, 300.5, 0.5)
-    xy = np.round(point[None] + s[:, None] * normal[None]).astype(int)
-    ok = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
-    inside = np.zeros(len(s), bool)
-    inside[ok] = mask[xy[ok, 1], xy[ok, 0]]
-    if not inside.any():
-        return None
-    on = s[inside]
-    return float(on.min() + on.max()) / 2, float(np.ptp(on) + 1) / 2
+    xy = np.round(points[:, None] + s[None, :, None] * normal).astype(int)  # (P, len(s), 2)
+    ok = (xy[..., 0] >= 0) & (xy[..., 0] < w) & (xy[..., 1] >= 0) & (xy[..., 1] < h)
+    inside = np.zeros(ok.shape, bool)
+    inside[ok] = mask[xy[..., 1][ok], xy[..., 0][ok]]
+    low = np.where(inside, s, np.inf).min(1)
+    high = np.where(inside, s, -np.inf).max(1)
+    return [(float(a + b) / 2, float(b - a + 1) / 2) if hit else None for a, b, hit in zip(low, high, inside.any(1))]
 
 
 def _robust(found: list) -> list:
