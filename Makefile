@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SAMPLE := resources/samples/phantom_hand.dcm
 
-.PHONY: run test test-fast lint bench stress sample phantom-sheet default-model demo-classifier clean
+.PHONY: run test test-fast lint bench stress sample phantom-sheet default-model demo-classifier phantom-tables phantom-report clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -89,3 +89,28 @@ demo-classifier: $(STAMP)
 	$(BIN)/osteo probe --encoder runs/demo-ssl $(DEMO) --out runs/demo-probe
 	$(BIN)/osteo export-screening --encoder runs/demo-ssl --probe runs/demo-probe $(DEMO) \
 		--calibration build/c2/manifest.csv --out resources/models/screening --synthetic
+
+# The paper's tables on the phantom cohort (issue 18), in parts across sessions: the committed per-run results and
+# patch banks in docs/results/phantom/ seed build/exp-phantom (a finished run is reused only when its settings
+# match), the runs asked for are trained, and every finished run's result, the report and the banks are copied
+# back (the segmented banks only, 5.5 MB: they take 45 min to make; the raw ones are quick). TABLES_ARGS picks
+# the part, e.g. make phantom-tables TABLES_ARGS="--tables 1 --seeds 1".
+TABLES_ARGS ?= --tables 1 2 3 4 --seeds 0 1 2
+TABLES := $(BIN)/osteo experiment --data build/c0/manifest.csv --test-data build/ext500/manifest.csv \
+	--preset cpu-small --methods simclr supcon swav vicreg --out build/exp-phantom
+RESULTS := docs/results/phantom
+phantom-tables: $(STAMP)
+	test -f build/c0/manifest.csv || $(BIN)/osteo phantom build/c0 --subjects 192 --seed 0
+	test -f build/ext500/manifest.csv || $(BIN)/osteo phantom build/ext500 --subjects 500 --seed 1
+	mkdir -p build/exp-phantom/runs build/exp-phantom/cache
+	cp -rn $(RESULTS)/runs/. build/exp-phantom/runs/ 2>/dev/null || true
+	cp -n $(RESULTS)/cache/*.npz build/exp-phantom/cache/ 2>/dev/null || true
+	$(TABLES) $(TABLES_ARGS)
+	$(MAKE) phantom-report
+
+# The report of every finished run of the whole plan (none trained), copied with the runs' results into docs.
+phantom-report: $(STAMP)
+	$(TABLES) --tables 1 2 3 4 --seeds 0 1 2 --finished-only
+	cd build/exp-phantom && find runs -maxdepth 2 -name result.json -exec cp --parents {} ../../$(RESULTS)/ \;
+	mkdir -p $(RESULTS)/cache && cp build/exp-phantom/cache/patches-patches-*.npz $(RESULTS)/cache/
+	cp build/exp-phantom/results.json build/exp-phantom/report.md build/exp-phantom/*.png $(RESULTS)/

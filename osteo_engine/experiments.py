@@ -157,7 +157,7 @@ def run_experiment(
     are left out and listed (results.json's `not_run`, the report's last section) instead of trained."""
     runs, missing = [], []
     for spec in plan(list(request.methods), list(request.tables), list(request.seeds)):
-        if request.finished_only and not (request.out / "runs" / spec.name / "result.json").exists():
+        if request.finished_only and not _finished(spec, request):
             missing.append(spec.name)
             continue
         record = run_one(spec, banks[spec.source], request, (external or {}).get(spec.source))
@@ -221,6 +221,10 @@ def fusion_runs(spec: RunSpec, record: dict, bank: PatchBank, request: Experimen
     return out
 
 
+def _finished(spec: RunSpec, request: ExperimentRequest) -> bool:
+    return (request.out / "runs" / spec.name / "result.json").exists()
+
+
 def _same_row(a: dict, b: dict) -> bool:
     return all(a[k] == b[k] for k in ("table", "method", "seed"))
 
@@ -245,7 +249,10 @@ def experiment(
     if request.test_data:
         refuse_shared_images(request.data, request.test_data)
     size = pretrain_preset(request.preset, patch_size=request.overrides.get("patch_size")).patch_size
-    inputs = needed_inputs(request.tables)
+    specs = plan(list(request.methods), list(request.tables), list(request.seeds))
+    if request.finished_only:  # no bank for an input whose runs are all still to do
+        specs = [spec for spec in specs if _finished(spec, request)]
+    inputs = needed_inputs([spec.table for spec in specs])
 
     def banks_of(manifest: Path) -> dict[str, PatchBank]:
         return {
