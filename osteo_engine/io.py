@@ -156,12 +156,27 @@ def _load_dicom(path: Path) -> Radiograph:
 
 
 def _decode(path: Path, ds) -> np.ndarray:
+    """The pixel data as an array, by the fastest decoder pydicom finds. When that fails on RLE, pydicom's own
+    decoder (pure Python) is tried: its reasons are the clearer ones, and the compiled one may reject what it
+    reads. A compiled decoder's crash (pylibjpeg-rle's Rust panics on some corrupt RLE: a BaseException)
+    is a decoding failure like any other. Raises RadiographError saying why."""
     try:
         return np.asarray(ds.pixel_array)
-    except Exception as exc:
-        ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-        name = getattr(ts, "name", None) or "its transfer syntax"
-        raise RadiographError(f"{path.name}: the pixel data ({name}) could not be decoded ({_reason(exc)}).") from exc
+    except BaseException as exc:  # noqa: BLE001 (see above; interrupts and exits go on)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+            raise
+        failure = exc
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if ts == "1.2.840.10008.1.2.5":  # RLE Lossless
+        try:
+            ds.pixel_array_options(decoding_plugin="pydicom")
+            return np.asarray(ds.pixel_array)
+        except Exception as exc:
+            failure = exc
+    name = getattr(ts, "name", None) or "its transfer syntax"
+    raise RadiographError(
+        f"{path.name}: the pixel data ({name}) could not be decoded ({_reason(failure)})."
+    ) from failure
 
 
 def _modality_values(ds, arr: np.ndarray) -> np.ndarray:
