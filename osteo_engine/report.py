@@ -33,11 +33,16 @@ def _grouped(runs: list[dict], key: str) -> dict[tuple[str, str], list[dict]]:
 
 
 def _summary(runs: list[dict], key: str = "metrics") -> dict[tuple[str, str], dict[str, tuple[float, float]]]:
-    """(table, method) -> metric -> (mean, sd over seeds) of each run's `key` (metrics, external)."""
+    """(table, method) -> metric -> (mean, sd over seeds) of each run's `key` (metrics, external); the sd is NaN
+    for a single seed, which has none."""
     return {
-        k: {m: (float(np.nanmean([v[m] for v in vs])), float(np.nanstd([v[m] for v in vs]))) for m in METRICS}
+        k: {m: (float(np.nanmean([v[m] for v in vs])), _sd([v[m] for v in vs])) for m in METRICS}
         for k, vs in _grouped(runs, key).items()
     }
+
+
+def _sd(values: list[float]) -> float:
+    return float(np.nanstd(values)) if len(values) > 1 else float("nan")
 
 
 def _intervals(runs: list[dict]) -> dict[tuple[str, str], dict[str, tuple[float, float]]]:
@@ -49,7 +54,9 @@ def _intervals(runs: list[dict]) -> dict[tuple[str, str], dict[str, tuple[float,
 
 
 def _cell(value: tuple[float, float] | None) -> str:
-    return "—" if value is None else f"{value[0]:.3f} ± {value[1]:.3f}"
+    if value is None:
+        return "—"
+    return f"{value[0]:.3f} ± {value[1]:.3f}" if np.isfinite(value[1]) else f"{value[0]:.3f}"
 
 
 def _baseline(table: str, method: str, reference: dict):
@@ -118,12 +125,12 @@ def write_report(runs: list[dict], out: str | Path, oracle_auc: float | None, no
         "# Experiment report (research use only)",
         "",
         f"Seeds: {', '.join(map(str, seeds))}. Metrics are for the positive class (osteoporosis), per subject (a "
-        "subject's probability is the mean over its bones), mean ± sd over seeds. The internal test split has "
-        f"{'/'.join(map(str, subjects))} subjects, so its figures carry their 95% bootstrap intervals (the mean "
-        "over seeds of each seed's bounds) and are mostly noise; the external cohort, when given, scores every "
-        "labelled subject of another cohort. `paper` is the paper's figure for the same cell (real hands, its "
-        "own data; tables 2–4 report F1, AUC and accuracy only). Δ is against table 1: the same method, the best "
-        "method (by AUC) for table 3, a fused row's method alone.",
+        "subject's probability is the mean over its bones), mean ± sd over seeds (a row of one seed: its value). "
+        f"The internal test split has {'/'.join(map(str, subjects))} subjects, so its figures carry their 95% "
+        "bootstrap intervals (the mean over seeds of each seed's bounds) and are mostly noise; the external "
+        "cohort, when given, scores every labelled subject of another cohort. `paper` is the paper's figure for "
+        "the same cell (real hands, its own data; tables 2–4 report F1, AUC and accuracy only). Δ is against "
+        "table 1: the same method, the best method (by AUC) for table 3, a fused row's method alone.",
         "",
     ]
     if oracle_auc is not None:
