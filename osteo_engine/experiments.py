@@ -245,11 +245,10 @@ def experiment(
     """The experiment job: patch banks (cached), the oracle of a phantom cohort, every planned run, results.json
     and report.md. Raises ConfigError, before any patch is made, when the external cohort shares images with the
     data (the external figures would then score training subjects)."""
-    plan(list(request.methods), list(request.tables), list(request.seeds))  # unknown names fail first
+    specs = plan(list(request.methods), list(request.tables), list(request.seeds))  # unknown names fail first
     if request.test_data:
         refuse_shared_images(request.data, request.test_data)
     size = pretrain_preset(request.preset, patch_size=request.overrides.get("patch_size")).patch_size
-    specs = plan(list(request.methods), list(request.tables), list(request.seeds))
     if request.finished_only:  # no bank for an input whose runs are all still to do
         specs = [spec for spec in specs if _finished(spec, request)]
     inputs = needed_inputs([spec.table for spec in specs])

@@ -146,9 +146,7 @@ def write_report(runs: list[dict], out: str | Path, oracle_auc: float | None, no
             "segmenter's label maps); `METHOD+radiogrammetry` appends them to that method's encoder features.",
             "",
         ]
-    lines += _headline(
-        internal, external, {k: [r["seed"] for r in runs if (r["table"], r["method"]) == k] for k in internal}
-    )
+    lines += _headline(internal, external, _grouped(runs, "seed"))
     for table in sorted({r["table"] for r in runs}):
         lines += _table(table, internal, intervals, external, ssl_methods)
     lines += _plots(runs, out)
