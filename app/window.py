@@ -49,6 +49,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for part in (self.annotate, self.screen, self.jobs):
             part.message.connect(self.show_message)
         self.jobs.segmenter_chosen.connect(self.use_segmenter)
+        self.jobs.screening_chosen.connect(self.use_screening_model)
         self._build_menus()
         self.show_message("")
         # The hundreds of thousands of objects made by the imports live as long as the app: without this, every
@@ -93,6 +94,10 @@ class MainWindow(QtWidgets.QMainWindow):
         ):
             annotate.addAction(self.annotate.actions[key])
         annotate.addAction("&Train a segmenter on this project", self.train_on_project)
+        models = bar.addMenu("&Models")
+        models.addAction("Use the &bundled models", self.use_bundled_models)
+        models.addAction("Use a screening &model folder…", self._ask_screening_model)
+        models.addAction("Use a &segmenter checkpoint…", self._ask_segmenter)
         bones = annotate.addMenu("&Bone")
         for value in range(1, 8):
             bones.addAction(self.annotate.actions[f"bone{value}"])
@@ -108,9 +113,18 @@ class MainWindow(QtWidgets.QMainWindow):
         return run
 
     def use_segmenter(self, checkpoint: Path) -> None:
-        """Screen with this segmenter from now on (the bundled classifier stays)."""
-        self.screen.use_models(segmenter=checkpoint)
+        """Screen with this segmenter from now on (the screening model in use stays)."""
+        self.screen.use_models(self.screen.model_sources[0], checkpoint)
         self.show_message(f"The Screen workspace now segments with {checkpoint.parent.parent.name}.")
+
+    def use_screening_model(self, folder: Path) -> None:
+        """Screen with this exported screening model from now on (the segmenter in use stays)."""
+        self.screen.use_models(folder, self.screen.model_sources[1])
+        self.show_message(f"The Screen workspace now screens with the model in {Path(folder).name}.")
+
+    def use_bundled_models(self) -> None:
+        self.screen.use_models()
+        self.show_message("The Screen workspace now uses the bundled segmenter and demo classifier.")
 
     def show_workspace(self, name: str) -> None:
         self.tabs.setCurrentIndex(WORKSPACES.index(name))
@@ -172,6 +186,22 @@ class MainWindow(QtWidgets.QMainWindow):
         )
         if path:
             self.open_path(path, WORKSPACES[self.tabs.currentIndex()])
+
+    def _ask_screening_model(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Screening model folder (an export-screening run)")
+        if not folder:
+            return
+        if not (Path(folder) / "probe.safetensors").exists() or not (Path(folder) / "encoder.safetensors").exists():
+            self.show_message(f"{Path(folder).name} holds no screening model (encoder and probe .safetensors).")
+            return
+        self.use_screening_model(Path(folder))
+
+    def _ask_segmenter(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Segmenter checkpoint", str(self.jobs.runs_home), "Segmenters (*.safetensors)"
+        )
+        if path:
+            self.use_segmenter(Path(path))
 
     def _project_masks(self, path: Path):
         """The Annotate workspace's masks of this radiograph (the first rater's), when its project lists it."""

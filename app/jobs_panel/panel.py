@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 class JobsPanel(QtWidgets.QWidget):
     message = QtCore.Signal(str)
     segmenter_chosen = QtCore.Signal(object)  # Path of a finished run's best segmenter checkpoint
+    screening_chosen = QtCore.Signal(object)  # Path of a finished export-screening run (its model folder)
 
     def __init__(self, runs_home: Path, parent=None):
         super().__init__(parent)
@@ -52,7 +53,7 @@ class JobsPanel(QtWidgets.QWidget):
         for key, text, slot in (
             ("cancel", "Cancel", self.cancel_selected),
             ("resume", "Resume", self.resume_selected),
-            ("activate", "Use this segmenter", self._activate_selected),
+            ("activate", "Use this model", self._activate_selected),
         ):
             self.buttons[key] = QtWidgets.QPushButton(text)
             self.buttons[key].clicked.connect(slot)
@@ -141,12 +142,17 @@ class JobsPanel(QtWidgets.QWidget):
             self._launch(status.run, resume_command(status.command))
 
     def _activate_selected(self) -> None:
+        """A finished segmenter run becomes the Screen workspace's segmenter; a finished export-screening run its
+        screening model."""
         status = self.selected()
+        finished = status is not None and status.state == "finished"
         best = status.run / "checkpoints" / "best.safetensors" if status else None
-        if status is None or status.state != "finished" or "segment" not in status.command or not best.exists():
-            self.message.emit("Choose a finished segmenter training run.")
-            return
-        self.segmenter_chosen.emit(best)
+        if finished and "segment" in status.command and best.exists():
+            self.segmenter_chosen.emit(best)
+        elif finished and "export-screening" in status.command and (status.run / "probe.safetensors").exists():
+            self.screening_chosen.emit(status.run)
+        else:
+            self.message.emit("Choose a finished segmenter training run or a finished export-screening run.")
 
     # ------------------------------------------------------------ watching
     def refresh(self) -> None:

@@ -132,11 +132,18 @@ class ScreenWorkspace(QtWidgets.QWidget):
         given = image.demographics.with_given(person.age_years, person.sex)
         return screen_image(image.pixels, self.model(), spacing, given), header_facts(path, image)
 
+    @property
+    def model_sources(self) -> tuple:
+        """(screening model folder, segmenter checkpoint) in use; None stands for the bundled one."""
+        return self._model_args
+
     def use_models(self, model_folder=None, segmenter=None) -> None:
-        """Screen with these (None: the bundled ones) from the next image on."""
+        """Screen with these (None: the bundled ones); the image on screen is screened again with them."""
         with self._model_lock:
             self._model_args, self._model = (model_folder, segmenter), None
         self._cache.clear()
+        if self.path is not None:
+            self.open_image(self.path)
 
     def model(self):
         """The screening model, loaded once (on a worker thread)."""

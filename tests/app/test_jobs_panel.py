@@ -73,3 +73,30 @@ def test_a_tiny_job_runs_to_the_end_is_cancelled_and_resumed_and_a_new_window_se
     assert [e["epoch"] for e in read_status(long).epochs][-1] == 3
     reopened = make_window().jobs
     assert {s.run.name: s.state for s in reopened.statuses.values()} == {run.name: "finished", long.name: "finished"}
+
+
+def test_a_finished_export_screening_run_becomes_the_screening_model_and_the_bundled_ones_come_back(
+    make_window, tmp_path
+):
+    import shutil
+
+    from osteo_engine.screening_model import MODELS
+
+    run = tmp_path / "runs" / "export-1"
+    shutil.copytree(MODELS / "screening", run)
+    command = launch_command("export-screening", ["m.csv"], run, None, ["--encoder", "e"])
+    (run / "job.json").write_text(json.dumps({"command": command, "pid": 2**22 + 12345, "started": 0}))
+    (run / "job.out").write_text(json.dumps({"event": "done", "model": str(run)}) + "\n")
+    window = make_window()
+    messages = []
+    window.jobs.message.connect(messages.append)
+    window.jobs.refresh()
+    window.jobs.select(run)
+    window.jobs.buttons["activate"].click()
+    assert window.screen.model_sources == (run, None)
+    assert window.screen.model().names["probe"]  # the chosen folder loads as a screening model
+    window.use_bundled_models()
+    assert window.screen.model_sources == (None, None)
+    (run / "probe.safetensors").unlink()  # no longer a model: refused with a message, the bundled ones stay
+    window.jobs.buttons["activate"].click()
+    assert window.screen.model_sources == (None, None) and "export-screening" in messages[-1]
