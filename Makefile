@@ -22,7 +22,7 @@ run: $(STAMP)
 		&& echo "no display: the Screen workspace on the sample is rendered to build/screen.png"; fi
 
 test: $(STAMP) lint
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q --durations=20
 
 # Everything but the tests marked slow (each over about 5 s): a quick check while working.
 test-fast: $(STAMP) lint
