@@ -95,7 +95,19 @@ def _build_litemedsam(checkpoint: str | Path | None):
     sam = Sam(encoder, prompt_encoder, decoder, pixel_mean=[0.0, 0.0, 0.0], pixel_std=[1.0, 1.0, 1.0])
     path = Path(checkpoint) if checkpoint else litemedsam_checkpoint()
     _load_state(sam, path)
+    _prepare_for_inference(sam.image_encoder)
     return sam, f"litemedsam:{_fingerprint(path)}"
+
+
+def _prepare_for_inference(encoder: torch.nn.Module) -> None:
+    """Fold TinyViT's batch norms into their convolutions and keep its weights channels-last: the same
+    embedding (to ~1e-5) in 0.9 s instead of 1.4 s on 2 CPU cores (`bench/sam_point_prompts.py`'s first click).
+    Only for inference: the folded encoder has no batch norms left to train."""
+    for module in list(encoder.modules()):
+        for name, child in list(module.named_children()):
+            if type(child).__name__ == "Conv2d_BN":
+                setattr(module, name, child.fuse())
+    encoder.to(memory_format=torch.channels_last)
 
 
 def _build_sam(kind: str, path: Path):

@@ -104,7 +104,9 @@ class BonePrompter:
             if self.model.kind != "litemedsam":
                 batch = (batch * 255.0 - IMAGENET_MEAN.to(batch.device)) / IMAGENET_STD.to(batch.device)
             batch = F.pad(batch, (0, size - content[1], 0, size - content[0]))
-        features = self.model.sam.image_encoder(batch)
+        if self.model.kind == "litemedsam":  # its convolutional encoder is channels-last (checkpoints.py)
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        features = self.model.sam.image_encoder(batch).contiguous()
         return _Embedding(features, (h, w), content)
 
     # ------------------------------------------------------------ prompts
