@@ -166,8 +166,10 @@ def _decode(path: Path, ds) -> np.ndarray:
         if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
             raise
         failure = exc
+    from pydicom.uid import RLELossless
+
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    if ts == "1.2.840.10008.1.2.5":  # RLE Lossless
+    if ts == RLELossless:
         try:
             ds.pixel_array_options(decoding_plugin="pydicom")
             return np.asarray(ds.pixel_array)
