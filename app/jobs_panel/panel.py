@@ -169,6 +169,8 @@ class JobsPanel(QtWidgets.QWidget):
                 self.table.setItem(row, column, QtWidgets.QTableWidgetItem(text))
             if chosen is not None and status.run == chosen.run:
                 self.table.selectRow(row)
+        if chosen is None and self.statuses:
+            self.table.selectRow(0)  # the newest run, with its log and curves, when nothing was chosen yet
         self.table.blockSignals(False)
         self._show_selected()
 

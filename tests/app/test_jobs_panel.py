@@ -73,6 +73,7 @@ def test_a_tiny_job_runs_to_the_end_is_cancelled_and_resumed_and_a_new_window_se
     assert [e["epoch"] for e in read_status(long).epochs][-1] == 3
     reopened = make_window().jobs
     assert {s.run.name: s.state for s in reopened.statuses.values()} == {run.name: "finished", long.name: "finished"}
+    assert reopened.selected().run == long and reopened.curves.listDataItems()  # the newest run is shown
 
 
 def test_a_finished_export_screening_run_becomes_the_screening_model_and_the_bundled_ones_come_back(
