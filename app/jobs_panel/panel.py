@@ -26,6 +26,7 @@ COLUMNS = ("run", "job", "state", "progress", "ETA")
 CURVES = ("loss", "val_mean_dice", "val_ged", "val_auc", "val_macro_f1")  # the metrics drawn, when a job has them
 CURVE_COLOURS = ("#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#ef6c00")
 POLL_MS = 1000
+JOB_NICENESS = 10  # jobs yield the CPU to the app: a training run must not make the Screen workspace stall
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -124,6 +125,7 @@ class JobsPanel(QtWidgets.QWidget):
         except OSError as exc:
             self.message.emit(f"Could not start {Path(command[0]).name}: {exc}")
             return
+        _lower_priority(process.pid)
         write_record(run, command, process.pid)
         self._children.append(process)  # reaped when it ends, so that it does not linger as a zombie
         self.message.emit(f"Started {run.name}.")
@@ -211,3 +213,14 @@ class JobsPanel(QtWidgets.QWidget):
             if points:
                 x, y = np.array(points, float).T
                 self.curves.plot(x, y, pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=5, name=key)
+
+
+def _lower_priority(pid: int) -> None:
+    """Run the job JOB_NICENESS steps nicer than the app (POSIX). Set right after the start, before the job's
+    interpreter has made its worker threads, which inherit it. A job that has already ended is left alone."""
+    if not hasattr(os, "setpriority"):
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, min(os.getpriority(os.PRIO_PROCESS, 0) + JOB_NICENESS, 19))
+    except OSError:
+        pass

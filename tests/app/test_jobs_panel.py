@@ -1,12 +1,16 @@
 """The Jobs panel: a tiny CPU job run to the end, cancelled and resumed, and seen again by a new window."""
 
 import json
+import os
+import signal
+import sys
 
 import pytest
 
 pytest.importorskip("pytestqt")
 from PySide6 import QtCore  # noqa: E402
 
+from app.jobs_panel.panel import JOB_NICENESS  # noqa: E402
 from app.jobs_panel.records import launch_command, read_status, resume_command  # noqa: E402
 from app.settings import AppSettings  # noqa: E402
 from app.window import MainWindow  # noqa: E402
@@ -47,6 +51,18 @@ def test_a_run_folder_without_a_final_line_and_without_its_process_died(tmp_path
     (run / "job.err").write_text("Killed\n")
     status = read_status(run)
     assert status.state == "died" and status.done == 0 and "Killed" in status.log_tail
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="POSIX priorities")
+def test_jobs_run_at_a_lower_priority_than_the_app(make_window, tmp_path):
+    jobs = make_window().jobs
+    run = tmp_path / "runs" / "sleeper"
+    jobs._launch(run, [sys.executable, "-c", "import time; time.sleep(30)"])
+    pid = json.loads((run / "job.json").read_text())["pid"]
+    try:
+        assert os.getpriority(os.PRIO_PROCESS, pid) >= min(os.getpriority(os.PRIO_PROCESS, 0) + JOB_NICENESS, 19)
+    finally:
+        os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.slow
