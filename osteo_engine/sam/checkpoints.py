@@ -101,8 +101,8 @@ def _build_litemedsam(checkpoint: str | Path | None):
 
 def _prepare_for_inference(encoder: torch.nn.Module) -> None:
     """Fold TinyViT's batch norms into their convolutions and keep its weights channels-last: the same
-    embedding (to ~1e-5) in 0.9 s instead of 1.4 s on 2 CPU cores (`bench/sam_point_prompts.py`'s first click).
-    Only for inference: the folded encoder has no batch norms left to train."""
+    embedding (within 4e-6) about 1.4× sooner on 2 CPU cores (`bench/sam_encoder_speed.py`), which is most of a
+    bone's first click. Only for inference: the folded encoder has no batch norms left to train."""
     for module in list(encoder.modules()):
         for name, child in list(module.named_children()):
             if type(child).__name__ == "Conv2d_BN":
