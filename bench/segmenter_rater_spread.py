@@ -23,10 +23,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from osteo_engine.segmentation.losses import background_weighted, gamma_schedule, ot_segmentation_loss  # noqa: E402
-from osteo_engine.segmentation.model import MixtureSegmenter, SegmenterConfig  # noqa: E402
+from osteo_engine.segmentation.model import MixtureSegmenter  # noqa: E402
 from osteo_engine.segmentation.uncertainty import effective_modules  # noqa: E402
-from tests.segmentation.test_modules import _two_raters  # noqa: E402
+from tests.segmentation.test_modules import _train, _two_raters  # noqa: E402
 
 MODULES = 4
 
@@ -34,44 +33,6 @@ MODULES = 4
 def _distance(a: np.ndarray, b: np.ndarray) -> float:
     union = ((a > 0) | (b > 0)).sum()
     return 1.0 - ((a > 0) & (b > 0)).sum() / max(union, 1)
-
-
-def train(
-    share: float, samples: int, latent: int, ce: float, steps: int, one_rater_weight: float = 1.0
-) -> MixtureSegmenter:
-    torch.manual_seed(0)
-    images, maps = _two_raters(64, seed=0)
-    single = torch.rand(64, generator=torch.Generator().manual_seed(1)) < share
-    annotations = maps[:, :2].clone()
-    annotations[single] = maps[single][:, 2:3].expand(-1, 2, -1, -1)
-    weights = torch.full((64, 2), 0.5)
-    weights[single] = torch.tensor([1.0, 0.0])
-    config = SegmenterConfig(
-        num_classes=3, base_channels=8, depth=3, modules=MODULES, head_channels=8, latent_size=latent, heads="shared"
-    )
-    model = MixtureSegmenter(config)
-    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for step in range(steps):
-        chosen = torch.randint(0, 64, (8,))
-        out = model(images[chosen], samples=samples)
-        gamma = gamma_schedule(step, steps, 1 / (MODULES * samples))
-        total = 0.0
-        for part, weight in ((~single[chosen], 1.0), (single[chosen], one_rater_weight)):
-            if part.any():
-                loss = ot_segmentation_loss(
-                    out.logits[part],
-                    out.routing[part],
-                    annotations[chosen][part],
-                    weights[chosen][part],
-                    gamma,
-                    ce_weight=ce,
-                    class_weights=background_weighted(3, 0.1),
-                )
-                total = total + weight * loss.total * part.float().mean()
-        optimiser.zero_grad()
-        total.backward()
-        optimiser.step()
-    return model.eval()
 
 
 @torch.inference_mode()
@@ -109,9 +70,17 @@ def main() -> None:
         f"one-rater images weighted {args.one_rater_weight}"
     )
     for share in args.shares:
-        ours, raters, effective, dice = spread(
-            train(share, args.samples, args.latent, args.ce, args.steps, args.one_rater_weight), args.samples
+        model = _train(
+            share,
+            args.steps,
+            MODULES,
+            args.samples,
+            heads="shared",
+            latent=args.latent,
+            ce_weight=args.ce,
+            one_rater_weight=args.one_rater_weight,
         )
+        ours, raters, effective, dice = spread(model, args.samples)
         print(
             f"  one-rater share {share:.2f}: samples' diversity {ours:.3f}, raters' {raters:.3f} "
             f"({ours / raters:.2f}×), exp(H(π)) {effective:.2f}, the mean map's Dice against the truth {dice:.3f}"

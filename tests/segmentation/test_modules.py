@@ -31,9 +31,20 @@ def _two_raters(n: int, seed: int, size: int = 48):
     return torch.from_numpy(np.stack(images))[:, None], torch.from_numpy(np.stack(maps)).long()
 
 
-def _train(single_rater_share: float, steps: int = 200, modules: int = 2, samples: int = 2):
+def _train(
+    single_rater_share: float,
+    steps: int = 200,
+    modules: int = 2,
+    samples: int = 2,
+    *,
+    heads: str = "per-module",
+    latent: int = 1,
+    ce_weight: float = 1.0,
+    one_rater_weight: float = 1.0,
+):
     """Train on tight/loose pairs, where a share of the images has one rater alone (the truth), as the atlas
-    images have beside the phantoms' several raters."""
+    images have beside the phantoms' several raters; `one_rater_weight` scales those images' share of the loss
+    (bench/segmenter_rater_spread.py)."""
     torch.manual_seed(0)
     images, maps = _two_raters(64, seed=0)
     single = torch.rand(64, generator=torch.Generator().manual_seed(1)) < single_rater_share
@@ -41,23 +52,33 @@ def _train(single_rater_share: float, steps: int = 200, modules: int = 2, sample
     annotations[single] = maps[single][:, 2:3].expand(-1, 2, -1, -1)
     weights = torch.full((64, 2), 0.5)
     weights[single] = torch.tensor([1.0, 0.0])
-    config = SegmenterConfig(num_classes=3, base_channels=8, depth=3, modules=modules, head_channels=8)
+    config = SegmenterConfig(
+        num_classes=3, base_channels=8, depth=3, modules=modules, head_channels=8, latent_size=latent, heads=heads
+    )
     model = MixtureSegmenter(config)
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     for step in range(steps):
         chosen = torch.randint(0, 64, (8,))
         out = model(images[chosen], samples=samples)
         gamma = gamma_schedule(step, steps, 1 / (modules * samples))
-        loss = ot_segmentation_loss(
-            out.logits,
-            out.routing,
-            annotations[chosen],
-            weights[chosen],
-            gamma,
-            class_weights=background_weighted(3, 0.1),
-        )
+        parts = [(torch.ones(8, dtype=torch.bool), 1.0)]
+        if one_rater_weight != 1.0:  # the loss is a mean over images, so its parts weigh by their counts
+            parts = [(~single[chosen], 1.0), (single[chosen], one_rater_weight)]
+        total = 0.0
+        for part, weight in parts:
+            if part.any():
+                loss = ot_segmentation_loss(
+                    out.logits[part],
+                    out.routing[part],
+                    annotations[chosen][part],
+                    weights[chosen][part],
+                    gamma,
+                    ce_weight=ce_weight,
+                    class_weights=background_weighted(3, 0.1),
+                )
+                total = total + weight * loss.total * part.float().mean()
         optimiser.zero_grad()
-        loss.total.backward()
+        total.backward()
         optimiser.step()
     return model.eval()
 
