@@ -115,7 +115,8 @@ class JobsPanel(QtWidgets.QWidget):
 
     def _launch(self, run: Path, command: list[str]) -> None:
         """Start `command` in its own session, its output appended to the run's files: it outlives the app. (Not
-        QProcess: PySide6's detached start does not give the process id, which cancelling needs.)"""
+        QProcess: of its detached starts, only the static one gives the process id that cancelling needs, and it
+        cannot send the output to the run's files.)"""
         run.mkdir(parents=True, exist_ok=True)
         try:
             with open(run / "job.out", "ab") as out, open(run / "job.err", "ab") as err:
