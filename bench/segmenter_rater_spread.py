@@ -3,8 +3,9 @@ tests/segmentation/test_modules.py (two blobs an image; a tight and a loose rate
 one rater alone, as the atlas images have beside the phantoms' several raters).
 
 For each setting it trains MoSE's shared-head design for `--steps` steps (γ annealed as in training) and prints,
-on 32 held-out images, the samples' diversity (the GED's sample–sample term, Σ α_i α_j (1 − IoU)) against the
-raters' own, the mean exp(H(π)), and how well the mixture's mean map finds the truth (the blobs' Dice).
+on 32 held-out images, the samples' diversity (the GED's sample–sample term, Σ α_i α_j d) against the raters'
+own, the mean exp(H(π)), and how well the mixture's mean map finds the truth (Dice), with the GED's d
+(`segmentation.metrics`).
 Each setting takes about 20 s on one core.
 
 Run: .venv/bin/python bench/segmenter_rater_spread.py [--shares 0 0.5 0.75] [--samples 2] [--latent 1]
@@ -23,6 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from osteo_engine.segmentation.metrics import ged_terms, iou_distance  # noqa: E402
 from osteo_engine.segmentation.model import MixtureSegmenter  # noqa: E402
 from osteo_engine.segmentation.uncertainty import effective_modules  # noqa: E402
 from tests.segmentation.test_modules import _train, _two_raters  # noqa: E402
@@ -30,30 +32,20 @@ from tests.segmentation.test_modules import _train, _two_raters  # noqa: E402
 MODULES = 4
 
 
-def _distance(a: np.ndarray, b: np.ndarray) -> float:
-    union = ((a > 0) | (b > 0)).sum()
-    return 1.0 - ((a > 0) & (b > 0)).sum() / max(union, 1)
-
-
 @torch.inference_mode()
 def spread(model: MixtureSegmenter, samples: int) -> tuple[float, float, float, float]:
-    """(samples' diversity, raters' diversity, mean exp(H(π)), the mean map's Dice against the truth (bones
-    against background)) on 32 held-out images."""
+    """(samples' diversity, raters' diversity, mean exp(H(π)), the mean map's Dice against the truth) on 32
+    held-out images, with the GED's distance d (segmentation.metrics) between bone-or-not maps."""
     images, maps = _two_raters(32, seed=100)
+    maps = (maps > 0).numpy()  # the two blobs look alike, so which is "class 1" is arbitrary: bone or not
     out = model(images, samples=samples)
-    labels = out.flat_logits().argmax(2).numpy()
+    labels = (out.flat_logits().argmax(2) > 0).numpy()
     alpha = out.sample_weights.numpy()
-    n = labels.shape[1]
-    ours = [
-        sum(alpha[b, i] * alpha[b, j] * _distance(labels[b, i], labels[b, j]) for i in range(n) for j in range(n))
-        for b in range(len(images))
-    ]
-    raters = [0.5 * _distance(maps[b, 0].numpy(), maps[b, 1].numpy()) for b in range(len(images))]
-    centre = out.mean_probabilities().argmax(1).numpy()
-    truth = maps[:, 2].numpy()
-    dice = [2 * (1 - d) / (2 - d) for d in (_distance(centre[b], truth[b]) for b in range(len(images)))]
+    terms = [ged_terms(labels[b], maps[b, :2], alpha[b], num_classes=2) for b in range(len(images))]
+    centre = (out.mean_probabilities().argmax(1) > 0).numpy()
+    dice = [2 * (1 - d) / (2 - d) for d in (iou_distance(centre[b], maps[b, 2], 2) for b in range(len(images)))]
     effective = float(np.mean([effective_modules(r) for r in out.routing]))
-    return float(np.mean(ours)), float(np.mean(raters)), effective, float(np.mean(dice))
+    return float(np.mean([t[1] for t in terms])), float(np.mean([t[2] for t in terms])), effective, float(np.mean(dice))
 
 
 def main() -> None:
