@@ -124,6 +124,7 @@ def add_segment_parser(sub) -> None:
         help="share of training by whose end γ has risen to 1 (0: γ = 1 throughout, for a warm start)",
     )
     t.add_argument("--hold-fraction", type=float, help="share of training for which γ first stays at 1/(K·S)")
+    t.add_argument("--samples", type=int, help="override the preset's samples per module and training image (S)")
     t.add_argument(
         "--input-size", type=int, nargs=2, metavar=("WIDTH", "HEIGHT"), help="override the preset's network input size"
     )

@@ -27,6 +27,7 @@ class SegmentTrainRequest:
     lr: float | None = None
     anneal_fraction: float | None = None  # share of training by whose end γ has risen to 1
     hold_fraction: float | None = None  # share of training for which γ stays at γ0 first
+    samples: int | None = None  # S, each module's samples per training image
     init: Path | None = None  # warm start from a segmenter of the preset's architecture
     select_by: str = "ged"  # registry.CHECKPOINT_SELECTION
     repeat: tuple[int, ...] | None = None  # per data source, how often its training images occur in an epoch
@@ -47,6 +48,7 @@ def segment_train_job(
         lr=request.lr,
         anneal_fraction=request.anneal_fraction,
         hold_fraction=request.hold_fraction,
+        samples=request.samples,
         init=str(request.init) if request.init else None,
         select_by=request.select_by,
         repeats=request.repeat or None,

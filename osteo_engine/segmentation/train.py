@@ -101,6 +101,8 @@ def segment_preset(name: str, **overrides) -> SegmentTrainConfig:
             f"γ must be held for less of training than it takes to reach 1 (hold {config.hold_fraction:g}, "
             f"anneal {config.anneal_fraction:g}; both are shares of training, 0–1)."
         )
+    if config.samples < 1:
+        raise ConfigError(f"each module needs at least one sample per image (got {config.samples}).")
     multiple = 2**config.model.depth
     if any(v % multiple or v <= 0 for v in config.input_size):
         raise ConfigError(

@@ -111,3 +111,21 @@ def test_choices_come_from_the_engine_registries():
     assert tuple(actions["methods"].choices) == METHODS == registry.SSL_METHODS
     assert tuple(actions["tables"].choices) == TABLES and tuple(actions["preset"].choices) == tuple(SEGMENT_PRESETS)
     assert tuple(PRETRAIN_PRESETS) == registry.PRESETS
+
+
+def test_segment_train_options_reach_the_engine_request():
+    from osteo_engine.segmentation.jobs import SegmentTrainRequest
+    from training_cli.main import build_parser
+    from training_cli.output import request_from
+
+    args = build_parser().parse_args(
+        ["segment", "train", "--data", "a.csv", "b.csv", "--out", "run", "--samples", "4", "--repeat", "1", "2"]
+    )
+    request = request_from(SegmentTrainRequest, args)
+    assert request.samples == 4 and request.repeat == (1, 2) and request.data == (Path("a.csv"), Path("b.csv"))
+    assert (
+        request_from(
+            SegmentTrainRequest, build_parser().parse_args(["segment", "train", "--data", "a", "--out", "r"])
+        ).samples
+        is None
+    )

@@ -161,6 +161,9 @@ def test_presets_build_a_model_that_accepts_their_input_size(name):
     with pytest.raises(ConfigError, match="held for less"):
         segment_preset("cpu-small", hold_fraction=0.8)
     assert segment_preset("cpu-small", hold_fraction=0.8, anneal_fraction=0.0).anneal_fraction == 0.0
+    assert segment_preset("cpu-small", samples=4).samples == 4
+    with pytest.raises(ConfigError, match="at least one sample"):
+        segment_preset("cpu-small", samples=0)
 
 
 def test_repeats_weight_a_source_and_must_match_the_sources(small_cohort, tmp_path):
