@@ -98,9 +98,10 @@ demo-classifier: $(STAMP)
 # back (the segmented banks only, 5.5 MB: they take 45 min to make; the raw ones are quick). TABLES_ARGS picks
 # the part, e.g. make phantom-tables TABLES_ARGS="--tables 1 --seeds 1".
 TABLES_ARGS ?= --tables 1 2 3 4 --seeds 0 1 2
-TABLES := $(BIN)/osteo experiment --data build/c0/manifest.csv --test-data build/ext500/manifest.csv \
-	--preset cpu-small --methods simclr supcon swav vicreg --out build/exp-phantom
 RESULTS := docs/results/phantom
+TABLES := $(BIN)/osteo experiment --data build/c0/manifest.csv --test-data build/ext500/manifest.csv \
+	--preset cpu-small --methods simclr supcon swav vicreg --out build/exp-phantom \
+	--segmenter $(RESULTS)/segmenter.safetensors
 phantom-tables: $(STAMP)
 	test -f build/c0/manifest.csv || $(BIN)/osteo phantom build/c0 --subjects 192 --seed 0
 	test -f build/ext500/manifest.csv || $(BIN)/osteo phantom build/ext500 --subjects 500 --seed 1
