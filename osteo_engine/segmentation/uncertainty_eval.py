@@ -9,7 +9,8 @@
 - Modules: the effective number exp(H(π)) and how many bones each module's own map finds.
 - Errors flagged: the pixel AUROC of each uncertainty map for the pixels whose label differs from the first
   rater's, inside the bones' bounding box (with a margin), and the Spearman correlation between an image's
-  mean uncertainty over its bones and its 1 − mean Dice.
+  mean uncertainty over its bones and its 1 − mean Dice; beside them, the image score `expected_error`: the
+  model's own estimate of that 1 − Dice, its label map scored against its samples.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .metrics import dice_per_bone, ged_terms, iou_distance
 from .predict import Segmentation
 
 KINDS = ("total", "mutual_information")  # the uncertainty maps whose error-flagging is measured
+IMAGE_SCORES = (*KINDS, "expected_error")  # the image scores whose ranking of errors is measured
 # the score that orders images in the Annotate workspace and that the refer policy reads: Segmentation's
 # `mean_uncertainty()`, the total entropy's mean over the bones
 APP_SCORE = "total"
@@ -38,7 +40,7 @@ class UncertaintyEvaluation:
     rater_diversity: list[float] = field(default_factory=list)
     effective_modules: list[float] = field(default_factory=list)
     module_bones: list[list[int]] = field(default_factory=list)  # per image, bones found by each module's map
-    image_scores: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    image_scores: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in IMAGE_SCORES})
     image_errors: list[float] = field(default_factory=list)  # 1 − mean Dice against the raters
     pixel_scores: dict[str, list[np.ndarray]] = field(default_factory=lambda: {k: [] for k in KINDS})
     pixel_errors: list[np.ndarray] = field(default_factory=list)
@@ -64,6 +66,7 @@ class UncertaintyEvaluation:
         self.image_errors.append(1.0 - float(np.mean(dice)))
         for kind in KINDS:
             self.image_scores[kind].append(seg.mean_uncertainty(kind))
+        self.image_scores["expected_error"].append(expected_error(seg))
         self._add_pixels(seg, references[0])
 
     def _add_pixels(self, seg: Segmentation, reference: np.ndarray) -> None:
@@ -84,9 +87,9 @@ class UncertaintyEvaluation:
 
         errors = np.concatenate(self.pixel_errors) if self.pixel_errors else np.zeros(0, bool)
         flags = {}
-        for kind in KINDS:
-            scores = np.concatenate(self.pixel_scores[kind]) if self.pixel_scores[kind] else np.zeros(0)
-            pixel_auc = float(roc_auc_score(errors, scores)) if 0 < errors.sum() < len(errors) else None
+        for kind in IMAGE_SCORES:
+            scores = np.concatenate(self.pixel_scores[kind]) if self.pixel_scores.get(kind) else np.zeros(0)
+            pixel_auc = float(roc_auc_score(errors, scores)) if 0 < errors.sum() < len(errors) == len(scores) else None
             rho = (
                 spearmanr(self.image_scores[kind], self.image_errors).statistic if len(self.image_errors) > 2 else None
             )
@@ -105,6 +108,22 @@ class UncertaintyEvaluation:
             "flags_errors": flags,
             "app_score": APP_SCORE,
         }
+
+
+def expected_error(seg: Segmentation) -> float:
+    """The segmentation's own estimate of its label map's 1 − mean Dice over the bones: that 1 − Dice against
+    each of its samples (each module's map when the samples were not kept), weighted by α (π). If the samples
+    are drawn as a rater would draw, this is the expected error against a rater."""
+    maps = seg.samples or seg.modules
+    errors = [1.0 - _mean_dice(seg.labels, m.labels) for m in maps]
+    weights = np.array([m.weight for m in maps], np.float64)
+    return float(np.dot(errors, weights / weights.sum())) if weights.sum() > 0 else float(np.mean(errors))
+
+
+def _mean_dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean Dice over the bones in either map; 1 when neither has any."""
+    values = [v for v in dice_per_bone(a, b).values() if np.isfinite(v)]
+    return float(np.mean(values)) if values else 1.0
 
 
 def hungarian_matched_iou(

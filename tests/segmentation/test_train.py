@@ -207,7 +207,8 @@ def test_phantoms_are_scored_against_their_true_maps_or_their_raters(small_cohor
     assert truth.summary()["uncertainty"]["rater_diversity"] is None  # one true map: no raters to compare
     assert uncertainty["ged_samples"] is not None
     assert len(uncertainty["module_six_bones_rate"]) == segmenter.model.config.modules
-    assert set(uncertainty["flags_errors"]) == {"total", "mutual_information"}
+    assert set(uncertainty["flags_errors"]) == {"total", "mutual_information", "expected_error"}
+    assert uncertainty["flags_errors"]["expected_error"]["pixel_auroc"] is None  # an image score, not a map
     # the score the app orders images by and the refer policy reads is the one named, and one of those measured
     assert uncertainty["app_score"] == inspect.signature(Segmentation.mean_uncertainty).parameters["kind"].default
 

@@ -94,3 +94,19 @@ def test_samples_that_reproduce_the_raters_beat_their_mean_and_uncertainty_on_th
     assert summary["effective_modules"] == pytest.approx(2.0)
     assert summary["flags_errors"]["total"]["pixel_auroc"] == 1.0
     assert summary["flags_errors"]["total"]["image_spearman"] == pytest.approx(1.0)
+
+
+def test_expected_error_scores_the_label_map_against_the_models_own_samples():
+    from osteo_engine.segmentation.uncertainty_eval import expected_error
+
+    bone = np.zeros((20, 20), np.uint8)
+    bone[5:15, 5:15] = 1
+    half = bone.copy()
+    half[5:15, 10:15] = 0  # Dice with `bone`: 2·50 / 150
+    entropy = np.zeros(bone.shape, np.float32)
+    assert expected_error(_segmentation(bone, [bone, bone], entropy)) == 0.0
+    assert expected_error(_segmentation(bone, [bone, np.zeros_like(bone)], entropy)) == pytest.approx(0.5)
+    unsure = _segmentation(bone, [bone, half], entropy, routing=(0.25, 0.75))
+    assert expected_error(unsure) == pytest.approx(0.75 * (1 - 100 / 150))
+    unsure.samples = []  # without the samples, each module's map stands for its samples
+    assert expected_error(unsure) == pytest.approx(0.75 * (1 - 100 / 150))
