@@ -68,7 +68,7 @@ default-model: $(STAMP)
 		--landmarks $(ATLAS)/landmarks.csv --out build/atlas-auto
 	test -f build/h0/manifest.csv || $(BIN)/osteo phantom build/h0 --subjects 192 --seed 0
 	$(BIN)/osteo segment train $(SEG_DATA) --epochs 30 --out runs/seg-default $$(test -d runs/seg-default && echo --resume)
-	$(BIN)/osteo segment train $(SEG_DATA) --epochs 6 --init runs/seg-default/checkpoints/best.safetensors \
+	$(BIN)/osteo segment train $(SEG_DATA) --epochs 4 --init runs/seg-default/checkpoints/best.safetensors \
 		--anneal-fraction 0 --lr 1e-3 --input-size 384 480 --out runs/seg-hr $$(test -d runs/seg-hr && echo --resume)
 	$(BIN)/osteo segment evaluate --model runs/seg-hr/checkpoints/best.safetensors \
 		--data build/atlas-auto/manifest.csv --split val --landmarks $(ATLAS)/landmarks.csv --json > build/eval-atlas-val.json
