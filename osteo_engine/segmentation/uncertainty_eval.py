@@ -62,8 +62,7 @@ class UncertaintyEvaluation:
             self.rater_diversity.append(raters)
         self.effective_modules.append(seg.effective_modules)
         self.module_bones.append([m.bones_found for m in seg.modules])
-        dice = [np.nanmean(list(dice_per_bone(seg.labels, r).values())) for r in references]
-        self.image_errors.append(1.0 - float(np.mean(dice)))
+        self.image_errors.append(1.0 - float(np.mean([_mean_dice(seg.labels, r) for r in references])))
         for kind in KINDS:
             self.image_scores[kind].append(seg.mean_uncertainty(kind))
         self.image_scores["expected_error"].append(expected_error(seg))
