@@ -87,8 +87,9 @@ class UncertaintyEvaluation:
         errors = np.concatenate(self.pixel_errors) if self.pixel_errors else np.zeros(0, bool)
         flags = {}
         for kind in IMAGE_SCORES:
-            scores = np.concatenate(self.pixel_scores[kind]) if self.pixel_scores.get(kind) else np.zeros(0)
-            pixel_auc = float(roc_auc_score(errors, scores)) if 0 < errors.sum() < len(errors) == len(scores) else None
+            pixel_auc = None  # expected_error scores images only: it has no map
+            if kind in KINDS and 0 < errors.sum() < len(errors):
+                pixel_auc = float(roc_auc_score(errors, np.concatenate(self.pixel_scores[kind])))
             rho = (
                 spearmanr(self.image_scores[kind], self.image_errors).statistic if len(self.image_errors) > 2 else None
             )
