@@ -200,6 +200,11 @@ class ProbeCard(ModelCard):
     refer_policy: dict = field(default_factory=dict)  # ReferPolicy's fields, once calibrated
     refer_calibration: dict = field(default_factory=dict)
     population: dict = field(default_factory=dict)  # population.Population's fields: who the model is meant for
+    # the radiogrammetry features appended to the encoder's (radiogrammetry.FEATURES; none: the encoder's alone),
+    # and the unit of their T and W
+    indices: list = field(default_factory=list)
+    indices_unit: str = ""
+    fusion: dict = field(default_factory=dict)  # how the inputs were chosen: each kind's validation macro-F1
 
 
 CARDS: dict[str, type[ModelCard]] = {

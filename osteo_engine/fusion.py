@@ -9,6 +9,9 @@ mean over its bones) is fitted on
 - the encoder's features of the patch with its image's indices appended (early fusion).
 A value that was not measured (a bone missing or flagged by its quality check) takes the mean of the train and
 val patches, which standardisation maps to 0: it adds nothing to the score.
+
+A probe fitted so (`osteo probe --radiogrammetry`) keeps those fill values and the unit its T and W were
+measured in; screening appends one radiograph's indices to each of its patches' features (`image_indices`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import replace
 import numpy as np
 
 from .errors import ConfigError
+from .radiogrammetry import FEATURES, BoneMeasurement, feature_vector
 from .ssl.data import PatchBank
 from .ssl.probe import ProbeConfig, encode
 
@@ -58,3 +62,20 @@ def probe_features(part: PatchBank, fill: np.ndarray, encoder=None) -> np.ndarra
     if encoder is None:
         return indices_of(part, fill)
     return fused(encode(encoder, part.patches), part, fill)
+
+
+def image_indices(measurements: dict[str, BoneMeasurement], fill: np.ndarray, unit: str) -> tuple[np.ndarray, str]:
+    """(len(FEATURES),) one radiograph's indices as a fused probe reads them, each missing one set to `fill`, and
+    a note ("" when none). T and W measured in another unit than the probe's (`unit`: "mm" with a pixel spacing,
+    "px" without) cannot be compared with what it learned, so they count as missing too, and the note says so."""
+    values = feature_vector(measurements).astype(np.float64)
+    measured = {m.unit for m in measurements.values() if m.T is not None}
+    note = ""
+    if measured - {unit}:
+        lengths = [i for i, name in enumerate(FEATURES) if name.endswith(("_T", "_W"))]
+        values[lengths] = np.nan
+        note = (
+            f"T and W were measured in {', '.join(sorted(measured))} but the probe learned them in {unit}; "
+            "it read them as unmeasured (MCI and the marrow density still count)."
+        )
+    return np.where(np.isnan(values), fill, values), note

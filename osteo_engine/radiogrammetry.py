@@ -141,7 +141,8 @@ def measurement_line(radiogrammetry: dict) -> str:
         if radiogrammetry.get("MCI_M2_M4") is not None
         else "M2–M4 not all measured; "
     )
-    return f"radiogrammetry ({unit}): {head}" + ("; ".join(parts) or "no metacarpal measured")
+    note = f" ({radiogrammetry['fusion_note']})" if radiogrammetry.get("fusion_note") else ""
+    return f"radiogrammetry ({unit}): {head}" + ("; ".join(parts) or "no metacarpal measured") + note
 
 
 def profile_along(pixels: np.ndarray, edges: list[list[float]], margin: float = 0.3):

@@ -16,6 +16,9 @@ PATCH_INPUTS = ("patches", "raw")  # bone patches, or raw radiograph squares (ta
 MULTICROP_MODES = ("constrained", "conventional")
 CHECKPOINT_SELECTION = ("ged", "dice")  # segmentation: lowest validation GED (MoSE), or highest mean Dice
 PROBE_PROTOCOLS = ("folds", "paper")  # subject-wise folds of train+val choose the probe, or the paper's val split
+# the probe's inputs: the encoder's features alone, fused with the radiogrammetry indices, or whichever of the two
+# scores the higher validation macro-F1
+PROBE_INDICES = ("off", "on", "auto")
 SAM_KINDS = ("litemedsam", "vit_b", "vit_l", "vit_h")  # the bundled LiteMedSAM, or a user's SAM checkpoint
 REFINERS = ("none", "sam")  # segmentation: the network's maps alone, or each bone redrawn by LiteMedSAM
 

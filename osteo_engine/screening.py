@@ -94,14 +94,15 @@ def screen_image(
     seg = segment(pixels, model.segmenter)
     timings["segment"] = time.perf_counter() - started
     started = time.perf_counter()
+    measurements = measure_bones(1.0 - pixels if seg.inverted else pixels, seg.labels, pixel_spacing_mm)
+    timings["radiogrammetry"] = time.perf_counter() - started
+    started = time.perf_counter()
+    indices, fusion_note = _probe_indices(measurements, model)
     found, *per_module = _bone_probabilities(
-        pixels, [seg.labels, *(m.labels for m in seg.modules)], model, pixel_spacing_mm
+        pixels, [seg.labels, *(m.labels for m in seg.modules)], model, pixel_spacing_mm, indices
     )
     spread = _module_spread(per_module, [m.weight for m in seg.modules])
     timings["classify"] = time.perf_counter() - started
-    started = time.perf_counter()
-    measurements = measure_bones(1.0 - pixels if seg.inverted else pixels, seg.labels, pixel_spacing_mm)
-    timings["radiogrammetry"] = time.perf_counter() - started
     probability = float(np.mean(list(found.values()))) if found else float("nan")
     bones = {
         b: {"present": b in found, "probability": _number(found.get(b)), "spread": _number(spread.get(b), 4)}
@@ -123,16 +124,32 @@ def screen_image(
         model.names,
         {"quarter_turns": seg.quarter_turns, "inverted": seg.inverted},
         population.to_json(),
-        radiogrammetry_json(measurements),
+        radiogrammetry_json(measurements) | ({"fusion_note": fusion_note} if fusion_note else {}),
     )
     return Screened(result, seg, pixels, measurements)
 
 
+def _probe_indices(measurements: dict, model: ScreeningModel) -> tuple[np.ndarray | None, str]:
+    """What a fused probe appends to every patch's features (the image's indices, `fusion.image_indices`) and its
+    note; (None, "") for a probe that reads the encoder's features alone."""
+    if model.probe.fill is None:
+        return None, ""
+    from .fusion import image_indices
+
+    return image_indices(measurements, model.probe.fill, model.probe.indices_unit)
+
+
 def _bone_probabilities(
-    pixels: np.ndarray, label_maps: list[np.ndarray], model: ScreeningModel, pixel_spacing_mm: float | None
+    pixels: np.ndarray,
+    label_maps: list[np.ndarray],
+    model: ScreeningModel,
+    pixel_spacing_mm: float | None,
+    indices: np.ndarray | None = None,
 ) -> list[dict[str, float]]:
-    """For each label map, each bone's probability: its patch through the encoder and the probe. The patches
-    of every map go through the encoder together, each distinct patch once (modules often draw a bone alike)."""
+    """For each label map, each bone's probability: its patch through the encoder and the probe, with the image's
+    radiogrammetry `indices` appended for a fused probe (measured on the weighted-mean map, so the same for every
+    module's map). The patches of every map go through the encoder together, each distinct patch once (modules
+    often draw a bone alike)."""
     from .ssl.probe import encode
 
     found = [bone_patches(pixels, labels, model.patch_size, pixel_spacing_mm=pixel_spacing_mm) for labels in label_maps]
@@ -143,7 +160,10 @@ def _bone_probabilities(
             distinct.append(patch.pixels)
     if not distinct:
         return [{} for _ in label_maps]
-    probs = model.probe.patch_probabilities(encode(model.encoder, np.stack(distinct)))
+    features = encode(model.encoder, np.stack(distinct))
+    if indices is not None:
+        features = np.concatenate([features, np.repeat(indices[None], len(features), axis=0)], axis=1)
+    probs = model.probe.patch_probabilities(features)
     return [{p.bone: float(probs[index[p.pixels.tobytes()]]) for p in patches.patches} for patches in found]
 
 

@@ -70,7 +70,8 @@ def load_screening_model(folder: str | Path | None = None, segmenter: str | Path
     names = {
         "segmenter": loaded_segmenter.card.name or "segmenter",
         "encoder": f"{method.get('method', 'pretrained')} {method['encoder']}",
-        "probe": probe_card.name,
+        "probe": probe_card.name
+        + (" (fused with radiogrammetry: MCI, T, W, RMD of M1–M5)" if probe.fill is not None else ""),
         "trained_on": probe_card.trained_on,
     }
     population = Population.from_card(probe_card.population)

@@ -3,12 +3,14 @@
 import numpy as np
 import pytest
 
+from osteo_engine.cards import ProbeCard
 from osteo_engine.errors import ConfigError
 from osteo_engine.evaluation import screening_metrics
-from osteo_engine.fusion import fill_values, fused, fusion_probe_config, indices_of
-from osteo_engine.radiogrammetry import FEATURES
+from osteo_engine.fusion import fill_values, fused, fusion_probe_config, image_indices, indices_of
+from osteo_engine.radiogrammetry import FEATURES, BoneMeasurement
 from osteo_engine.ssl.data import PatchBank
-from osteo_engine.ssl.probe import ProbeConfig, subject_scores, train_probe
+from osteo_engine.ssl.probe import Probe, ProbeConfig, subject_scores, train_probe
+from osteo_engine.ssl.probing import FittedProbe, chosen_inputs
 
 BONES = ["ulna", "radius", "M1", "M2", "M3", "M4", "M5"]
 
@@ -36,6 +38,7 @@ def _bank(subjects=300, seed=0):
         np.array([f"i{s}" for s in index]),
         [],
         indices[index],
+        "px",
     )
     return bank, features
 
@@ -84,4 +87,71 @@ def test_the_indices_travel_with_their_patches_through_select_and_the_cache(tmp_
     bank.save(tmp_path / "bank.npz")
     loaded = PatchBank.load(tmp_path / "bank.npz")
     assert np.array_equal(loaded.radiogrammetry, bank.radiogrammetry, equal_nan=True)
+    assert loaded.radiogrammetry_unit == "px" and picked.radiogrammetry_unit == "px"
     assert list(loaded.subjects) == list(bank.subjects)
+
+
+def _plain(bank, features):
+    probe, info = train_probe(features, bank, ProbeConfig())
+    return FittedProbe(probe, info, features, None)
+
+
+@pytest.mark.slow
+def test_auto_keeps_the_indices_only_when_validation_says_they_help():
+    bank, features = _bank(subjects=120)
+    plain = _plain(bank, features)
+    assert chosen_inputs(plain, bank, ProbeConfig(), "off") == (plain, {})
+    fitted, record = chosen_inputs(plain, bank, ProbeConfig(), "auto")
+    assert record["kept"] == "encoder+radiogrammetry" and fitted.probe.fill is not None
+    assert record["val_macro_f1"]["encoder+radiogrammetry"] > record["val_macro_f1"]["encoder"]
+    assert fitted.features.shape[1] == features.shape[1] + len(FEATURES) and fitted.probe.indices_unit == "px"
+    useless = bank.select(np.arange(len(bank.bones)))
+    useless.radiogrammetry = np.random.default_rng(1).normal(size=bank.radiogrammetry.shape).astype(np.float32)
+    strong = features.copy()
+    strong[:, 0] += 3.0 * bank.labels  # the encoder alone separates the classes; the indices hold no label
+    fitted, record = chosen_inputs(_plain(useless, strong), useless, ProbeConfig(), "auto")
+    assert record["kept"] == "encoder" and fitted.probe.fill is None
+
+
+@pytest.mark.parametrize("unit", [None, "mixed"])
+def test_fusion_refuses_a_bank_whose_lengths_are_not_in_one_known_unit(unit):
+    bank, features = _bank(subjects=20)
+    bank.radiogrammetry_unit = unit
+    with pytest.raises(ConfigError, match="one unit"):
+        chosen_inputs(_plain(bank, features), bank, ProbeConfig(), "on")
+
+
+def test_a_fused_probe_keeps_its_fill_and_unit_and_refuses_other_indices(tmp_path):
+    bank, features = _bank(subjects=40)
+    fitted, _ = chosen_inputs(_plain(bank, features), bank, ProbeConfig(), "on")
+    path = fitted.probe.save(tmp_path / "probe.safetensors", ProbeCard(threshold=0.5))
+    loaded, card = Probe.load(path, features=features.shape[1])
+    assert card.indices == list(FEATURES) and loaded.indices_unit == "px"
+    assert np.allclose(loaded.fill, fitted.probe.fill) and len(loaded.weight) == features.shape[1] + len(FEATURES)
+    with pytest.raises(ConfigError, match="its encoder gives"):
+        Probe.load(path, features=features.shape[1] + 1)
+    text = (tmp_path / "probe.json").read_text().replace('"M1_MCI"', '"M1_CTI"')
+    (tmp_path / "probe.json").write_text(text)
+    with pytest.raises(ConfigError, match="does not measure"):
+        Probe.load(path, features=features.shape[1])
+
+
+def _measured(unit, mci=0.4):
+    return {
+        bone: BoneMeasurement(8.0, 2.0, mci, 1.0, 60.0, unit, 100, "ok", 0.5) for bone in ("M1", "M2", "M3", "M4", "M5")
+    }
+
+
+def test_screening_reads_lengths_in_the_probe_s_unit_and_says_when_it_cannot():
+    fill = np.arange(len(FEATURES), dtype=np.float64)
+    measured = _measured("px")
+    measured["M3"] = BoneMeasurement(None, None, None, None, None, "px", 0, "not found")
+    same, note = image_indices(measured, fill, "px")
+    assert note == ""
+    assert same[FEATURES.index("M2_T")] == pytest.approx(2.0) and same[FEATURES.index("M2_MCI")] == pytest.approx(0.4)
+    assert same[FEATURES.index("M3_T")] == fill[FEATURES.index("M3_T")]  # not found: the fill value
+    other, note = image_indices({**measured, "M2": _measured("mm")["M2"]}, fill, "px")
+    assert "mm" in note and "unmeasured" in note
+    lengths = [i for i, name in enumerate(FEATURES) if name.endswith(("_T", "_W"))]
+    assert np.array_equal(other[lengths], fill[lengths])
+    assert other[FEATURES.index("M2_MCI")] == pytest.approx(0.4)  # unit-free indices still count

@@ -47,8 +47,10 @@ def test_every_form_of_a_screening_answer_says_it_is_a_research_tool(tiny_segmen
     assert DISCLAIMER in told and "not a diagnosis" in told and "Research tool" in told
 
 
-def _random_screening_model(folder, threshold=0.5):
-    """An untrained encoder and probe: enough to exercise the pipeline, not to screen anyone."""
+def _random_screening_model(folder, threshold=0.5, indices_weight=None):
+    """An untrained encoder and probe: enough to exercise the pipeline, not to screen anyone. With
+    `indices_weight`, a fused probe that reads the radiogrammetry indices alone, each with that weight (its
+    missing values become 2.0, lengths in px)."""
     import numpy as np
     import torch
 
@@ -62,7 +64,14 @@ def _random_screening_model(folder, threshold=0.5):
     method = {"method": "simclr", "encoder": "resnet18", "stem": "compact"}
     write_model(folder / "encoder.safetensors", encoder.state_dict(), EncoderCard(method_config=method, patch_size=32))
     rng = np.random.default_rng(0)
-    Probe(rng.normal(size=features) * 0.01, 0.0, np.zeros(features), np.ones(features), threshold).save(
+    probe = Probe(rng.normal(size=features) * 0.01, 0.0, np.zeros(features), np.ones(features), threshold)
+    if indices_weight is not None:
+        from osteo_engine.radiogrammetry import FEATURES
+
+        n = features + len(FEATURES)
+        weight = np.r_[np.zeros(features), np.full(len(FEATURES), indices_weight)]
+        probe = Probe(weight, 0.0, np.zeros(n), np.ones(n), threshold, np.full(len(FEATURES), 2.0), "px")
+    probe.save(
         folder / "probe.safetensors",
         ProbeCard(
             name="test probe",
@@ -70,6 +79,29 @@ def _random_screening_model(folder, threshold=0.5):
             refer_policy={"margin": 0.0, "max_uncertainty": 9.0, "min_bones": 1},
         ),
     )
+
+
+def test_a_fused_probe_reads_the_image_s_radiogrammetry_and_says_so(tiny_segmenter, tmp_path):
+    from osteo_engine.io import load_radiograph
+    from osteo_engine.screening import screen
+    from osteo_engine.screening_model import load_screening_model
+
+    from .conftest import SAMPLE_DICOM
+
+    image = load_radiograph(SAMPLE_DICOM)
+    answers = {}
+    for weight in (0.0, 1.0):
+        folder = tmp_path / str(weight)
+        folder.mkdir()
+        _random_screening_model(folder, indices_weight=weight)
+        model = load_screening_model(folder, tiny_segmenter)
+        assert "radiogrammetry" in model.names["probe"]
+        answers[weight] = screen(image.pixels, model, image.pixel_spacing_mm[0])
+    assert answers[0.0].probability == pytest.approx(0.5)  # the encoder's features weigh nothing
+    # each index is a positive length or ratio, or the fill value 2.0: their sum drives the probability up
+    assert answers[1.0].probability > 0.9
+    measured = [m for m in answers[1.0].radiogrammetry["bones"].values() if m["T"] is not None]
+    assert bool(measured) == ("learned them in px" in answers[1.0].radiogrammetry.get("fusion_note", ""))
 
 
 def test_osteo_screen_answers_every_image_as_one_json_line(tiny_segmenter, tmp_path, capsys):

@@ -71,6 +71,13 @@ def add_probe_parser(sub) -> None:
         help="folds: strength and threshold chosen over subject-wise folds of train+val (default); "
         "paper: fitted on train, the val split picks by macro-F1 at the argmax threshold 0.5",
     )
+    p.add_argument(
+        "--radiogrammetry",
+        choices=registry.PROBE_INDICES,
+        default="off",
+        help="append each image's metacarpal indices (MCI, T, W, RMD of M1–M5) to its patches' features: "
+        "off (default), on, or auto (kept only when the validation macro-F1 is higher with them)",
+    )
     p.add_argument("--json", action="store_true")
     add_progress_json(p)
     p.set_defaults(run=run_probe)
@@ -99,6 +106,10 @@ def _probe_lines(report: dict) -> list[str]:
         f"{report['threshold']:.3f} (validation macro-F1 {report['val_macro_f1']:.3f} over "
         f"{report['folds']} folds, C {report['strength']:g})"
     )
+    fusion = report.get("radiogrammetry")
+    if fusion:
+        scores = ", ".join(f"{k} {v:.3f}" for k, v in fusion["val_macro_f1"].items())
+        head += f"\n  inputs: {fusion['kept']} (validation macro-F1: {scores})"
     return [head] + [f"  {k:9s} {m[k]:.3f}  [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" for k in m]
 
 

@@ -207,7 +207,8 @@ def _indices(radiogrammetry: dict) -> str:
         for b, m in bones.items()
         if b in METACARPALS
     ]
-    return "\n".join([head, *rows])
+    note = radiogrammetry.get("fusion_note")
+    return "\n".join([head, *rows] + ([f"Classifier: {note}"] if note else []))
 
 
 def _wrapping(text: str = "") -> QtWidgets.QLabel:

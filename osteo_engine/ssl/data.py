@@ -45,6 +45,9 @@ class PatchBank:
     # (N, len(radiogrammetry.FEATURES)): the patch's image's metacarpal indices (NaN where not measured);
     # None for a raw bank
     radiogrammetry: np.ndarray | None = None
+    # the unit of its T and W: "mm" or "px" when every image's was the same (radiogrammetry.BoneMeasurement),
+    # "mixed" when not; None for a raw bank, or one cached before the unit was kept
+    radiogrammetry_unit: str | None = None
 
     def with_splits(self, assignment: dict[str, str] | None) -> PatchBank:
         """The same patches with each subject that `assignment` (subject_key -> split) knows moved to its split."""
@@ -66,7 +69,8 @@ class PatchBank:
 
         buffer = io.BytesIO()
         arrays = self._per_patch() | {"patches": self.patches.astype(np.float16)}
-        np.savez_compressed(buffer, **arrays, skipped=np.array(self.skipped, dtype=str))
+        unit = {} if self.radiogrammetry_unit is None else {"radiogrammetry_unit": np.array(self.radiogrammetry_unit)}
+        np.savez_compressed(buffer, **arrays, **unit, skipped=np.array(self.skipped, dtype=str))
         atomic_write_bytes(path, buffer.getvalue())
 
     @staticmethod
@@ -81,6 +85,7 @@ class PatchBank:
                 z["images"],
                 list(z["skipped"]),
                 z["radiogrammetry"] if "radiogrammetry" in z.files else None,
+                str(z["radiogrammetry_unit"]) if "radiogrammetry_unit" in z.files else None,
             )
 
 
@@ -149,10 +154,11 @@ def build_patch_bank(
         raise ValueError(f"unknown input {source!r}; choose patches or raw")
     cohort = read_manifest(manifest, seed=seed)
     rows: dict[str, list] = {k: [] for k in ("patches", "bones", "subjects", "labels", "splits", "images", "rg")}
+    units: set[str] = set()
     skipped: list[str] = []
     readable = _readable(cohort.rows, skipped)
     while chunk := list(islice(readable, SEGMENT_BATCH)):
-        for (k, row, _), (stack, names, indices) in zip(chunk, _patch_stacks(chunk, source, size, segmenter)):
+        for (k, row, image), (stack, names, indices) in zip(chunk, _patch_stacks(chunk, source, size, segmenter)):
             if progress:
                 progress(k + 1, len(cohort.rows))
             if not names:
@@ -165,6 +171,7 @@ def build_patch_bank(
             rows["splits"] += [row.split] * len(names)
             rows["images"] += [row.image.name] * len(names)
             rows["rg"] += [indices] * len(names)
+            units.add("mm" if image.pixel_spacing_mm else "px")
     if not rows["patches"]:
         raise OsteoError(f"no usable image in {manifest}: " + "; ".join(skipped[:3]))
     return PatchBank(
@@ -172,6 +179,7 @@ def build_patch_bank(
         *(np.array(rows[k]) for k in ("bones", "subjects", "labels", "splits", "images")),
         skipped,
         None if source == "raw" else np.array(rows["rg"], np.float32),
+        None if source == "raw" else (units.pop() if len(units) == 1 else "mixed"),
     )
 
 

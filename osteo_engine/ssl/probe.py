@@ -11,7 +11,7 @@ scored 0.74-0.77; five folds over 173 subjects pick among converged probes.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +81,10 @@ class Probe:
     mean: np.ndarray  # feature standardisation from the training patches
     std: np.ndarray
     threshold: float
+    # with radiogrammetry (fusion.py): what a missing index becomes, (len(FEATURES),), and the unit of T and W;
+    # the weights then cover the encoder's features followed by the indices
+    fill: np.ndarray | None = None
+    indices_unit: str = ""
 
     def patch_probabilities(self, features: np.ndarray) -> np.ndarray:
         z = ((features - self.mean) / self.std) @ self.weight + self.bias
@@ -94,18 +98,25 @@ class Probe:
             "mean": torch.from_numpy(self.mean.astype(np.float32)),
             "std": torch.from_numpy(self.std.astype(np.float32)),
         }
+        if self.fill is not None:
+            from ..radiogrammetry import FEATURES
+
+            state["fill"] = torch.from_numpy(self.fill.astype(np.float32))
+            card = card.with_changes(indices=list(FEATURES), indices_unit=self.indices_unit)
         return write_model(path, state, card.with_changes(threshold=self.threshold))
 
     @staticmethod
     def load(path: str | Path, features: int | None = None) -> tuple[Probe, ProbeCard]:
-        """A probe and its card; `features`, when given, is what the encoder in front of it gives per patch."""
+        """A probe and its card; `features`, when given, is what the encoder in front of it gives per patch.
+        Raises ConfigError for a file that is not a probe, or one for another encoder or other indices."""
         state, card = load_model(path, ProbeCard)
         name = Path(path).name
         missing = [k for k in ("weight", "bias", "mean", "std") if k not in state]
         if missing:
             raise ConfigError(f"{name} lacks the probe's {', '.join(missing)}; it is not a linear probe.")
         weight, mean, std = (state[k].float().numpy() for k in ("weight", "mean", "std"))
-        width = features or len(weight)
+        fill = _fill(state, card, name)
+        width = features + len(fill) if features and fill is not None else features or len(weight)
         if any(a.shape != (width,) for a in (weight, mean, std)) or state["bias"].numel() != 1:
             raise ConfigError(
                 f"{name} is a probe for {weight.shape[0] if weight.ndim == 1 else weight.shape} "
@@ -117,7 +128,25 @@ class Probe:
                 f"{Path(path).with_suffix('.json').name} gives a threshold {threshold!r}; "
                 "it must be a number between 0 and 1."
             )
-        return Probe(weight, float(state["bias"].flatten()[0]), mean, std, float(threshold)), card
+        probe = Probe(weight, float(state["bias"].flatten()[0]), mean, std, float(threshold))
+        return replace(probe, fill=fill, indices_unit=card.indices_unit), card
+
+
+def _fill(state: dict, card: ProbeCard, name: str) -> np.ndarray | None:
+    """A fused probe's fill values, checked against the indices this version measures; None for a plain one."""
+    from ..radiogrammetry import FEATURES
+
+    if "fill" not in state:
+        return None
+    if list(card.indices) != list(FEATURES) or card.indices_unit not in ("mm", "px"):
+        raise ConfigError(
+            f"{name} reads radiogrammetry indices ({', '.join(card.indices) or 'unnamed'}, unit "
+            f"{card.indices_unit or 'unknown'}) that this version does not measure ({', '.join(FEATURES)})."
+        )
+    fill = state["fill"].float().numpy()
+    if fill.shape != (len(FEATURES),) or not np.isfinite(fill).all():
+        raise ConfigError(f"{name} holds damaged radiogrammetry fill values.")
+    return fill
 
 
 def train_probe(features: np.ndarray, bank: PatchBank, config: ProbeConfig = ProbeConfig()) -> tuple[Probe, dict]:

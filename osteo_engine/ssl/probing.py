@@ -9,13 +9,16 @@ training subjects into the probe's test set.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..cards import ProbeCard, Provenance
 from ..cohort import load_split_assignment
+from ..errors import ConfigError
+from ..fusion import fill_values, fused, fusion_probe_config
+from ..registry import PROBE_INDICES
 from ..runs import RunFolder
 from ..storage import atomic_write_json
 from .data import PatchBank, cached_patch_bank, probe_inputs
@@ -30,6 +33,7 @@ class ProbeRequest:
     segmenter: Path | None = None  # for the bone patches; None: the bundled segmenter
     folds: int = 5  # subject-wise folds of train+val that choose the probe's strength and threshold
     protocol: str = "folds"  # or "paper": fitted on train, chosen on val at threshold 0.5 (ProbeConfig)
+    radiogrammetry: str = "off"  # registry.PROBE_INDICES: append each image's indices to its patches' features
     command: str = ""
 
 
@@ -63,6 +67,34 @@ def fit_probe(checkpoint: Path, bank: PatchBank, config: ProbeConfig = ProbeConf
     return FittedProbe(probe, info, features, encoder)
 
 
+def fuse_probe(plain: FittedProbe, bank: PatchBank, config: ProbeConfig) -> FittedProbe:
+    """The probe refitted on `plain`'s features with each patch's image's radiogrammetry appended (fusion.py).
+    Raises ConfigError for a bank without indices, or whose T and W are not all in one unit."""
+    fill = fill_values(bank)
+    if bank.radiogrammetry_unit not in ("mm", "px"):
+        raise ConfigError(
+            "the patch bank's images do not all measure in one unit (some with a pixel spacing, some without), "
+            "or it was cached before the unit was kept; fusion needs one unit (remove the probe's cache to remake it)."
+        )
+    features = fused(plain.features, bank, fill)
+    probe, info = train_probe(features, bank, fusion_probe_config(config))
+    return FittedProbe(replace(probe, fill=fill, indices_unit=bank.radiogrammetry_unit), info, features, plain.encoder)
+
+
+def chosen_inputs(plain: FittedProbe, bank: PatchBank, config: ProbeConfig, mode: str) -> tuple[FittedProbe, dict]:
+    """The probe on the inputs `mode` asks for (registry.PROBE_INDICES), and a record of the choice: each fitted
+    kind's validation macro-F1 and which was kept ("auto" keeps the fused probe only when it scores higher)."""
+    if mode not in PROBE_INDICES:
+        raise ConfigError(f"unknown radiogrammetry mode {mode!r}; choose one of {', '.join(PROBE_INDICES)}.")
+    if mode == "off":
+        return plain, {}
+    with_indices = fuse_probe(plain, bank, config)
+    scores = {"encoder": plain.info["val_macro_f1"], "encoder+radiogrammetry": with_indices.info["val_macro_f1"]}
+    keep = mode == "on" or scores["encoder+radiogrammetry"] > scores["encoder"]
+    record = {"mode": mode, "val_macro_f1": scores, "kept": "encoder+radiogrammetry" if keep else "encoder"}
+    return (with_indices if keep else plain), record
+
+
 def probe_encoder(request: ProbeRequest, progress: Callable[[int, int], None] | None = None) -> ProbeResult:
     """The probe job. `progress(done, total)` follows the patch bank while it is built (images).
     Raises ConfigError for an unusable encoder or too few labelled subjects, CohortError for a bad manifest."""
@@ -74,13 +106,15 @@ def probe_encoder(request: ProbeRequest, progress: Callable[[int, int], None] | 
     )
     assignment = load_split_assignment(RunFolder.of_checkpoint(checkpoint).splits)
     bank = probe_inputs(bank.with_splits(assignment), card.patch_size)
-    fitted = fit_probe(checkpoint, bank, ProbeConfig(folds=request.folds, protocol=request.protocol))
+    config = ProbeConfig(folds=request.folds, protocol=request.protocol)
+    fitted, fusion = chosen_inputs(fit_probe(checkpoint, bank, config), bank, config, request.radiogrammetry)
     report = {
         "encoder": str(checkpoint),
         "method": card.method_config["method"],
         "input": source,
         "split": "the encoder's pretraining run" if assignment else "the manifest",
         **fitted.info,
+        **({"radiogrammetry": fusion} if fusion else {}),
         "test": evaluate_probe(fitted.probe, fitted.features, bank, "test"),
     }
     path = fitted.probe.save(
@@ -91,6 +125,7 @@ def probe_encoder(request: ProbeRequest, progress: Callable[[int, int], None] | 
             encoder=str(checkpoint),
             method=report["method"],
             input=source,
+            fusion=fusion,
         ),
     )
     atomic_write_json(request.out / "report.json", report)
