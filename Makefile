@@ -88,7 +88,7 @@ demo-classifier: $(STAMP)
 	test -f build/c2/manifest.csv || $(BIN)/osteo phantom build/c2 --subjects 192 --seed 2
 	$(BIN)/osteo pretrain --method simclr $(DEMO) --preset cpu-small --patch-size 96 --out runs/demo-ssl \
 		$$(test -d runs/demo-ssl && echo --resume)
-	$(BIN)/osteo probe --encoder runs/demo-ssl $(DEMO) --out runs/demo-probe
+	$(BIN)/osteo probe --encoder runs/demo-ssl $(DEMO) --radiogrammetry auto --out runs/demo-probe
 	$(BIN)/osteo export-screening --encoder runs/demo-ssl --probe runs/demo-probe $(DEMO) \
 		--calibration build/c2/manifest.csv --out resources/models/screening --synthetic
 

@@ -125,3 +125,18 @@ def test_segment_train_options_reach_the_engine_request():
     assert request.samples == 4 and request.repeat == (1, 2) and request.data == (Path("a.csv"), Path("b.csv"))
     plain = build_parser().parse_args(["segment", "train", "--data", "a", "--out", "r"])
     assert request_from(SegmentTrainRequest, plain).samples is None  # the preset's S
+
+
+def test_probe_radiogrammetry_option_reaches_the_engine_request():
+    from osteo_engine import registry
+    from osteo_engine.ssl.probing import ProbeRequest
+    from training_cli.main import build_parser
+    from training_cli.output import request_from
+
+    parser = build_parser()
+    args = parser.parse_args(["probe", "--encoder", "e", "--data", "d.csv", "--out", "o", "--radiogrammetry", "auto"])
+    assert request_from(ProbeRequest, args).radiogrammetry == "auto"
+    plain = parser.parse_args(["probe", "--encoder", "e", "--data", "d.csv", "--out", "o"])
+    assert request_from(ProbeRequest, plain).radiogrammetry == "off"
+    actions = {a.dest: a for a in parser._subparsers._group_actions[0].choices["probe"]._actions}
+    assert tuple(actions["radiogrammetry"].choices) == registry.PROBE_INDICES
