@@ -79,10 +79,11 @@ def evaluate_segmenter(
         result.images += 1
         result.all_bones_found += all(f.present for f in seg.bones.values())
         references = _truth(manifest, row.subject_id) if against_truth else _rater_maps(project, row.image)
+        dice = [dice_per_bone(seg.labels, reference) for reference in references]
         if references:
-            result.uncertainty.add(seg, references)
-        for reference in references:
-            for bone, value in dice_per_bone(seg.labels, reference).items():
+            result.uncertainty.add(seg, references, dice)
+        for per_bone in dice:
+            for bone, value in per_bone.items():
                 if not math.isnan(value):
                     result.dice[bone].append(value)
         if row.image.name in landmarks:

@@ -46,8 +46,9 @@ class UncertaintyEvaluation:
     pixel_errors: list[np.ndarray] = field(default_factory=list)
     seed: int = 0
 
-    def add(self, seg: Segmentation, references: list[np.ndarray]) -> None:
-        """One image: its segmentation (made with keep_samples=True) and its raters' label maps."""
+    def add(self, seg: Segmentation, references: list[np.ndarray], dice: list[dict[str, float]] | None = None) -> None:
+        """One image: its segmentation (made with keep_samples=True) and its raters' label maps; `dice`, when the
+        caller has it, is `dice_per_bone(seg.labels, reference)` of each reference (not computed twice)."""
         if not seg.samples or not references:
             raise ValueError("an uncertainty evaluation needs every sample's map and at least one rater's map")
         samples = [s.labels for s in seg.samples]
@@ -62,7 +63,8 @@ class UncertaintyEvaluation:
             self.rater_diversity.append(raters)
         self.effective_modules.append(seg.effective_modules)
         self.module_bones.append([m.bones_found for m in seg.modules])
-        self.image_errors.append(1.0 - float(np.mean([_mean_dice(seg.labels, r) for r in references])))
+        per_reference = dice or [dice_per_bone(seg.labels, r) for r in references]
+        self.image_errors.append(1.0 - float(np.mean([_mean_of(d) for d in per_reference])))
         for kind in KINDS:
             self.image_scores[kind].append(seg.mean_uncertainty(kind))
         self.image_scores["expected_error"].append(expected_error(seg))
@@ -122,7 +124,12 @@ def expected_error(seg: Segmentation) -> float:
 
 def _mean_dice(a: np.ndarray, b: np.ndarray) -> float:
     """Mean Dice over the bones in either map; 1 when neither has any."""
-    values = [v for v in dice_per_bone(a, b).values() if np.isfinite(v)]
+    return _mean_of(dice_per_bone(a, b))
+
+
+def _mean_of(dice: dict[str, float]) -> float:
+    """The mean of `dice_per_bone`'s values over the bones in either map; 1 when neither has any."""
+    values = [v for v in dice.values() if np.isfinite(v)]
     return float(np.mean(values)) if values else 1.0
 
 
