@@ -72,3 +72,17 @@ def test_the_bundled_cards_load_typed_and_publishing_keeps_their_provenance(tmp_
     _, copy = load_model(out, SegmenterCard)
     assert copy.command == segmenter.command and copy.evaluations == {"x": {"dice": 1}}
     assert copy.source_checkpoint == str(models / "segmenter.safetensors") and copy.note == segmenter.note
+
+
+def test_the_bundled_demo_classifier_reads_the_inputs_its_card_chose():
+    from osteo_engine.radiogrammetry import FEATURES
+    from osteo_engine.screening_model import load_screening_model
+
+    _, card = load_model(REPO / "resources" / "models" / "screening" / "probe.safetensors", ProbeCard)
+    model = load_screening_model()
+    fused = card.fusion.get("kept") == "encoder+radiogrammetry"
+    assert (model.probe.fill is not None) == fused == (card.indices == list(FEATURES))
+    assert ("radiogrammetry" in model.names["probe"]) == fused
+    if card.fusion.get("mode") == "auto":  # kept only when validation said the indices help
+        scores = card.fusion["val_macro_f1"]
+        assert fused == (scores["encoder+radiogrammetry"] > scores["encoder"])
