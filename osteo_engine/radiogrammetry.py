@@ -42,6 +42,12 @@ MIN_KEPT = 0.5  # a bone whose profiles are kept less often than this is flagged
 MIN_WIDTH_PX = 10.0
 # feature_vector's order
 FEATURES = tuple(f"{bone}_{name}" for bone in METACARPALS for name in ("MCI", "T", "W", "RMD"))
+UNITS = ("mm", "px")  # of lengths: mm with a known pixel spacing, pixels without
+
+
+def length_unit(spacing_mm: float | None) -> str:
+    """The unit `measure_bones` gives T, W and L in for an image of this pixel spacing."""
+    return UNITS[0] if spacing_mm else UNITS[1]
 
 
 @dataclass
@@ -80,7 +86,7 @@ def measure_bones(
 
 
 def measure_bone(pixels: np.ndarray, mask: np.ndarray, spacing_mm: float | None) -> BoneMeasurement:
-    unit, scale = ("mm", spacing_mm) if spacing_mm else ("px", 1.0)
+    unit, scale = length_unit(spacing_mm), spacing_mm or 1.0
     if mask.sum() < 50:
         return BoneMeasurement(None, None, None, None, None, unit, 0, "not found")
     centre, u, t_range = _axis(mask)

@@ -23,7 +23,7 @@ from ..cohort import read_manifest, subject_key
 from ..errors import OsteoError
 from ..io import load_radiograph
 from ..patches import bone_patches
-from ..radiogrammetry import FEATURES, bone_bright, feature_vector, measure_bones
+from ..radiogrammetry import FEATURES, bone_bright, feature_vector, length_unit, measure_bones
 from ..registry import PATCH_INPUTS
 from ..storage import atomic_write_bytes
 
@@ -171,7 +171,7 @@ def build_patch_bank(
             rows["splits"] += [row.split] * len(names)
             rows["images"] += [row.image.name] * len(names)
             rows["rg"] += [indices] * len(names)
-            units.add("mm" if image.pixel_spacing_mm else "px")
+            units.add(length_unit(image.pixel_spacing_mm))
     if not rows["patches"]:
         raise OsteoError(f"no usable image in {manifest}: " + "; ".join(skipped[:3]))
     return PatchBank(

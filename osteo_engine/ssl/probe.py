@@ -21,6 +21,7 @@ from ..anatomy import BONE_NAMES
 from ..cards import EncoderCard, ProbeCard
 from ..errors import ConfigError
 from ..evaluation import best_threshold, bootstrap_intervals, calibration, macro_f1, screening_metrics
+from ..radiogrammetry import FEATURES, UNITS
 from ..registry import PROBE_PROTOCOLS
 from ..runs import load_model, pick_device, write_model
 from .data import PatchBank
@@ -99,8 +100,6 @@ class Probe:
             "std": torch.from_numpy(self.std.astype(np.float32)),
         }
         if self.fill is not None:
-            from ..radiogrammetry import FEATURES
-
             state["fill"] = torch.from_numpy(self.fill.astype(np.float32))
             card = card.with_changes(indices=list(FEATURES), indices_unit=self.indices_unit)
         return write_model(path, state, card.with_changes(threshold=self.threshold))
@@ -134,11 +133,9 @@ class Probe:
 
 def _fill(state: dict, card: ProbeCard, name: str) -> np.ndarray | None:
     """A fused probe's fill values, checked against the indices this version measures; None for a plain one."""
-    from ..radiogrammetry import FEATURES
-
     if "fill" not in state:
         return None
-    if list(card.indices) != list(FEATURES) or card.indices_unit not in ("mm", "px"):
+    if list(card.indices) != list(FEATURES) or card.indices_unit not in UNITS:
         raise ConfigError(
             f"{name} reads radiogrammetry indices ({', '.join(card.indices) or 'unnamed'}, unit "
             f"{card.indices_unit or 'unknown'}) that this version does not measure ({', '.join(FEATURES)})."

@@ -18,6 +18,7 @@ from ..cards import ProbeCard, Provenance
 from ..cohort import load_split_assignment
 from ..errors import ConfigError
 from ..fusion import fill_values, fused, fusion_probe_config
+from ..radiogrammetry import UNITS
 from ..registry import PROBE_INDICES
 from ..runs import RunFolder
 from ..storage import atomic_write_json
@@ -71,7 +72,7 @@ def fuse_probe(plain: FittedProbe, bank: PatchBank, config: ProbeConfig) -> Fitt
     """The probe refitted on `plain`'s features with each patch's image's radiogrammetry appended (fusion.py).
     Raises ConfigError for a bank without indices, or whose T and W are not all in one unit."""
     fill = fill_values(bank)
-    if bank.radiogrammetry_unit not in ("mm", "px"):
+    if bank.radiogrammetry_unit not in UNITS:
         raise ConfigError(
             "the patch bank's images do not all measure in one unit (some with a pixel spacing, some without), "
             "or it was cached before the unit was kept; fusion needs one unit (remove the probe's cache to remake it)."
