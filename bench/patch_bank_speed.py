@@ -1,9 +1,13 @@
 """Images per second of making bone patches, batched label maps against one `segment` per image (goal ≥ 3/s).
 
-Both ways run in one process on the same 1024×1280 phantoms with the bundled segmenter, interleaved: the way
-patch banks were made before (`segment(..., modules=False)` per image, full-size maps) and today's
-(`segmentation.batch.label_maps`, 4 images a pass, labels restored per bone), each followed by
-`bone_patches` at 96 pixels. It also prints the share of pixels on which the two label maps differ.
+The ways run in one process on the same 1024×1280 phantoms with the bundled segmenter, interleaved:
+- `one_by_one`: `segment(..., modules=False)` per image, full-size maps (how patch banks were first made);
+- `whole_heads`: `segmentation.batch.label_maps`, 4 images a pass, labels restored per bone, with the K·S heads
+  run over every pixel in one product (`CHUNK_VALUES` lifted: how banks were made until 2026-12-04);
+- `batched`: today's `label_maps` (heads a chunk of pixels at a time, only the weighted mean kept).
+Each is followed by what a patch bank does with a label map: `bone_patches` at 96 pixels and the metacarpals'
+radiogrammetry (`measure_bones`). It also prints the share of pixels on which the label maps of
+`one_by_one` and `batched` differ.
 
 Run: .venv/bin/python bench/patch_bank_speed.py [--images 16] [--repeats 2]
 """
@@ -27,6 +31,8 @@ def main() -> None:
 
     from osteo_engine.patches import bone_patches
     from osteo_engine.phantom import generate_subject
+    from osteo_engine.radiogrammetry import bone_bright, measure_bones
+    from osteo_engine.segmentation import model as model_module
     from osteo_engine.segmentation.batch import label_maps
     from osteo_engine.segmentation.predict import load_segmenter, segment
 
@@ -39,23 +45,33 @@ def main() -> None:
     def batched():
         return list(label_maps(images, segmenter))
 
-    timings: dict[str, list[float]] = {"one_by_one": [], "batched": []}
+    def whole_heads():
+        chunk, model_module.CHUNK_VALUES = model_module.CHUNK_VALUES, 10**9
+        try:
+            return batched()
+        finally:
+            model_module.CHUNK_VALUES = chunk
+
+    ways = {"one_by_one": one_by_one, "whole_heads": whole_heads, "batched": batched}
+    timings: dict[str, list[float]] = {name: [] for name in ways}
     maps = {}
     batched()  # warm-up
     for _ in range(args.repeats):
-        for name, fn in (("one_by_one", one_by_one), ("batched", batched)):
+        for name, fn in ways.items():
             torch.manual_seed(0)
             started = time.perf_counter()
             maps[name] = fn()
             for pixels, labels in zip(images, maps[name]):
                 bone_patches(pixels, labels, 96)
+                measure_bones(bone_bright(pixels, labels), labels, None)
             timings[name].append(time.perf_counter() - started)
     rates = {name: args.images / statistics.median(t) for name, t in timings.items()}
     differ = np.mean([(a != b).mean() for a, b in zip(maps["one_by_one"], maps["batched"])])
     print(
         f"{args.images} phantoms 1024x1280, {torch.get_num_threads()} threads: one by one {rates['one_by_one']:.2f} "
-        f"images/s, batched {rates['batched']:.2f} images/s ({rates['batched'] / rates['one_by_one']:.2f}x); "
-        f"label maps differ on {differ:.4%} of pixels"
+        f"images/s, batched with whole heads {rates['whole_heads']:.2f}, batched {rates['batched']:.2f} images/s "
+        f"({rates['batched'] / rates['one_by_one']:.2f}x one by one, {rates['batched'] / rates['whole_heads']:.2f}x "
+        f"whole heads); label maps differ on {differ:.4%} of pixels"
     )
 
 

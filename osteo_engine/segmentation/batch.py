@@ -3,7 +3,8 @@
 `segment` makes everything a reader of one radiograph sees (three uncertainty maps, each module's map, the
 per-bone statistics) and settles the orientation with a low-resolution pass of its own. A patch bank needs
 only the label map of each of hundreds of images, so here:
-- images go through the network `batch_size` at a time, channels-last;
+- images go through the network `batch_size` at a time, channels-last, and only the samples' weighted mean
+  is made (`MixtureSegmenter.mean_prediction`), never every sample's logits;
 - the as-stored reading's own mean prediction decides whether the hand is upright, by the plausibility and
   threshold of `find_orientation`; only an image that is not goes through `segment`'s orientation search;
 - the label map is restored per bone: the bone's box at the network's size (with a margin of one pixel) is
@@ -36,8 +37,8 @@ def label_maps(
         boxes = [Letterbox.fit(p.shape, segmenter.input_size) for p in chunk]
         x = torch.from_numpy(np.stack([box.image(p) for box, p in zip(boxes, chunk)]))[:, None]
         x = x.to(segmenter.device).contiguous(memory_format=torch.channels_last)
-        out = segmenter.model(x, samples=samples, generator=repeatable(segmenter))
-        means = out.mean_probabilities().float().cpu().numpy()
+        means, _ = segmenter.model.mean_prediction(x, samples=samples, generator=repeatable(segmenter))
+        means = means.float().cpu().numpy()
         for pixels, box, mean in zip(chunk, boxes, means):
             if _plausibility(mean) >= CONFIDENT_UPRIGHT:
                 yield bone_labels(mean, box)

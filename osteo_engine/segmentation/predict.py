@@ -330,7 +330,8 @@ def _low_resolution_probabilities(small: np.ndarray, segmenter: LoadedSegmenter,
         view = _reorient(small, turns, inverted)
         batch.append(Letterbox.fit(view.shape, segmenter.input_size).image(view))
     x = torch.from_numpy(np.stack(batch))[:, None].to(segmenter.device)
-    return segmenter.model(x, samples=1, generator=repeatable(segmenter)).mean_probabilities().float().cpu().numpy()
+    means, _ = segmenter.model.mean_prediction(x, samples=1, generator=repeatable(segmenter))
+    return means.float().cpu().numpy()
 
 
 def _plausibility(probs: np.ndarray) -> float:

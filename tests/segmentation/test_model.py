@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from osteo_engine.segmentation import model as model_module
 from osteo_engine.segmentation.losses import gamma_schedule, ot_segmentation_loss, pairwise_cross_entropy, soft_iou_cost
 from osteo_engine.segmentation.metrics import iou_distance
 from osteo_engine.segmentation.model import MixtureSegmenter, SegmenterConfig
@@ -42,6 +43,21 @@ def test_the_batched_heads_equal_a_full_forward_per_sample(heads):
     torch.manual_seed(1)
     reference = model.forward_full_per_sample(x, samples=2)
     assert torch.allclose(batched.logits, reference.logits, atol=1e-5)
+
+
+@pytest.mark.parametrize("heads", ["shared", "per-module"])
+def test_inference_in_pixel_chunks_gives_the_training_paths_logits_and_mean(heads, monkeypatch):
+    monkeypatch.setattr(model_module, "CHUNK_VALUES", 2 * 3 * 2 * 16 * 48)  # 48 of 16×20 pixels: 7 chunks
+    torch.manual_seed(0)
+    model = MixtureSegmenter(SegmenterConfig(base_channels=4, depth=2, modules=3, heads=heads))
+    x = torch.rand(2, 1, 16, 20)
+    whole = model(x, samples=2, generator=torch.Generator().manual_seed(1))  # gradients on: one product
+    with torch.inference_mode():
+        chunked = model(x, samples=2, generator=torch.Generator().manual_seed(1))
+    mean, routing = model.mean_prediction(x, samples=2, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(chunked.logits, whole.logits.detach(), atol=1e-5)
+    assert torch.allclose(mean, whole.mean_probabilities().detach(), atol=1e-6)
+    assert torch.allclose(routing, whole.routing.detach())
 
 
 def test_shared_heads_make_modules_differ_by_their_priors_alone_as_in_mose():
