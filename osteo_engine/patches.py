@@ -3,6 +3,10 @@
 The same function serves training, screening and the GUI. With a known pixel spacing, a patch covers a
 square of at least `size × mm_per_pixel` millimetres around the bone, so a bone looks the same size from
 every scanner; bones too large for that field of view are shrunk to fit, and their scale is recorded.
+
+`context` > 0 keeps, besides the bone, the pixels within `context` times the patch's side of it (the soft
+tissue beside a bone, the reference against which its density shows), an ablation of the paper's masking
+(docs/results/phantom/diagnosis.md).
 """
 
 from __future__ import annotations
@@ -46,8 +50,12 @@ def bone_patches(
     margin: float = 0.1,
     pixel_spacing_mm: float | None = None,
     mm_per_pixel: float = 0.5,
+    context: float = 0.0,
 ) -> PatchSet:
-    """pixels (H, W) in [0, 1] and a label map of the same size -> a patch per bone present."""
+    """pixels (H, W) in [0, 1] and a label map of the same size -> a patch per bone present; `context` (a
+    fraction of the patch's side, ≥ 0) widens what the mask keeps around each bone (0: the bone alone)."""
+    if context < 0:
+        raise ValueError(f"context must be ≥ 0, not {context}")
     if pixels.shape != labels.shape:
         raise ValueError(f"image {pixels.shape} and label map {labels.shape} differ in size")
     out = PatchSet()
@@ -56,11 +64,11 @@ def bone_patches(
         if mask.sum() < MIN_BONE_PIXELS:
             out.missing.append(name)
             continue
-        out.patches.append(_patch(pixels, mask, name, size, margin, pixel_spacing_mm, mm_per_pixel))
+        out.patches.append(_patch(pixels, mask, name, size, margin, pixel_spacing_mm, mm_per_pixel, context))
     return out
 
 
-def _patch(pixels, mask, name, size, margin, spacing, mm_per_pixel) -> BonePatch:
+def _patch(pixels, mask, name, size, margin, spacing, mm_per_pixel, context) -> BonePatch:
     ys, xs = np.nonzero(mask)
     x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
     side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
@@ -68,8 +76,11 @@ def _patch(pixels, mask, name, size, margin, spacing, mm_per_pixel) -> BonePatch
         side = max(side, size * mm_per_pixel / spacing)
     cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, side / 2
     box = (int(round(cx - half)), int(round(cy - half)), int(round(cx + half)), int(round(cy + half)))
-    masked = np.where(mask, pixels, 0).astype(np.float32)
-    window = _window(masked, box)
+    window = _window(pixels.astype(np.float32, copy=False), box)
+    kept = _window(mask.astype(np.uint8), box)
+    if context > 0:
+        kept = cv2.distanceTransform(1 - kept, cv2.DIST_L2, 3) <= context * (box[2] - box[0])
+    window = np.where(kept > 0, window, 0).astype(np.float32)
     patch = cv2.resize(
         window, (size, size), interpolation=cv2.INTER_AREA if window.shape[0] > size else cv2.INTER_LINEAR
     )

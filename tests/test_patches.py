@@ -48,3 +48,18 @@ def test_empty_or_tiny_masks_are_missing_not_invented():
     assert not result.patches and len(result.missing) == 7
     with pytest.raises(ValueError):
         bone_patches(pixels, labels[:-1])
+
+
+def test_context_keeps_the_tissue_beside_the_bone_and_nothing_far_from_it():
+    pixels, labels = _hand()
+    plain = bone_patches(pixels, labels, size=64).patches[1]
+    wide = bone_patches(pixels, labels, size=64, context=0.1).patches[1]
+    assert wide.box == plain.box
+    inside = cv2.erode((plain.pixels > 0).astype(np.uint8), np.ones((3, 3))).astype(bool)  # clear of edge blur
+    assert inside.sum() > 100 and np.allclose(wide.pixels[inside], plain.pixels[inside])
+    # the box is 96 source pixels wide: 0.1 of it keeps about 9.6 pixels on each side of the 20-pixel-wide M2
+    columns = (wide.pixels > 0).any(axis=0).sum() * (plain.box[2] - plain.box[0]) / 64
+    assert 20 + 2 * 8 < columns < 20 + 2 * 12  # resizing blurs each edge by about one source pixel
+    assert (plain.pixels > 0).sum() < (wide.pixels > 0).sum()
+    with pytest.raises(ValueError):
+        bone_patches(pixels, labels, context=-0.1)
