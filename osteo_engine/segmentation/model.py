@@ -238,10 +238,7 @@ class MixtureSegmenter(nn.Module):
     def forward(self, x: torch.Tensor, samples: int = 4, generator: torch.Generator | None = None) -> SegmenterOutput:
         """x (B, 1, H, W) with H and W multiples of 2^depth; `generator` draws the latents (a seeded one makes
         the samples, and so every map, repeatable)."""
-        self._check_size(x)
-        encoded, decoded = self.unet(x)
-        routing = self.router(encoded.mean(dim=(2, 3))).softmax(dim=1)
-        z = self.heads.sample_latents(x.shape[0], samples, generator)
+        decoded, routing, z = self._trunk(x, samples, generator)
         return SegmenterOutput(self.heads(decoded, z), routing)
 
     @torch.inference_mode()
@@ -251,17 +248,18 @@ class MixtureSegmenter(nn.Module):
         """(the mean probabilities Σ_i α_i softmax(s_i), (B, C, H, W); π, (B, K)): what
         `self(x, samples, generator).mean_probabilities()` gives for the same latents, without the per-sample
         logits: all that a label map needs."""
-        self._check_size(x)
-        encoded, decoded = self.unet(x)
-        routing = self.router(encoded.mean(dim=(2, 3))).softmax(dim=1)
-        z = self.heads.sample_latents(x.shape[0], samples, generator)
+        decoded, routing, z = self._trunk(x, samples, generator)
         weights = (routing / samples)[:, :, None].expand(-1, -1, samples)
         return self.heads.mean_probabilities(decoded, z, weights), routing
 
-    def _check_size(self, x: torch.Tensor) -> None:
+    def _trunk(self, x: torch.Tensor, samples: int, generator: torch.Generator | None):
+        """(decoded features, π (B, K), latents (B, K, S, L)) of x, after checking its size."""
         multiple = self.unet.multiple
         if x.shape[-1] % multiple or x.shape[-2] % multiple:
             raise ValueError(f"input height and width must be multiples of {multiple}, got {tuple(x.shape[-2:])}")
+        encoded, decoded = self.unet(x)
+        routing = self.router(encoded.mean(dim=(2, 3))).softmax(dim=1)
+        return decoded, routing, self.heads.sample_latents(x.shape[0], samples, generator)
 
     def forward_full_per_sample(self, x: torch.Tensor, samples: int = 4) -> SegmenterOutput:
         """Reference path that reruns the whole network for each of the K·S samples (speed benchmark)."""
