@@ -18,7 +18,6 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +27,7 @@ from osteo_engine.cohort import read_manifest  # noqa: E402
 from osteo_engine.experiments import ExperimentRequest, RunSpec, run_one  # noqa: E402
 from osteo_engine.io import load_radiograph  # noqa: E402
 from osteo_engine.patches import bone_patches  # noqa: E402
+from osteo_engine.phantom.cohort import read_truth  # noqa: E402
 from osteo_engine.ssl.data import PatchBank  # noqa: E402
 from osteo_engine.ssl.pretrain import pretrain_preset  # noqa: E402
 
@@ -37,7 +37,7 @@ def truth_bank(manifest: Path, size: int, context: float) -> PatchBank:
     rows = {k: [] for k in ("patches", "bones", "subjects", "labels", "splits", "images")}
     for row in read_manifest(manifest).rows:
         image = load_radiograph(row.image)
-        labels = cv2.imread(str(manifest.parent / "truth" / f"{row.subject_id}.png"), cv2.IMREAD_UNCHANGED)
+        labels = read_truth(manifest, row.subject_id)
         spacing = image.pixel_spacing_mm[0] if image.pixel_spacing_mm else None
         found = bone_patches(image.pixels, labels, size, pixel_spacing_mm=spacing, context=context)
         rows["patches"].append(found.stack())

@@ -17,13 +17,13 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from osteo_engine.io import load_radiograph  # noqa: E402
+from osteo_engine.phantom.cohort import read_truth  # noqa: E402
 from osteo_engine.radiogrammetry import METACARPALS, measure_bones  # noqa: E402
 
 
@@ -48,7 +48,7 @@ def main() -> None:
     for row in rows:
         pixels = load_radiograph(folder / row["image"]).pixels
         if segmenter is None:
-            labels = cv2.imread(str(folder / "truth" / f"{row['subject_id']}.png"), cv2.IMREAD_UNCHANGED)
+            labels = read_truth(args.manifest, row["subject_id"])
         else:
             labels = segment(pixels, segmenter, modules=False).labels
         start = time.perf_counter()

@@ -17,7 +17,6 @@ import csv
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
@@ -26,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from osteo_engine.io import load_radiograph  # noqa: E402
+from osteo_engine.phantom.cohort import read_truth  # noqa: E402
 from osteo_engine.radiogrammetry import FEATURES, bone_bright, feature_vector, measure_bones  # noqa: E402
 
 
@@ -41,7 +41,7 @@ def features(manifest: Path, labels: str) -> tuple[np.ndarray, np.ndarray, list[
 
         maps = list(label_maps(images, load_segmenter()))
     else:
-        maps = [cv2.imread(str(folder / "truth" / f"{r['subject_id']}.png"), cv2.IMREAD_UNCHANGED) for r in rows]
+        maps = [read_truth(manifest, r["subject_id"]) for r in rows]
     out = []
     for row, pixels, label_map in zip(rows, images, maps):
         measured = measure_bones(bone_bright(pixels, label_map), label_map, float(row["pixel_spacing_mm"]))

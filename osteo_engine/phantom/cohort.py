@@ -109,11 +109,26 @@ def _write_subject(out_dir: str, seed: int, index: int, size: tuple[int, int], r
     out = Path(out_dir)
     s = generate_subject(seed, index, size, raters)
     atomic_write_bytes(out / "images" / f"{s.subject_id}.png", _png(s.image))
-    atomic_write_bytes(out / "truth" / f"{s.subject_id}.png", _png(s.truth))
+    atomic_write_bytes(truth_path(out, s.subject_id), _png(s.truth))
     project = AnnotationProject.open(out)
     for k, labels in enumerate(s.raters, start=1):
         project.save(s.subject_id, RaterAnnotation(f"rater{k}", labels, author=f"phantom-rater{k}"), when=FIXED_TIME)
     return _manifest_row(s, split="")
+
+
+def truth_path(cohort_dir: Path, subject_id: str) -> Path:
+    """Where a phantom cohort keeps a subject's true label map (uint8, BONES' values)."""
+    return cohort_dir / "truth" / f"{subject_id}.png"
+
+
+def read_truth(manifest: str | Path, subject_id: str) -> np.ndarray:
+    """The true label map (H, W) uint8 of a subject of the phantom cohort whose manifest is `manifest`.
+    Raises ConfigError when there is none (only `osteo phantom` cohorts have them)."""
+    path = truth_path(Path(manifest).parent, subject_id)
+    labels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if labels is None:
+        raise ConfigError(f"no true label map at {path}: only phantom cohorts (`osteo phantom`) have them.")
+    return labels
 
 
 def _png(arr: np.ndarray) -> bytes:

@@ -132,10 +132,6 @@ def _rater_maps(project: AnnotationProject, image: Path) -> list[np.ndarray]:
 
 
 def _truth(manifest: Path, subject_id: str) -> list[np.ndarray]:
-    import cv2
+    from ..phantom.cohort import read_truth
 
-    path = manifest.parent / "truth" / f"{subject_id}.png"
-    labels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if labels is None:
-        raise ConfigError(f"no true label map at {path}: only phantom cohorts (`osteo phantom`) have them.")
-    return [labels]
+    return [read_truth(manifest, subject_id)]

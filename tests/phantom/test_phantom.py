@@ -45,6 +45,16 @@ def test_cohort_files_manifest_and_annotations(small_cohort):
             assert set(np.unique(rater.labels)) == set(range(8))  # background and all 7 bones
 
 
+def test_true_label_maps_are_read_back_and_a_cohort_without_them_is_refused(small_cohort, tmp_path):
+    from osteo_engine.errors import ConfigError
+    from osteo_engine.phantom.cohort import read_truth
+
+    truth = read_truth(small_cohort / "manifest.csv", "P00001")
+    assert truth.shape == (320, 256) and truth.dtype == np.uint8 and set(np.unique(truth)) == set(range(8))
+    with pytest.raises(ConfigError, match="only phantom cohorts"):
+        read_truth(tmp_path / "manifest.csv", "P00001")
+
+
 def test_disease_model_matches_the_specification():
     rng = np.random.default_rng(5)
     subjects = [draw_subject(rng) for _ in range(6000)]
