@@ -1,5 +1,6 @@
 """How much of a phantom's label radiogrammetry alone recovers: a logistic regression on each metacarpal's
-measured MCI, T, W (mm), without and with its relative marrow density (RMD), trained on one cohort's train+val
+measured MCI, T, W (mm), then with its relative marrow density (RMD), then with its relative base density
+(RBD) too, trained on one cohort's train+val
 subjects and scored (AUC) on its test split and on an external cohort (compare with `osteo oracle`'s limit).
 
 Label maps are the phantom's true ones (`--labels truth`: the measurement alone) or the bundled segmenter's
@@ -26,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from osteo_engine.io import load_radiograph  # noqa: E402
 from osteo_engine.phantom.cohort import read_truth  # noqa: E402
-from osteo_engine.radiogrammetry import FEATURES, bone_bright, feature_vector, measure_bones  # noqa: E402
+from osteo_engine.radiogrammetry import FEATURES, METACARPALS, bone_bright, feature_vector, measure_bones  # noqa: E402
 
 
 def features(manifest: Path, labels: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -57,10 +58,24 @@ def main() -> None:
     args = parser.parse_args()
     x, y, splits = features(args.train, args.labels)
     xe, ye, _ = features(args.external, args.labels)
-    cortical = np.array([not name.endswith("RMD") for name in FEATURES])
-    for name, columns in (("MCI, T, W", cortical), ("MCI, T, W and RMD", np.ones(len(FEATURES), bool))):
+    for name, left_out in (("MCI, T, W", ("RMD", "RBD")), ("MCI, T, W and RMD", ("RBD",)), ("all five", ())):
+        columns = np.array([not feature.endswith(left_out) for feature in FEATURES])
         print(f"{name}:")
         score(x[:, columns], y, splits, xe[:, columns], ye, args)
+    density_correlations(args.train, x)
+
+
+def density_correlations(manifest: Path, x: np.ndarray) -> None:
+    """Pearson r of each metacarpal's RMD and RBD with its true trabecular density (the manifest's *_density)."""
+    with open(manifest, newline="") as f:
+        truth = np.array([[float(r[f"{b}_density"]) for b in METACARPALS] for r in csv.DictReader(f)])
+    for kind in ("RMD", "RBD"):
+        r = []
+        for j, bone in enumerate(METACARPALS):
+            v = x[:, FEATURES.index(f"{bone}_{kind}")]
+            ok = np.isfinite(v)
+            r.append(f"{bone} {np.corrcoef(v[ok], truth[ok, j])[0, 1]:.2f}")
+        print(f"{kind} against the true density ({manifest.parent.name}): r " + ", ".join(r))
 
 
 def score(x, y, splits, xe, ye, args) -> None:

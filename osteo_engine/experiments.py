@@ -206,8 +206,8 @@ def fusion_runs(spec: RunSpec, record: dict, bank: PatchBank, request: Experimen
         config_hash = hashlib.sha256(strict_json(made_with, sort_keys=True).encode()).hexdigest()[:16]
         done = folder / "result.json"
         cached = json.loads(done.read_text()) if done.exists() else {}
-        if cached.get("config_hash") == config_hash:
-            out.append(cached)
+        if cached.get("config_hash") == config_hash or (cached and encoder_file and not encoder_file.exists()):
+            out.append(cached)  # current, or fitted on older indices by an encoder no longer here to refit
             continue
         encoder = load_encoder(encoder_file)[0] if encoder_file else None
         x = probe_features(bank, fill, encoder)
@@ -216,6 +216,7 @@ def fusion_runs(spec: RunSpec, record: dict, bank: PatchBank, request: Experimen
         if everything is not None:
             row["external"] = scored_externally(probe, probe_features(everything, fill, encoder), everything)
         row["config_hash"] = config_hash
+        row["indices"] = list(FEATURES)
         atomic_write_bytes(done, strict_json(row, indent=2).encode())
         out.append(row)
     return out

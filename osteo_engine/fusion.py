@@ -1,7 +1,7 @@
 """Radiogrammetry as a classifier, alone and beside the SSL features (the experiment report's fusion rows).
 
-Each bone patch of a bank carries its image's metacarpal indices (`PatchBank.radiogrammetry`: MCI, T, W and
-RMD of M1–M5, `radiogrammetry.FEATURES`). The same linear probe protocol as the SSL rows
+Each bone patch of a bank carries its image's metacarpal indices (`PatchBank.radiogrammetry`: MCI, T, W, RMD
+and RBD of M1–M5, `radiogrammetry.FEATURES`). The same linear probe protocol as the SSL rows
 (`ssl.probe.train_probe`: subject-wise folds choose the strength and threshold, a subject's probability is the
 mean over its bones) is fitted on
 - the indices alone: every patch of an image holds the same values, so this is a logistic regression on the
@@ -64,18 +64,21 @@ def probe_features(part: PatchBank, fill: np.ndarray, encoder=None) -> np.ndarra
     return fused(encode(encoder, part.patches), part, fill)
 
 
-def image_indices(measurements: dict[str, BoneMeasurement], fill: np.ndarray, unit: str) -> tuple[np.ndarray, str]:
-    """(len(FEATURES),) one radiograph's indices as a fused probe reads them, each missing one set to `fill`, and
-    a note ("" when none). T and W measured in another unit than the probe's (`unit`: "mm" with a pixel spacing,
-    "px" without) cannot be compared with what it learned, so they count as missing too, and the note says so."""
-    values = feature_vector(measurements).astype(np.float64)
+def image_indices(
+    measurements: dict[str, BoneMeasurement], fill: np.ndarray, unit: str, names: tuple[str, ...] = FEATURES
+) -> tuple[np.ndarray, str]:
+    """(len(names),) one radiograph's indices `names` (the probe's, from FEATURES) as a fused probe reads them, each
+    missing one set to `fill`, and a note ("" when none). T and W measured in another unit than the probe's
+    (`unit`: "mm" with a pixel spacing, "px" without) cannot be compared with what it learned, so they count as
+    missing too, and the note says so."""
+    values = feature_vector(measurements).astype(np.float64)[[FEATURES.index(name) for name in names]]
     measured = {m.unit for m in measurements.values() if m.T is not None}
     note = ""
     if measured - {unit}:
-        lengths = [i for i, name in enumerate(FEATURES) if name.endswith(("_T", "_W"))]
+        lengths = [i for i, name in enumerate(names) if name.endswith(("_T", "_W"))]
         values[lengths] = np.nan
         note = (
             f"T and W were measured in {', '.join(sorted(measured))} but the probe learned them in {unit}; "
-            "it read them as unmeasured (MCI and the marrow density still count)."
+            "it read them as unmeasured (MCI and the densities still count)."
         )
     return np.where(np.isnan(values), fill, values), note

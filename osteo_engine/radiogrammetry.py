@@ -17,6 +17,10 @@ from the median W or T than `OUTLIER_MADS` robust standard deviations (1.4826 me
 
 Lengths are in mm when the pixel spacing is known, in pixels otherwise (`unit` says which); BHI follows
 BoneXpert's formula with lengths in mm (in pixels it is only comparable between images of one spacing).
+
+Two densities, both ratios of differences within the image (so free of its window): RMD, the marrow seen
+through the mid-shaft, and RBD, the trabecular bone near the base (base_density.py), which follows the bone's
+density far more closely.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import cv2
 import numpy as np
 
 from .anatomy import BONE_IDS, BONES
+from .base_density import base_density, wrist_point
 from .errors import AnnotationError
 
 METACARPALS = ("M1", "M2", "M3", "M4", "M5")
@@ -41,7 +46,7 @@ OUTLIER_FLOOR = 0.03  # of the median
 MIN_KEPT = 0.5  # a bone whose profiles are kept less often than this is flagged
 MIN_WIDTH_PX = 10.0
 # feature_vector's order
-FEATURES = tuple(f"{bone}_{name}" for bone in METACARPALS for name in ("MCI", "T", "W", "RMD"))
+FEATURES = tuple(f"{bone}_{name}" for bone in METACARPALS for name in ("MCI", "T", "W", "RMD", "RBD"))
 UNITS = ("mm", "px")  # of lengths: mm with a known pixel spacing, pixels without
 
 
@@ -63,6 +68,9 @@ class BoneMeasurement:
     # relative marrow density: (marrow − tissue beside the bone) / (cortex peak − tissue), the profiles' mean;
     # the trabecular bone that fills the shaft, which the cortical figures do not see
     RMD: float | None = None
+    # relative base density (base_density.py): the trabecular bone near the base against the tissue beside it, on
+    # the scale of the mid-shaft cortex's contrast; None without a forearm in the label map to tell the base
+    RBD: float | None = None
     # for drawing (pixels, image frame): the region's corners and each kept profile's four edges as (x, y)
     region: list[list[float]] | None = None
     edges: list[list[list[float]]] | None = None
@@ -82,14 +90,24 @@ def measure_bones(
     if pixels.shape != labels.shape:
         raise ValueError(f"the image {pixels.shape} and its label map {labels.shape} differ in size")
     smooth = cv2.GaussianBlur(pixels.astype(np.float32), (0, 0), 0.7)
-    return {bone: measure_bone(smooth, labels == BONE_IDS[bone], spacing_mm) for bone in bones}
+    wrist = wrist_point(labels, (BONE_IDS["ulna"], BONE_IDS["radius"]))
+    background = labels == 0
+    return {bone: measure_bone(smooth, labels == BONE_IDS[bone], spacing_mm, background, wrist) for bone in bones}
 
 
-def measure_bone(pixels: np.ndarray, mask: np.ndarray, spacing_mm: float | None) -> BoneMeasurement:
+def measure_bone(
+    pixels: np.ndarray,
+    mask: np.ndarray,
+    spacing_mm: float | None,
+    background: np.ndarray | None = None,
+    wrist: np.ndarray | None = None,
+) -> BoneMeasurement:
+    """One bone's measurement (pixels smoothed as measure_bones does); RBD needs `background` (no bone label)
+    and the forearm's centroid `wrist` (x, y), and is None without them."""
     unit, scale = length_unit(spacing_mm), spacing_mm or 1.0
     if mask.sum() < 50:
         return BoneMeasurement(None, None, None, None, None, unit, 0, "not found")
-    centre, u, t_range = _axis(mask)
+    axis = centre, u, t_range = _axis(mask)
     length = t_range[1] - t_range[0]
     normal = np.array([-u[1], u[0]])
     ts = t_range[0] + length * np.linspace(*SHAFT, PROFILES)
@@ -106,19 +124,34 @@ def measure_bone(pixels: np.ndarray, mask: np.ndarray, spacing_mm: float | None)
     region = [list(centre + a * u + b * normal) for a, b in _corners(t_range, length, w)]
     edges = [[list(p) for p in k[2]] for k in kept]
     rmd = float(np.nanmean([k[3] for k in kept])) if any(np.isfinite(k[3]) for k in kept) else None
+    contrast = float(np.mean([k[4] for k in kept]))
+    rbd = base_density(pixels, mask, background, axis, wrist, contrast) if background is not None else None
     bhi = bone_health_index(T, W, L)
-    return BoneMeasurement(W, T, 2 * T / W, bhi, L, unit, len(kept), quality, rmd, region, edges)
+    return BoneMeasurement(W, T, 2 * T / W, bhi, L, unit, len(kept), quality, rmd, rbd, region, edges)
 
 
 def feature_vector(measurements: dict[str, BoneMeasurement]) -> np.ndarray:
-    """(len(FEATURES),) float32: each metacarpal's MCI, T and W (in its unit) and RMD, NaN for a bone that is
-    missing or not measured with quality "ok": what a classifier on the indices reads."""
+    """(len(FEATURES),) float32: each metacarpal's MCI, T and W (in its unit), RMD and RBD, NaN for a bone that
+    is missing or not measured with quality "ok" (and for an RMD or RBD not read): what a classifier on the indices
+    reads."""
     values = []
     for bone in METACARPALS:
         m = measurements.get(bone)
         ok = m is not None and m.quality == "ok"
-        values += [m.MCI, m.T, m.W, np.nan if m.RMD is None else m.RMD] if ok else [np.nan] * 4
+        values += [m.MCI, m.T, m.W, _or_nan(m.RMD), _or_nan(m.RBD)] if ok else [np.nan] * 5
     return np.array(values, np.float32)
+
+
+def index_kinds(names) -> str:
+    """The kinds and bones of index names as FEATURES spells them: "MCI, T, W, RMD of M1, M2" for
+    ("M1_MCI", "M1_T", ...)."""
+    kinds = dict.fromkeys(name.split("_", 1)[1] for name in names)
+    bones = dict.fromkeys(name.split("_", 1)[0] for name in names)
+    return f"{', '.join(kinds)} of {', '.join(bones)}"
+
+
+def _or_nan(value: float | None) -> float:
+    return np.nan if value is None else value
 
 
 def radiogrammetry_json(measurements: dict[str, BoneMeasurement]) -> dict:
@@ -134,11 +167,13 @@ def radiogrammetry_json(measurements: dict[str, BoneMeasurement]) -> dict:
 
 
 def measurement_line(radiogrammetry: dict) -> str:
-    """One line for a text answer: M2–M4's mean MCI and BHI, and each measured bone's MCI with its T and W."""
+    """One line for a text answer: M2–M4's mean MCI and BHI, and each measured bone's MCI with its T, W and RBD."""
     bones = radiogrammetry.get("bones", {})
     unit = next((m["unit"] for m in bones.values()), "px")
     parts = [
-        f"{b} {m['MCI']:.2f} (T {m['T']:.2f}, W {m['W']:.2f})" + ("" if m["quality"] == "ok" else " [unsure]")
+        f"{b} {m['MCI']:.2f} (T {m['T']:.2f}, W {m['W']:.2f}"
+        + (f", RBD {m['RBD']:.2f})" if m.get("RBD") is not None else ")")
+        + ("" if m["quality"] == "ok" else " [unsure]")
         for b, m in bones.items()
         if m["MCI"] is not None
     ]
@@ -183,9 +218,9 @@ def _axis(mask: np.ndarray):
 
 
 def _profile(pixels: np.ndarray, point: np.ndarray, span, u: np.ndarray, normal: np.ndarray):
-    """(W, T, four edge points, RMD) of one profile across the shaft at `point`, in pixels; None when not found.
-    `span` is the mask's (middle, half-width) on that line (_mask_spans). The profile is the mean of a strip
-    STRIP pixels wide along the axis, which calms the trabecular texture."""
+    """(W, T, four edge points, RMD, cortex contrast) of one profile across the shaft at `point`, in pixels; None
+    when not found. `span` is the mask's (middle, half-width) on that line (_mask_spans). The profile is the mean
+    of a strip STRIP pixels wide along the axis, which calms the trabecular texture."""
     if span is None or 2 * span[1] < MIN_WIDTH_PX:
         return None
     middle, half = span
@@ -204,19 +239,20 @@ def _profile(pixels: np.ndarray, point: np.ndarray, span, u: np.ndarray, normal:
     if not 0 < thickness < width / 2:
         return None
     edges = [point + v * normal for v in (outer_a, inner_a, inner_b, outer_b)]
-    return width, thickness, edges, _marrow_ratio(values, s, inner_a, inner_b)
+    return width, thickness, edges, *_marrow_ratio(values, s, inner_a, inner_b)
 
 
-def _marrow_ratio(values: np.ndarray, s: np.ndarray, inner_a: float, inner_b: float) -> float:
-    """(marrow − tissue) / (cortex − tissue) on one profile: marrow is the middle half between the inner edges,
-    tissue the profile's outer tenth on both ends (beside the bone), cortex the profile's peak. NaN when the
-    cortex is not brighter than the tissue."""
+def _marrow_ratio(values: np.ndarray, s: np.ndarray, inner_a: float, inner_b: float) -> tuple[float, float]:
+    """((marrow − tissue) / (cortex − tissue), cortex − tissue) on one profile: marrow is the middle half between
+    the inner edges, tissue the profile's outer tenth on both ends (beside the bone), cortex the profile's peak.
+    The ratio is NaN when the cortex is not brighter than the tissue."""
     centre, quarter = (inner_a + inner_b) / 2, abs(inner_b - inner_a) / 4
     marrow = values[np.abs(s - centre) <= quarter]
     end = max(1, len(values) // 20)
     tissue = (values[:end].sum() + values[-end:].sum()) / (2 * end)
     contrast = values.max() - tissue
-    return float((marrow.mean() - tissue) / contrast) if len(marrow) and contrast > 1e-6 else float("nan")
+    ratio = float((marrow.mean() - tissue) / contrast) if len(marrow) and contrast > 1e-6 else float("nan")
+    return ratio, float(contrast)
 
 
 def _side(values: np.ndarray, s: np.ndarray):

@@ -13,6 +13,7 @@ from .anatomy import BONE_NAMES
 from .evaluation import METRICS
 from .fusion import FUSION_VARIANTS
 from .paper_tables import PAPER
+from .radiogrammetry import FEATURES, index_kinds
 from .storage import atomic_write_bytes
 
 TITLES = {
@@ -142,7 +143,7 @@ def write_report(runs: list[dict], out: str | Path, oracle_auc: float | None, no
     if any(r["variant"] in FUSION_VARIANTS for r in runs):
         lines += [
             "Table 1 also has radiogrammetry's rows (`osteo_engine/fusion.py`): `radiogrammetry` is the same probe "
-            "protocol on each image's metacarpal indices alone (MCI, T, W and RMD of M1–M5, measured on the "
+            f"protocol on each image's metacarpal indices alone ({_fused_indices(runs)}, measured on the "
             "segmenter's label maps); `METHOD+radiogrammetry` appends them to that method's encoder features.",
             "",
         ]
@@ -155,6 +156,13 @@ def write_report(runs: list[dict], out: str | Path, oracle_auc: float | None, no
     path = out / "report.md"
     atomic_write_bytes(path, "\n".join(lines).encode())
     return path
+
+
+def _fused_indices(runs: list[dict]) -> str:
+    """The indices the radiogrammetry rows read; rows fitted before RBD existed name none (MCI, T, W, RMD)."""
+    older = [name for name in FEATURES if not name.endswith("_RBD")]
+    kinds = {index_kinds(r.get("indices", older)) for r in runs if r["variant"] in FUSION_VARIANTS}
+    return " in some rows, ".join(sorted(kinds))
 
 
 def _plots(runs: list[dict], out: Path) -> list[str]:

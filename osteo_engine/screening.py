@@ -136,7 +136,7 @@ def _probe_indices(measurements: dict, model: ScreeningModel) -> tuple[np.ndarra
         return None, ""
     from .fusion import image_indices
 
-    return image_indices(measurements, model.probe.fill, model.probe.indices_unit)
+    return image_indices(measurements, model.probe.fill, model.probe.indices_unit, model.probe.indices)
 
 
 def _bone_probabilities(

@@ -47,6 +47,7 @@ class ScreeningModel:
 
 def load_screening_model(folder: str | Path | None = None, segmenter: str | Path | None = None) -> ScreeningModel:
     """A folder with `encoder.safetensors` and `probe.safetensors` (default: the bundled demo classifier)."""
+    from .radiogrammetry import index_kinds
     from .segmentation.predict import load_segmenter
     from .ssl.probe import Probe, load_encoder
 
@@ -71,7 +72,7 @@ def load_screening_model(folder: str | Path | None = None, segmenter: str | Path
         "segmenter": loaded_segmenter.card.name or "segmenter",
         "encoder": f"{method.get('method', 'pretrained')} {method['encoder']}",
         "probe": probe_card.name
-        + (" (fused with radiogrammetry: MCI, T, W, RMD of M1–M5)" if probe.fill is not None else ""),
+        + (f" (fused with radiogrammetry: {index_kinds(probe.indices)})" if probe.indices else ""),
         "trained_on": probe_card.trained_on,
     }
     population = Population.from_card(probe_card.population)

@@ -134,5 +134,16 @@ def test_osteo_experiment_writes_results_and_report_and_resumes(cohort, external
     assert not (tmp_path / "exp" / "runs" / "t1-swav-s0").exists()
     report = (tmp_path / "exp" / "report.md").read_text()
     assert "## Not yet run" in report and "t4-swav-s0" in report and "| 1 | simclr | 0 |" in report
+    # results committed without checkpoints, fused before RBD existed: kept, and the report says which indices
+    runs = tmp_path / "exp" / "runs"
+    (runs / "t1-simclr-s0" / "pretrain" / "checkpoints" / "last.safetensors").unlink()
+    fused_row = runs / "t1-simclr+radiogrammetry-s0" / "result.json"
+    older = json.loads(fused_row.read_text()) | {"config_hash": "fitted-before"}
+    del older["indices"]
+    fused_row.write_text(json.dumps(older))
+    assert main(larger) == 0
+    assert [r["method"] for r in json.loads(capsys.readouterr().out)["runs"]][-1] == "simclr+radiogrammetry"
+    report = (tmp_path / "exp" / "report.md").read_text()
+    assert "MCI, T, W, RMD of M1" in report and "MCI, T, W, RMD, RBD of M1" in report
     other = [a if a != "16" else "8" for a in args]  # another batch size: the finished runs are not its runs
     assert main(other) == 2 and "made with other settings" in capsys.readouterr().err

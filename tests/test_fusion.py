@@ -1,5 +1,7 @@
 """Radiogrammetry as probe features: missing values, the indices alone, and fused with encoder features."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -136,9 +138,33 @@ def test_a_fused_probe_keeps_its_fill_and_unit_and_refuses_other_indices(tmp_pat
         Probe.load(path, features=features.shape[1])
 
 
+def test_a_probe_fitted_before_an_index_was_added_reads_the_indices_it_knows(tmp_path):
+    bank, features = _bank(subjects=40)
+    fitted, _ = chosen_inputs(_plain(bank, features), bank, ProbeConfig(), "on")
+    older = [i for i, name in enumerate(FEATURES) if not name.endswith("_RBD")]  # as fitted before RBD existed
+    width = features.shape[1]
+    keep = np.r_[np.arange(width), width + np.array(older)]
+    probe = replace(
+        fitted.probe,
+        weight=fitted.probe.weight[keep],
+        mean=fitted.probe.mean[keep],
+        std=fitted.probe.std[keep],
+        fill=fitted.probe.fill[older],
+        indices=tuple(FEATURES[i] for i in older),
+    )
+    loaded, card = Probe.load(probe.save(tmp_path / "probe.safetensors", ProbeCard(threshold=0.5)), width)
+    assert loaded.indices == probe.indices and "M2_RBD" not in card.indices
+    values, _ = image_indices(_measured("px"), loaded.fill, "px", loaded.indices)
+    assert len(values) == len(older) and values[loaded.indices.index("M2_RMD")] == pytest.approx(0.5)
+    assert values[loaded.indices.index("M2_W")] == pytest.approx(8.0)
+    everything, _ = image_indices(_measured("px"), fitted.probe.fill, "px")
+    assert everything[FEATURES.index("M2_RBD")] == pytest.approx(0.7)
+
+
 def _measured(unit, mci=0.4):
     return {
-        bone: BoneMeasurement(8.0, 2.0, mci, 1.0, 60.0, unit, 100, "ok", 0.5) for bone in ("M1", "M2", "M3", "M4", "M5")
+        bone: BoneMeasurement(8.0, 2.0, mci, 1.0, 60.0, unit, 100, "ok", 0.5, 0.7)
+        for bone in ("M1", "M2", "M3", "M4", "M5")
     }
 
 

@@ -7,10 +7,14 @@ import cv2
 import numpy as np
 import pytest
 
+from osteo_engine.base_density import wrist_point
 from osteo_engine.errors import AnnotationError
 from osteo_engine.radiogrammetry import (
+    FEATURES,
     MeasureRequest,
     bone_bright,
+    feature_vector,
+    measure_bone,
     measure_bones,
     measure_image,
     profile_along,
@@ -54,6 +58,39 @@ def test_the_marrow_ratio_follows_the_phantoms_trabecular_density(phantoms):
             density.append(subject.latent.bones[bone].density)
     assert all(0 < v < 1 for v in measured)  # marrow between the tissue beside the bone and the cortex
     assert np.corrcoef(measured, density)[0, 1] > 0.6
+
+
+def test_the_base_density_follows_the_trabecular_density_closer_than_the_marrow_ratio(phantoms):
+    from osteo_engine.phantom import generate_subject
+
+    more = [generate_subject(1, i, raters=0) for i in range(6)]
+    cases = phantoms + [(s.image.astype(np.float32) / 65535, s.truth, s) for s in more]
+    rbd, rmd, density = [], [], []
+    for pixels, truth, subject in cases:
+        for bone, m in measure_bones(pixels, truth, bones=("M2", "M3", "M4")).items():
+            rbd.append(m.RBD)
+            rmd.append(m.RMD)
+            density.append(subject.latent.bones[bone].density)
+    r_base, r_marrow = np.corrcoef(rbd, density)[0, 1], np.corrcoef(rmd, density)[0, 1]
+    assert r_base > 0.7 and r_base > r_marrow + 0.1
+
+
+def test_the_base_is_told_by_the_forearm_wherever_the_hand_points(phantoms):
+    pixels, truth, _ = phantoms[0]
+    upright = measure_bones(pixels, truth, bones=("M2",))["M2"]
+    upside_down = measure_bones(np.rot90(pixels, 2).copy(), np.rot90(truth, 2).copy(), bones=("M2",))["M2"]
+    assert upside_down.RBD == pytest.approx(upright.RBD, abs=2e-3)
+    mask, background = truth == 4, truth == 0
+    wrist = wrist_point(truth, (1, 2))
+    centre = np.argwhere(mask)[:, ::-1].mean(0)
+    base = measure_bone(pixels, mask, None, background, wrist).RBD
+    head = measure_bone(pixels, mask, None, background, 2 * centre - wrist).RBD  # the forearm beyond the fingers
+    assert abs(head - base) > 0.03  # the two ends read differently, so the turned image found the same end
+    no_forearm = np.where(np.isin(truth, (1, 2)), 0, truth)
+    alone = measure_bones(pixels, no_forearm, bones=("M2",))
+    assert alone["M2"].RBD is None and alone["M2"].quality == "ok"  # the base unknown: RBD unread, the rest kept
+    values = feature_vector(alone)
+    assert np.isnan(values[FEATURES.index("M2_RBD")]) and np.isfinite(values[FEATURES.index("M2_MCI")])
 
 
 def test_the_measure_does_not_depend_on_how_the_hand_lies_or_on_inverted_contrast(phantoms):

@@ -70,7 +70,7 @@ def _random_screening_model(folder, threshold=0.5, indices_weight=None):
 
         n = features + len(FEATURES)
         weight = np.r_[np.zeros(features), np.full(len(FEATURES), indices_weight)]
-        probe = Probe(weight, 0.0, np.zeros(n), np.ones(n), threshold, np.full(len(FEATURES), 2.0), "px")
+        probe = Probe(weight, 0.0, np.zeros(n), np.ones(n), threshold, np.full(len(FEATURES), 2.0), "px", FEATURES)
     probe.save(
         folder / "probe.safetensors",
         ProbeCard(

@@ -189,7 +189,8 @@ class ResultPanel(QtWidgets.QScrollArea):
 
 
 def _indices(radiogrammetry: dict) -> str:
-    """The radiogrammetry in a few lines: M2–M4's mean MCI and BHI, then each metacarpal's T, W and MCI."""
+    """The radiogrammetry in a few lines: M2–M4's mean MCI and BHI, then each metacarpal's T, W, MCI and relative
+    base density."""
     bones = radiogrammetry.get("bones", {})
     if not bones:
         return ""
@@ -201,6 +202,7 @@ def _indices(radiogrammetry: dict) -> str:
     )
     rows = [
         f"{b}: T {m['T']:.2f} {unit}, W {m['W']:.2f} {unit}, MCI {m['MCI']:.2f}"
+        + (f", base density {m['RBD']:.2f}" if m.get("RBD") is not None else "")
         + ("" if m["quality"] == "ok" else f" — unsure: {m['quality']}")
         if m["MCI"] is not None
         else f"{b}: {m['quality']}"

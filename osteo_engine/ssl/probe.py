@@ -82,17 +82,20 @@ class Probe:
     mean: np.ndarray  # feature standardisation from the training patches
     std: np.ndarray
     threshold: float
-    # with radiogrammetry (fusion.py): what a missing index becomes, (len(FEATURES),), and the unit of T and W;
-    # the weights then cover the encoder's features followed by the indices
+    # with radiogrammetry (fusion.py): the indices it reads (names from radiogrammetry.FEATURES, in its weights'
+    # order), what a missing one becomes, (len(indices),), and the unit of T and W; the weights then cover the
+    # encoder's features followed by the indices
     fill: np.ndarray | None = None
     indices_unit: str = ""
+    indices: tuple[str, ...] = ()
 
     def patch_probabilities(self, features: np.ndarray) -> np.ndarray:
         z = ((features - self.mean) / self.std) @ self.weight + self.bias
         return 1.0 / (1.0 + np.exp(-z))
 
     def save(self, path: str | Path, card: ProbeCard) -> Path:
-        """The probe's weights and `card`, with the probe's threshold, at `path` (.safetensors + .json)."""
+        """The probe's weights and `card`, with the probe's threshold, at `path` (.safetensors + .json). Raises
+        ValueError for a fused probe whose fill values and named indices differ in number."""
         state = {
             "weight": torch.from_numpy(self.weight.astype(np.float32)),
             "bias": torch.tensor([self.bias], dtype=torch.float32),
@@ -100,8 +103,10 @@ class Probe:
             "std": torch.from_numpy(self.std.astype(np.float32)),
         }
         if self.fill is not None:
+            if len(self.fill) != len(self.indices):
+                raise ValueError(f"{len(self.fill)} fill values for {len(self.indices)} named indices")
             state["fill"] = torch.from_numpy(self.fill.astype(np.float32))
-            card = card.with_changes(indices=list(FEATURES), indices_unit=self.indices_unit)
+            card = card.with_changes(indices=list(self.indices), indices_unit=self.indices_unit)
         return write_model(path, state, card.with_changes(threshold=self.threshold))
 
     @staticmethod
@@ -128,20 +133,22 @@ class Probe:
                 "it must be a number between 0 and 1."
             )
         probe = Probe(weight, float(state["bias"].flatten()[0]), mean, std, float(threshold))
-        return replace(probe, fill=fill, indices_unit=card.indices_unit), card
+        indices = tuple(card.indices) if fill is not None else ()
+        return replace(probe, fill=fill, indices_unit=card.indices_unit, indices=indices), card
 
 
 def _fill(state: dict, card: ProbeCard, name: str) -> np.ndarray | None:
-    """A fused probe's fill values, checked against the indices this version measures; None for a plain one."""
+    """A fused probe's fill values, checked against the indices this version measures (a probe fitted before an
+    index was added reads the ones it knows); None for a plain one."""
     if "fill" not in state:
         return None
-    if list(card.indices) != list(FEATURES) or card.indices_unit not in UNITS:
+    if not card.indices or set(card.indices) - set(FEATURES) or card.indices_unit not in UNITS:
         raise ConfigError(
             f"{name} reads radiogrammetry indices ({', '.join(card.indices) or 'unnamed'}, unit "
             f"{card.indices_unit or 'unknown'}) that this version does not measure ({', '.join(FEATURES)})."
         )
     fill = state["fill"].float().numpy()
-    if fill.shape != (len(FEATURES),) or not np.isfinite(fill).all():
+    if fill.shape != (len(card.indices),) or not np.isfinite(fill).all():
         raise ConfigError(f"{name} holds damaged radiogrammetry fill values.")
     return fill
 

@@ -18,7 +18,7 @@ from ..cards import ProbeCard, Provenance
 from ..cohort import load_split_assignment
 from ..errors import ConfigError
 from ..fusion import fill_values, fused, fusion_probe_config
-from ..radiogrammetry import UNITS
+from ..radiogrammetry import FEATURES, UNITS
 from ..registry import PROBE_INDICES
 from ..runs import RunFolder
 from ..storage import atomic_write_json
@@ -79,7 +79,8 @@ def fuse_probe(plain: FittedProbe, bank: PatchBank, config: ProbeConfig) -> Fitt
         )
     features = fused(plain.features, bank, fill)
     probe, info = train_probe(features, bank, fusion_probe_config(config))
-    return FittedProbe(replace(probe, fill=fill, indices_unit=bank.radiogrammetry_unit), info, features, plain.encoder)
+    fused_probe = replace(probe, fill=fill, indices_unit=bank.radiogrammetry_unit, indices=FEATURES)
+    return FittedProbe(fused_probe, info, features, plain.encoder)
 
 
 def chosen_inputs(plain: FittedProbe, bank: PatchBank, config: ProbeConfig, mode: str) -> tuple[FittedProbe, dict]:
