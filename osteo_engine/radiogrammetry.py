@@ -91,19 +91,17 @@ def measure_bones(
         raise ValueError(f"the image {pixels.shape} and its label map {labels.shape} differ in size")
     smooth = cv2.GaussianBlur(pixels.astype(np.float32), (0, 0), 0.7)
     wrist = wrist_point(labels, (BONE_IDS["ulna"], BONE_IDS["radius"]))
-    background = labels == 0
-    return {bone: measure_bone(smooth, labels == BONE_IDS[bone], spacing_mm, background, wrist) for bone in bones}
+    return {bone: measure_bone(smooth, labels == BONE_IDS[bone], spacing_mm, wrist) for bone in bones}
 
 
 def measure_bone(
     pixels: np.ndarray,
     mask: np.ndarray,
     spacing_mm: float | None,
-    background: np.ndarray | None = None,
     wrist: np.ndarray | None = None,
 ) -> BoneMeasurement:
-    """One bone's measurement (pixels smoothed as measure_bones does); RBD needs `background` (no bone label)
-    and the forearm's centroid `wrist` (x, y), and is None without them."""
+    """One bone's measurement (pixels smoothed as measure_bones does); RBD needs the forearm's centroid `wrist`
+    (x, y), and is None without it."""
     unit, scale = length_unit(spacing_mm), spacing_mm or 1.0
     if mask.sum() < 50:
         return BoneMeasurement(None, None, None, None, None, unit, 0, "not found")
@@ -124,8 +122,8 @@ def measure_bone(
     region = [list(centre + a * u + b * normal) for a, b in _corners(t_range, length, w)]
     edges = [[list(p) for p in k[2]] for k in kept]
     rmd = float(np.nanmean([k[3] for k in kept])) if any(np.isfinite(k[3]) for k in kept) else None
-    contrast = float(np.mean([k[4] for k in kept]))
-    rbd = base_density(pixels, mask, background, axis, wrist, contrast) if background is not None else None
+    contrast, tissue = float(np.mean([k[4] for k in kept])), float(np.mean([k[5] for k in kept]))
+    rbd = base_density(pixels, mask, axis, wrist, tissue, contrast)
     bhi = bone_health_index(T, W, L)
     return BoneMeasurement(W, T, 2 * T / W, bhi, L, unit, len(kept), quality, rmd, rbd, region, edges)
 
@@ -155,8 +153,8 @@ def _or_nan(value: float | None) -> float:
 
 
 def radiogrammetry_json(measurements: dict[str, BoneMeasurement]) -> dict:
-    """`{"bones": {"M2": {"W", "T", "MCI", "BHI", "L", "unit", "n_profiles", "quality"}, ...}}` plus the mean MCI
-    and BHI of M2–M4 where all three are "ok" (BoneXpert's bones), else None."""
+    """`{"bones": {"M2": {"W", "T", "MCI", "BHI", "L", "unit", "n_profiles", "quality", "RMD", "RBD"}, ...}}` plus
+    the mean MCI and BHI of M2–M4 where all three are "ok" (BoneXpert's bones), else None."""
     middle = [measurements.get(b) for b in ("M2", "M3", "M4")]
     trusted = all(m is not None and m.quality == "ok" for m in middle)
     return {
@@ -218,9 +216,9 @@ def _axis(mask: np.ndarray):
 
 
 def _profile(pixels: np.ndarray, point: np.ndarray, span, u: np.ndarray, normal: np.ndarray):
-    """(W, T, four edge points, RMD, cortex contrast) of one profile across the shaft at `point`, in pixels; None
-    when not found. `span` is the mask's (middle, half-width) on that line (_mask_spans). The profile is the mean
-    of a strip STRIP pixels wide along the axis, which calms the trabecular texture."""
+    """(W, T, four edge points, RMD, cortex contrast, tissue) of one profile across the shaft at `point`, in
+    pixels; None when not found. `span` is the mask's (middle, half-width) on that line (_mask_spans). The profile
+    is the mean of a strip STRIP pixels wide along the axis, which calms the trabecular texture."""
     if span is None or 2 * span[1] < MIN_WIDTH_PX:
         return None
     middle, half = span
@@ -242,9 +240,9 @@ def _profile(pixels: np.ndarray, point: np.ndarray, span, u: np.ndarray, normal:
     return width, thickness, edges, *_marrow_ratio(values, s, inner_a, inner_b)
 
 
-def _marrow_ratio(values: np.ndarray, s: np.ndarray, inner_a: float, inner_b: float) -> tuple[float, float]:
-    """((marrow − tissue) / (cortex − tissue), cortex − tissue) on one profile: marrow is the middle half between
-    the inner edges, tissue the profile's outer tenth on both ends (beside the bone), cortex the profile's peak.
+def _marrow_ratio(values: np.ndarray, s: np.ndarray, inner_a: float, inner_b: float) -> tuple[float, float, float]:
+    """((marrow − tissue) / (cortex − tissue), cortex − tissue, tissue) on one profile: marrow is the middle half
+    between the inner edges, tissue the profile's outer tenth on both ends (beside the bone), cortex the profile's peak.
     The ratio is NaN when the cortex is not brighter than the tissue."""
     centre, quarter = (inner_a + inner_b) / 2, abs(inner_b - inner_a) / 4
     marrow = values[np.abs(s - centre) <= quarter]
@@ -252,7 +250,7 @@ def _marrow_ratio(values: np.ndarray, s: np.ndarray, inner_a: float, inner_b: fl
     tissue = (values[:end].sum() + values[-end:].sum()) / (2 * end)
     contrast = values.max() - tissue
     ratio = float((marrow.mean() - tissue) / contrast) if len(marrow) and contrast > 1e-6 else float("nan")
-    return ratio, float(contrast)
+    return ratio, float(contrast), float(tissue)
 
 
 def _side(values: np.ndarray, s: np.ndarray):

@@ -80,11 +80,11 @@ def test_the_base_is_told_by_the_forearm_wherever_the_hand_points(phantoms):
     upright = measure_bones(pixels, truth, bones=("M2",))["M2"]
     upside_down = measure_bones(np.rot90(pixels, 2).copy(), np.rot90(truth, 2).copy(), bones=("M2",))["M2"]
     assert upside_down.RBD == pytest.approx(upright.RBD, abs=2e-3)
-    mask, background = truth == 4, truth == 0
+    mask = truth == 4
     wrist = wrist_point(truth, (1, 2))
     centre = np.argwhere(mask)[:, ::-1].mean(0)
-    base = measure_bone(pixels, mask, None, background, wrist).RBD
-    head = measure_bone(pixels, mask, None, background, 2 * centre - wrist).RBD  # the forearm beyond the fingers
+    base = measure_bone(pixels, mask, None, wrist).RBD
+    head = measure_bone(pixels, mask, None, 2 * centre - wrist).RBD  # the forearm beyond the fingers
     assert abs(head - base) > 0.03  # the two ends read differently, so the turned image found the same end
     no_forearm = np.where(np.isin(truth, (1, 2)), 0, truth)
     alone = measure_bones(pixels, no_forearm, bones=("M2",))
