@@ -4,7 +4,7 @@ tissue beside it, on the scale of the same bone's cortical contrast at mid-shaft
 Why: a metacarpal's mid-shaft is mostly cortex, and the marrow seen through it (RMD) is a weak reading of the
 trabecular bone. Near the base (the proximal metaphysis) the cortex is thin and the trabecular bone fills a
 wider shaft, so density shows there far more. On the phantom cohort's true label maps, RBD follows each bone's
-true trabecular density at r = 0.89 / 0.88 / 0.88 / 0.87 for M2–M5 against 0.57–0.65 for RMD (README,
+true trabecular density at r = 0.88 / 0.87 / 0.86 / 0.87 for M2–M5 against 0.57–0.65 for RMD (README,
 "Radiogrammetry", with its commands). Periarticular bone is also where osteopenia shows
 first on real hand radiographs.
 

@@ -81,7 +81,8 @@ def test_the_bundled_demo_classifier_reads_the_inputs_its_card_chose():
     _, card = load_model(REPO / "resources" / "models" / "screening" / "probe.safetensors", ProbeCard)
     model = load_screening_model()
     fused = card.fusion.get("kept") == "encoder+radiogrammetry"
-    assert (model.probe.fill is not None) == fused == (card.indices == list(FEATURES))
+    assert (model.probe.fill is not None) == fused == bool(card.indices)
+    assert set(card.indices) <= set(FEATURES) and model.probe.indices == tuple(card.indices)
     assert ("radiogrammetry" in model.names["probe"]) == fused
     if card.fusion.get("mode") == "auto":  # kept only when validation said the indices help
         scores = card.fusion["val_macro_f1"]
