@@ -19,8 +19,7 @@ import numpy as np
 
 from .cohort import read_manifest
 from .errors import ConfigError
-from .fusion import FUSION_VARIANTS, fill_values, fusion_probe_config, probe_features
-from .radiogrammetry import FEATURES
+from .fusion import FUSION_VARIANTS, READ, fill_values, fusion_probe_config, probe_features
 from .registry import TABLES
 from .ssl.data import PatchBank, cached_patch_bank, probe_inputs
 from .ssl.methods import METHODS
@@ -201,7 +200,7 @@ def fusion_runs(spec: RunSpec, record: dict, bank: PatchBank, request: Experimen
         made_with = {
             "probe": asdict(probe_config),
             "encoder": record["config_hash"] if encoder_file else None,
-            "indices": list(FEATURES),
+            "indices": list(READ),
         }
         config_hash = hashlib.sha256(strict_json(made_with, sort_keys=True).encode()).hexdigest()[:16]
         done = folder / "result.json"
@@ -216,7 +215,7 @@ def fusion_runs(spec: RunSpec, record: dict, bank: PatchBank, request: Experimen
         if everything is not None:
             row["external"] = scored_externally(probe, probe_features(everything, fill, encoder), everything)
         row["config_hash"] = config_hash
-        row["indices"] = list(FEATURES)
+        row["indices"] = list(READ)
         atomic_write_bytes(done, strict_json(row, indent=2).encode())
         out.append(row)
     return out

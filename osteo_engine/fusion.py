@@ -1,7 +1,10 @@
 """Radiogrammetry as a classifier, alone and beside the SSL features (the experiment report's fusion rows).
 
-Each bone patch of a bank carries its image's metacarpal indices (`PatchBank.radiogrammetry`: MCI, T, W, RMD
-and RBD of M1–M5, `radiogrammetry.FEATURES`). The same linear probe protocol as the SSL rows
+Each bone patch of a bank carries its image's indices (`PatchBank.radiogrammetry`: MCI, T, W, RMD and RBD of the
+radius, ulna and M1–M5, and the hand's mean MCI and median RBD, `radiogrammetry.FEATURES`). The probes read
+`READ`, the hand's two summaries: on the phantom cohort they beat every per-bone set tried, which a few hundred
+subjects cannot weigh without overfitting (README, "Radiogrammetry"). The same linear probe protocol as the SSL
+rows
 (`ssl.probe.train_probe`: subject-wise folds choose the strength and threshold, a subject's probability is the
 mean over its bones) is fitted on
 - the indices alone: every patch of an image holds the same values, so this is a logistic regression on the
@@ -21,11 +24,12 @@ from dataclasses import replace
 import numpy as np
 
 from .errors import ConfigError
-from .radiogrammetry import FEATURES, BoneMeasurement, feature_vector
+from .radiogrammetry import FEATURES, SUMMARY, BoneMeasurement, feature_vector
 from .ssl.data import PatchBank
 from .ssl.probe import ProbeConfig, encode
 
-# the probe's strengths and two weaker regularisations: 20 indices need less shrinking than 512 features
+READ = SUMMARY  # the indices a fused or indices-only probe reads, from FEATURES
+# the probe's strengths and two weaker regularisations: a few indices need less shrinking than 512 features
 STRENGTHS = ProbeConfig().strengths + (0.3, 1.0)
 FUSION_VARIANTS = ("radiogrammetry", "fusion")  # the indices alone; fused with an encoder's features
 
@@ -34,31 +38,36 @@ def fusion_probe_config(config: ProbeConfig) -> ProbeConfig:
     return replace(config, strengths=STRENGTHS)
 
 
-def fill_values(bank: PatchBank) -> np.ndarray:
-    """(F,) each index's mean over the bank's labelled train and val patches (what a missing value becomes).
-    Raises ConfigError for a bank made without radiogrammetry."""
+def fill_values(bank: PatchBank, names: tuple[str, ...] = READ) -> np.ndarray:
+    """(len(names),) each index's mean over the bank's labelled train and val patches (what a missing value
+    becomes). Raises ConfigError for a bank made without radiogrammetry."""
     if bank.radiogrammetry is None:
         raise ConfigError("this patch bank has no radiogrammetry (a raw bank, or one cached before it existed).")
     fitted = np.isin(bank.splits, ("train", "val")) & (bank.labels >= 0)
-    values = bank.radiogrammetry[fitted]
+    values = _columns(bank, names)[fitted]
     finite = np.isfinite(values)
     counts = finite.sum(axis=0)
     return np.where(counts > 0, np.where(finite, values, 0.0).sum(axis=0) / np.maximum(counts, 1), 0.0)
 
 
-def indices_of(bank: PatchBank, fill: np.ndarray) -> np.ndarray:
-    """(N, F) the bank's radiogrammetry with each missing value replaced by `fill`."""
-    values = bank.radiogrammetry
+def indices_of(bank: PatchBank, fill: np.ndarray, names: tuple[str, ...] = READ) -> np.ndarray:
+    """(N, len(names)) the bank's indices `names` with each missing value replaced by `fill`."""
+    values = _columns(bank, names)
     return np.where(np.isnan(values), fill[None], values).astype(np.float64)
 
 
+def _columns(bank: PatchBank, names: tuple[str, ...]) -> np.ndarray:
+    return bank.radiogrammetry[:, [FEATURES.index(name) for name in names]]
+
+
 def fused(features: np.ndarray, bank: PatchBank, fill: np.ndarray) -> np.ndarray:
-    """(N, F_encoder + F_indices): each patch's encoder features with its image's indices appended."""
+    """(N, F_encoder + len(READ)): each patch's encoder features with its image's indices `READ` appended."""
     return np.concatenate([features.astype(np.float64), indices_of(bank, fill)], axis=1)
 
 
 def probe_features(part: PatchBank, fill: np.ndarray, encoder=None) -> np.ndarray:
-    """What a radiogrammetry row's probe reads: the indices alone, or fused with `encoder`'s patch features."""
+    """What a radiogrammetry row's probe reads: the indices `READ` alone, or fused with `encoder`'s patch
+    features."""
     if encoder is None:
         return indices_of(part, fill)
     return fused(encode(encoder, part.patches), part, fill)

@@ -13,7 +13,7 @@ from .anatomy import BONE_NAMES
 from .evaluation import METRICS
 from .fusion import FUSION_VARIANTS
 from .paper_tables import PAPER
-from .radiogrammetry import FEATURES, index_kinds
+from .radiogrammetry import METACARPALS, index_kinds
 from .storage import atomic_write_bytes
 
 TITLES = {
@@ -143,7 +143,7 @@ def write_report(runs: list[dict], out: str | Path, oracle_auc: float | None, no
     if any(r["variant"] in FUSION_VARIANTS for r in runs):
         lines += [
             "Table 1 also has radiogrammetry's rows (`osteo_engine/fusion.py`): `radiogrammetry` is the same probe "
-            f"protocol on each image's metacarpal indices alone ({_fused_indices(runs)}, measured on the "
+            f"protocol on each image's radiogrammetry alone ({_fused_indices(runs)}, measured on the "
             "segmenter's label maps); `METHOD+radiogrammetry` appends them to that method's encoder features.",
             "",
         ]
@@ -159,8 +159,9 @@ def write_report(runs: list[dict], out: str | Path, oracle_auc: float | None, no
 
 
 def _fused_indices(runs: list[dict]) -> str:
-    """The indices the radiogrammetry rows read; rows fitted before RBD existed name none (MCI, T, W, RMD)."""
-    older = [name for name in FEATURES if not name.endswith("_RBD")]
+    """The indices the radiogrammetry rows read; rows fitted before RBD existed name none (MCI, T, W, RMD of
+    M1–M5)."""
+    older = [f"{bone}_{kind}" for bone in METACARPALS for kind in ("MCI", "T", "W", "RMD")]
     kinds = {index_kinds(r.get("indices", older)) for r in runs if r["variant"] in FUSION_VARIANTS}
     return " in some rows, ".join(sorted(kinds))
 

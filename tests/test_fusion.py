@@ -1,14 +1,12 @@
 """Radiogrammetry as probe features: missing values, the indices alone, and fused with encoder features."""
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 
 from osteo_engine.cards import ProbeCard
 from osteo_engine.errors import ConfigError
 from osteo_engine.evaluation import screening_metrics
-from osteo_engine.fusion import fill_values, fused, fusion_probe_config, image_indices, indices_of
+from osteo_engine.fusion import READ, fill_values, fused, fusion_probe_config, image_indices, indices_of
 from osteo_engine.radiogrammetry import FEATURES, BoneMeasurement
 from osteo_engine.ssl.data import PatchBank
 from osteo_engine.ssl.probe import Probe, ProbeConfig, subject_scores, train_probe
@@ -18,7 +16,8 @@ BONES = ["ulna", "radius", "M1", "M2", "M3", "M4", "M5"]
 
 
 def _bank(subjects=300, seed=0):
-    """Subjects whose label lives in their M2 MCI (an image-level value) and weakly in the patch features."""
+    """Subjects whose label lives in their M2 MCI and the hand's mean MCI (image-level values), and weakly in the
+    patch features."""
     rng = np.random.default_rng(seed)
     labels = (rng.random(subjects) < 0.4).astype(int)
     mci = 0.45 - 0.08 * labels + rng.normal(0, 0.03, subjects)
@@ -28,6 +27,7 @@ def _bank(subjects=300, seed=0):
     index = np.array([s for s, _ in rows])
     indices = rng.normal(1.0, 0.1, (subjects, len(FEATURES))).astype(np.float32)
     indices[:, FEATURES.index("M2_MCI")] = mci
+    indices[:, FEATURES.index("hand_MCI")] = mci + rng.normal(0, 0.01, subjects)
     indices[rng.random(indices.shape) < 0.1] = np.nan  # bones flagged by the quality check
     features = rng.normal(size=(len(rows), 32))
     features[:, 0] += 0.3 * labels[index]
@@ -56,12 +56,15 @@ def test_a_missing_index_becomes_the_training_mean_and_adds_nothing():
     bank, _ = _bank()
     fill = fill_values(bank)
     fitted = np.isin(bank.splits, ("train", "val"))
-    assert fill == pytest.approx(np.nanmean(bank.radiogrammetry[fitted], 0), rel=1e-5)
+    read = bank.radiogrammetry[:, [FEATURES.index(name) for name in READ]]
+    assert fill == pytest.approx(np.nanmean(read[fitted], 0), rel=1e-5)
     x = indices_of(bank, fill)
-    assert not np.isnan(x).any()
-    missing = np.isnan(bank.radiogrammetry)
+    assert not np.isnan(x).any() and x.shape == (len(read), len(READ))
+    missing = np.isnan(read)
     assert np.allclose(x[missing], np.broadcast_to(fill, x.shape)[missing])
-    assert np.array_equal(x[~missing], bank.radiogrammetry[~missing].astype(np.float64))
+    assert np.array_equal(x[~missing], read[~missing].astype(np.float64))
+    everything = indices_of(bank, fill_values(bank, FEATURES), FEATURES)
+    assert everything.shape == bank.radiogrammetry.shape and not np.isnan(everything).any()
 
 
 def test_the_indices_alone_and_fused_beat_weak_encoder_features():
@@ -70,7 +73,7 @@ def test_the_indices_alone_and_fused_beat_weak_encoder_features():
     encoder_only = _test_auc(features, bank)
     indices_only = _test_auc(indices_of(bank, fill), bank)
     both = _test_auc(fused(features, bank, fill), bank)
-    assert fused(features, bank, fill).shape == (len(features), 32 + len(FEATURES))
+    assert fused(features, bank, fill).shape == (len(features), 32 + len(READ))
     assert indices_only > 0.85 and both > 0.85 and both > encoder_only + 0.1
 
 
@@ -106,7 +109,7 @@ def test_auto_keeps_the_indices_only_when_validation_says_they_help():
     fitted, record = chosen_inputs(plain, bank, ProbeConfig(), "auto")
     assert record["kept"] == "encoder+radiogrammetry" and fitted.probe.fill is not None
     assert record["val_macro_f1"]["encoder+radiogrammetry"] > record["val_macro_f1"]["encoder"]
-    assert fitted.features.shape[1] == features.shape[1] + len(FEATURES) and fitted.probe.indices_unit == "px"
+    assert fitted.features.shape[1] == features.shape[1] + len(READ) and fitted.probe.indices_unit == "px"
     useless = bank.select(np.arange(len(bank.bones)))
     useless.radiogrammetry = np.random.default_rng(1).normal(size=bank.radiogrammetry.shape).astype(np.float32)
     strong = features.copy()
@@ -128,37 +131,29 @@ def test_a_fused_probe_keeps_its_fill_and_unit_and_refuses_other_indices(tmp_pat
     fitted, _ = chosen_inputs(_plain(bank, features), bank, ProbeConfig(), "on")
     path = fitted.probe.save(tmp_path / "probe.safetensors", ProbeCard(threshold=0.5))
     loaded, card = Probe.load(path, features=features.shape[1])
-    assert card.indices == list(FEATURES) and loaded.indices_unit == "px"
-    assert np.allclose(loaded.fill, fitted.probe.fill) and len(loaded.weight) == features.shape[1] + len(FEATURES)
+    assert card.indices == list(READ) and loaded.indices_unit == "px"
+    assert np.allclose(loaded.fill, fitted.probe.fill) and len(loaded.weight) == features.shape[1] + len(READ)
     with pytest.raises(ConfigError, match="its encoder gives"):
         Probe.load(path, features=features.shape[1] + 1)
-    text = (tmp_path / "probe.json").read_text().replace('"M1_MCI"', '"M1_CTI"')
+    text = (tmp_path / "probe.json").read_text().replace('"hand_MCI"', '"hand_CTI"')
     (tmp_path / "probe.json").write_text(text)
     with pytest.raises(ConfigError, match="does not measure"):
         Probe.load(path, features=features.shape[1])
 
 
 def test_a_probe_fitted_before_an_index_was_added_reads_the_indices_it_knows(tmp_path):
-    bank, features = _bank(subjects=40)
-    fitted, _ = chosen_inputs(_plain(bank, features), bank, ProbeConfig(), "on")
-    older = [i for i, name in enumerate(FEATURES) if not name.endswith("_RBD")]  # as fitted before RBD existed
-    width = features.shape[1]
-    keep = np.r_[np.arange(width), width + np.array(older)]
-    probe = replace(
-        fitted.probe,
-        weight=fitted.probe.weight[keep],
-        mean=fitted.probe.mean[keep],
-        std=fitted.probe.std[keep],
-        fill=fitted.probe.fill[older],
-        indices=tuple(FEATURES[i] for i in older),
-    )
+    # as the bundled demo probe was fitted: every metacarpal index but RBD, before the forearm and the summary
+    older = tuple(f"{bone}_{kind}" for bone in ("M1", "M2", "M3", "M4", "M5") for kind in ("MCI", "T", "W", "RMD"))
+    width, n = 32, 32 + len(older)
+    probe = Probe(np.ones(n), 0.0, np.zeros(n), np.ones(n), 0.5, np.full(len(older), 2.0), "px", older)
     loaded, card = Probe.load(probe.save(tmp_path / "probe.safetensors", ProbeCard(threshold=0.5)), width)
     assert loaded.indices == probe.indices and "M2_RBD" not in card.indices
     values, _ = image_indices(_measured("px"), loaded.fill, "px", loaded.indices)
     assert len(values) == len(older) and values[loaded.indices.index("M2_RMD")] == pytest.approx(0.5)
     assert values[loaded.indices.index("M2_W")] == pytest.approx(8.0)
-    everything, _ = image_indices(_measured("px"), fitted.probe.fill, "px")
+    everything, _ = image_indices(_measured("px"), np.zeros(len(FEATURES)), "px")
     assert everything[FEATURES.index("M2_RBD")] == pytest.approx(0.7)
+    assert everything[FEATURES.index("hand_MCI")] == pytest.approx(0.4)  # the mean of five bones of MCI 0.4
 
 
 def _measured(unit, mci=0.4):

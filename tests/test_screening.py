@@ -2,6 +2,7 @@ import math
 
 import pytest
 
+from osteo_engine.radiogrammetry import MEASURED
 from osteo_engine.screening import DISCLAIMER, ReferPolicy, decide
 
 POLICY = ReferPolicy(min_bones=5, max_uncertainty=0.3, margin=0.05)
@@ -130,7 +131,7 @@ def test_osteo_screen_answers_every_image_as_one_json_line(tiny_segmenter, tmp_p
     assert (
         set(good["timings_s"]) == {"segment", "classify", "radiogrammetry"} and good["model"]["probe"] == "test probe"
     )
-    assert set(good["radiogrammetry"]["bones"]) == {"M1", "M2", "M3", "M4", "M5"}  # each with its quality
+    assert set(good["radiogrammetry"]["bones"]) == set(MEASURED)  # each with its quality
     assert all(
         {"T", "W", "MCI", "BHI", "L", "unit", "n_profiles", "quality"} <= set(m)
         for m in good["radiogrammetry"]["bones"].values()

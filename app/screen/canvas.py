@@ -2,7 +2,7 @@
 
 Overlays, each shown or hidden with its own opacity: the predicted bones (the weighted mean), one module's
 own label map, one uncertainty map as a heat map (with the colour bar), and an annotation project's masks.
-Radiogrammetry draws each metacarpal's mid-shaft region and its measured edges (outer red, inner green).
+Radiogrammetry draws each measured bone's mid-shaft region and its measured edges (outer red, inner green).
 Wheel zooms, left drag pans.
 """
 
@@ -79,7 +79,7 @@ class ScreenCanvas(pg.GraphicsLayoutWidget):
         self.colour_bar.axis.setLabel(label)
 
     def set_measurements(self, measurements: dict) -> None:
-        """Each measured metacarpal's mid-shaft region and, on every 4th profile, its four edges."""
+        """Each measured bone's mid-shaft region and, on every 4th profile, its four edges."""
         profiles, segments = [np.zeros((0, 4, 2))], []
         for m in measurements.values():
             if m.edges is None:

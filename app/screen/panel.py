@@ -8,7 +8,6 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from osteo_engine.anatomy import BONE_NAMES
-from osteo_engine.radiogrammetry import METACARPALS
 from osteo_engine.screening import DISCLAIMER, how_read
 from osteo_engine.screening import shown as _shown
 
@@ -63,7 +62,7 @@ class ResultPanel(QtWidgets.QScrollArea):
         layout.addWidget(self.chart)
         self.hover = QtWidgets.QLabel("")
         layout.addWidget(self.hover)
-        self.profile = pg.PlotWidget(background="w")  # a clicked metacarpal's profile with its edges
+        self.profile = pg.PlotWidget(background="w")  # a clicked bone's profile with its edges
         self.profile.setMinimumHeight(160)
         self.profile.setLabel("bottom", "across the shaft (pixels)")
         self.profile.setLabel("left", "intensity")
@@ -109,7 +108,7 @@ class ResultPanel(QtWidgets.QScrollArea):
             self.shown[name], self.opacity[name] = check, slider
             grid.addWidget(check, row, 0)
             grid.addWidget(slider, row, 1)
-        self.edges_shown = QtWidgets.QCheckBox("Radiogrammetry edges (click a metacarpal: its profile)")
+        self.edges_shown = QtWidgets.QCheckBox("Radiogrammetry edges (click a bone: its profile)")
         self.edges_shown.setChecked(True)
         self.edges_shown.toggled.connect(lambda on: self.overlay_shown.emit("radiogrammetry", on))
         grid.addWidget(self.edges_shown, len(OVERLAYS) + 2, 0, 1, 2)
@@ -189,8 +188,8 @@ class ResultPanel(QtWidgets.QScrollArea):
 
 
 def _indices(radiogrammetry: dict) -> str:
-    """The radiogrammetry in a few lines: M2–M4's mean MCI and BHI, then each metacarpal's T, W, MCI and relative
-    base density."""
+    """The radiogrammetry in a few lines: M2–M4's mean MCI and BHI, the hand's mean MCI and median base density,
+    then each bone's T, W, MCI and relative base density."""
     bones = radiogrammetry.get("bones", {})
     if not bones:
         return ""
@@ -207,10 +206,20 @@ def _indices(radiogrammetry: dict) -> str:
         if m["MCI"] is not None
         else f"{b}: {m['quality']}"
         for b, m in bones.items()
-        if b in METACARPALS
     ]
     note = radiogrammetry.get("fusion_note")
-    return "\n".join([head, *rows] + ([f"Classifier: {note}"] if note else []))
+    return "\n".join([head, *_hand_line(radiogrammetry), *rows] + ([f"Classifier: {note}"] if note else []))
+
+
+def _hand_line(radiogrammetry: dict) -> list[str]:
+    """["Hand: mean MCI 0.45 over 7 bones, median base density 0.61"], or [] where the hand was not summarised."""
+    if radiogrammetry.get("hand_MCI") is None:
+        return []
+    density = radiogrammetry.get("hand_RBD")
+    return [
+        f"Hand: mean MCI {radiogrammetry['hand_MCI']:.2f} over {radiogrammetry['hand_bones']} bones"
+        + (f", median base density {density:.2f}" if density is not None else "")
+    ]
 
 
 def _wrapping(text: str = "") -> QtWidgets.QLabel:

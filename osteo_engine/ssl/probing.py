@@ -17,8 +17,8 @@ import numpy as np
 from ..cards import ProbeCard, Provenance
 from ..cohort import load_split_assignment
 from ..errors import ConfigError
-from ..fusion import fill_values, fused, fusion_probe_config
-from ..radiogrammetry import FEATURES, UNITS
+from ..fusion import READ, fill_values, fused, fusion_probe_config
+from ..radiogrammetry import UNITS
 from ..registry import PROBE_INDICES
 from ..runs import RunFolder
 from ..storage import atomic_write_json
@@ -79,7 +79,7 @@ def fuse_probe(plain: FittedProbe, bank: PatchBank, config: ProbeConfig) -> Fitt
         )
     features = fused(plain.features, bank, fill)
     probe, info = train_probe(features, bank, fusion_probe_config(config))
-    fused_probe = replace(probe, fill=fill, indices_unit=bank.radiogrammetry_unit, indices=FEATURES)
+    fused_probe = replace(probe, fill=fill, indices_unit=bank.radiogrammetry_unit, indices=READ)
     return FittedProbe(fused_probe, info, features, plain.encoder)
 
 
