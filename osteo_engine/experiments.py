@@ -19,7 +19,7 @@ import numpy as np
 
 from .cohort import read_manifest
 from .errors import ConfigError
-from .fusion import FUSION_VARIANTS, READ, fill_values, fusion_probe_config, probe_features
+from .fusion import EMPHASES, FUSION_VARIANTS, READ, fill_values, fusion_probe_config, probe_features, train_fused_probe
 from .registry import TABLES
 from .ssl.data import PatchBank, cached_patch_bank, probe_inputs
 from .ssl.methods import METHODS
@@ -201,6 +201,7 @@ def fusion_runs(spec: RunSpec, record: dict, bank: PatchBank, request: Experimen
             "probe": asdict(probe_config),
             "encoder": record["config_hash"] if encoder_file else None,
             "indices": list(READ),
+            "emphases": list(EMPHASES) if encoder_file else None,
         }
         config_hash = hashlib.sha256(strict_json(made_with, sort_keys=True).encode()).hexdigest()[:16]
         done = folder / "result.json"
@@ -210,7 +211,7 @@ def fusion_runs(spec: RunSpec, record: dict, bank: PatchBank, request: Experimen
             continue
         encoder = load_encoder(encoder_file)[0] if encoder_file else None
         x = probe_features(bank, fill, encoder)
-        probe, info = train_probe(x, bank, probe_config)
+        probe, info = train_fused_probe(x, bank, probe_config) if encoder else train_probe(x, bank, probe_config)
         row = {"table": "1", "method": method, "variant": variant, "seed": spec.seed} | scored(probe, info, x, bank)
         if everything is not None:
             row["external"] = scored_externally(probe, probe_features(everything, fill, encoder), everything)

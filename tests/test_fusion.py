@@ -6,7 +6,16 @@ import pytest
 from osteo_engine.cards import ProbeCard
 from osteo_engine.errors import ConfigError
 from osteo_engine.evaluation import screening_metrics
-from osteo_engine.fusion import READ, fill_values, fused, fusion_probe_config, image_indices, indices_of
+from osteo_engine.fusion import (
+    EMPHASES,
+    READ,
+    fill_values,
+    fused,
+    fusion_probe_config,
+    image_indices,
+    indices_of,
+    train_fused_probe,
+)
 from osteo_engine.radiogrammetry import FEATURES, BoneMeasurement
 from osteo_engine.ssl.data import PatchBank
 from osteo_engine.ssl.probe import Probe, ProbeConfig, subject_scores, train_probe
@@ -75,6 +84,24 @@ def test_the_indices_alone_and_fused_beat_weak_encoder_features():
     both = _test_auc(fused(features, bank, fill), bank)
     assert fused(features, bank, fill).shape == (len(features), 32 + len(READ))
     assert indices_only > 0.85 and both > 0.85 and both > encoder_only + 0.1
+
+
+def test_a_fused_probe_shrinks_the_indices_less_than_hundreds_of_weak_features():
+    bank, features = _bank(subjects=200)
+    noise = np.random.default_rng(1).normal(size=(len(features), 480))
+    x = fused(np.c_[features, noise], bank, fill_values(bank))
+    test = bank.splits == "test"
+    one_penalty, plain = train_probe(x, bank, fusion_probe_config(ProbeConfig()))
+    probe, info = train_fused_probe(x, bank, ProbeConfig())
+    assert plain["emphasis"] == 1.0 and info["emphasis"] in EMPHASES and info["emphasis"] > 1
+    assert info["val_macro_f1"] >= plain["val_macro_f1"]  # the plain probe is one of the candidates
+    scale = one_penalty.std[-1] / probe.std[-1] * probe.std[0] / one_penalty.std[0]
+    assert scale == pytest.approx(info["emphasis"], rel=1e-3)  # kept in the probe as a smaller std
+    auc = {}
+    for name, p in (("one", one_penalty), ("fused", probe)):
+        _, labels, probs = subject_scores(bank.select(test), p.patch_probabilities(x[test]))
+        auc[name] = screening_metrics(labels, probs, p.threshold)["auc"]
+    assert auc["fused"] > auc["one"] + 0.03  # 0.89 against 0.82 when written
 
 
 def test_a_bank_without_radiogrammetry_is_refused_plainly():

@@ -75,7 +75,8 @@ def add_probe_parser(sub) -> None:
         "--radiogrammetry",
         choices=registry.PROBE_INDICES,
         default="off",
-        help="append each image's metacarpal indices (MCI, T, W, RMD, RBD of M1–M5) to its patches' features: "
+        help="append each image's radiogrammetry summary (the hand's mean MCI and median base density over the "
+        "radius, ulna and M1–M5) to its patches' features: "
         "off (default), on, or auto (kept only when the validation macro-F1 is higher with them)",
     )
     p.add_argument("--json", action="store_true")

@@ -42,7 +42,7 @@ class PatchBank:
     splits: np.ndarray  # (N,)
     images: np.ndarray  # (N,) image file name
     skipped: list[str]  # sentences: images that could not be used, and why
-    # (N, len(radiogrammetry.FEATURES)): the patch's image's metacarpal indices (NaN where not measured);
+    # (N, len(radiogrammetry.FEATURES)): the patch's image's radiogrammetry indices (NaN where not measured);
     # None for a raw bank
     radiogrammetry: np.ndarray | None = None
     # the unit of its T and W: "mm" or "px" when every image's was the same (radiogrammetry.BoneMeasurement),

@@ -153,36 +153,58 @@ def _fill(state: dict, card: ProbeCard, name: str) -> np.ndarray | None:
     return fill
 
 
-def train_probe(features: np.ndarray, bank: PatchBank, config: ProbeConfig = ProbeConfig()) -> tuple[Probe, dict]:
+def train_probe(
+    features: np.ndarray,
+    bank: PatchBank,
+    config: ProbeConfig = ProbeConfig(),
+    *,
+    appended: int = 0,
+    emphases: tuple[float, ...] = (1.0,),
+) -> tuple[Probe, dict]:
     """A probe on `features` (patches, F) of `bank`'s labelled train and val patches, by `config.protocol`.
-    Returns it and what chose it: strength, threshold, validation macro-F1 (on subjects the chosen model did
-    not see, at a threshold not fitted on them). Raises ConfigError without two classes to learn from."""
+    `appended`: how many trailing columns are a different kind of input (fusion's radiogrammetry indices); their
+    standardised values are multiplied by each of `emphases` in turn, so that the L2 penalty shrinks them that
+    much less than the encoder's hundreds of features (a ridge penalty per group). The protocol chooses the
+    emphasis with the strength. Returns the probe and what chose it: strength, emphasis, threshold, validation
+    macro-F1 (on subjects the chosen model did not see, at a threshold not fitted on them). Raises ConfigError
+    without two classes to learn from."""
     if config.protocol not in PROBE_PROTOCOLS:
         raise ConfigError(f"unknown probe protocol {config.protocol!r}; choose one of {', '.join(PROBE_PROTOCOLS)}.")
     train = (bank.splits == "train") & (bank.labels >= 0)
     val = (bank.splits == "val") & (bank.labels >= 0)
     if len(np.unique(bank.labels[train])) < 2 or not val.any():
         raise ConfigError("the probe needs labelled training patches of both classes and labelled validation ones.")
+    # (strength, column scale, emphasis): every emphasis, the plainest first; then the most regularised first
+    candidates = [(c, _scale(features.shape[1], appended, e), e) for e in emphases for c in config.strengths]
     if config.protocol == "paper":
-        return _paper_probe(features, bank, train, val, config)
+        return _paper_probe(features, bank, train, val, candidates)
     chosen = train | val
     x, y, subjects = features[chosen], bank.labels[chosen], np.asarray(bank.subjects)[chosen]
     folds = _subject_folds(y, subjects, config)
     part = bank.select(chosen)
-    held_outs = [_out_of_fold(x, y, folds, c) for c in config.strengths]
+    held_outs = [_out_of_fold(x, y, folds, c, scale) for c, scale, _ in candidates]
     scored = [(_honest_fold_f1(part, held, folds), k) for k, held in enumerate(held_outs)]
     score, best = max(scored, key=lambda t: t[0])  # first of equals: the most regularised
-    strength = config.strengths[best]
+    strength, scale, emphasis = candidates[best]
     _, labels, subject_probs = subject_scores(part, held_outs[best])
     threshold = best_threshold(labels, subject_probs)
-    probe = _probe(x, y, strength, threshold)
+    probe = _probe(x, y, strength, threshold, scale)
     return probe, {
         "protocol": "folds",
         "strength": strength,
+        "emphasis": emphasis,
         "folds": len(folds),
         "val_macro_f1": score,
         "threshold": threshold,
     }
+
+
+def _scale(width: int, appended: int, emphasis: float) -> np.ndarray:
+    """(width,) what each standardised column is multiplied by: `emphasis` for the last `appended`, else 1."""
+    scale = np.ones(width)
+    if appended:
+        scale[-appended:] = emphasis
+    return scale
 
 
 def _honest_fold_f1(part: PatchBank, held_out: np.ndarray, folds: list) -> float:
@@ -198,28 +220,30 @@ def _honest_fold_f1(part: PatchBank, held_out: np.ndarray, folds: list) -> float
 
 
 def _paper_probe(
-    features: np.ndarray, bank: PatchBank, train: np.ndarray, val: np.ndarray, config: ProbeConfig
+    features: np.ndarray, bank: PatchBank, train: np.ndarray, val: np.ndarray, candidates: list
 ) -> tuple[Probe, dict]:
     """The paper's protocol: fitted on train; the val split picks the model by macro-F1; argmax (0.5)."""
     x, y = features[train], bank.labels[train]
     val_bank = bank.select(val)
     scored = []
-    for strength in config.strengths:
-        probe = _probe(x, y, strength, 0.5)
+    for strength, scale, emphasis in candidates:
+        probe = _probe(x, y, strength, 0.5, scale)
         _, labels, probs = subject_scores(val_bank, probe.patch_probabilities(features[val]))
-        scored.append((macro_f1(labels, probs, 0.5), strength, probe))
-    score, strength, probe = max(scored, key=lambda t: t[0])
+        scored.append((macro_f1(labels, probs, 0.5), strength, emphasis, probe))
+    score, strength, emphasis, probe = max(scored, key=lambda t: t[0])
     return probe, {
         "protocol": "paper",
         "strength": strength,
+        "emphasis": emphasis,
         "folds": 0,
         "val_macro_f1": float(score),
         "threshold": 0.5,
     }
 
 
-def _probe(x: np.ndarray, y: np.ndarray, strength: float, threshold: float) -> Probe:
-    mean, std = x.mean(0), x.std(0) + 1e-6
+def _probe(x: np.ndarray, y: np.ndarray, strength: float, threshold: float, scale: np.ndarray) -> Probe:
+    """Fitted on the standardised features times `scale`, which the probe keeps as a smaller std."""
+    mean, std = x.mean(0), (x.std(0) + 1e-6) / scale
     model = _fit(x, y, mean, std, strength)
     return Probe(model.coef_[0].astype(np.float64), float(model.intercept_[0]), mean, std, threshold)
 
@@ -241,11 +265,12 @@ def _fit(x: np.ndarray, y: np.ndarray, mean: np.ndarray, std: np.ndarray, streng
     return LogisticRegression(C=strength, class_weight="balanced", max_iter=5000).fit((x - mean) / std, y)
 
 
-def _out_of_fold(x: np.ndarray, y: np.ndarray, folds: list, strength: float) -> np.ndarray:
-    """Each patch's probability from the model fitted without its fold (standardised on the rest)."""
+def _out_of_fold(x: np.ndarray, y: np.ndarray, folds: list, strength: float, scale: np.ndarray) -> np.ndarray:
+    """Each patch's probability from the model fitted without its fold (standardised on the rest, times
+    `scale`)."""
     out = np.zeros(len(y))
     for train_index, test_index in folds:
-        mean, std = x[train_index].mean(0), x[train_index].std(0) + 1e-6
+        mean, std = x[train_index].mean(0), (x[train_index].std(0) + 1e-6) / scale
         model = _fit(x[train_index], y[train_index], mean, std, strength)
         out[test_index] = model.predict_proba((x[test_index] - mean) / std)[:, 1]
     return out

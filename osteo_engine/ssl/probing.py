@@ -17,7 +17,7 @@ import numpy as np
 from ..cards import ProbeCard, Provenance
 from ..cohort import load_split_assignment
 from ..errors import ConfigError
-from ..fusion import READ, fill_values, fused, fusion_probe_config
+from ..fusion import READ, fill_values, fused, train_fused_probe
 from ..radiogrammetry import UNITS
 from ..registry import PROBE_INDICES
 from ..runs import RunFolder
@@ -78,7 +78,7 @@ def fuse_probe(plain: FittedProbe, bank: PatchBank, config: ProbeConfig) -> Fitt
             "or it was cached before the unit was kept; fusion needs one unit (remove the probe's cache to remake it)."
         )
     features = fused(plain.features, bank, fill)
-    probe, info = train_probe(features, bank, fusion_probe_config(config))
+    probe, info = train_fused_probe(features, bank, config)
     fused_probe = replace(probe, fill=fill, indices_unit=bank.radiogrammetry_unit, indices=READ)
     return FittedProbe(fused_probe, info, features, plain.encoder)
 
