@@ -93,8 +93,8 @@ def image_indices(
     values = feature_vector(measurements).astype(np.float64)[[FEATURES.index(name) for name in names]]
     measured = {m.unit for m in measurements.values() if m.T is not None}
     note = ""
-    if measured - {unit}:
-        lengths = [i for i, name in enumerate(names) if name.endswith(("_T", "_W"))]
+    lengths = [i for i, name in enumerate(names) if name.endswith(("_T", "_W"))]
+    if measured - {unit} and lengths:  # a probe that reads no length is not affected
         values[lengths] = np.nan
         note = (
             f"T and W were measured in {', '.join(sorted(measured))} but the probe learned them in {unit}; "

@@ -203,3 +203,5 @@ def test_screening_reads_lengths_in_the_probe_s_unit_and_says_when_it_cannot():
     lengths = [i for i, name in enumerate(FEATURES) if name.endswith(("_T", "_W"))]
     assert np.array_equal(other[lengths], fill[lengths])
     assert other[FEATURES.index("M2_MCI")] == pytest.approx(0.4)  # unit-free indices still count
+    summary, note = image_indices({**measured, "M2": _measured("mm")["M2"]}, np.zeros(len(READ)), "px", READ)
+    assert note == "" and summary[0] == pytest.approx(0.4)  # the hand's summary reads no length
