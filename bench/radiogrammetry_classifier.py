@@ -31,6 +31,7 @@ from osteo_engine.io import load_radiograph  # noqa: E402
 from osteo_engine.phantom.cohort import read_truth  # noqa: E402
 from osteo_engine.radiogrammetry import (  # noqa: E402
     FEATURES,
+    KINDS,
     MEASURED,
     METACARPALS,
     SUMMARY,
@@ -70,7 +71,7 @@ def main() -> None:
     xe, rows_e = features(args.external, args.labels)
     y, ye = (np.array([int(r["label"]) for r in part]) for part in (rows, rows_e))
     splits = [r["split"] for r in rows]
-    metacarpal = [f"{bone}_{kind}" for bone in METACARPALS for kind in ("MCI", "T", "W", "RMD", "RBD")]
+    metacarpal = [f"{bone}_{kind}" for bone in METACARPALS for kind in KINDS]
     sets = {
         "metacarpals' MCI, T, W": [n for n in metacarpal if n.endswith(("MCI", "_T", "_W"))],
         "metacarpals' MCI, T, W and RMD": [n for n in metacarpal if not n.endswith("RBD")],
