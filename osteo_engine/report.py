@@ -159,11 +159,17 @@ def write_report(runs: list[dict], out: str | Path, oracle_auc: float | None, no
 
 
 def _fused_indices(runs: list[dict]) -> str:
-    """The indices the radiogrammetry rows read; rows fitted before RBD existed name none (MCI, T, W, RMD of
-    M1–M5)."""
+    """The indices the radiogrammetry rows read, with the rows that read them when they differ; rows fitted
+    before RBD existed name none (MCI, T, W, RMD of M1–M5)."""
     older = [f"{bone}_{kind}" for bone in METACARPALS for kind in ("MCI", "T", "W", "RMD")]
-    kinds = {index_kinds(r.get("indices", older)) for r in runs if r["variant"] in FUSION_VARIANTS}
-    return " in some rows, ".join(sorted(kinds))
+    methods: dict[str, list[str]] = {}
+    for r in runs:
+        if r["variant"] in FUSION_VARIANTS:
+            rows = methods.setdefault(index_kinds(r.get("indices", older)), [])
+            rows += [] if r["method"] in rows else [r["method"]]
+    if len(methods) == 1:
+        return next(iter(methods))
+    return "; ".join(f"{kinds} in {', '.join(f'`{m}`' for m in rows)}" for kinds, rows in sorted(methods.items()))
 
 
 def _plots(runs: list[dict], out: Path) -> list[str]:

@@ -144,6 +144,7 @@ def test_osteo_experiment_writes_results_and_report_and_resumes(cohort, external
     assert main(larger) == 0
     assert [r["method"] for r in json.loads(capsys.readouterr().out)["runs"]][-1] == "simclr+radiogrammetry"
     report = (tmp_path / "exp" / "report.md").read_text()
-    assert "MCI, T, W, RMD of M1" in report and "the hand's MCI, RBD" in report
+    assert "MCI, T, W, RMD of M1, M2, M3, M4, M5 in `simclr+radiogrammetry`" in report
+    assert "the hand's MCI, RBD in `radiogrammetry`" in report
     other = [a if a != "16" else "8" for a in args]  # another batch size: the finished runs are not its runs
     assert main(other) == 2 and "made with other settings" in capsys.readouterr().err
