@@ -40,6 +40,7 @@ import numpy as np
 
 from .anatomy import BONE_IDS, BONES
 from .base_density import base_density, centroid
+from .cortex_profiles import STEP, read_profiles
 from .errors import AnnotationError
 
 METACARPALS = ("M1", "M2", "M3", "M4", "M5")
@@ -47,13 +48,9 @@ FOREARM = ("ulna", "radius")
 MEASURED = FOREARM + METACARPALS  # measure_bones' bones, in anatomy.BONES' order
 SHAFT = (0.35, 0.65)  # the mid-shaft region, as shares of the bone's length from its proximal end
 PROFILES = 160
-STEP = 0.25  # pixels between samples along a profile
-STRIP = 5  # pixels along the axis that one profile averages
-OUTER_WINDOW = (0.75, 1.3)  # half-widths from the mask's middle where the outer edge is sought
 OUTLIER_MADS = 3.0
 OUTLIER_FLOOR = 0.03  # of the median
 MIN_KEPT = 0.5  # a bone whose profiles are kept less often than this is flagged
-MIN_WIDTH_PX = 10.0
 KINDS = ("MCI", "T", "W", "RMD", "RBD")  # of each bone
 SUMMARY = ("hand_MCI", "hand_RBD")
 SUMMARY_MIN_BONES = 4
@@ -121,27 +118,25 @@ def measure_bone(
     unit, scale = length_unit(spacing_mm), spacing_mm or 1.0
     if mask.sum() < 50:
         return BoneMeasurement(None, None, None, None, None, unit, 0, "not found")
-    axis = centre, u, t_range = _axis(mask)
+    centre, u, t_range, breadth = _axis(mask)
     length = t_range[1] - t_range[0]
     normal = np.array([-u[1], u[0]])
     ts = t_range[0] + length * np.linspace(*SHAFT, PROFILES)
     points = centre + ts[:, None] * u
-    rows = [_profile(pixels, point, span, u, normal) for point, span in zip(points, _mask_spans(mask, points, normal))]
-    found = [r for r in rows if r is not None]
-    kept = _robust(found)
-    if not kept:
+    found = read_profiles(pixels, points, u, normal, mask, breadth)
+    kept = found.subset(_within_mads(found.width) & _within_mads(found.thickness))
+    n = len(kept.width)
+    if not n:
         return BoneMeasurement(None, None, None, None, length * scale, unit, 0, "no cortical edges found")
-    w = float(np.mean([k[0] for k in kept]))
-    t = float(np.mean([k[1] for k in kept]))
-    quality = _quality(w, t, len(kept))
+    w, t = float(kept.width.mean()), float(kept.thickness.mean())
     W, T, L = w * scale, t * scale, length * scale
     region = [list(centre + a * u + b * normal) for a, b in _corners(t_range, length, w)]
-    edges = [[list(p) for p in k[2]] for k in kept]
-    rmd = float(np.nanmean([k[3] for k in kept])) if any(np.isfinite(k[3]) for k in kept) else None
-    contrast, tissue = float(np.mean([k[4] for k in kept])), float(np.mean([k[5] for k in kept]))
-    rbd = base_density(pixels, mask, axis, wrist, tissue, contrast)
+    rmd = float(np.nanmean(kept.marrow)) if np.isfinite(kept.marrow).any() else None
+    tissue, contrast = float(kept.tissue.mean()), float(kept.contrast.mean())
+    rbd = base_density(pixels, mask, (centre, u, t_range), wrist, tissue, contrast)
     bhi = bone_health_index(T, W, L)
-    return BoneMeasurement(W, T, 2 * T / W, bhi, L, unit, len(kept), quality, rmd, rbd, region, edges)
+    edges = kept.edges.tolist()
+    return BoneMeasurement(W, T, 2 * T / W, bhi, L, unit, n, _quality(w, t, n), rmd, rbd, region, edges)
 
 
 def feature_vector(measurements: dict[str, BoneMeasurement]) -> np.ndarray:
@@ -252,111 +247,23 @@ def bone_health_index(T: float, W: float, L: float) -> float:
 
 
 def _axis(mask: np.ndarray):
-    """The mask's centre, unit axis (pointing to larger y, i.e. toward the wrist in an upright hand) and the
-    extent of its pixels along the axis (t from the centre)."""
+    """The mask's centre, unit axis (pointing to larger y, i.e. toward the wrist in an upright hand), the
+    extent of its pixels along the axis (t from the centre) and their furthest distance from the axis."""
     ys, xs = np.nonzero(mask)
     pts = np.stack([xs, ys], 1).astype(float)
     centre = pts.mean(0)
     _, _, vt = np.linalg.svd(pts - centre, full_matrices=False)
     u = vt[0] if vt[0][1] >= 0 else -vt[0]
     t = (pts - centre) @ u
-    return centre, u, (float(t.min()), float(t.max()))
-
-
-def _profile(pixels: np.ndarray, point: np.ndarray, span, u: np.ndarray, normal: np.ndarray):
-    """(W, T, four edge points, RMD, cortex contrast, tissue) of one profile across the shaft at `point`, in
-    pixels; None when not found. `span` is the mask's (middle, half-width) on that line (_mask_spans). The profile
-    is the mean of a strip STRIP pixels wide along the axis, which calms the trabecular texture."""
-    if span is None or 2 * span[1] < MIN_WIDTH_PX:
-        return None
-    middle, half = span
-    s = middle + np.arange(-1.4 * half, 1.4 * half + STEP, STEP)
-    along = np.arange(STRIP) - (STRIP - 1) / 2
-    xy = point + s[None, :, None] * normal + along[:, None, None] * u  # (STRIP, n, 2)
-    grid = xy.astype(np.float32)
-    values = cv2.remap(pixels, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR).mean(0)
-    centre = len(s) // 2
-    sides = [_side(values[: centre + 1], s[: centre + 1]), _side(values[centre:][::-1], s[centre:][::-1])]
-    if None in sides:
-        return None
-    (outer_a, inner_a), (outer_b, inner_b) = sides
-    width = abs(outer_b - outer_a)
-    thickness = (abs(inner_a - outer_a) + abs(outer_b - inner_b)) / 2
-    if not 0 < thickness < width / 2:
-        return None
-    edges = [point + v * normal for v in (outer_a, inner_a, inner_b, outer_b)]
-    return width, thickness, edges, *_marrow_ratio(values, s, inner_a, inner_b)
-
-
-def _marrow_ratio(values: np.ndarray, s: np.ndarray, inner_a: float, inner_b: float) -> tuple[float, float, float]:
-    """((marrow − tissue) / (cortex − tissue), cortex − tissue, tissue) on one profile: marrow is the middle half
-    between the inner edges, tissue the profile's outer tenth on both ends (beside the bone), cortex the profile's peak.
-    The ratio is NaN when the cortex is not brighter than the tissue."""
-    centre, quarter = (inner_a + inner_b) / 2, abs(inner_b - inner_a) / 4
-    marrow = values[np.abs(s - centre) <= quarter]
-    end = max(1, len(values) // 20)
-    tissue = (values[:end].sum() + values[-end:].sum()) / (2 * end)
-    contrast = values.max() - tissue
-    ratio = float((marrow.mean() - tissue) / contrast) if len(marrow) and contrast > 1e-6 else float("nan")
-    return ratio, float(contrast), float(tissue)
-
-
-def _side(values: np.ndarray, s: np.ndarray):
-    """(outer, inner) edge positions on one half-profile that runs from 1.4 half-widths outside the bone's
-    middle to the middle. The outer edge is sought within OUTER_WINDOW (in half-widths from the middle) of
-    the mask's edge, the intensity peak within the next 0.7 half-widths, the inner edge within 0.4 past it."""
-    n = len(values) - 1  # samples per 1.4 half-widths
-    index = lambda h: int(round(n * (1.4 - h) / 1.4))  # noqa: E731 (sample of `h` half-widths from the middle)
-    gradient = np.gradient(values)
-    lo, hi = index(OUTER_WINDOW[1]), index(OUTER_WINDOW[0])
-    outer_i = lo + int(np.argmax(gradient[lo:hi]))
-    if gradient[outer_i] <= 0 or outer_i < 1:
-        return None
-    peak_end = min(outer_i + index(0.7) - index(1.4) + 1, n - 1)
-    peak_i = outer_i + int(np.argmax(values[outer_i:peak_end]))
-    inner_end = min(peak_i + index(1.0) + 1, n)
-    if peak_i <= outer_i or inner_end - peak_i < 2:
-        return None
-    inner_i = peak_i + int(np.argmin(gradient[peak_i:inner_end]))
-    if gradient[inner_i] >= 0 or inner_i >= n:
-        return None
-    return _peak(s, gradient, outer_i), _peak(s, -gradient, inner_i)
-
-
-def _peak(s: np.ndarray, v: np.ndarray, i: int) -> float:
-    """The sub-pixel position of the maximum at sample i, by a parabola through it and its neighbours."""
-    a, b, c = v[i - 1], v[i], v[i + 1]
-    denominator = a - 2 * b + c
-    offset = 0.5 * (a - c) / denominator if denominator < 0 else 0.0
-    return float(s[i] + min(max(offset, -0.5), 0.5) * (s[i + 1] - s[i]))
-
-
-def _mask_spans(mask: np.ndarray, points: np.ndarray, normal: np.ndarray) -> list[tuple[float, float] | None]:
-    """For each of `points` (P, 2), the (middle, half-width) of the mask on the line through it along `normal`,
-    in pixels from the point; None where the line misses the mask. All lines at once: one call per bone."""
-    h, w = mask.shape
-    s = np.arange(-300, 300.5, 0.5)
-    xy = np.round(points[:, None] + s[None, :, None] * normal).astype(int)  # (P, len(s), 2)
-    ok = (xy[..., 0] >= 0) & (xy[..., 0] < w) & (xy[..., 1] >= 0) & (xy[..., 1] < h)
-    inside = np.zeros(ok.shape, bool)
-    inside[ok] = mask[xy[..., 1][ok], xy[..., 0][ok]]
-    low = np.where(inside, s, np.inf).min(1)
-    high = np.where(inside, s, -np.inf).max(1)
-    return [(float(a + b) / 2, float(b - a + 1) / 2) if hit else None for a, b, hit in zip(low, high, inside.any(1))]
-
-
-def _robust(found: list) -> list:
-    if not found:
-        return []
-    w = np.array([f[0] for f in found])
-    t = np.array([f[1] for f in found])
-    keep = _within_mads(w) & _within_mads(t)
-    return [f for f, k in zip(found, keep) if k]
+    breadth = float(np.abs((pts - centre) @ np.array([-u[1], u[0]])).max())
+    return centre, u, (float(t.min()), float(t.max())), breadth
 
 
 def _within_mads(v: np.ndarray) -> np.ndarray:
     """Within OUTLIER_MADS robust standard deviations of the median, or within OUTLIER_FLOOR of it: profiles
     that agree to a tenth of a pixel would otherwise lose those a few tenths away."""
+    if not len(v):
+        return np.zeros(0, bool)
     median = np.median(v)
     mad = np.median(np.abs(v - median)) * 1.4826
     return np.abs(v - median) <= max(OUTLIER_MADS * mad, OUTLIER_FLOOR * abs(median), 1e-6)

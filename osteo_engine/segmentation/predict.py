@@ -145,7 +145,9 @@ def load_segmenter(path: str | Path | None = None, device: str | None = None) ->
             "(width, height) of at least 16 pixels."
         )
     target = pick_device(device)
-    return LoadedSegmenter(model.eval().to(target), input_size, card, target)
+    # channels_last: the U-Net's convolutions ran 1.5x faster on 2 CPU cores (bench/patch_bank_speed.py)
+    model = model.eval().to(target, memory_format=torch.channels_last)
+    return LoadedSegmenter(model, input_size, card, target)
 
 
 @torch.inference_mode()
