@@ -243,7 +243,7 @@ def _paper_probe(
 
 def _probe(x: np.ndarray, y: np.ndarray, strength: float, threshold: float, scale: np.ndarray) -> Probe:
     """Fitted on the standardised features times `scale`, which the probe keeps as a smaller std."""
-    mean, std = x.mean(0), (x.std(0) + 1e-6) / scale
+    mean, std = _standardisation(x, scale)
     model = _fit(x, y, mean, std, strength)
     return Probe(model.coef_[0].astype(np.float64), float(model.intercept_[0]), mean, std, threshold)
 
@@ -259,6 +259,11 @@ def _subject_folds(y: np.ndarray, subjects: np.ndarray, config: ProbeConfig) -> 
     return list(splitter.split(np.zeros(len(y)), y, subjects))
 
 
+def _standardisation(x: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) that standardise x's columns and then multiply them by `scale`."""
+    return x.mean(0), (x.std(0) + 1e-6) / scale
+
+
 def _fit(x: np.ndarray, y: np.ndarray, mean: np.ndarray, std: np.ndarray, strength: float):
     from sklearn.linear_model import LogisticRegression
 
@@ -270,7 +275,7 @@ def _out_of_fold(x: np.ndarray, y: np.ndarray, folds: list, strength: float, sca
     `scale`)."""
     out = np.zeros(len(y))
     for train_index, test_index in folds:
-        mean, std = x[train_index].mean(0), (x[train_index].std(0) + 1e-6) / scale
+        mean, std = _standardisation(x[train_index], scale)
         model = _fit(x[train_index], y[train_index], mean, std, strength)
         out[test_index] = model.predict_proba((x[test_index] - mean) / std)[:, 1]
     return out
