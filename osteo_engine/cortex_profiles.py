@@ -34,7 +34,7 @@ class ProfileReadings:
     edges: np.ndarray
     marrow: np.ndarray  # (marrow − tissue) / (cortex peak − tissue); NaN when the cortex is not brighter
     contrast: np.ndarray  # cortex peak − tissue
-    tissue: np.ndarray  # the profile's outer tenth on both ends, beside the bone
+    tissue: np.ndarray  # the mean of the profile's outer twentieth at each end, beside the bone
 
     def subset(self, keep: np.ndarray) -> ProfileReadings:
         return ProfileReadings(*(getattr(self, k)[keep] for k in self.__dataclass_fields__))
