@@ -126,6 +126,11 @@ def add_segment_parser(sub) -> None:
     t.add_argument("--hold-fraction", type=float, help="share of training for which γ first stays at 1/(K·S)")
     t.add_argument("--samples", type=int, help="override the preset's samples per module and training image (S)")
     t.add_argument(
+        "--module-cap",
+        type=float,
+        help="the most of a rater's mass one module's samples may take, 1/K–1 (default 1, MoSE's coupling)",
+    )
+    t.add_argument(
         "--input-size", type=int, nargs=2, metavar=("WIDTH", "HEIGHT"), help="override the preset's network input size"
     )
     t.add_argument(

@@ -28,6 +28,7 @@ class SegmentTrainRequest:
     anneal_fraction: float | None = None  # share of training by whose end γ has risen to 1
     hold_fraction: float | None = None  # share of training for which γ stays at γ0 first
     samples: int | None = None  # S, each module's samples per training image
+    module_cap: float | None = None  # the most of a rater's mass one module's samples may take (1: MoSE's)
     init: Path | None = None  # warm start from a segmenter of the preset's architecture
     select_by: str = "ged"  # registry.CHECKPOINT_SELECTION
     repeat: tuple[int, ...] | None = None  # per data source, how often its training images occur in an epoch
@@ -49,6 +50,7 @@ def segment_train_job(
         anneal_fraction=request.anneal_fraction,
         hold_fraction=request.hold_fraction,
         samples=request.samples,
+        module_cap=request.module_cap,
         init=str(request.init) if request.init else None,
         select_by=request.select_by,
         repeats=request.repeat or None,

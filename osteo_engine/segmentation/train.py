@@ -46,6 +46,9 @@ class SegmentTrainConfig:
     hold_fraction: float = 0.0
     kl_weight: float | None = None  # None: 1/N, MoSE's (F.kl_div's mean over the N = K·S samples' weights)
     ce_weight: float = 1.0
+    # < 1: one module's samples may take at most this share of a rater's mass (ot.py), so at least 1/cap modules
+    # keep learning from every rater; 1 is MoSE's coupling. Not yet measured on the real recipe.
+    module_cap: float = 1.0
     background_weight: float = 0.1  # of the cross-entropy; without it the network settles on "all background"
     seed: int = 0
     repeats: tuple[int, ...] = ()  # per data source: how often its training images occur in an epoch (default 1)
@@ -103,6 +106,11 @@ def segment_preset(name: str, **overrides) -> SegmentTrainConfig:
         )
     if config.samples < 1:
         raise ConfigError(f"each module needs at least one sample per image (got {config.samples}).")
+    if not 1 / config.model.modules <= config.module_cap <= 1:
+        raise ConfigError(
+            f"a module cap of {config.module_cap:g} cannot hold a rater's mass on {config.model.modules} modules; "
+            f"choose 1/{config.model.modules}–1."
+        )
     multiple = 2**config.model.depth
     if any(v % multiple or v <= 0 for v in config.input_size):
         raise ConfigError(
@@ -234,6 +242,7 @@ def _train_one_epoch(
             kl_weight(config),
             config.ce_weight,
             class_weights,
+            module_cap=config.module_cap,
         )
         losses.append(loop.optimise(loss.total, optimiser, guard, clip=(model.parameters(), 5.0)))
         mass += loss.coupling.detach().sum(2).reshape(len(chosen), config.model.modules, -1).sum((0, 2)).cpu()

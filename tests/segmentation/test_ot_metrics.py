@@ -52,6 +52,35 @@ def test_gamma_one_gives_the_unconstrained_nearest_assignment():
     np.testing.assert_allclose(coupling, [[0.5, 0], [0, 0], [0, 0.5]], atol=1e-12)
 
 
+def test_a_module_cap_spreads_each_raters_mass_over_modules():
+    # two modules of two samples; module 0's samples are nearest to both raters
+    cost = np.array([[0.1, 0.2], [0.1, 0.2], [0.6, 0.7], [0.6, 0.7]])
+    beta = np.array([0.5, 0.5])
+    free = relaxed_coupling(cost, beta, 1.0, groups=2)
+    assert free[:2].sum() == pytest.approx(1.0)  # uncapped, module 0 takes every rater's mass
+    capped = relaxed_coupling(cost, beta, 1.0, groups=2, cap=0.5)
+    np.testing.assert_allclose(capped.sum(0), beta, atol=1e-9)
+    np.testing.assert_allclose(capped.reshape(2, 2, 2).sum(1), [[0.25, 0.25], [0.25, 0.25]], atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_module_cap_of_one_changes_nothing_and_any_cap_keeps_the_rows_limits(seed):
+    rng = np.random.default_rng(seed)
+    k, s, m = 4, 3, 3
+    cost, beta, gamma = rng.random((k * s, m)), np.full(m, 1 / m), float(rng.uniform(1 / (k * s), 1))
+    np.testing.assert_allclose(relaxed_coupling(cost, beta, gamma, k, 1.0), relaxed_coupling(cost, beta, gamma))
+    capped = relaxed_coupling(cost, beta, gamma, groups=k, cap=0.3)
+    assert (capped.sum(1) <= gamma + 1e-9).all()
+    assert (capped.reshape(k, s, m).sum(1) <= 0.3 * beta + 1e-9).all()
+    uncapped_cost = (relaxed_coupling(cost, beta, gamma) * cost).sum()
+    assert (capped * cost).sum() >= uncapped_cost - 1e-9  # a constraint can only cost
+
+
+def test_a_module_cap_too_small_to_hold_a_rater_is_refused():
+    with pytest.raises(ValueError, match="cannot hold"):
+        relaxed_coupling(np.ones((4, 2)), np.array([0.5, 0.5]), 1.0, groups=2, cap=0.4)
+
+
 def _d_loop(a, b):
     ious = []
     for c in range(1, 8):

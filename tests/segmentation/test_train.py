@@ -164,6 +164,9 @@ def test_presets_build_a_model_that_accepts_their_input_size(name):
     assert segment_preset("cpu-small", samples=4).samples == 4
     with pytest.raises(ConfigError, match="at least one sample"):
         segment_preset("cpu-small", samples=0)
+    assert segment_preset("cpu-small", module_cap=0.5).module_cap == 0.5
+    with pytest.raises(ConfigError, match="module cap"):
+        segment_preset("cpu-small", module_cap=0.2)  # four modules cannot hold a rater at 0.2 each
 
 
 def test_repeats_weight_a_source_and_must_match_the_sources(small_cohort, tmp_path):
