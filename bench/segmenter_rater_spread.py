@@ -9,7 +9,7 @@ own, the mean exp(H(π)), and how well the mixture's mean map finds the truth (D
 Each setting takes about 20 s on one core.
 
 Run: .venv/bin/python bench/segmenter_rater_spread.py [--shares 0 0.5 0.75] [--samples 2] [--latent 1]
-     [--ce 1] [--steps 300] [--one-rater-weight 1] [--module-cap 1]
+     [--ce 1] [--steps 300] [--one-rater-weight 1] [--module-cap 1] [--module-share 1]
 """
 
 from __future__ import annotations
@@ -57,10 +57,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--one-rater-weight", type=float, default=1.0, help="the one-rater images' share of the loss")
     parser.add_argument("--module-cap", type=float, default=1.0, help="the most of a rater one module may take")
+    parser.add_argument("--module-share", type=float, default=1.0, help="the most of all raters one module may take")
     args = parser.parse_args()
     print(
         f"K={MODULES}, S={args.samples}, latent {args.latent}, CE weight {args.ce}, {args.steps} steps, "
-        f"one-rater images weighted {args.one_rater_weight}, module cap {args.module_cap}"
+        f"one-rater images weighted {args.one_rater_weight}, "
+        f"module cap {args.module_cap}, module share {args.module_share}"
     )
     for share in args.shares:
         model = _train(
@@ -73,6 +75,7 @@ def main() -> None:
             ce_weight=args.ce,
             one_rater_weight=args.one_rater_weight,
             module_cap=args.module_cap,
+            module_share=args.module_share,
         )
         ours, raters, effective, dice = spread(model, args.samples)
         print(

@@ -131,6 +131,16 @@ def add_segment_parser(sub) -> None:
         help="the most of a rater's mass one module's samples may take, 1/K–1 (default 1, MoSE's coupling)",
     )
     t.add_argument(
+        "--module-share",
+        type=float,
+        help="the most of an image's raters' mass one module's samples may take, 1/K–1 (default 1, MoSE's)",
+    )
+    t.add_argument(
+        "--latent-size",
+        type=int,
+        help="override the preset's latent size L per module (2^L ≥ K gives every module its own corner prior)",
+    )
+    t.add_argument(
         "--input-size", type=int, nargs=2, metavar=("WIDTH", "HEIGHT"), help="override the preset's network input size"
     )
     t.add_argument(

@@ -29,6 +29,8 @@ class SegmentTrainRequest:
     hold_fraction: float | None = None  # share of training for which γ stays at γ0 first
     samples: int | None = None  # S, each module's samples per training image
     module_cap: float | None = None  # the most of a rater's mass one module's samples may take (1: MoSE's)
+    module_share: float | None = None  # the most of all the raters' mass one module's samples may take (1: MoSE's)
+    latent_size: int | None = None  # L, each module's Gaussian latent; 2^L ≥ K puts every prior mean on a corner
     init: Path | None = None  # warm start from a segmenter of the preset's architecture
     select_by: str = "ged"  # registry.CHECKPOINT_SELECTION
     repeat: tuple[int, ...] | None = None  # per data source, how often its training images occur in an epoch
@@ -51,6 +53,8 @@ def segment_train_job(
         hold_fraction=request.hold_fraction,
         samples=request.samples,
         module_cap=request.module_cap,
+        module_share=request.module_share,
+        latent_size=request.latent_size,
         init=str(request.init) if request.init else None,
         select_by=request.select_by,
         repeats=request.repeat or None,

@@ -3,7 +3,8 @@
 cost_ij    = d(softmax(s_i), y_j): 1 − soft mean IoU over foreground classes present in y_j or in s_i
 T*         = relaxed_coupling(cost, β, γ)  (rows ≤ γ, columns = β; not differentiated)
 loss       = Σ_ij T*_ij (cost_ij + ce_weight · CE(s_i, y_j)) + λ · KL(Σ_j T*_i· per module ‖ π)
-(optionally each module's samples take at most `module_cap` of a rater's mass: ot.py)
+(optionally each module's samples take at most `module_cap` of a rater's mass, or `module_share` of all the
+raters' mass: ot.py)
 
 An image with one rater (the atlas's) says nothing about how raters disagree. Coupled to the nearest sample
 alone (γ → 1), such images taught the router to send everything to one module; spread over every sample
@@ -96,10 +97,12 @@ def ot_segmentation_loss(
     class_weights: torch.Tensor | None = None,
     single_rater: str = "mean",
     module_cap: float = 1.0,
+    module_share: float = 1.0,
 ) -> OTLoss:
     """logits (B, K, S, C, H, W); routing π (B, K); annotations (B, M, H, W); annotation_weights β (B, M),
     zero for padding. `module_cap` < 1 lets one module's samples take at most that share of a rater's mass
-    (ot.relaxed_coupling's cap; 1, MoSE's coupling). An image with fewer than two weighted raters is compared
+    (ot.relaxed_coupling's cap; 1, MoSE's coupling), `module_share` < 1 at most that share of all the raters'
+    mass (its share). An image with fewer than two weighted raters is compared
     with the samples' mean (`single_rater="mean"`) or coupled to every sample alike (`"spread"`, the earlier
     design, kept for the comparison in tests); its reported coupling is even over the samples either way.
     Raises ValueError for tensors of other shapes or another `single_rater`."""
@@ -125,7 +128,9 @@ def ot_segmentation_loss(
             seg_terms.append((annotation_weights[n][None] * cost_for_loss).sum() / cost.shape[0])
             coupling = annotation_weights[n][None].expand(k * s, -1) / (k * s)  # even: the routing stays even
         else:
-            coupling = relaxed_coupling(cost.detach(), annotation_weights[n].detach(), gamma, k, module_cap)
+            coupling = relaxed_coupling(
+                cost.detach(), annotation_weights[n].detach(), gamma, k, module_cap, module_share
+            )
             seg_terms.append((coupling * cost_for_loss).sum())
         target = coupling.sum(1).reshape(k, s).sum(1).clamp_min(0)
         target = target / target.sum().clamp_min(1e-12)

@@ -42,10 +42,11 @@ def _train(
     ce_weight: float = 1.0,
     one_rater_weight: float = 1.0,
     module_cap: float = 1.0,
+    module_share: float = 1.0,
 ):
     """Train on tight/loose pairs, where a share of the images has one rater alone (the truth), as the atlas
     images have beside the phantoms' several raters; `one_rater_weight` scales those images' share of the loss,
-    `module_cap` is the loss's (bench/segmenter_rater_spread.py)."""
+    `module_cap` and `module_share` are the loss's (bench/segmenter_rater_spread.py)."""
     torch.manual_seed(0)
     images, maps = _two_raters(64, seed=0)
     single = torch.rand(64, generator=torch.Generator().manual_seed(1)) < single_rater_share
@@ -77,6 +78,7 @@ def _train(
                     ce_weight=ce_weight,
                     class_weights=background_weighted(3, 0.1),
                     module_cap=module_cap,
+                    module_share=module_share,
                 )
                 total = total + weight * loss.total * part.float().mean()
         optimiser.zero_grad()

@@ -76,9 +76,28 @@ def test_a_module_cap_of_one_changes_nothing_and_any_cap_keeps_the_rows_limits(s
     assert (capped * cost).sum() >= uncapped_cost - 1e-9  # a constraint can only cost
 
 
+def test_a_module_share_gives_each_rater_a_module_of_its_own():
+    # four modules of two samples; module 1's samples are nearest to all three raters, module 0 next
+    cost = np.full((8, 3), 0.9)
+    cost[2:4] = [0.1, 0.2, 0.3]
+    cost[0:2] = [0.5, 0.3, 0.4]
+    beta = np.full(3, 1 / 3)
+    free = relaxed_coupling(cost, beta, 1.0, groups=4)
+    np.testing.assert_allclose(free.reshape(4, 2, 3).sum((1, 2)), [0, 1, 0, 0], atol=1e-9)
+    shared = relaxed_coupling(cost, beta, 1.0, groups=4, share=1 / 3)
+    per_module = shared.reshape(4, 2, 3).sum(1)
+    np.testing.assert_allclose(shared.sum(0), beta, atol=1e-9)
+    assert (per_module.sum(1) <= 1 / 3 + 1e-9).all()
+    # the cheapest matching: rater 0 keeps module 1, rater 1 takes module 0 (0.3), rater 2 a third module
+    np.testing.assert_allclose(per_module[:2], [[0, 1 / 3, 0], [1 / 3, 0, 0]], atol=1e-9)
+    assert per_module[2:, 2].sum() == pytest.approx(1 / 3)
+
+
 def test_a_module_cap_too_small_to_hold_a_rater_is_refused():
     with pytest.raises(ValueError, match="cannot hold"):
         relaxed_coupling(np.ones((4, 2)), np.array([0.5, 0.5]), 1.0, groups=2, cap=0.4)
+    with pytest.raises(ValueError, match="cannot hold"):
+        relaxed_coupling(np.ones((4, 2)), np.array([0.5, 0.5]), 1.0, groups=2, share=0.4)
 
 
 def _d_loop(a, b):

@@ -167,6 +167,11 @@ def test_presets_build_a_model_that_accepts_their_input_size(name):
     assert segment_preset("cpu-small", module_cap=0.5).module_cap == 0.5
     with pytest.raises(ConfigError, match="module cap"):
         segment_preset("cpu-small", module_cap=0.2)  # four modules cannot hold a rater at 0.2 each
+    with pytest.raises(ConfigError, match="module share"):
+        segment_preset("cpu-small", module_share=0.2)
+    assert segment_preset("cpu-small", latent_size=2).model.latent_size == 2
+    with pytest.raises(ConfigError, match="latent"):
+        segment_preset("cpu-small", latent_size=0)
 
 
 def test_repeats_weight_a_source_and_must_match_the_sources(small_cohort, tmp_path):
