@@ -115,10 +115,10 @@ def segment_preset(name: str, latent_size: int | None = None, **overrides) -> Se
         )
     if config.samples < 1:
         raise ConfigError(f"each module needs at least one sample per image (got {config.samples}).")
-    for name, value in (("module cap", config.module_cap), ("module share", config.module_share)):
+    for limit, value in (("module cap", config.module_cap), ("module share", config.module_share)):
         if not 1 / config.model.modules <= value <= 1:
             raise ConfigError(
-                f"a {name} of {value:g} cannot hold the raters' mass on {config.model.modules} modules; "
+                f"a {limit} of {value:g} cannot hold the raters' mass on {config.model.modules} modules; "
                 f"choose 1/{config.model.modules}–1."
             )
     multiple = 2**config.model.depth
