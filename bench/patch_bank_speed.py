@@ -1,78 +1,142 @@
-"""Images per second of making bone patches, batched label maps against one `segment` per image (goal ≥ 3/s).
+"""Images per second of making bone patches (goal ≥ 3/s for 1024×1280 phantoms on 2 cores).
 
-The ways run in one process on the same 1024×1280 phantoms with the bundled segmenter, interleaved:
-- `one_by_one`: `segment(..., modules=False)` per image, full-size maps (how patch banks were first made);
-- `whole_heads`: `segmentation.batch.label_maps`, 4 images a pass, labels restored per bone, with the K·S heads
-  run over every pixel in one product (`CHUNK_VALUES` lifted: how banks were made until 2026-12-04);
-- `batched`: today's `label_maps` (heads a chunk of pixels at a time, only the weighted mean kept).
-Each is followed by what a patch bank does with a label map: `bone_patches` at 96 pixels and the metacarpals'
-radiogrammetry (`measure_bones`). It also prints the share of pixels on which the label maps of
-`one_by_one` and `batched` differ.
+In one process, with the bundled segmenter, interleaved over `--repeats` rounds:
+- in memory, the same phantoms, each way followed by what a patch bank does with a label map (`bone_patches` at
+  96 pixels and the radiogrammetry of all seven bones, `measure_bones`):
+  - `one_by_one`: `segment(..., modules=False)` per image (how patch banks were first made);
+  - `batched`: `segmentation.batch.label_maps`, 4 images a pass;
+  - with `--reference CHECKOUT` (e.g. a `git worktree` of an earlier commit), that engine's `batched` way with
+    its own patches and radiogrammetry;
+- end to end, `build_patch_bank` on a manifest of the same phantoms written as DICOM files (reading them
+  included), this checkout's and, with `--reference`, the reference's.
+It also prints the share of pixels on which the label maps of `one_by_one` and `batched` differ, and where
+`batched`'s time goes per image: the U-Net, the K·S heads' weighted mean, the label map's restoration, the
+patches and the radiogrammetry.
 
-Run: .venv/bin/python bench/patch_bank_speed.py [--images 16] [--repeats 2]
+Run: .venv/bin/python bench/patch_bank_speed.py [--images 16] [--repeats 2] [--reference /tmp/ref]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import statistics
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
+
+
+def _reference_engine(checkout: Path):
+    """The reference checkout's osteo_engine, importable beside this one as `reference_engine`."""
+    folder = Path(tempfile.mkdtemp())
+    (folder / "reference_engine").symlink_to(checkout.resolve() / "osteo_engine")
+    sys.path.insert(0, str(folder))
+    return importlib.import_module("reference_engine")
+
+
+def _in_memory_ways(engine, images: list[np.ndarray]) -> dict:
+    """name -> a function of no argument that makes every image's label map, patches and radiogrammetry."""
+    batch = importlib.import_module(f"{engine}.segmentation.batch")
+    predict = importlib.import_module(f"{engine}.segmentation.predict")
+    patches = importlib.import_module(f"{engine}.patches")
+    radiogrammetry = importlib.import_module(f"{engine}.radiogrammetry")
+    segmenter = predict.load_segmenter()
+
+    def after(maps):
+        for pixels, labels in zip(images, maps):
+            patches.bone_patches(pixels, labels, 96)
+            radiogrammetry.measure_bones(radiogrammetry.bone_bright(pixels, labels), labels, None)
+            yield labels
+
+    return {
+        "one_by_one": lambda: list(after(predict.segment(p, segmenter, modules=False).labels for p in images)),
+        "batched": lambda: list(after(batch.label_maps(images, segmenter))),
+    }
+
+
+def _stage_times(images: list[np.ndarray]) -> dict[str, float]:
+    """Seconds per image of each stage of `batched`, 4 images a pass (this checkout)."""
+    import torch
+
+    from osteo_engine.patches import bone_patches
+    from osteo_engine.radiogrammetry import bone_bright, measure_bones
+    from osteo_engine.segmentation.batch import bone_labels
+    from osteo_engine.segmentation.data import Letterbox
+    from osteo_engine.segmentation.predict import load_segmenter, repeatable
+
+    segmenter = load_segmenter()
+    model, times = segmenter.model, dict.fromkeys(("unet", "heads", "labels", "patches", "radiogrammetry"), 0.0)
+
+    def timed(stage, fn, *args):
+        started = time.perf_counter()
+        out = fn(*args)
+        times[stage] += time.perf_counter() - started
+        return out
+
+    for k in range(0, len(images), 4):
+        chunk = images[k : k + 4]
+        boxes = [Letterbox.fit(p.shape, segmenter.input_size) for p in chunk]
+        x = torch.from_numpy(np.stack([box.image(p) for box, p in zip(boxes, chunk)]))[:, None]
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            encoded, decoded = timed("unet", model.unet, x)
+            routing = model.router(encoded.mean(dim=(2, 3))).softmax(dim=1)
+            z = model.heads.sample_latents(len(chunk), 4, repeatable(segmenter))
+            weights = (routing / 4)[:, :, None].expand(-1, -1, 4)
+            means = timed("heads", model.heads.mean_probabilities, decoded, z, weights).numpy()
+        for pixels, box, mean in zip(chunk, boxes, means):
+            labels = timed("labels", bone_labels, mean, box)
+            timed("patches", bone_patches, pixels, labels, 96)
+            bright = bone_bright(pixels, labels)
+            timed("radiogrammetry", measure_bones, bright, labels, None)
+    return {stage: seconds / len(images) for stage, seconds in times.items()}
+
+
+def _bank_way(engine, manifest: Path):
+    data = importlib.import_module(f"{engine}.ssl.data")
+    predict = importlib.import_module(f"{engine}.segmentation.predict")
+    segmenter = predict.load_segmenter()
+    return lambda: data.build_patch_bank(manifest, 96, "patches", segmenter)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--reference", type=Path, help="a checkout of the engine to compare with")
     args = parser.parse_args()
 
     import torch
 
-    from osteo_engine.patches import bone_patches
-    from osteo_engine.phantom import generate_subject
-    from osteo_engine.radiogrammetry import bone_bright, measure_bones
-    from osteo_engine.segmentation import model as model_module
-    from osteo_engine.segmentation.batch import label_maps
-    from osteo_engine.segmentation.predict import load_segmenter, segment
+    from osteo_engine.phantom import PhantomConfig, generate_subject, write_cohort
 
-    segmenter = load_segmenter()
     images = [generate_subject(0, i, raters=0).image.astype(np.float32) / 65535.0 for i in range(args.images)]
-
-    def one_by_one():
-        return [segment(p, segmenter, modules=False).labels for p in images]
-
-    def batched():
-        return list(label_maps(images, segmenter))
-
-    def whole_heads():
-        chunk, model_module.CHUNK_VALUES = model_module.CHUNK_VALUES, 10**9
-        try:
-            return batched()
-        finally:
-            model_module.CHUNK_VALUES = chunk
-
-    ways = {"one_by_one": one_by_one, "whole_heads": whole_heads, "batched": batched}
+    manifest = write_cohort(Path(tempfile.mkdtemp()) / "cohort", PhantomConfig(args.images, seed=0, raters=1))
+    ways = _in_memory_ways("osteo_engine", images) | {"bank": _bank_way("osteo_engine", manifest)}
+    if args.reference:
+        _reference_engine(args.reference)
+        ways["reference_batched"] = _in_memory_ways("reference_engine", images)["batched"]
+        ways["reference_bank"] = _bank_way("reference_engine", manifest)
     timings: dict[str, list[float]] = {name: [] for name in ways}
     maps = {}
-    batched()  # warm-up
+    ways["batched"]()  # warm-up
     for _ in range(args.repeats):
         for name, fn in ways.items():
             torch.manual_seed(0)
             started = time.perf_counter()
             maps[name] = fn()
-            for pixels, labels in zip(images, maps[name]):
-                bone_patches(pixels, labels, 96)
-                measure_bones(bone_bright(pixels, labels), labels, None)
             timings[name].append(time.perf_counter() - started)
-    rates = {name: args.images / statistics.median(t) for name, t in timings.items()}
+    rate = {name: args.images / statistics.median(t) for name, t in timings.items()}
     differ = np.mean([(a != b).mean() for a, b in zip(maps["one_by_one"], maps["batched"])])
-    print(
-        f"{args.images} phantoms 1024x1280, {torch.get_num_threads()} threads: one by one {rates['one_by_one']:.2f} "
-        f"images/s, batched with whole heads {rates['whole_heads']:.2f}, batched {rates['batched']:.2f} images/s "
-        f"({rates['batched'] / rates['one_by_one']:.2f}x one by one, {rates['batched'] / rates['whole_heads']:.2f}x "
-        f"whole heads); label maps differ on {differ:.4%} of pixels"
-    )
+    print(f"{args.images} phantoms 1024x1280, {torch.get_num_threads()} threads, images/s:")
+    for name in ways:
+        print(f"  {name:18s} {rate[name]:.2f} ({rate[name] / rate['batched']:.2f}x batched)")
+    print(f"label maps of one_by_one and batched differ on {differ:.4%} of pixels")
+    stages = _stage_times(images)
+    print("batched, s per image: " + ", ".join(f"{stage} {seconds:.3f}" for stage, seconds in stages.items()))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+from scipy import ndimage
+
 BACKGROUND = 0
 BONES: dict[int, str] = {1: "ulna", 2: "radius", 3: "M1", 4: "M2", 5: "M3", 6: "M4", 7: "M5"}
 BONE_IDS: dict[str, int] = {name: value for value, name in BONES.items()}
@@ -25,3 +28,10 @@ def bone_id(name: str) -> int:
         return BONE_IDS[name]
     except KeyError:
         raise ValueError(f"unknown bone {name!r}; expected one of {', '.join(BONE_NAMES)}") from None
+
+
+def bone_extents(labels: np.ndarray) -> list[tuple[slice, slice] | None]:
+    """(rows, columns) slices of each bone's bounding box in a label map (H, W) of integers (BONES' values 1–7,
+    in order), None for a bone it lacks: one pass over the image, after which each bone's work can look at its
+    box alone rather than at the whole radiograph."""
+    return ndimage.find_objects(labels, max_label=len(BONES))

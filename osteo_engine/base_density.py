@@ -43,6 +43,8 @@ def base_density(
     wrist: np.ndarray | None,
     tissue: float,
     contrast: float,
+    *,
+    extent: tuple[slice, slice] | None = None,
 ) -> float | None:
     """RBD of one bone, or None when it cannot be read (no point to tell the wrist's end, too few pixels, no
     contrast).
@@ -50,11 +52,12 @@ def base_density(
     pixels (H, W) float, bone bright; mask (H, W) bool, the bone; axis = (centre (2,), unit axis (2,),
     (t_min, t_max) along it) as radiogrammetry._axis gives; wrist (x, y): a point beyond the bone's wrist end (for
     a metacarpal the forearm's centroid, for the radius and ulna the metacarpals'), or None; tissue: the level of
-    the tissue beside the mid-shaft, and contrast: its cortex's peak minus that, both in the pixels' units."""
+    the tissue beside the mid-shaft, and contrast: its cortex's peak minus that, both in the pixels' units;
+    extent: the mask's bounding box (rows, columns) when the caller knows it."""
     if wrist is None or not contrast > 0:
         return None
     centre, u, (t0, t1) = axis
-    box = _box(mask)
+    box = _box(mask, extent)
     inside = mask[box].astype(np.uint8)
     ys, xs = np.mgrid[box]
     along = (np.stack([xs, ys], -1) - centre) @ u
@@ -71,10 +74,13 @@ def base_density(
     return float((np.median(pixels[box][core]) - tissue) / contrast)
 
 
-def _box(mask: np.ndarray) -> tuple[slice, slice]:
-    rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+def _box(mask: np.ndarray, extent: tuple[slice, slice] | None) -> tuple[slice, slice]:
+    """The mask's bounding box with PAD pixels around it, within the image."""
+    if extent is None:
+        rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+        extent = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
     h, w = mask.shape
     return (
-        slice(max(rows[0] - PAD, 0), min(rows[-1] + PAD + 1, h)),
-        slice(max(cols[0] - PAD, 0), min(cols[-1] + PAD + 1, w)),
+        slice(max(extent[0].start - PAD, 0), min(extent[0].stop + PAD, h)),
+        slice(max(extent[1].start - PAD, 0), min(extent[1].stop + PAD, w)),
     )

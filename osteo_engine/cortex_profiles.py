@@ -86,11 +86,10 @@ def _positions(spans: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray
 
 def _sample(pixels: np.ndarray, points: np.ndarray, s: np.ndarray, u: np.ndarray, normal: np.ndarray) -> np.ndarray:
     """(P, longest) float32: the image along each profile, averaged over the strip (one remap for all)."""
-    along = np.arange(STRIP) - (STRIP - 1) / 2
-    lines = points[:, None] + s[..., None] * normal  # (P, L, 2)
-    grid = (lines + along[:, None, None, None] * u).astype(np.float32)  # (STRIP, P, L, 2)
-    grid = grid.reshape(STRIP * len(points), s.shape[1], 2)
-    values = cv2.remap(pixels, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR)
+    along = (np.arange(STRIP) - (STRIP - 1) / 2)[:, None, None]
+    # x and y apart, each contiguous as remap wants them: (STRIP, P, L) float32
+    x, y = ((points[:, i, None] + s * normal[i] + along * u[i]).astype(np.float32) for i in (0, 1))
+    values = cv2.remap(pixels, x.reshape(-1, s.shape[1]), y.reshape(-1, s.shape[1]), cv2.INTER_LINEAR)
     return values.reshape(STRIP, len(points), s.shape[1]).mean(0)
 
 

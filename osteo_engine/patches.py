@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .anatomy import BONES
+from .anatomy import BONES, bone_extents
 
 MIN_BONE_PIXELS = 50  # fewer labelled pixels than this is not a bone
 
@@ -59,25 +59,29 @@ def bone_patches(
     if pixels.shape != labels.shape:
         raise ValueError(f"image {pixels.shape} and label map {labels.shape} differ in size")
     out = PatchSet()
+    extents = bone_extents(labels)
     for value, name in BONES.items():
-        mask = labels == value
-        if mask.sum() < MIN_BONE_PIXELS:
+        extent = extents[value - 1]
+        if extent is None or np.count_nonzero(labels[extent] == value) < MIN_BONE_PIXELS:
             out.missing.append(name)
             continue
-        out.patches.append(_patch(pixels, mask, name, size, margin, pixel_spacing_mm, mm_per_pixel, context))
+        rows, cols = extent
+        bounds = (cols.start, cols.stop, rows.start, rows.stop)
+        out.patches.append(
+            _patch(pixels, labels, value, bounds, name, size, margin, pixel_spacing_mm, mm_per_pixel, context)
+        )
     return out
 
 
-def _patch(pixels, mask, name, size, margin, spacing, mm_per_pixel, context) -> BonePatch:
-    ys, xs = np.nonzero(mask)
-    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+def _patch(pixels, labels, value, bounds, name, size, margin, spacing, mm_per_pixel, context) -> BonePatch:
+    x0, x1, y0, y1 = bounds
     side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
     if spacing:
         side = max(side, size * mm_per_pixel / spacing)
     cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, side / 2
     box = (int(round(cx - half)), int(round(cy - half)), int(round(cx + half)), int(round(cy + half)))
     window = _window(pixels.astype(np.float32, copy=False), box)
-    kept = _window(mask.astype(np.uint8), box)
+    kept = (_window(labels, box) == value).astype(np.uint8)
     if context > 0:
         kept = cv2.distanceTransform(1 - kept, cv2.DIST_L2, 3) <= context * (box[2] - box[0])
     window = np.where(kept > 0, window, 0).astype(np.float32)

@@ -38,7 +38,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .anatomy import BONE_IDS, BONES
+from .anatomy import BONE_IDS, BONES, bone_extents
 from .base_density import base_density, centroid
 from .cortex_profiles import STEP, read_profiles
 from .errors import AnnotationError
@@ -101,8 +101,15 @@ def measure_bones(
     smooth = cv2.GaussianBlur(pixels.astype(np.float32), (0, 0), 0.7)
     forearm = centroid(labels, tuple(BONE_IDS[b] for b in FOREARM))
     hand = centroid(labels, tuple(BONE_IDS[b] for b in METACARPALS))
+    extents = bone_extents(labels)
     return {
-        bone: measure_bone(smooth, labels == BONE_IDS[bone], spacing_mm, hand if bone in FOREARM else forearm)
+        bone: measure_bone(
+            smooth,
+            labels == BONE_IDS[bone],
+            spacing_mm,
+            hand if bone in FOREARM else forearm,
+            extent=extents[BONE_IDS[bone] - 1],
+        )
         for bone in bones
     }
 
@@ -112,13 +119,18 @@ def measure_bone(
     mask: np.ndarray,
     spacing_mm: float | None,
     wrist: np.ndarray | None = None,
+    *,
+    extent: tuple[slice, slice] | None = None,
 ) -> BoneMeasurement:
     """One bone's measurement (pixels smoothed as measure_bones does); RBD needs a point `wrist` (x, y) beyond the
-    bone's wrist end (base_density), and is None without it."""
+    bone's wrist end (base_density), and is None without it. `extent`: the mask's bounding box (rows, columns),
+    when the caller knows it (anatomy.bone_extents); found here otherwise."""
     unit, scale = length_unit(spacing_mm), spacing_mm or 1.0
-    if mask.sum() < 50:
+    if extent is None:
+        extent = bone_extents(np.asarray(mask, bool).view(np.uint8))[0]  # the mask as label 1
+    if extent is None or np.count_nonzero(mask[extent]) < 50:
         return BoneMeasurement(None, None, None, None, None, unit, 0, "not found")
-    centre, u, t_range, breadth = _axis(mask)
+    centre, u, t_range, breadth = _axis(mask, extent)
     length = t_range[1] - t_range[0]
     normal = np.array([-u[1], u[0]])
     ts = t_range[0] + length * np.linspace(*SHAFT, PROFILES)
@@ -133,7 +145,7 @@ def measure_bone(
     region = [list(centre + a * u + b * normal) for a, b in _corners(t_range, length, w)]
     rmd = float(np.nanmean(kept.marrow)) if np.isfinite(kept.marrow).any() else None
     tissue, contrast = float(kept.tissue.mean()), float(kept.contrast.mean())
-    rbd = base_density(pixels, mask, (centre, u, t_range), wrist, tissue, contrast)
+    rbd = base_density(pixels, mask, (centre, u, t_range), wrist, tissue, contrast, extent=extent)
     bhi = bone_health_index(T, W, L)
     edges = kept.edges.tolist()
     return BoneMeasurement(W, T, 2 * T / W, bhi, L, unit, n, _quality(w, t, n), rmd, rbd, region, edges)
@@ -246,11 +258,12 @@ def bone_health_index(T: float, W: float, L: float) -> float:
     return float(np.pi * T * (1 - T / W) / (L * W) ** 0.33)
 
 
-def _axis(mask: np.ndarray):
+def _axis(mask: np.ndarray, extent: tuple[slice, slice]):
     """The mask's centre, unit axis (pointing to larger y, i.e. toward the wrist in an upright hand), the
-    extent of its pixels along the axis (t from the centre) and their furthest distance from the axis."""
-    ys, xs = np.nonzero(mask)
-    pts = np.stack([xs, ys], 1).astype(float)
+    extent of its pixels along the axis (t from the centre) and their furthest distance from the axis; `extent`
+    is the mask's bounding box."""
+    ys, xs = np.nonzero(mask[extent])
+    pts = np.stack([xs + extent[1].start, ys + extent[0].start], 1).astype(float)
     centre = pts.mean(0)
     _, _, vt = np.linalg.svd(pts - centre, full_matrices=False)
     u = vt[0] if vt[0][1] >= 0 else -vt[0]
