@@ -37,12 +37,14 @@ def _reference_engine(checkout: Path):
     return importlib.import_module("reference_engine")
 
 
-def _in_memory_ways(engine, images: list[np.ndarray]) -> dict:
-    """name -> a function of no argument that makes every image's label map, patches and radiogrammetry."""
+def _ways(engine, images: list[np.ndarray], manifest: Path) -> dict:
+    """name -> a function of no argument: `one_by_one` and `batched` make every image's label map, patches and
+    radiogrammetry; `bank` makes the manifest's patch bank. One segmenter for all three."""
     batch = importlib.import_module(f"{engine}.segmentation.batch")
     predict = importlib.import_module(f"{engine}.segmentation.predict")
     patches = importlib.import_module(f"{engine}.patches")
     radiogrammetry = importlib.import_module(f"{engine}.radiogrammetry")
+    data = importlib.import_module(f"{engine}.ssl.data")
     segmenter = predict.load_segmenter()
 
     def after(maps):
@@ -54,11 +56,13 @@ def _in_memory_ways(engine, images: list[np.ndarray]) -> dict:
     return {
         "one_by_one": lambda: list(after(predict.segment(p, segmenter, modules=False).labels for p in images)),
         "batched": lambda: list(after(batch.label_maps(images, segmenter))),
+        "bank": lambda: data.build_patch_bank(manifest, 96, "patches", segmenter),
     }
 
 
 def _stage_times(images: list[np.ndarray]) -> dict[str, float]:
-    """Seconds per image of each stage of `batched`, 4 images a pass (this checkout)."""
+    """Seconds per image of each stage of `batched`, 4 images a pass (this checkout). The heads' time is the
+    network's (`mean_prediction`) less a separate pass of its U-Net on the same batch."""
     import torch
 
     from osteo_engine.patches import bone_patches
@@ -68,11 +72,11 @@ def _stage_times(images: list[np.ndarray]) -> dict[str, float]:
     from osteo_engine.segmentation.predict import load_segmenter, repeatable
 
     segmenter = load_segmenter()
-    model, times = segmenter.model, dict.fromkeys(("unet", "heads", "labels", "patches", "radiogrammetry"), 0.0)
+    model, times = segmenter.model, dict.fromkeys(("unet", "network", "labels", "patches", "radiogrammetry"), 0.0)
 
-    def timed(stage, fn, *args):
+    def timed(stage, fn, *args, **kwargs):
         started = time.perf_counter()
-        out = fn(*args)
+        out = fn(*args, **kwargs)
         times[stage] += time.perf_counter() - started
         return out
 
@@ -82,24 +86,16 @@ def _stage_times(images: list[np.ndarray]) -> dict[str, float]:
         x = torch.from_numpy(np.stack([box.image(p) for box, p in zip(boxes, chunk)]))[:, None]
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            encoded, decoded = timed("unet", model.unet, x)
-            routing = model.router(encoded.mean(dim=(2, 3))).softmax(dim=1)
-            z = model.heads.sample_latents(len(chunk), 4, repeatable(segmenter))
-            weights = (routing / 4)[:, :, None].expand(-1, -1, 4)
-            means = timed("heads", model.heads.mean_probabilities, decoded, z, weights).numpy()
-        for pixels, box, mean in zip(chunk, boxes, means):
+            timed("unet", model.unet, x)
+            means, _ = timed("network", model.mean_prediction, x, samples=4, generator=repeatable(segmenter))
+        for pixels, box, mean in zip(chunk, boxes, means.numpy()):
             labels = timed("labels", bone_labels, mean, box)
             timed("patches", bone_patches, pixels, labels, 96)
             bright = bone_bright(pixels, labels)
             timed("radiogrammetry", measure_bones, bright, labels, None)
-    return {stage: seconds / len(images) for stage, seconds in times.items()}
-
-
-def _bank_way(engine, manifest: Path):
-    data = importlib.import_module(f"{engine}.ssl.data")
-    predict = importlib.import_module(f"{engine}.segmentation.predict")
-    segmenter = predict.load_segmenter()
-    return lambda: data.build_patch_bank(manifest, 96, "patches", segmenter)
+    times["heads"] = times.pop("network") - times["unet"]
+    order = ("unet", "heads", "labels", "patches", "radiogrammetry")
+    return {stage: times[stage] / len(images) for stage in order}
 
 
 def main() -> None:
@@ -115,11 +111,11 @@ def main() -> None:
 
     images = [generate_subject(0, i, raters=0).image.astype(np.float32) / 65535.0 for i in range(args.images)]
     manifest = write_cohort(Path(tempfile.mkdtemp()) / "cohort", PhantomConfig(args.images, seed=0, raters=1))
-    ways = _in_memory_ways("osteo_engine", images) | {"bank": _bank_way("osteo_engine", manifest)}
+    ways = _ways("osteo_engine", images, manifest)
     if args.reference:
         _reference_engine(args.reference)
-        ways["reference_batched"] = _in_memory_ways("reference_engine", images)["batched"]
-        ways["reference_bank"] = _bank_way("reference_engine", manifest)
+        reference = _ways("reference_engine", images, manifest)
+        ways |= {"reference_batched": reference["batched"], "reference_bank": reference["bank"]}
     timings: dict[str, list[float]] = {name: [] for name in ways}
     maps = {}
     ways["batched"]()  # warm-up

@@ -44,7 +44,7 @@ def base_density(
     tissue: float,
     contrast: float,
     *,
-    extent: tuple[slice, slice] | None = None,
+    extent: tuple[slice, slice],
 ) -> float | None:
     """RBD of one bone, or None when it cannot be read (no point to tell the wrist's end, too few pixels, no
     contrast).
@@ -53,7 +53,7 @@ def base_density(
     (t_min, t_max) along it) as radiogrammetry._axis gives; wrist (x, y): a point beyond the bone's wrist end (for
     a metacarpal the forearm's centroid, for the radius and ulna the metacarpals'), or None; tissue: the level of
     the tissue beside the mid-shaft, and contrast: its cortex's peak minus that, both in the pixels' units;
-    extent: the mask's bounding box (rows, columns) when the caller knows it."""
+    extent: the mask's bounding box (rows, columns), as anatomy.bone_extents gives it."""
     if wrist is None or not contrast > 0:
         return None
     centre, u, (t0, t1) = axis
@@ -74,11 +74,8 @@ def base_density(
     return float((np.median(pixels[box][core]) - tissue) / contrast)
 
 
-def _box(mask: np.ndarray, extent: tuple[slice, slice] | None) -> tuple[slice, slice]:
-    """The mask's bounding box with PAD pixels around it, within the image."""
-    if extent is None:
-        rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
-        extent = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+def _box(mask: np.ndarray, extent: tuple[slice, slice]) -> tuple[slice, slice]:
+    """The mask's bounding box `extent` with PAD pixels around it, within the image."""
     h, w = mask.shape
     return (
         slice(max(extent[0].start - PAD, 0), min(extent[0].stop + PAD, h)),
