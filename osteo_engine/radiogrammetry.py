@@ -226,17 +226,19 @@ def measurement_line(radiogrammetry: dict) -> str:
         f"MCI {radiogrammetry['MCI_M2_M4']:.2f}, BHI {radiogrammetry['BHI_M2_M4']:.2f} (M2–M4); "
         if radiogrammetry.get("MCI_M2_M4") is not None
         else "M2–M4 not all measured; "
-    ) + _summary_text(radiogrammetry)
+    ) + (f"hand {hand}; " if (hand := hand_summary_text(radiogrammetry)) else "")
     note = f" ({radiogrammetry['fusion_note']})" if radiogrammetry.get("fusion_note") else ""
     return f"radiogrammetry ({unit}): {head}" + ("; ".join(parts) or "no bone measured") + note
 
 
-def _summary_text(radiogrammetry: dict) -> str:
-    """ "hand MCI 0.45, RBD 0.61 (7 bones); ", or "" where the hand's MCI was not summarised."""
+def hand_summary_text(radiogrammetry: dict) -> str:
+    """ "mean MCI 0.45 over 7 bones, median base density (RBD) 0.61", or "" where the hand's MCI was not
+    summarised: the wording both the text answer and the Screen panel use."""
     if radiogrammetry.get("hand_MCI") is None:
         return ""
-    rbd = f", RBD {radiogrammetry['hand_RBD']:.2f}" if radiogrammetry.get("hand_RBD") is not None else ""
-    return f"hand MCI {radiogrammetry['hand_MCI']:.2f}{rbd} ({radiogrammetry['hand_bones']} bones); "
+    rbd = radiogrammetry.get("hand_RBD")
+    density = f", median base density (RBD) {rbd:.2f}" if rbd is not None else ""
+    return f"mean MCI {radiogrammetry['hand_MCI']:.2f} over {radiogrammetry['hand_bones']} bones{density}"
 
 
 def profile_along(pixels: np.ndarray, edges: list[list[float]], margin: float = 0.3):

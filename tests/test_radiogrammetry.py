@@ -17,9 +17,11 @@ from osteo_engine.radiogrammetry import (
     bone_bright,
     feature_vector,
     hand_summary,
+    hand_summary_text,
     measure_bone,
     measure_bones,
     measure_image,
+    measurement_line,
     profile_along,
     radiogrammetry_json,
 )
@@ -129,6 +131,16 @@ def test_the_hand_summary_averages_the_bones_read_and_needs_four(phantoms):
     few = {bone: measured[bone] for bone in ("M2", "M3", "M4")}
     assert hand_summary(few)["hand_MCI"] is None and np.isnan(feature_vector(few)[FEATURES.index("hand_MCI")])
     assert "hand MCI" not in radiogrammetry_json(few) or radiogrammetry_json(few)["hand_MCI"] is None
+
+
+def test_the_text_answer_words_the_hand_summary_as_the_panel_does(phantoms):
+    pixels, truth, _ = phantoms[1]
+    whole = radiogrammetry_json(measure_bones(pixels, truth))
+    text = hand_summary_text(whole)
+    assert text.startswith(f"mean MCI {whole['hand_MCI']:.2f} over {whole['hand_bones']} bones")
+    assert f"median base density (RBD) {whole['hand_RBD']:.2f}" in text and f"hand {text}; " in measurement_line(whole)
+    few = radiogrammetry_json(measure_bones(pixels, truth, bones=("M2", "M3", "M4")))
+    assert hand_summary_text(few) == "" and "hand " not in measurement_line(few)
 
 
 def test_the_measure_does_not_depend_on_how_the_hand_lies_or_on_inverted_contrast(phantoms):

@@ -8,6 +8,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from osteo_engine.anatomy import BONE_NAMES
+from osteo_engine.radiogrammetry import hand_summary_text
 from osteo_engine.screening import DISCLAIMER, how_read
 from osteo_engine.screening import shown as _shown
 
@@ -208,18 +209,8 @@ def _indices(radiogrammetry: dict) -> str:
         for b, m in bones.items()
     ]
     note = radiogrammetry.get("fusion_note")
-    return "\n".join([head, *_hand_line(radiogrammetry), *rows] + ([f"Classifier: {note}"] if note else []))
-
-
-def _hand_line(radiogrammetry: dict) -> list[str]:
-    """["Hand: mean MCI 0.45 over 7 bones, median base density 0.61"], or [] where the hand was not summarised."""
-    if radiogrammetry.get("hand_MCI") is None:
-        return []
-    density = radiogrammetry.get("hand_RBD")
-    return [
-        f"Hand: mean MCI {radiogrammetry['hand_MCI']:.2f} over {radiogrammetry['hand_bones']} bones"
-        + (f", median base density {density:.2f}" if density is not None else "")
-    ]
+    hand = [f"Hand: {summary}"] if (summary := hand_summary_text(radiogrammetry)) else []
+    return "\n".join([head, *hand, *rows] + ([f"Classifier: {note}"] if note else []))
 
 
 def _wrapping(text: str = "") -> QtWidgets.QLabel:

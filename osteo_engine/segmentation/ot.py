@@ -62,13 +62,14 @@ def _capped_coupling(
             f"a cap of {cap:g} or share of {share:g} on {groups} blocks of {n} rows cannot hold every column's mass"
         )
     block_rows = np.kron(np.eye(groups), np.ones(n // groups))  # (groups, n): which rows form block k
-    rows = np.kron(np.eye(n), np.ones(m))  # Σ_j T_ij ≤ γ
-    per_rater = np.kron(block_rows, np.eye(m))  # Σ_{i in k} T_ij ≤ cap·β_j
-    per_block = np.kron(block_rows, np.ones(m))  # Σ_{i in k} Σ_j T_ij ≤ share·Σβ
+    constraints = [(np.kron(np.eye(n), np.ones(m)), np.full(n, float(gamma)))]  # Σ_j T_ij ≤ γ
+    if cap < 1:  # Σ_{i in k} T_ij ≤ cap·β_j (at cap 1 the columns' sums already hold it)
+        constraints.append((np.kron(block_rows, np.eye(m)), np.tile(cap * beta, groups)))
+    if share < 1:  # Σ_{i in k} Σ_j T_ij ≤ share·Σβ
+        constraints.append((np.kron(block_rows, np.ones(m)), np.full(groups, share * beta.sum())))
     columns = np.kron(np.ones(n), np.eye(m))  # Σ_i T_ij = β_j
-    limits = [np.full(n, float(gamma)), np.tile(cap * beta, groups), np.full(groups, share * beta.sum())]
-    upper = np.vstack([rows, per_rater, per_block])
-    result = linprog(cost.ravel(), upper, np.concatenate(limits), columns, beta, bounds=(0, None), method="highs")
+    upper, limits = np.vstack([c for c, _ in constraints]), np.concatenate([limit for _, limit in constraints])
+    result = linprog(cost.ravel(), upper, limits, columns, beta, bounds=(0, None), method="highs")
     if result.status != 0:
         raise ValueError(f"the capped coupling has no solution ({result.message})")
     return np.clip(result.x, 0.0, None).reshape(n, m)
