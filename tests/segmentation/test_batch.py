@@ -54,3 +54,18 @@ def test_the_same_image_always_gets_the_same_maps(tiny_segmenter):
     assert np.array_equal(first.labels, again.labels) and np.array_equal(first.entropy, again.entropy)
     assert np.array_equal(first.sample_variance, again.sample_variance)
     assert np.array_equal(next(label_maps([pixels], segmenter)), next(label_maps([pixels], segmenter)))
+
+
+def test_a_reading_whose_bones_come_in_pieces_is_less_plausible_than_the_whole_one():
+    from osteo_engine.segmentation.predict import _plausibility
+
+    whole = np.zeros((8, 120, 140), np.float32)
+    whole[0] = 1.0
+    for bone in range(1, 8):  # seven upright bars, each one piece, at a confidence of 0.9
+        whole[:, 20:100, 15 * bone : 15 * bone + 8] = 0.1 / 7
+        whole[bone, 20:100, 15 * bone : 15 * bone + 8] = 0.9
+    broken = whole.copy()
+    broken[:, 55:65, 15:23] = 0.0  # the ulna cut in two halves, as confident as before
+    broken[0, 55:65, 15:23] = 1.0
+    assert _plausibility(whole) == pytest.approx(0.9 + 2.0, abs=1e-6)
+    assert _plausibility(broken) == pytest.approx(_plausibility(whole) - 0.5 / 7, abs=0.01)
