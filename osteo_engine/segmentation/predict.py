@@ -343,8 +343,11 @@ def _plausibility(probs: np.ndarray) -> float:
     upright reading of atlas val won on 23 of 42 files, and on 42 of 42 with the wholeness added (README)."""
     labels, confidence = probs.argmax(0), probs.max(0)
     bone = labels > 0
-    found = sum(int((labels == v).sum() > MIN_AREA_FRACTION * labels.size) for v in BONES)
-    whole = sum(_largest_share(labels == v) for v in BONES)
+    found = whole = 0.0
+    for value in BONES:
+        _, areas = _components(labels == value)
+        found += float(areas.sum() > MIN_AREA_FRACTION * labels.size)
+        whole += float(areas.max() / areas.sum()) if areas.size else 0.0
     return (float(confidence[bone].mean()) if bone.any() else 0.0) + (found + whole) / len(BONES)
 
 
@@ -408,18 +411,17 @@ def _finding_json(f: BoneFinding) -> dict:
     }
 
 
+def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A mask's 8-connected parts: the label image (0 outside) and each part's pixel count, in label order 1..n."""
+    _, components, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    return components, stats[1:, cv2.CC_STAT_AREA]
+
+
 def _largest_component(mask: np.ndarray) -> np.ndarray:
-    count, components, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if count <= 1:
+    components, areas = _components(mask)
+    if not areas.size:
         return np.zeros_like(mask, bool)
-    return components == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-
-
-def _largest_share(mask: np.ndarray) -> float:
-    """The share of a mask's pixels in its largest connected part (0 for an empty mask)."""
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    return float(areas.max() / areas.sum()) if count > 1 else 0.0
+    return components == 1 + int(np.argmax(areas))
 
 
 def entropy_png(entropy: np.ndarray) -> np.ndarray:
