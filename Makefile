@@ -56,29 +56,41 @@ phantom-sheet: $(STAMP)
 clean:
 	rm -rf $(VENV) build .pytest_cache
 
-# The bundled segmenter: SAM masks of the atlas, a phantom cohort whose 3 raters have habits, training from scratch
-# (γ held at 1/(K·S) for 30% of training, annealed to 1 by 70%), a fine-tune at a higher input resolution (γ = 1:
-# the modules already stand for raters), evaluation, publication. Each module draws 4 samples in training (more
-# spread at no cost in Dice on a toy set); the atlas stays two thirds of each epoch: at half, the atlas val Dice
-# fell to 0.57 (docs/segmenter-modules.md). This recipe has not yet been run to the end.
+# The bundled segmenter: MoSE's shared head (4 modules, a latent of size 2, each module held to at least a third of
+# the raters' coupled mass) grafted onto the U-Net of the per-module segmenter bundled before commit $(PER_MODULE)
+# (its card lists its own five stages), then 4 epochs at 384x480 on the atlas masks (SAM, from the landmarks) and a
+# phantom cohort whose 3 raters have habits; evaluation; publication. The shared design trained from scratch
+# stayed far below on the atlas after 20 epochs (docs/segmenter-modules.md).
 ATLAS := ../shared/data/hand-atlas
+PER_MODULE := 6bee0c0
 SEG_DATA := --data build/atlas-auto/manifest.csv build/h0/manifest.csv --repeat 3 1 --samples 4 --preset cpu-small
+SEG := runs/seg-graft/checkpoints/best.safetensors
 default-model: $(STAMP)
 	test -f build/atlas-auto/manifest.csv || $(BIN)/osteo annotate-auto --images $(ATLAS)/images \
 		--landmarks $(ATLAS)/landmarks.csv --out build/atlas-auto
 	test -f build/h0/manifest.csv || $(BIN)/osteo phantom build/h0 --subjects 192 --seed 0
-	$(BIN)/osteo segment train $(SEG_DATA) --epochs 20 --out runs/seg-default $$(test -d runs/seg-default && echo --resume)
-	$(BIN)/osteo segment train $(SEG_DATA) --epochs 4 --init runs/seg-default/checkpoints/best.safetensors \
-		--anneal-fraction 0 --lr 1e-3 --input-size 384 480 --out runs/seg-hr $$(test -d runs/seg-hr && echo --resume)
-	$(BIN)/osteo segment evaluate --model runs/seg-hr/checkpoints/best.safetensors \
-		--data build/atlas-auto/manifest.csv --split val --landmarks $(ATLAS)/landmarks.csv --json > build/eval-atlas-val.json
-	$(BIN)/osteo segment evaluate --model runs/seg-hr/checkpoints/best.safetensors \
-		--data build/h0/manifest.csv --split test --json > build/eval-phantom-test.json
-	$(BIN)/osteo segment evaluate --model runs/seg-hr/checkpoints/best.safetensors \
-		--data build/h0/manifest.csv --split test --truth --json > build/eval-phantom-test-truth.json
-	$(BIN)/osteo segment publish runs/seg-hr/checkpoints/best.safetensors --out resources/models/segmenter.safetensors \
+	mkdir -p build/seg-per-module
+	for f in safetensors json; do git show $(PER_MODULE):resources/models/segmenter.$$f \
+		> build/seg-per-module/segmenter.$$f; done
+	$(BIN)/osteo segment train $(SEG_DATA) --epochs 4 --init build/seg-per-module/segmenter.safetensors \
+		--anneal-fraction 0 --lr 5e-4 --input-size 384 480 --module-share 0.3334 --latent-size 2 --out runs/seg-graft \
+		$$(test -d runs/seg-graft && echo --resume)
+	$(BIN)/osteo segment evaluate --model $(SEG) --data build/atlas-auto/manifest.csv --split val \
+		--landmarks $(ATLAS)/landmarks.csv --json > build/eval-atlas-val.json
+	$(BIN)/osteo segment evaluate --model $(SEG) --data build/h0/manifest.csv --split test --json \
+		> build/eval-phantom-test.json
+	$(BIN)/osteo segment evaluate --model $(SEG) --data build/h0/manifest.csv --split test --truth --json \
+		> build/eval-phantom-test-truth.json
+	$(BIN)/osteo segment publish $(SEG) --out resources/models/segmenter.safetensors \
 		--evaluation atlas_val=build/eval-atlas-val.json phantom_test=build/eval-phantom-test.json \
 		phantom_test_truth=build/eval-phantom-test-truth.json
+	@echo "the demo classifier's refer policy, re-sized for this segmenter (its expected error is what it reads)"
+	test -f build/c0/manifest.csv || $(BIN)/osteo phantom build/c0 --subjects 192 --seed 0
+	test -f build/c2/manifest.csv || $(BIN)/osteo phantom build/c2 --subjects 192 --seed 2
+	$(BIN)/osteo export-screening --encoder resources/models/screening/encoder.safetensors \
+		--probe resources/models/screening/probe.safetensors $(DEMO) --calibration build/c2/manifest.csv \
+		--out build/demo-export --synthetic
+	cp build/demo-export/* resources/models/screening/
 
 # The bundled demo classifier, on synthetic data only: phantom cohort c0, SimCLR on the bundled segmenter's bone
 # patches, the linear probe, and the refer policy sized on a second cohort (c2) and audited on c0's test images.

@@ -27,13 +27,17 @@ if TYPE_CHECKING:
 DISCLAIMER = (
     "Research tool, not a medical device: this is not a diagnosis. Osteoporosis is diagnosed by DXA and a clinician."
 )
+# the default policy's; a calibrated one sizes its own (screening_model.py): with the bundled segmenter, the 1%
+# most uncertain of phantom cohort c2 lay above 0.084, so this refers only what is far outside the ordinary
+EXPECTED_ERROR_LIMIT = 0.15
 MAX_SCREEN_PIXELS = 16_000_000  # larger images are screened from a copy shrunk to this size (`working_copy`)
 
 
 @dataclass(frozen=True)
 class ReferPolicy:
     min_bones: int = 5  # fewer bones found than this: refer
-    max_uncertainty: float = 0.35  # mean predictive entropy (nats) over the bones above this: refer
+    # the segmentation's expected error (`Segmentation.expected_error`, 1 − Dice) above this: refer
+    max_uncertainty: float = EXPECTED_ERROR_LIMIT
     margin: float = 0.05  # |probability − threshold| below this: refer
 
 
@@ -43,7 +47,7 @@ class ScreeningResult:
     decision: str
     reasons: list[str]
     bones: dict[str, dict]
-    uncertainty: float | None  # mean predictive entropy over the bones, nats; None when not a number
+    uncertainty: float | None  # the segmentation's expected error (1 − Dice, 0–1); None when not a number
     threshold: float
     timings_s: dict[str, float]
     model: dict
@@ -109,7 +113,7 @@ def screen_image(
         for b in BONE_NAMES
     }
     # a NaN anywhere in the segmenter's maps, also outside the bones, makes the whole answer suspect
-    uncertainty = seg.mean_uncertainty() if np.isfinite(seg.entropy).all() else float("nan")
+    uncertainty = seg.expected_error() if np.isfinite(seg.entropy).all() else float("nan")
     population = check_population(person or Demographics(), model.population)
     decision, reasons = decide(probability, len(found), uncertainty, model.probe.threshold, model.policy, population)
     timings = {k: round(v, 3) for k, v in timings.items()}
@@ -264,7 +268,7 @@ def decide(
         reasons.append(f"only {bones_found} of 7 bones were found (at least {policy.min_bones} are needed).")
     if checks["uncertain_segmentation"]:
         reasons.append(
-            f"the bone segmentation is uncertain (mean entropy {uncertainty:.2f} above {policy.max_uncertainty:.2f})."
+            f"the bone segmentation is uncertain (expected error {uncertainty:.2f} above {policy.max_uncertainty:.2f})."
         )
     if checks["near_threshold"]:
         reasons.append(

@@ -153,8 +153,8 @@ def calibrate_refer_policy(
     """The uncertainty limit refers the `uncertainty_share` most uncertain images of `uncertainty_pool`
     (default: `screened`; the segmentation's uncertainty knows no labels, so training images may serve);
     the margin around the threshold then grows until `target_refer` of `screened` are referred in all.
-    The share is 1% because the limit is for outliers: the mean entropy of ordinary phantom segmentations
-    lies in a narrow band (0.106-0.165 nats on 57 images), where a 5% limit referred 4 of 19 by chance."""
+    The share is 1% because the limit is for outliers: ordinary phantom segmentations lie in a narrow band of
+    uncertainty (their mean entropy 0.106-0.165 nats on 57 images), where a 5% limit referred 4 of 19 by chance."""
     uncertainty = np.array([s.uncertainty for s in (uncertainty_pool or screened)])
     limit = math.inf
     if uncertainty_share > 0:

@@ -115,7 +115,7 @@ def _text(result: dict) -> str:
     read = how_read(result["orientation"])
     return (
         f"{result['image']}: {result['decision'].upper()} (probability {_shown(result['probability'])}, "
-        f"threshold {_shown(result['threshold'])}, segmentation uncertainty {_shown(result['uncertainty'])})\n"
+        f"threshold {_shown(result['threshold'])}, segmentation's expected error {_shown(result['uncertainty'])})\n"
         f"  {' '.join(result['reasons'])}\n  bones: {bones or 'none found'}"
         + (f"\n  {population['note']}" if population and population["within"] is not False else "")
         + (f"\n  {measurement_line(result['radiogrammetry'])}" if result.get("radiogrammetry") else "")

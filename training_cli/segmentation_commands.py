@@ -116,7 +116,11 @@ def add_segment_parser(sub) -> None:
         help="per --data source, how often its training images occur in an epoch (default 1 each)",
     )
     t.add_argument("--seed", type=int)
-    t.add_argument("--init", help="warm start from a segmenter .safetensors of the preset's architecture")
+    t.add_argument(
+        "--init",
+        help="warm start from a segmenter .safetensors of the preset's architecture, or from a per-module one with "
+        "the same U-Net (its U-Net and most-routed module's head carry over; the mixture starts anew)",
+    )
     t.add_argument("--lr", type=float, help="override the preset's peak learning rate")
     t.add_argument(
         "--anneal-fraction",

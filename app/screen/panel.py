@@ -137,7 +137,7 @@ class ResultPanel(QtWidgets.QScrollArea):
         read = how_read(result["orientation"]) or "as stored (upright)"
         self.summary.setText(
             f"probability {_shown(result['probability'])} (threshold {_shown(result['threshold'])}); segmentation "
-            f"uncertainty {_shown(result['uncertainty'])} nats; read {read}."
+            f"expected error {_shown(result['uncertainty'])} (1 − Dice); read {read}."
         )
         missing = [b for b, v in result["bones"].items() if not v["present"]]
         self.reasons.setText(

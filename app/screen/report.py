@@ -23,7 +23,7 @@ def report_lines(result: dict, facts: dict[str, str], include_patient: bool = Fa
     lines = [
         f"Decision: {result['decision'].upper()}",
         f"Probability {_shown(result['probability'])} (threshold {_shown(result['threshold'])}); segmentation "
-        f"uncertainty {_shown(result['uncertainty'])} nats",
+        f"expected error {_shown(result['uncertainty'])} (1 − Dice)",
         *result["reasons"],
         result.get("population", {}).get("note", ""),
         "",

@@ -68,3 +68,14 @@ def dice_per_bone(prediction: np.ndarray, target: np.ndarray) -> dict[str, float
         total = p.sum() + t.sum()
         out[name] = float("nan") if total == 0 else float(2 * np.logical_and(p, t).sum() / total)
     return out
+
+
+def mean_dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean Dice over the bones in either map; 1 when neither has any."""
+    return mean_of(dice_per_bone(a, b))
+
+
+def mean_of(dice: dict[str, float]) -> float:
+    """The mean of `dice_per_bone`'s values over the bones in either map; 1 when neither has any."""
+    values = [v for v in dice.values() if np.isfinite(v)]
+    return float(np.mean(values)) if values else 1.0

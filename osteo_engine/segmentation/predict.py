@@ -24,6 +24,7 @@ from ..runs import load_model, pick_device
 from ..sam import BonePrompter
 from .data import Letterbox
 from .identity import order_metacarpals
+from .metrics import mean_dice
 from .model import MixtureSegmenter, SegmenterConfig
 from .uncertainty import SampleMaps, effective_modules, module_disagreement, restored_labels, sample_maps
 
@@ -99,9 +100,23 @@ class Segmentation:
         bone = self.labels > 0
         return float(values[bone].mean() if bone.any() else values.mean())
 
+    def expected_error(self) -> float:
+        """The segmentation's own estimate of its label map's 1 − mean Dice over the bones: that 1 − Dice against
+        each of its samples (each module's map when the samples were not kept), weighted by α (π). If the samples
+        are drawn as a rater would draw, this is the expected error against a rater. The app's image score: on
+        atlas val it ranks images by their real error better than the mean entropy (Spearman 0.52 against 0.25,
+        README). Raises ValueError for a segmentation made with `modules=False`."""
+        maps = self.samples or self.modules
+        if not maps:
+            raise ValueError("the expected error needs the modules' maps (segment with modules=True)")
+        errors = [1.0 - mean_dice(self.labels, m.labels) for m in maps]
+        weights = np.array([m.weight for m in maps], np.float64)
+        return float(np.dot(errors, weights / weights.sum())) if weights.sum() > 0 else float(np.mean(errors))
+
     def summary(self) -> dict:
         return {
             "mean_uncertainty": round(self.mean_uncertainty(), 4),
+            "expected_error": round(self.expected_error(), 4) if self.modules else None,
             "uncertainty": self.uncertainty_summary(),
             "routing": [round(p, 4) for p in self.routing],
             "effective_modules": round(self.effective_modules, 4),

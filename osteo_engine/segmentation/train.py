@@ -23,6 +23,7 @@ from .data import SegmentationSample, load_samples
 from .losses import background_weighted, gamma_schedule, ot_segmentation_loss
 from .metrics import dice_per_bone, ged_terms
 from .model import MixtureSegmenter, SegmenterConfig
+from .transplant import can_transplant, transplant
 from .uncertainty import effective_modules
 
 
@@ -281,14 +282,26 @@ def _selected_by(record: dict, select_by: str) -> str:
     )
 
 
-def _warm_start(model: MixtureSegmenter, config: SegmentTrainConfig) -> None:
+TRANSPLANT_IMAGES = 8  # training images whose mean routing picks the module a transplant carries over
+
+
+def _warm_start(model: MixtureSegmenter, config: SegmentTrainConfig, train: list[SegmentationSample]) -> str:
+    """Load `config.init` into `model`: all of it for the same architecture, the trunk and one module's head for a
+    per-module init of a shared-head model (transplant.py). Returns what was loaded, for the model card. Raises
+    ConfigError for any other architecture."""
     state, card = load_model(config.init, SegmenterCard)
-    if card.model_config != asdict(config.model):
-        raise ConfigError(
-            f"{Path(config.init).name} has another architecture than the preset "
-            f"({card.model_config} against {asdict(config.model)})."
-        )
-    model.load_state_dict(state)
+    source = SegmenterConfig(**card.model_config)
+    if source == config.model:
+        model.load_state_dict(state)
+        return str(config.init)
+    if can_transplant(source, config.model):
+        images = torch.from_numpy(np.stack([s.image for s in train[:TRANSPLANT_IMAGES]]))[:, None]
+        module = transplant(state, source, model, images)
+        return f"{config.init} (its U-Net and module {module + 1}'s head; the mixture started anew)"
+    raise ConfigError(
+        f"{Path(config.init).name} has another architecture than the preset "
+        f"({card.model_config} against {asdict(config.model)})."
+    )
 
 
 def train_segmenter(
@@ -310,8 +323,7 @@ def train_segmenter(
         run, task="segmentation training", epochs=config.epochs, seed=config.seed, events=events, cancel=cancel
     )
     model = MixtureSegmenter(config.model)
-    if config.init and not resume:
-        _warm_start(model, config)
+    started_from = _warm_start(model, config, splits["train"]) if config.init and not resume else config.init
     model = to_device(model, loop.device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(splits["train"]) / config.batch_size)
@@ -327,7 +339,7 @@ def train_segmenter(
         input_size=list(config.input_size),
         data=[str(d) for d in data],
         preset=config.preset,
-        init=str(config.init) if config.init else None,
+        init=str(started_from) if started_from else None,
         train_images=len(splits["train"]),
         val_images=len(splits["val"]),
     )

@@ -97,16 +97,17 @@ def test_samples_that_reproduce_the_raters_beat_their_mean_and_uncertainty_on_th
 
 
 def test_expected_error_scores_the_label_map_against_the_models_own_samples():
-    from osteo_engine.segmentation.uncertainty_eval import expected_error
-
     bone = np.zeros((20, 20), np.uint8)
     bone[5:15, 5:15] = 1
     half = bone.copy()
     half[5:15, 10:15] = 0  # Dice with `bone`: 2·50 / 150
     entropy = np.zeros(bone.shape, np.float32)
-    assert expected_error(_segmentation(bone, [bone, bone], entropy)) == 0.0
-    assert expected_error(_segmentation(bone, [bone, np.zeros_like(bone)], entropy)) == pytest.approx(0.5)
+    assert _segmentation(bone, [bone, bone], entropy).expected_error() == 0.0
+    assert _segmentation(bone, [bone, np.zeros_like(bone)], entropy).expected_error() == pytest.approx(0.5)
     unsure = _segmentation(bone, [bone, half], entropy, routing=(0.25, 0.75))
-    assert expected_error(unsure) == pytest.approx(0.75 * (1 - 100 / 150))
+    assert unsure.expected_error() == pytest.approx(0.75 * (1 - 100 / 150))
     unsure.samples = []  # without the samples, each module's map stands for its samples
-    assert expected_error(unsure) == pytest.approx(0.75 * (1 - 100 / 150))
+    assert unsure.expected_error() == pytest.approx(0.75 * (1 - 100 / 150))
+    unsure.modules = []  # segment(..., modules=False) keeps no maps to score against
+    with pytest.raises(ValueError, match="modules=True"):
+        unsure.expected_error()
