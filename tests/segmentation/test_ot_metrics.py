@@ -157,3 +157,16 @@ def test_dice_per_bone():
     b[:1] = 4
     dice = dice_per_bone(a, b)
     assert dice["M2"] == pytest.approx(2 * 4 / (8 + 4)) and np.isnan(dice["ulna"])
+
+
+@pytest.mark.parametrize("highest", [7, 20])  # 20: labels beyond the bones' (another project's map) still count
+def test_dice_per_bone_counts_each_bone_as_its_two_masks_would(highest):
+    from osteo_engine.anatomy import BONES
+
+    rng = np.random.default_rng(highest)
+    a = rng.integers(0, highest + 1, (30, 40)).astype(np.uint8)
+    b = rng.integers(0, 8, (30, 40))
+    dice = dice_per_bone(a, b)
+    for value, name in BONES.items():
+        p, t = a == value, b == value
+        assert dice[name] == pytest.approx(2 * (p & t).sum() / (p.sum() + t.sum()))
