@@ -44,17 +44,16 @@ def transplant(
     module = _most_routed(state, source, images)
     carried = {k: v for k, v in state.items() if k.startswith("unet.") or k.startswith("router.0.")}
     carried |= _head_of(state, module)
-    missing, unexpected = model.load_state_dict(carried, strict=False)
+    unexpected = model.load_state_dict(carried, strict=False).unexpected_keys
     assert not unexpected, unexpected
     return module
 
 
-@torch.no_grad()
 def _most_routed(state: dict[str, torch.Tensor], source: SegmenterConfig, images: torch.Tensor) -> int:
     donor = MixtureSegmenter(source)
     donor.load_state_dict(state)
-    encoded, _ = donor.unet(images)
-    return int(donor.router(encoded.mean(dim=(2, 3))).softmax(dim=1).mean(0).argmax())
+    _, routing = donor.mean_prediction(images, samples=1)
+    return int(routing.mean(0).argmax())
 
 
 def _head_of(state: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
