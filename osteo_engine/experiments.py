@@ -188,8 +188,7 @@ def fusion_runs(spec: RunSpec, record: dict, bank: PatchBank, request: Experimen
     bank without radiogrammetry. Each is cached in its own run folder."""
     if spec.table != "1" or bank.radiogrammetry is None:
         return []
-    base = ProbeConfig(seed=spec.seed, protocol=request.probe_protocol)
-    probe_config = fusion_probe_config(base)  # what both rows fit with (train_fused_probe applies it to `base`)
+    probe_config = fusion_probe_config(ProbeConfig(seed=spec.seed, protocol=request.probe_protocol))
     fill = fill_values(bank)
     everything = external_inputs(external, bank.patches.shape[-1]) if external is not None else None
     checkpoint = request.out / "runs" / spec.name / "pretrain" / "checkpoints" / "last.safetensors"
@@ -212,7 +211,7 @@ def fusion_runs(spec: RunSpec, record: dict, bank: PatchBank, request: Experimen
             continue
         encoder = load_encoder(encoder_file)[0] if encoder_file else None
         x = probe_features(bank, fill, encoder)
-        probe, info = train_fused_probe(x, bank, base) if encoder else train_probe(x, bank, probe_config)
+        probe, info = train_fused_probe(x, bank, probe_config) if encoder else train_probe(x, bank, probe_config)
         row = {"table": "1", "method": method, "variant": variant, "seed": spec.seed} | scored(probe, info, x, bank)
         if everything is not None:
             row["external"] = scored_externally(probe, probe_features(everything, fill, encoder), everything)
