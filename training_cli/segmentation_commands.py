@@ -123,6 +123,11 @@ def add_segment_parser(sub) -> None:
     )
     t.add_argument("--lr", type=float, help="override the preset's peak learning rate")
     t.add_argument(
+        "--trunk-lr-scale",
+        type=float,
+        help="the U-Net's learning rate as a share of the heads' and router's, (0, 1] (default 1)",
+    )
+    t.add_argument(
         "--anneal-fraction",
         type=float,
         help="share of training by whose end γ has risen to 1 (0: γ = 1 throughout, for a warm start)",

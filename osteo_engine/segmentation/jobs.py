@@ -25,6 +25,7 @@ class SegmentTrainRequest:
     epochs: int | None = None  # None: the preset's, as for every field below
     seed: int | None = None
     lr: float | None = None
+    trunk_lr_scale: float | None = None  # the U-Net's learning rate as a share of the heads' (0–1]
     anneal_fraction: float | None = None  # share of training by whose end γ has risen to 1
     hold_fraction: float | None = None  # share of training for which γ stays at γ0 first
     samples: int | None = None  # S, each module's samples per training image
@@ -49,6 +50,7 @@ def segment_train_job(
         epochs=request.epochs,
         seed=request.seed,
         lr=request.lr,
+        trunk_lr_scale=request.trunk_lr_scale,
         anneal_fraction=request.anneal_fraction,
         hold_fraction=request.hold_fraction,
         samples=request.samples,

@@ -37,6 +37,9 @@ class SegmentTrainConfig:
     epochs: int = 40
     batch_size: int = 8
     lr: float = 2e-3
+    # the U-Net's learning rate as a share of the heads' and router's: below 1, a warm start's shared features
+    # move less than the modules that draw the raters' habits (docs/segmenter-modules.md)
+    trunk_lr_scale: float = 1.0
     warmup_fraction: float = 0.03  # linear warm-up of the learning rate, then a cosine decay
     weight_decay: float = 1e-4
     gamma0: float | None = None  # None: 1/N, every sample carries mass at first (paper appendix A)
@@ -116,6 +119,8 @@ def segment_preset(name: str, latent_size: int | None = None, **overrides) -> Se
         )
     if config.samples < 1:
         raise ConfigError(f"each module needs at least one sample per image (got {config.samples}).")
+    if not 0 < config.trunk_lr_scale <= 1:
+        raise ConfigError(f"the U-Net's share of the learning rate must be in (0, 1], not {config.trunk_lr_scale:g}.")
     for limit, value in (("module cap", config.module_cap), ("module share", config.module_share)):
         if not 1 / config.model.modules <= value <= 1:
             raise ConfigError(
@@ -237,7 +242,7 @@ def _train_one_epoch(
         loop.step()
         step = (epoch - 1) * steps_per_epoch + b
         for group in optimiser.param_groups:
-            group["lr"] = warmup_cosine(step, total_steps, config.lr, config.warmup_fraction)
+            group["lr"] = warmup_cosine(step, total_steps, config.lr, config.warmup_fraction) * group["scale"]
         chosen = [train[i] for i in order[b * config.batch_size : (b + 1) * config.batch_size]]
         x, y, beta = (t.to(device) for t in _batch(chosen, rng, config))
         if device.type == "cuda":
@@ -304,6 +309,18 @@ def _warm_start(model: MixtureSegmenter, config: SegmentTrainConfig, train: list
     )
 
 
+def _parameter_groups(model: MixtureSegmenter, config: SegmentTrainConfig) -> list[dict]:
+    """The optimiser's groups, each with the share of the scheduled learning rate it takes ("scale"): one group
+    at the default scale (as runs were resumed before the option), else the U-Net's and the rest."""
+    if config.trunk_lr_scale == 1.0:
+        return [{"params": list(model.parameters()), "scale": 1.0}]
+    trunk = {id(p) for p in model.unet.parameters()}
+    return [
+        {"params": list(model.unet.parameters()), "scale": config.trunk_lr_scale},
+        {"params": [p for p in model.parameters() if id(p) not in trunk], "scale": 1.0},
+    ]
+
+
 def train_segmenter(
     data: list[str | Path],
     out: str | Path,
@@ -325,7 +342,7 @@ def train_segmenter(
     model = MixtureSegmenter(config.model)
     started_from = _warm_start(model, config, splits["train"]) if config.init and not resume else config.init
     model = to_device(model, loop.device)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimiser = torch.optim.AdamW(_parameter_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(splits["train"]) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     start_epoch = loop.resume(model, optimiser, resume)

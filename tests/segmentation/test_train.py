@@ -198,6 +198,21 @@ def test_a_warm_start_begins_from_the_given_weights_and_needs_their_architecture
         train_segmenter(data, tmp_path / "other", other)
 
 
+def test_a_smaller_trunk_learning_rate_holds_the_unet_while_the_heads_learn(small_cohort, tmp_path):
+    data = [small_cohort / "manifest.csv"]
+    start = train_segmenter(data, tmp_path / "first", tiny_config(1)).run / "checkpoints" / "last.safetensors"
+    held = replace(tiny_config(1), init=str(start), trunk_lr_scale=1e-6)
+    after = load_file(train_segmenter(data, tmp_path / "held", held).run / "checkpoints" / "last.safetensors")
+    before = load_file(start)
+    for key in before:
+        if key.startswith("unet."):
+            torch.testing.assert_close(before[key], after[key])
+    assert not torch.allclose(before["heads.w_scale"], after["heads.w_scale"])
+    for scale in (0.0, 1.5):
+        with pytest.raises(ConfigError, match="share of the learning rate"):
+            segment_preset("cpu-small", trunk_lr_scale=scale)
+
+
 def test_phantoms_are_scored_against_their_true_maps_or_their_raters(small_cohort, tiny_segmenter):
     from osteo_engine.segmentation.evaluate import evaluate_segmenter
 
