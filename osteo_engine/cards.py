@@ -170,6 +170,9 @@ class SegmenterCard(ModelCard):
     train_images: int = 0  # training images per epoch, repeats counted
     val_images: int = 0
     selected_by: str | None = None  # how the best checkpoint was chosen (None: the last epoch's weights)
+    # added to every sample's background logit when the model is loaded to predict (`load_segmenter`): −log of the
+    # background's weight in the training cross-entropy, which otherwise draws every bone wide (README)
+    background_logit_offset: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)

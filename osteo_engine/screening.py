@@ -28,7 +28,7 @@ DISCLAIMER = (
     "Research tool, not a medical device: this is not a diagnosis. Osteoporosis is diagnosed by DXA and a clinician."
 )
 # the default policy's; a calibrated one sizes its own (screening_model.py): with the bundled segmenter, the 1%
-# most uncertain of phantom cohort c2 lay above 0.084, so this refers only what is far outside the ordinary
+# most uncertain of phantom cohort c2 lay above 0.112, so this refers only what is far outside the ordinary
 EXPECTED_ERROR_LIMIT = 0.15
 MAX_SCREEN_PIXELS = 16_000_000  # larger images are screened from a copy shrunk to this size (`working_copy`)
 

@@ -103,9 +103,10 @@ class Segmentation:
     def expected_error(self) -> float:
         """The segmentation's own estimate of its label map's 1 − mean Dice over the bones: that 1 − Dice against
         each of its samples (each module's map when the samples were not kept), weighted by α (π). If the samples
-        are drawn as a rater would draw, this is the expected error against a rater. The app's image score: on
-        atlas val it ranks images by their real error better than the mean entropy (Spearman 0.52 against 0.25,
-        README). Raises ValueError for a segmentation made with `modules=False`."""
+        are drawn as a rater would draw, this is the expected error against a rater. The app's image score: it
+        ranks images by their real error better than the mean entropy on every set measured (Spearman 0.29
+        against 0.22 on the atlas's 91 training images, 0.77 against 0.49 on h0 test; README). Raises ValueError
+        for a segmentation made with `modules=False`."""
         maps = self.samples or self.modules
         if not maps:
             raise ValueError("the expected error needs the modules' maps (segment with modules=True)")
@@ -151,6 +152,7 @@ def load_segmenter(path: str | Path | None = None, device: str | None = None) ->
     try:
         model = MixtureSegmenter(SegmenterConfig(**card.model_config))
         model.load_state_dict(state)
+        _offset_background(model, card.background_logit_offset)
         input_size = tuple(int(v) for v in card.input_size)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"{path.name} does not hold a mixture segmenter ({str(exc).splitlines()[0][:160]}).") from exc
@@ -163,6 +165,15 @@ def load_segmenter(path: str | Path | None = None, device: str | None = None) ->
     # channels_last: the U-Net's convolutions ran 1.5x faster on 2 CPU cores (bench/patch_bank_speed.py)
     model = model.eval().to(target, memory_format=torch.channels_last)
     return LoadedSegmenter(model, input_size, card, target)
+
+
+def _offset_background(model: MixtureSegmenter, offset: float) -> None:
+    """Adds `offset` to the background logit of every sample (the heads' last bias). A cross-entropy that weighs
+    the background by w learns probabilities tilted toward the bones by 1/w; adding −log w undoes the tilt
+    (logit adjustment). On atlas val it raised the mean Dice from 0.860 to 0.870 and the entropy's pixel AUROC
+    from 0.900 to 0.915, and the phantoms' Dice against the truth too (README)."""
+    with torch.no_grad():
+        model.heads.biases[-1][:, 0] += offset
 
 
 @torch.inference_mode()

@@ -357,6 +357,7 @@ def train_segmenter(
         data=[str(d) for d in data],
         preset=config.preset,
         init=str(started_from) if started_from else None,
+        background_logit_offset=-math.log(config.background_weight),
         train_images=len(splits["train"]),
         val_images=len(splits["val"]),
     )

@@ -237,6 +237,8 @@ def bank_cache_name(manifest: str | Path, size: int, source: str, segmenter_card
     """A file name that changes with the manifest's content, the patch size, the input and the segmenter."""
     digest = hashlib.sha256(Path(manifest).read_bytes())
     made_by = f"{segmenter_card.command}|{_blank(segmenter_card.epoch)}" if segmenter_card else "|"
+    if segmenter_card and segmenter_card.background_logit_offset:  # same run, other label maps
+        made_by += f"|{segmenter_card.background_logit_offset:.6f}"
     kept = "whole x4" if source == "raw" else "radiogrammetry " + ",".join(FEATURES)
     digest.update(f"{size}|{source}|{kept}|{made_by}".encode())
     return f"patches-{source}-{size}-{digest.hexdigest()[:12]}.npz"

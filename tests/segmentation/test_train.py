@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from osteo_engine.cards import data_hash
+from osteo_engine.cards import SegmenterCard, data_hash
 from osteo_engine.errors import ConfigError
 from osteo_engine.segmentation.augment import SegmentAugmentConfig, augment
 from osteo_engine.segmentation.data import Letterbox, load_samples
@@ -211,6 +211,25 @@ def test_a_smaller_trunk_learning_rate_holds_the_unet_while_the_heads_learn(smal
     for scale in (0.0, 1.5):
         with pytest.raises(ConfigError, match="share of the learning rate"):
             segment_preset("cpu-small", trunk_lr_scale=scale)
+
+
+def test_the_background_weight_of_training_is_undone_when_the_model_is_loaded(tiny_segmenter, tmp_path):
+    import math
+
+    from osteo_engine.runs import load_checkpoint, write_model
+
+    trained = tiny_segmenter.parent / "run" / "checkpoints" / "last.safetensors"  # the card training wrote
+    state, card = load_checkpoint(trained)
+    offset = card["background_logit_offset"]
+    assert offset == pytest.approx(-math.log(segment_preset("cpu-small").background_weight))
+    loaded = load_segmenter(trained).model.heads.biases[-1].detach()
+    torch.testing.assert_close(loaded[:, 0], state["heads.biases.2"][:, 0] + offset)
+    torch.testing.assert_close(loaded[:, 1:], state["heads.biases.2"][:, 1:])
+    # a card from before the offset (none written) loads the weights as they are
+    older = {k: v for k, v in card.items() if k != "background_logit_offset"}
+    older_file = write_model(tmp_path / "older.safetensors", state, SegmenterCard.from_json(older, "older.json"))
+    plain = load_segmenter(older_file)
+    torch.testing.assert_close(plain.model.heads.biases[-1].detach(), state["heads.biases.2"])
 
 
 def test_phantoms_are_scored_against_their_true_maps_or_their_raters(small_cohort, tiny_segmenter):
