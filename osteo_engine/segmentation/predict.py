@@ -104,7 +104,7 @@ class Segmentation:
         """The segmentation's own estimate of its label map's 1 − mean Dice over the bones: that 1 − Dice against
         each of its samples (each module's map when the samples were not kept), weighted by α (π). If the samples
         are drawn as a rater would draw, this is the expected error against a rater. The app's image score: it
-        ranks images by their real error better than the mean entropy on every set measured (Spearman 0.29
+        ranks images by their real error better than the mean entropy on every set measured (Spearman 0.27
         against 0.22 on the atlas's 91 training images, 0.77 against 0.49 on h0 test; README). Raises ValueError
         for a segmentation made with `modules=False`."""
         maps = self.samples or self.modules
