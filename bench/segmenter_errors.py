@@ -50,7 +50,7 @@ def _image(seg, reference: np.ndarray, input_size, mirrored=None) -> dict:
     image mirrored left to right, when asked for."""
     from scipy import ndimage
 
-    from osteo_engine.segmentation.metrics import dice_per_bone, mean_of
+    from osteo_engine.segmentation.metrics import mean_dice
     from osteo_engine.segmentation.uncertainty_eval import bones_box
 
     box = bones_box(seg.labels, reference)
@@ -74,8 +74,8 @@ def _image(seg, reference: np.ndarray, input_size, mirrored=None) -> dict:
     wrong = labels != ref
     far = wrong & (distance > 10)
     return {
-        "dice": mean_of(dice_per_bone(seg.labels, reference)),
-        "round_trip_dice": mean_of(dice_per_bone(_round_trip(reference, input_size), reference)),
+        "dice": mean_dice(seg.labels, reference),
+        "round_trip_dice": mean_dice(_round_trip(reference, input_size), reference),
         "wrong": wrong,
         "scores": scores,
         "bands": np.histogram(distance[wrong], DISTANCE_BANDS)[0],
