@@ -4,7 +4,8 @@ In one process, with the bundled segmenter, interleaved over `--repeats` rounds:
 - in memory, the same phantoms, each way followed by what a patch bank does with a label map (`bone_patches` at
   96 pixels and the radiogrammetry of all seven bones, `measure_bones`):
   - `one_by_one`: `segment(..., modules=False)` per image (how patch banks were first made);
-  - `batched`: `segmentation.batch.label_maps`, 4 images a pass;
+  - `batched`: `segmentation.batch.label_maps`, 4 images a pass, with a bank's latent samples per module
+    (`ssl.data.BANK_SAMPLES`);
   - with `--reference CHECKOUT` (e.g. a `git worktree` of an earlier commit), that engine's `batched` way with
     its own patches and radiogrammetry;
 - end to end, `build_patch_bank` on a manifest of the same phantoms written as DICOM files (reading them
@@ -46,6 +47,7 @@ def _ways(engine, images: list[np.ndarray], manifest: Path) -> dict:
     radiogrammetry = importlib.import_module(f"{engine}.radiogrammetry")
     data = importlib.import_module(f"{engine}.ssl.data")
     segmenter = predict.load_segmenter()
+    samples = getattr(data, "BANK_SAMPLES", 4)  # a bank's latents per module (4 before BANK_SAMPLES)
 
     def after(maps):
         for pixels, labels in zip(images, maps):
@@ -55,7 +57,7 @@ def _ways(engine, images: list[np.ndarray], manifest: Path) -> dict:
 
     return {
         "one_by_one": lambda: list(after(predict.segment(p, segmenter, modules=False).labels for p in images)),
-        "batched": lambda: list(after(batch.label_maps(images, segmenter))),
+        "batched": lambda: list(after(batch.label_maps(images, segmenter, samples=samples))),
         "bank": lambda: data.build_patch_bank(manifest, 96, "patches", segmenter),
     }
 
@@ -70,6 +72,7 @@ def _stage_times(images: list[np.ndarray]) -> dict[str, float]:
     from osteo_engine.segmentation.batch import bone_labels
     from osteo_engine.segmentation.data import Letterbox
     from osteo_engine.segmentation.predict import load_segmenter, repeatable
+    from osteo_engine.ssl.data import BANK_SAMPLES
 
     segmenter = load_segmenter()
     model, times = segmenter.model, dict.fromkeys(("unet", "network", "labels", "patches", "radiogrammetry"), 0.0)
@@ -87,7 +90,7 @@ def _stage_times(images: list[np.ndarray]) -> dict[str, float]:
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             timed("unet", model.unet, x)
-            means, _ = timed("network", model.mean_prediction, x, samples=4, generator=repeatable(segmenter))
+            means, _ = timed("network", model.mean_prediction, x, samples=BANK_SAMPLES, generator=repeatable(segmenter))
         for pixels, box, mean in zip(chunk, boxes, means.numpy()):
             labels = timed("labels", bone_labels, mean, box)
             timed("patches", bone_patches, pixels, labels, 96)

@@ -10,6 +10,7 @@ from osteo_engine.segmentation.batch import bone_labels, label_maps
 from osteo_engine.segmentation.data import Letterbox
 from osteo_engine.segmentation.predict import DEFAULT_MODEL, _largest_parts, load_segmenter, segment
 from osteo_engine.segmentation.uncertainty import restored_labels
+from osteo_engine.ssl.data import BANK_SAMPLES
 
 from ..conftest import SAMPLE_DICOM
 
@@ -33,12 +34,14 @@ def test_per_bone_restoration_equals_restoring_every_class_in_full(shape):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="no bundled segmenter")
-def test_batched_label_maps_match_segment_upright_and_turned():
+def test_patch_banks_label_maps_match_segment_upright_and_turned():
+    """A patch bank draws BANK_SAMPLES latents per module; `segment` draws 4: the label maps still agree."""
     segmenter = load_segmenter()
     pixels = load_radiograph(SAMPLE_DICOM).pixels
     turned = np.ascontiguousarray(np.rot90(pixels))
     torch.manual_seed(0)
-    batched = list(label_maps([pixels, turned, pixels[:, ::-1].copy()], segmenter, batch_size=2))
+    images = [pixels, turned, pixels[:, ::-1].copy()]
+    batched = list(label_maps(images, segmenter, samples=BANK_SAMPLES, batch_size=2))
     for image, labels in zip([pixels, turned], batched):
         alone = segment(image, segmenter, modules=False).labels
         assert labels.shape == image.shape
