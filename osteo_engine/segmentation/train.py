@@ -178,11 +178,17 @@ def _batch(samples: list[SegmentationSample], rng: np.random.Generator, config: 
 
 @torch.inference_mode()
 def validate(
-    model: MixtureSegmenter, samples: list[SegmentationSample], config: SegmentTrainConfig, device: torch.device
+    model: MixtureSegmenter,
+    samples: list[SegmentationSample],
+    config: SegmentTrainConfig,
+    device: torch.device,
+    background_offset: float = 0.0,
 ) -> dict:
     """Validation GED against every rater's map, and Dice per bone of the mean prediction; to see a collapse
     as it happens, the samples' and the raters' diversity (the GED's within terms, on images with two or more
-    raters) and the effective number of modules exp(H(π))."""
+    raters) and the effective number of modules exp(H(π)). `background_offset` is added to every sample's
+    background logit, as `load_segmenter` adds the card's `background_logit_offset`, so that the checkpoint
+    chosen is the best at what prediction will draw."""
     model.eval()
     dice = {b: [] for b in BONE_NAMES}
     geds, diversity, rater_diversity, effective = [], [], [], []
@@ -190,6 +196,7 @@ def validate(
         x = torch.from_numpy(s.image)[None, None].to(device)
         with autocast(device):
             out = model(x, samples=config.val_samples)
+        out.logits[:, :, :, 0] += background_offset
         prediction = out.mean_probabilities()[0].argmax(0).cpu().numpy()
         for rater_map in s.annotations:
             for bone, value in dice_per_bone(prediction, rater_map).items():
@@ -378,7 +385,7 @@ def train_segmenter(
             ),
         }
         if splits["val"]:
-            record.update(validate(model, splits["val"], config, loop.device))
+            record.update(validate(model, splits["val"], config, loop.device, card.background_logit_offset))
         checkpoints = {"last": (model.state_dict(), card)}
         score = selection_score(record, config.select_by)
         if score > best["score"]:

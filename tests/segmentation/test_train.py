@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from osteo_engine.cards import SegmenterCard, data_hash
 from osteo_engine.errors import ConfigError
+from osteo_engine.runs import load_checkpoint, write_model
 from osteo_engine.segmentation.augment import SegmentAugmentConfig, augment
 from osteo_engine.segmentation.data import Letterbox, load_samples
 from osteo_engine.segmentation.model import SegmenterConfig
@@ -216,8 +217,6 @@ def test_a_smaller_trunk_learning_rate_holds_the_unet_while_the_heads_learn(smal
 def test_the_background_weight_of_training_is_undone_when_the_model_is_loaded(tiny_segmenter, tmp_path):
     import math
 
-    from osteo_engine.runs import load_checkpoint, write_model
-
     trained = tiny_segmenter.parent / "run" / "checkpoints" / "last.safetensors"  # the card training wrote
     state, card = load_checkpoint(trained)
     offset = card["background_logit_offset"]
@@ -230,6 +229,26 @@ def test_the_background_weight_of_training_is_undone_when_the_model_is_loaded(ti
     older_file = write_model(tmp_path / "older.safetensors", state, SegmenterCard.from_json(older, "older.json"))
     plain = load_segmenter(older_file)
     torch.testing.assert_close(plain.model.heads.biases[-1].detach(), state["heads.biases.2"])
+
+
+def test_validation_scores_the_label_maps_that_prediction_will_draw(small_cohort, tiny_segmenter):
+    from osteo_engine.segmentation.predict import _offset_background
+    from osteo_engine.segmentation.train import validate
+
+    config, offset = tiny_config(), 0.5  # the tiny model finds no bone at the presets' 2.3
+    model = load_segmenter(tiny_segmenter, device="cpu").model  # published with no offset
+    val = load_samples(small_cohort / "manifest.csv", config.input_size)["train"][:3]
+
+    def scores(background_offset):
+        torch.manual_seed(0)
+        found = validate(model, val, config, torch.device("cpu"), background_offset)
+        return [found["val_ged"], found["val_mean_dice"], *found["val_dice"].values()]
+
+    in_training = scores(offset)
+    plain = scores(0.0)
+    _offset_background(model, offset)  # what load_segmenter does with a card's offset
+    assert scores(0.0) == pytest.approx(in_training)
+    assert in_training[1] != pytest.approx(plain[1])
 
 
 def test_phantoms_are_scored_against_their_true_maps_or_their_raters(small_cohort, tiny_segmenter):
