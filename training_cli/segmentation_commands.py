@@ -128,6 +128,12 @@ def add_segment_parser(sub) -> None:
         help="the U-Net's learning rate as a share of the heads' and router's, (0, 1] (default 1)",
     )
     t.add_argument(
+        "--background-weight",
+        type=float,
+        help="the background's weight in the cross-entropy, (0, 1] (default 0.1; the card's background_logit_offset, "
+        "−log of it, undoes the tilt at prediction)",
+    )
+    t.add_argument(
         "--anneal-fraction",
         type=float,
         help="share of training by whose end γ has risen to 1 (0: γ = 1 throughout, for a warm start)",

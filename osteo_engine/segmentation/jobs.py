@@ -27,6 +27,7 @@ class SegmentTrainRequest:
     lr: float | None = None
     trunk_lr_scale: float | None = None  # the U-Net's learning rate as a share of the heads' (0–1]
     anneal_fraction: float | None = None  # share of training by whose end γ has risen to 1
+    background_weight: float | None = None  # the background's weight in the cross-entropy (0–1]
     hold_fraction: float | None = None  # share of training for which γ stays at γ0 first
     samples: int | None = None  # S, each module's samples per training image
     module_cap: float | None = None  # the most of a rater's mass one module's samples may take (1: MoSE's)
@@ -52,6 +53,7 @@ def segment_train_job(
         lr=request.lr,
         trunk_lr_scale=request.trunk_lr_scale,
         anneal_fraction=request.anneal_fraction,
+        background_weight=request.background_weight,
         hold_fraction=request.hold_fraction,
         samples=request.samples,
         module_cap=request.module_cap,

@@ -119,6 +119,10 @@ def segment_preset(name: str, latent_size: int | None = None, **overrides) -> Se
         )
     if config.samples < 1:
         raise ConfigError(f"each module needs at least one sample per image (got {config.samples}).")
+    if not 0 < config.background_weight <= 1:
+        raise ConfigError(
+            f"the background's weight in the cross-entropy must be in (0, 1], not {config.background_weight:g}."
+        )
     if not 0 < config.trunk_lr_scale <= 1:
         raise ConfigError(f"the U-Net's share of the learning rate must be in (0, 1], not {config.trunk_lr_scale:g}.")
     for limit, value in (("module cap", config.module_cap), ("module share", config.module_share)):

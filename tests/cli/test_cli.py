@@ -120,10 +120,11 @@ def test_segment_train_options_reach_the_engine_request():
 
     args = build_parser().parse_args(
         ["segment", "train", "--data", "a.csv", "b.csv", "--out", "run", "--samples", "4", "--repeat", "1", "2"]
-        + ["--module-cap", "0.5", "--module-share", "0.34", "--latent-size", "2"]
+        + ["--module-cap", "0.5", "--module-share", "0.34", "--latent-size", "2", "--background-weight", "1"]
     )
     request = request_from(SegmentTrainRequest, args)
     assert request.module_cap == 0.5 and request.module_share == 0.34 and request.latent_size == 2
+    assert request.background_weight == 1.0
     assert request.samples == 4 and request.repeat == (1, 2) and request.data == (Path("a.csv"), Path("b.csv"))
     plain = build_parser().parse_args(["segment", "train", "--data", "a", "--out", "r"])
     assert request_from(SegmentTrainRequest, plain).samples is None  # the preset's S

@@ -212,6 +212,8 @@ def test_a_smaller_trunk_learning_rate_holds_the_unet_while_the_heads_learn(smal
     for scale in (0.0, 1.5):
         with pytest.raises(ConfigError, match="share of the learning rate"):
             segment_preset("cpu-small", trunk_lr_scale=scale)
+        with pytest.raises(ConfigError, match="background's weight"):
+            segment_preset("cpu-small", background_weight=scale)
 
 
 def test_the_background_weight_of_training_is_undone_when_the_model_is_loaded(tiny_segmenter, tmp_path):
