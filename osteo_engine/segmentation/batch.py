@@ -30,6 +30,7 @@ from .predict import (
     _reorient,
     _turned_back,
     find_orientation,
+    network_input,
     repeatable,
 )
 
@@ -60,9 +61,7 @@ def _oriented_labels(
     turns, inverted = find_orientation(pixels, segmenter, _plausibility(mean))
     if not (turns or inverted):
         return bone_labels(mean, box)
-    upright = _reorient(pixels, turns, inverted)
-    upright_box = Letterbox.fit(upright.shape, segmenter.input_size)
-    x = torch.from_numpy(upright_box.image(upright))[None, None].to(segmenter.device)
+    upright_box, x = network_input(_reorient(pixels, turns, inverted), segmenter)
     upright_mean, _ = segmenter.model.mean_prediction(x, samples=samples, generator=repeatable(segmenter))
     return _turned_back(turns)(bone_labels(upright_mean[0].float().cpu().numpy(), upright_box))
 

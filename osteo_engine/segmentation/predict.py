@@ -250,9 +250,15 @@ def segment(
 def _read(pixels: np.ndarray, segmenter: LoadedSegmenter, samples: int, turns: int, inverted: bool):
     """(the image turned upright, its Letterbox, the network's SegmenterOutput for it)."""
     upright = _reorient(pixels, turns, inverted)
-    box = Letterbox.fit(upright.shape, segmenter.input_size)
-    x = torch.from_numpy(box.image(upright))[None, None].to(segmenter.device)
+    box, x = network_input(upright, segmenter)
     return upright, box, segmenter.model(x, samples=samples, generator=repeatable(segmenter))
+
+
+def network_input(image: np.ndarray, segmenter: LoadedSegmenter) -> tuple[Letterbox, torch.Tensor]:
+    """(the Letterbox that fits `image` (H, W) float32 to the network's input, the letterboxed image as a
+    (1, 1, h, w) tensor on the segmenter's device)."""
+    box = Letterbox.fit(image.shape, segmenter.input_size)
+    return box, torch.from_numpy(box.image(image))[None, None].to(segmenter.device)
 
 
 def repeatable(segmenter: LoadedSegmenter) -> torch.Generator:
