@@ -75,6 +75,7 @@ default-model: $(STAMP)
 	$(BIN)/osteo segment train $(SEG_DATA) --epochs 4 --init build/seg-per-module/segmenter.safetensors \
 		--anneal-fraction 0 --lr 5e-4 --input-size 384 480 --module-share 0.3334 --latent-size 2 --out runs/seg-graft \
 		$$(test -d runs/seg-graft && echo --resume)
+	$(BIN)/osteo segment fit-errors --model $(SEG) --data build/atlas-auto/manifest.csv build/h0/manifest.csv
 	$(BIN)/osteo segment evaluate --model $(SEG) --data build/atlas-auto/manifest.csv --split val \
 		--landmarks $(ATLAS)/landmarks.csv --json > build/eval-atlas-val.json
 	$(BIN)/osteo segment evaluate --model $(SEG) --data build/h0/manifest.csv --split test --json \

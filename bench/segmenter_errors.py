@@ -67,6 +67,8 @@ def _image(seg, reference: np.ndarray, input_size, mirrored=None) -> dict:
         "samples disagreeing": disagree,
         "distance to the edge (negated)": -distance,
     }
+    if seg.error is not None:
+        scores["learned error map"] = seg.error[box]
     if mirrored is not None:
         entropy, other = (a[:, ::-1][box] for a in (mirrored.entropy, mirrored.labels))
         scores["mean entropy with the mirror image"] = (total + entropy) / 2

@@ -210,8 +210,19 @@ class ProbeCard(ModelCard):
     fusion: dict = field(default_factory=dict)  # how the inputs were chosen: each kind's validation macro-F1
 
 
+@dataclass(frozen=True, kw_only=True)
+class ErrorMapCard(ModelCard):
+    KIND: ClassVar[str] = "ErrorMap"
+    name: str = "error map"
+    features: list = field(default_factory=list)  # segmentation.error_map.CONTINUOUS, in order
+    segmenter: str = ""  # the segmenter whose label maps it was fitted to
+    data: list[str] = field(default_factory=list)  # manifests whose train split it was fitted on
+    train_images: int = 0
+    train_pixels: int = 0
+
+
 CARDS: dict[str, type[ModelCard]] = {
-    card.KIND: card for card in (SegmenterCard, EncoderCard, SupervisedEncoderCard, ProbeCard)
+    card.KIND: card for card in (SegmenterCard, EncoderCard, SupervisedEncoderCard, ProbeCard, ErrorMapCard)
 }
 
 

@@ -188,11 +188,18 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
 
 def publish_checkpoint(checkpoint: str | Path, out: str | Path, evaluations: dict[str, dict], note: str = "") -> Path:
     """Copy a checkpoint and its card to `out`, adding the named evaluations (e.g. from `segment evaluate`)
-    and a note on its provenance."""
+    and a note on its provenance. Its companions (`NAME.PART.safetensors` beside `NAME.safetensors`, such as a
+    segmenter's error map) are copied beside `out` with their cards, unchanged."""
+    checkpoint, out = Path(checkpoint), Path(out)
     state, card = load_checkpoint(checkpoint)
     typed = card_from_json(card, checkpoint)
     published = typed.with_changes(evaluations=evaluations, note=note or typed.note, source_checkpoint=str(checkpoint))
-    return write_model(out, state, published)
+    written = write_model(out, state, published)
+    for companion in checkpoint.parent.glob(f"{checkpoint.stem}.*.safetensors"):
+        part = companion.name[len(checkpoint.stem) : -len(".safetensors")]
+        for source in (companion, companion.with_suffix(".json")):
+            atomic_write_bytes(out.with_name(f"{out.stem}{part}{source.suffix}"), source.read_bytes())
+    return written
 
 
 class DivergenceGuard:

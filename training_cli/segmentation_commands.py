@@ -192,6 +192,7 @@ def add_segment_parser(sub) -> None:
     r.set_defaults(run=segment_predict)
     add_evaluate_parser(seg)
     add_publish_parser(seg)
+    add_fit_errors_parser(seg)
 
 
 def segment_train(args) -> int:
@@ -303,4 +304,30 @@ def segment_publish(args) -> int:
         evaluations[name] = json.loads(Path(path).read_text())
     out = publish_checkpoint(args.checkpoint, args.out, evaluations, args.note)
     emit({"written": str(out)}, False, [f"wrote {out} and its model card"])
+    return 0
+
+
+def add_fit_errors_parser(seg) -> None:
+    f = seg.add_parser(
+        "fit-errors",
+        help="fit a segmenter's error map (where its label map is likely wrong) to annotated manifests' train split",
+    )
+    f.add_argument("--data", nargs="+", required=True, type=Path, help="manifest CSVs of annotation projects")
+    f.add_argument("--model", type=Path, help="a .safetensors segmenter (default: the bundled model)")
+    f.add_argument("--out", type=Path, help="default: NAME.errors.safetensors beside the segmenter, where it is used")
+    f.add_argument("--pixels-per-manifest", type=int, help="train pixels from each manifest (default 2,000,000)")
+    f.add_argument("--epochs", type=int, help="default 4")
+    f.add_argument("--seed", type=int)
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(run=segment_fit_errors)
+
+
+def segment_fit_errors(args) -> int:
+    from osteo_engine.segmentation.error_fit import ErrorMapRequest, fit_error_map_job
+
+    with progress_bar(0, "fit-errors") as update:
+        result = fit_error_map_job(request_from(ErrorMapRequest, args, command=command_line()), update)
+    lines = [f"wrote {result.path}: {result.train_pixels} pixels of {result.train_images} train images"]
+    lines += [f"{m} val ({e['images']} images), pixel AUROC {e['pixel_auroc']}" for m, e in result.evaluations.items()]
+    emit({"written": str(result.path), "evaluations": result.evaluations}, args.json, lines)
     return 0

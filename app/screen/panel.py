@@ -18,6 +18,7 @@ DECISION_COLOURS = {"normal": "#2e7d32", "osteoporosis": "#c62828", "refer": "#e
 UNCERTAINTY_KINDS = {
     "total": "total entropy (nats)",
     "mutual_information": "mutual information: disagreement (nats)",
+    "error": "likely wrong: learned error map (probability)",
     "variance": "variance across samples",
 }
 OVERLAY_NAMES = {
@@ -126,6 +127,11 @@ class ResultPanel(QtWidgets.QScrollArea):
         return box
 
     # ------------------------------------------------------------ content
+    def enable_kinds(self, available: set[str]) -> None:
+        """Only the maps the segmentation has can be chosen (a segmenter without an error map has no "error")."""
+        for i in range(self.kinds.count()):
+            self.kinds.model().item(i).setEnabled(self.kinds.itemData(i) in available)
+
     def show_waiting(self, text: str) -> None:
         self.decision.setText(text)
         self.decision.setStyleSheet("font-size: 20px; font-weight: bold; color: #555")

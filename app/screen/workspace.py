@@ -186,6 +186,7 @@ class ScreenWorkspace(QtWidgets.QWidget):
         annotation = self.annotation_source(path) if self.annotation_source else None
         self.canvas.set_labels("annotation", annotation, label_lut(self._colours))
         self.panel.show_result(screened.result.to_json(), [m.weight for m in seg.modules])
+        self.panel.enable_kinds({*seg.uncertainty_maps(), "variance"})
         self.panel.show_facts(facts)
         self.canvas.set_measurements(screened.measurements)
         self.show_module(min(self._module, max(0, len(seg.modules) - 1)))
@@ -242,6 +243,8 @@ class ScreenWorkspace(QtWidgets.QWidget):
         if name and bones[name]["probability"] is not None:
             parts.append(f"probability {bones[name]['probability']:.2f}")
         parts.append(f"entropy {seg.entropy[y, x]:.2f}, MI {seg.mutual_information[y, x]:.2f} nats")
+        if seg.error is not None:
+            parts.append(f"P(wrong) {seg.error[y, x]:.2f}")
         self.panel.hover.setText("  ·  ".join(parts))
 
     # ------------------------------------------------------------ jobs and drops

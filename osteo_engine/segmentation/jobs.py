@@ -102,6 +102,7 @@ def predict_images(request: PredictRequest, progress: Progress = None) -> Predic
         <stem>_labels.png        the weighted mean's label map
         <stem>_uncertainty.png   total predictive entropy
         <stem>_mi.png            mutual information (where the samples disagree)
+        <stem>_error.png         when the model has an error map: P(label wrong), 255 = 1 (error_map.py)
         <stem>_module<k>.png     module k's own label map, k = 1..K
         samples/<stem>_module<k>_sample<j>.png   with save_samples: every sample's label map
         <stem>.json              summary: bones, routing, uncertainty, modules (and samples) with their files
@@ -131,12 +132,16 @@ def predict_images(request: PredictRequest, progress: Progress = None) -> Predic
 
 def _write_maps(seg, out: Path, stem: str) -> dict:
     """Write one segmentation's PNGs; its summary, with each module's and sample's file (relative to out)."""
+    import numpy as np
+
     from ..sheets import write_png
     from .predict import entropy_png
 
     write_png(seg.labels, out / f"{stem}_labels.png")
     write_png(entropy_png(seg.entropy), out / f"{stem}_uncertainty.png")
     write_png(entropy_png(seg.mutual_information), out / f"{stem}_mi.png")
+    if seg.error is not None:
+        write_png(np.round(seg.error * 255).astype(np.uint8), out / f"{stem}_error.png")
     summary = seg.summary()
     for k, (module, entry) in enumerate(zip(seg.modules, summary["modules"]), start=1):
         entry["labels"] = f"{stem}_module{k}.png"

@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from ..runs import load_model, pick_device
 from ..sam import BonePrompter
 from .data import Letterbox
+from .error_map import ErrorMap, companion_path, load_error_map
 from .identity import order_metacarpals
 from .metrics import mean_dice
 from .model import MixtureSegmenter, SegmenterConfig
@@ -89,6 +90,7 @@ class Segmentation:
     sample_variance: np.ndarray | None = None  # (H, W) float32: the samples' variance around their mean
     modules: list[ModuleMap] = field(default_factory=list)
     samples: list[SampleMap] = field(default_factory=list)  # only when asked for
+    error: np.ndarray | None = None  # (H, W) float32, 0–1: the error map's P(label wrong), when the model has one
 
     @property
     def effective_modules(self) -> float:
@@ -96,8 +98,9 @@ class Segmentation:
         return effective_modules(self.routing)
 
     def mean_uncertainty(self, kind: str = "total") -> float:
-        """Mean of one uncertainty map (nats: "total", "expected" or "mutual_information") over the pixels the
-        model calls bone, or over the image when none. Raises KeyError for another kind."""
+        """Mean of one uncertainty map (nats: "total", "expected" or "mutual_information"; a probability: "error")
+        over the pixels the model calls bone, or over the image when none. Raises KeyError for another kind, or
+        for "error" when the segmenter has no error map."""
         values = self.uncertainty_maps()[kind]
         bone = self.labels > 0
         return float(values[bone].mean() if bone.any() else values.mean())
@@ -130,7 +133,12 @@ class Segmentation:
 
     def uncertainty_maps(self) -> dict[str, np.ndarray]:
         """The uncertainty maps this segmentation has, by kind."""
-        maps = {"total": self.entropy, "expected": self.expected_entropy, "mutual_information": self.mutual_information}
+        maps = {
+            "total": self.entropy,
+            "expected": self.expected_entropy,
+            "mutual_information": self.mutual_information,
+            "error": self.error,
+        }
         return {k: v for k, v in maps.items() if v is not None}
 
     def uncertainty_summary(self) -> dict[str, float]:
@@ -144,6 +152,7 @@ class LoadedSegmenter:
     input_size: tuple[int, int]
     card: SegmenterCard
     device: torch.device
+    error_map: ErrorMap | None = None  # the learned map of likely errors, when one lies beside the weights
 
 
 def load_segmenter(path: str | Path | None = None, device: str | None = None) -> LoadedSegmenter:
@@ -166,7 +175,8 @@ def load_segmenter(path: str | Path | None = None, device: str | None = None) ->
     target = pick_device(device)
     # channels_last: the U-Net's convolutions ran 1.5x faster on 2 CPU cores (bench/patch_bank_speed.py)
     model = model.eval().to(target, memory_format=torch.channels_last)
-    return LoadedSegmenter(model, input_size, card, target)
+    errors = companion_path(path)
+    return LoadedSegmenter(model, input_size, card, target, load_error_map(errors) if errors.exists() else None)
 
 
 def _offset_background(model: MixtureSegmenter, offset: float) -> None:
@@ -232,6 +242,9 @@ def segment(
     back = _turned_back(turns)
     labels, floats = back(labels), {k: back(v) for k, v in floats.items()}
     modules, drawn = ([back(_nearest(m, upright.shape)) for m in group] for group in (modules, drawn))
+    error = None
+    if modules and segmenter.error_map is not None:  # patch banks (modules=False) have no use for it
+        error = segmenter.error_map.map(pixels, labels, floats["entropy"], floats["mi"])
     return Segmentation(
         labels,
         floats["entropy"],
@@ -244,6 +257,7 @@ def segment(
         sample_variance=floats["variance"],
         modules=[ModuleMap(float(w), m) for w, m in zip(maps.routing, modules)],  # empty with modules=False
         samples=[SampleMap(i // samples, float(maps.weights.flat[i]), d) for i, d in enumerate(drawn)],
+        error=error,
     )
 
 

@@ -10,7 +10,8 @@
 - Errors flagged: the pixel AUROC of each uncertainty map for the pixels whose label differs from the first
   rater's, inside the bones' bounding box (with a margin), and the Spearman correlation between an image's
   mean uncertainty over its bones and its 1 − mean Dice; beside them, the image score `expected_error`: the
-  model's own estimate of that 1 − Dice, its label map scored against its samples.
+  model's own estimate of that 1 − Dice, its label map scored against its samples. The learned error map
+  (error_map.py) is scored the same way as the two uncertainty maps when the model has one.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import numpy as np
 from .metrics import dice_per_bone, ged_terms, iou_distance, mean_of
 from .predict import Segmentation
 
-KINDS = ("total", "mutual_information")  # the uncertainty maps whose error-flagging is measured
+# the uncertainty maps whose error-flagging is measured; "error", the learned error map, when the model has one
+KINDS = ("total", "mutual_information", "error")
 IMAGE_SCORES = (*KINDS, "expected_error")  # the image scores whose ranking of errors is measured
 # the score that orders images in the Annotate workspace and that the refer policy reads: Segmentation's
 # `expected_error()` (it ranked images by their error better than the mean entropy on every set measured, README)
@@ -66,7 +68,8 @@ class UncertaintyEvaluation:
         per_reference = dice or [dice_per_bone(seg.labels, r) for r in references]
         self.image_errors.append(1.0 - float(np.mean([mean_of(d) for d in per_reference])))
         for kind in KINDS:
-            self.image_scores[kind].append(seg.mean_uncertainty(kind))
+            if kind in seg.uncertainty_maps():
+                self.image_scores[kind].append(seg.mean_uncertainty(kind))
         self.image_scores["expected_error"].append(seg.expected_error())
         self._add_pixels(seg, references[0])
 
@@ -80,7 +83,8 @@ class UncertaintyEvaluation:
         self.pixel_errors.append(wrong[chosen])
         maps = seg.uncertainty_maps()
         for kind in KINDS:
-            self.pixel_scores[kind].append(maps[kind][box].ravel()[chosen].astype(np.float32))
+            if kind in maps:
+                self.pixel_scores[kind].append(maps[kind][box].ravel()[chosen].astype(np.float32))
 
     def summary(self) -> dict:
         from scipy.stats import spearmanr
@@ -89,12 +93,13 @@ class UncertaintyEvaluation:
         errors = np.concatenate(self.pixel_errors) if self.pixel_errors else np.zeros(0, bool)
         flags = {}
         for kind in IMAGE_SCORES:
+            if not self.image_scores[kind]:
+                continue  # a map this model does not make
             pixel_auc = None  # expected_error scores images only: it has no map
             if kind in KINDS and 0 < errors.sum() < len(errors):
                 pixel_auc = float(roc_auc_score(errors, np.concatenate(self.pixel_scores[kind])))
-            rho = (
-                spearmanr(self.image_scores[kind], self.image_errors).statistic if len(self.image_errors) > 2 else None
-            )
+            scores = self.image_scores[kind]
+            rho = spearmanr(scores, self.image_errors).statistic if len(scores) > 2 else None
             flags[kind] = {"pixel_auroc": _round(pixel_auc), "image_spearman": _round(rho)}
         ged, ged_mean = _mean(self.ged_samples), _mean(self.ged_mean_map)
         bones = np.array(self.module_bones) if self.module_bones else np.zeros((0, 0))

@@ -64,6 +64,12 @@ def test_overlays_toggle_and_each_module_can_be_shown_with_its_weight(screen):
     screen.panel.shown["uncertainty"].setChecked(True)
     screen.panel.kinds.setCurrentIndex(screen.panel.kinds.findData("mutual_information"))
     assert np.array_equal(screen.canvas.overlays["uncertainty"].image, screen.current.segmentation.mutual_information)
+    error = screen.current.segmentation.error  # the bundled segmenter's learned error map, a choice of its own
+    item = screen.panel.kinds.model().item(screen.panel.kinds.findData("error"))
+    assert item.isEnabled() == (error is not None)
+    if error is not None:
+        screen.panel.kinds.setCurrentIndex(screen.panel.kinds.findData("error"))
+        assert np.array_equal(screen.canvas.overlays["uncertainty"].image, error)
     screen.panel.opacity["uncertainty"].setValue(20)
     assert screen.canvas.overlays["uncertainty"].opacity() == pytest.approx(0.2)
 

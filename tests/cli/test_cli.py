@@ -130,6 +130,20 @@ def test_segment_train_options_reach_the_engine_request():
     assert request_from(SegmentTrainRequest, plain).samples is None  # the preset's S
 
 
+def test_fit_errors_options_reach_the_engine_request_and_defaults_stay_the_engines():
+    from osteo_engine.segmentation.error_fit import ErrorMapRequest
+    from training_cli.main import build_parser
+    from training_cli.output import request_from
+
+    args = build_parser().parse_args(
+        ["segment", "fit-errors", "--data", "a.csv", "b.csv", "--model", "m.safetensors", "--epochs", "2"]
+    )
+    request = request_from(ErrorMapRequest, args)
+    assert request.data == (Path("a.csv"), Path("b.csv")) and request.model == Path("m.safetensors")
+    assert request.epochs == 2 and request.out is None
+    assert request.pixels_per_manifest == ErrorMapRequest(data=()).pixels_per_manifest
+
+
 def test_probe_radiogrammetry_option_reaches_the_engine_request():
     from osteo_engine import registry
     from osteo_engine.ssl.probing import ProbeRequest

@@ -21,6 +21,7 @@ def bundled():
 def test_the_bundled_model_is_small_safetensors_with_a_card():
     card = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
     assert DEFAULT_MODEL.stat().st_size <= 30 * 2**20
+    assert load_segmenter().error_map is not None  # segmenter.errors.safetensors, fitted to it
     assert {"data", "provenance", "evaluations"} <= set(card) and card["provenance"]["command"]
     assert {"atlas_val", "phantom_test"} <= set(card["evaluations"])
 
@@ -47,6 +48,8 @@ def test_predict_uses_the_bundled_model_by_default_and_writes_every_module_and_s
         assert entry["bones_found"] == sum(int((drawn == v).sum()) >= 0.0005 * drawn.size for v in range(1, 8))
     total = summary["uncertainty"]
     assert total["total"] == pytest.approx(total["expected"] + total["mutual_information"], abs=2e-3)
+    error = cv2.imread(str(tmp_path / "phantom_hand_error.png"), cv2.IMREAD_UNCHANGED)  # the bundled error map's
+    assert error.shape == labels.shape and 0 < total["error"] < 1
 
 
 @pytest.mark.slow
