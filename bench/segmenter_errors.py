@@ -29,13 +29,6 @@ import numpy as np
 DISTANCE_BANDS = (0, 3, 10, 20, 50, np.inf)  # pixels from the label map's nearest edge
 
 
-def _edges(labels: np.ndarray) -> np.ndarray:
-    edge = np.zeros(labels.shape, bool)
-    edge[:-1] |= labels[:-1] != labels[1:]
-    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
-    return edge
-
-
 def _round_trip(reference: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
     """The reference letterboxed to the network's input (area-averaged per label) and enlarged back (bilinear)."""
     from osteo_engine.segmentation.data import Letterbox
@@ -50,6 +43,7 @@ def _image(seg, reference: np.ndarray, input_size, mirrored=None) -> dict:
     image mirrored left to right, when asked for."""
     from scipy import ndimage
 
+    from osteo_engine.segmentation.error_map import label_edges
     from osteo_engine.segmentation.metrics import mean_dice
     from osteo_engine.segmentation.uncertainty_eval import bones_box
 
@@ -58,7 +52,7 @@ def _image(seg, reference: np.ndarray, input_size, mirrored=None) -> dict:
     total = seg.entropy[box]
     alpha = np.array([s.weight for s in seg.samples])
     disagree = sum(a * (s.labels[box] != labels) for a, s in zip(alpha / alpha.sum(), seg.samples))
-    distance = ndimage.distance_transform_edt(~_edges(labels))
+    distance = ndimage.distance_transform_edt(~label_edges(labels))
     scores = {
         "total entropy": total,
         "mutual information": seg.mutual_information[box],

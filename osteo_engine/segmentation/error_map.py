@@ -6,7 +6,7 @@ ones away from them: bones drawn too wide over the soft tissue between the metac
 classifier reads that: from the segmentation's own maps (total entropy, mutual information, the label and the
 signed distance to its nearest edge) and from the radiograph's intensity relative to the hand's own bone and
 soft tissue (at four scales, and their local contrast), it gives the probability that the label map is wrong
-there. It is fitted to the pixels of training images whose reference masks are known (`fit_error_map`), and
+there. It is fitted to the pixels of training images whose reference masks are known (error_fit.py), and
 stored as safetensors beside the segmenter, where `load_segmenter` finds it (`companion_path`).
 
 Every length is in units of the hand's scale (the square root of the label map's bone area over
@@ -41,8 +41,8 @@ BLUR_SIGMAS = (2.0, 6.0, 16.0)  # pixels, at hand scale 1
 HAND_SCALE_PIXELS = 500.0  # √(bone area) of a typical atlas hand at its own resolution, pixels
 HIDDEN = 32
 CHUNK = 1 << 18  # pixels per pass of the classifier: bounds its memory
-# The map is made on a grid of at most this many pixels and enlarged: at a radiograph's full size the features and
-# the classifier took 1.4 s for 1280x1024 pixels on 2 cores, and the errors it flags are bands, not single pixels.
+# The map is made on a grid of at most this many pixels and enlarged: for 1280x1024 pixels on 2 cores it takes
+# 0.11 s so and 0.70 s at full size, and the errors it flags are bands, not single pixels.
 GRID_PIXELS = 250_000
 
 
@@ -105,7 +105,8 @@ def pixel_features(
     image = pixels.astype(np.float32)
     relative = _relative_intensity(image, bone)
     blurred = [relative(cv2.GaussianBlur(image, (0, 0), s * scale)) for s in BLUR_SIGMAS]
-    distance = ndimage.distance_transform_edt(~_edges(labels)).astype(np.float32) * (100 / (scale * HAND_SCALE_PIXELS))
+    distance = ndimage.distance_transform_edt(~label_edges(labels)).astype(np.float32)
+    distance *= 100 / (scale * HAND_SCALE_PIXELS)
     maps = [entropy, mutual_information, np.where(bone, distance, -distance), relative(image), *blurred]
     maps.append(blurred[0] - blurred[-1])
     return np.stack([m.astype(np.float32, copy=False) for m in maps], axis=-1)
@@ -126,7 +127,8 @@ def _relative_intensity(image: np.ndarray, bone: np.ndarray):
     return lambda values: (values - background) / span
 
 
-def _edges(labels: np.ndarray) -> np.ndarray:
+def label_edges(labels: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels whose label differs from the next pixel's below or to the right."""
     edge = np.zeros(labels.shape, bool)
     edge[:-1] |= labels[:-1] != labels[1:]
     edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
