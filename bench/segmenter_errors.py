@@ -4,8 +4,8 @@ For the images of a manifest's split (default: atlas val, against the annotate-a
 box with its margin as `uncertainty_eval` takes it, this prints:
 - the mean Dice of the label map, and of the reference sent to the network's input size and back (what the
   input size alone costs);
-- the pixel AUROC for wrong pixels of total entropy, mutual information, total entropy blurred (σ 8 and 16
-  pixels), the share of the K·S samples that disagree with the label map, and of the distance to the label
+- the pixel AUROC for wrong pixels, among all and among those more than 10 pixels from the label map's edges, of
+  total entropy, mutual information, total entropy blurred (σ 8 and 16 pixels), the share of the K·S samples that disagree with the label map, and of the distance to the label
   map's nearest edge (negated): a map that only knows where the edges are; with --flipped, also the mean
   entropy of the image's reading and its mirror image's, and where the two label maps differ; with --offset X,
   the model's background logit offset is X instead of its card's (`load_segmenter`);
@@ -73,6 +73,7 @@ def _image(seg, reference: np.ndarray, input_size, mirrored=None) -> dict:
         "dice": mean_dice(seg.labels, reference),
         "round_trip_dice": mean_dice(_round_trip(reference, input_size), reference),
         "wrong": wrong,
+        "distance": distance,
         "scores": scores,
         "bands": np.histogram(distance[wrong], DISTANCE_BANDS)[0],
         "far": Counter(zip(labels[far].tolist(), ref[far].tolist())),
@@ -104,7 +105,7 @@ def main() -> None:
     project = AnnotationProject.open(args.data.parent)
     rows = [r for r in read_manifest(args.data).rows if r.split == args.split][: args.limit]
     rng = np.random.default_rng(0)
-    images, wrong, scores = [], [], {}
+    images, wrong, distant, scores = [], [], [], {}
     for row in rows:
         references = _rater_maps(project, row.image)
         if not references:
@@ -115,6 +116,7 @@ def main() -> None:
         image = _image(seg, references[0], segmenter.input_size, mirrored)
         chosen = rng.choice(image["wrong"].size, min(image["wrong"].size, 200_000), replace=False)
         wrong.append(image["wrong"].ravel()[chosen])
+        distant.append(image["distance"].ravel()[chosen] > 10)
         for name, values in image["scores"].items():
             scores.setdefault(name, []).append(values.ravel()[chosen].astype(np.float32))
         images.append(image)
@@ -124,9 +126,11 @@ def main() -> None:
         f"mean Dice {np.mean([i['dice'] for i in images]):.4f}; the reference through the input size and back "
         f"{np.mean([i['round_trip_dice'] for i in images]):.4f}"
     )
-    print("pixel AUROC for wrong pixels:")
+    distant = np.concatenate(distant)
+    print("pixel AUROC for wrong pixels, all / more than 10 px from the label map's edges:")
     for name, values in scores.items():
-        print(f"  {name:36s} {roc_auc_score(y, np.concatenate(values)):.4f}")
+        values = np.concatenate(values)
+        print(f"  {name:36s} {roc_auc_score(y, values):.4f} / {roc_auc_score(y[distant], values[distant]):.4f}")
     bands = sum(i["bands"] for i in images)
     edges = [f"{a:g}–{b:g}" for a, b in zip(DISTANCE_BANDS[:-1], DISTANCE_BANDS[1:])]
     print(
