@@ -5,10 +5,11 @@ box with its margin as `uncertainty_eval` takes it, this prints:
 - the mean Dice of the label map, and of the reference sent to the network's input size and back (what the
   input size alone costs);
 - the pixel AUROC for wrong pixels, among all and among those more than 10 pixels from the label map's edges, of
-  total entropy, mutual information, total entropy blurred (σ 8 and 16 pixels), the share of the K·S samples that disagree with the label map, and of the distance to the label
-  map's nearest edge (negated): a map that only knows where the edges are; with --flipped, also the mean
-  entropy of the image's reading and its mirror image's, and where the two label maps differ; with --offset X,
-  the model's background logit offset is X instead of its card's (`load_segmenter`);
+  total entropy, mutual information, total entropy blurred (σ 8 and 16 pixels), the share of the K·S samples
+  that disagree with the label map, and of the distance to the label map's nearest edge (negated): a map that
+  only knows where the edges are; the model's learned error map when it has one (error_map.py); with
+  --flipped, also the mean entropy of the image's reading and its mirror image's, and where the two label maps
+  differ; with --offset X, the model's background logit offset is X instead of its card's (`load_segmenter`);
 - the wrong pixels by their distance to that edge, and those more than 10 pixels from it by (label, reference).
 When the distance to the edge flags the errors as well as the entropy, the entropy is finding edges, and
 what it misses are confident errors away from them: no map computed from this model's edges can flag those.
