@@ -87,9 +87,9 @@ def fit_error_map_job(request: ErrorMapRequest, progress: Callable[[int, int], N
                 _draw(seg, pixels, references[0], rng, VAL_PIXELS_PER_IMAGE, val[str(manifest)])
         if progress:
             progress(k + 1, len(rows) + request.epochs)
-    if not train.wrong or not 0 < np.concatenate(train.wrong).sum() < sum(map(len, train.wrong)):
+    features, labels, wrong = train.joined() if train.wrong else (None, None, np.zeros(0, bool))
+    if not 0 < wrong.sum() < len(wrong):
         raise ConfigError("no annotated train image with both right and wrong pixels to fit an error map to.")
-    features, labels, wrong = train.joined()
     state = train_error_classifier(
         features,
         labels,

@@ -29,15 +29,15 @@ from ..cards import ErrorMapCard
 from ..errors import ConfigError
 from ..runs import load_model, write_model
 
+BLUR_SIGMAS = (2.0, 6.0, 16.0)  # pixels, at hand scale 1
 CONTINUOUS = (
     "total_entropy",
     "mutual_information",
     "signed_edge_distance",  # + inside a bone, − outside, in hand-scale units × 100
     "intensity",  # (pixel − background median) / (bone median − background median)
-    *(f"intensity_blur{s}" for s in (2, 6, 16)),
-    "local_contrast",  # intensity_blur2 − intensity_blur16
+    *(f"intensity_blur{s:g}" for s in BLUR_SIGMAS),
+    "local_contrast",  # the first blur − the last
 )
-BLUR_SIGMAS = (2.0, 6.0, 16.0)  # pixels, at hand scale 1
 HAND_SCALE_PIXELS = 500.0  # √(bone area) of a typical atlas hand at its own resolution, pixels
 HIDDEN = 32
 CHUNK = 1 << 18  # pixels per pass of the classifier: bounds its memory
