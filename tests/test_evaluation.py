@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from osteo_engine.evaluation import best_threshold, bootstrap_intervals, calibration, macro_f1, screening_metrics
+from osteo_engine.evaluation import (
+    best_threshold,
+    bootstrap_intervals,
+    calibration,
+    macro_f1,
+    macro_f1_at,
+    screening_metrics,
+)
 
 
 def test_metrics_for_the_positive_class_by_hand():
@@ -25,6 +32,19 @@ def test_threshold_maximises_macro_f1_and_intervals_bracket_the_estimate():
     intervals = bootstrap_intervals(labels, probs, t, rounds=200)
     for name, (lo, hi) in intervals.items():
         assert lo <= point[name] <= hi
+
+
+@pytest.mark.parametrize("case", range(40))
+def test_macro_f1_at_many_thresholds_is_scikit_learn_s_macro_f1(case):
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(case)
+    n = int(rng.integers(1, 30))
+    labels = np.full(n, case % 2) if case % 5 == 0 else rng.integers(0, 2, n)  # some with one class only
+    probs = np.round(rng.uniform(0, 1, n), 1)  # ties between subjects and with the thresholds
+    thresholds = np.r_[np.unique(probs), 0.0, 0.5, 1.01]
+    expected = [f1_score(labels, (probs >= t).astype(int), average="macro", zero_division=0) for t in thresholds]
+    assert macro_f1_at(labels, probs, thresholds) == pytest.approx(expected, abs=1e-12)
 
 
 def test_calibration_of_a_calibrated_model_has_small_ece():
