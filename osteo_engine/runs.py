@@ -189,13 +189,21 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
 def publish_checkpoint(checkpoint: str | Path, out: str | Path, evaluations: dict[str, dict], note: str = "") -> Path:
     """Copy a checkpoint and its card to `out`, adding the named evaluations (e.g. from `segment evaluate`)
     and a note on its provenance. Its companions (`NAME.PART.safetensors` beside `NAME.safetensors`, such as a
-    segmenter's error map) are copied beside `out` with their cards, unchanged."""
+    segmenter's error map) are copied beside `out` with their cards, unchanged. Raises ConfigError, before
+    writing anything, when a companion has no card."""
     checkpoint, out = Path(checkpoint), Path(out)
     state, card = load_checkpoint(checkpoint)
     typed = card_from_json(card, checkpoint)
+    companions = sorted(checkpoint.parent.glob(f"{checkpoint.stem}.*.safetensors"))
+    for companion in companions:
+        if not companion.with_suffix(".json").is_file():
+            raise ConfigError(
+                f"{companion.name} has no card ({companion.with_suffix('.json').name}) beside it; "
+                "refit it or move it away before publishing."
+            )
     published = typed.with_changes(evaluations=evaluations, note=note or typed.note, source_checkpoint=str(checkpoint))
     written = write_model(out, state, published)
-    for companion in checkpoint.parent.glob(f"{checkpoint.stem}.*.safetensors"):
+    for companion in companions:
         part = companion.name[len(checkpoint.stem) : -len(".safetensors")]
         for source in (companion, companion.with_suffix(".json")):
             atomic_write_bytes(out.with_name(f"{out.stem}{part}{source.suffix}"), source.read_bytes())

@@ -74,6 +74,18 @@ def test_the_bundled_cards_load_typed_and_publishing_keeps_their_provenance(tmp_
     assert copy.source_checkpoint == str(models / "segmenter.safetensors") and copy.note == segmenter.note
 
 
+def test_publishing_refuses_a_companion_without_its_card_before_writing_anything(tmp_path):
+    import shutil
+
+    models = REPO / "resources" / "models"
+    shutil.copy(models / "segmenter.safetensors", tmp_path / "m.safetensors")
+    shutil.copy(models / "segmenter.json", tmp_path / "m.json")
+    shutil.copy(models / "segmenter.errors.safetensors", tmp_path / "m.errors.safetensors")  # its card left behind
+    with pytest.raises(ConfigError, match="m.errors.safetensors has no card"):
+        publish_checkpoint(tmp_path / "m.safetensors", tmp_path / "out" / "p.safetensors", {})
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_bundled_demo_classifier_reads_the_inputs_its_card_chose():
     from osteo_engine.radiogrammetry import FEATURES
     from osteo_engine.screening_model import load_screening_model
