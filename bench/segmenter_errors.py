@@ -45,8 +45,7 @@ def _image(seg, reference: np.ndarray, input_size, mirrored=None) -> dict:
     from scipy import ndimage
 
     from osteo_engine.segmentation.error_map import label_edges
-    from osteo_engine.segmentation.metrics import mean_dice
-    from osteo_engine.segmentation.uncertainty_eval import bones_box
+    from osteo_engine.segmentation.metrics import bones_box, mean_dice
 
     box = bones_box(seg.labels, reference)
     labels, ref = seg.labels[box], reference[box]

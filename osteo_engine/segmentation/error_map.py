@@ -28,6 +28,7 @@ from ..anatomy import NUM_CLASSES
 from ..cards import ErrorMapCard
 from ..errors import ConfigError
 from ..runs import load_model, write_model
+from .metrics import bones_box
 
 BLUR_SIGMAS = (2.0, 6.0, 16.0)  # pixels, at hand scale 1
 CONTINUOUS = (
@@ -113,13 +114,11 @@ def pixel_features(
 
 
 def _relative_intensity(image: np.ndarray, bone: np.ndarray):
-    """values -> (values − background median) / (bone median − background median), the medians taken inside the
-    bones' bounding box grown by a tenth on each side (the soft tissue around them, not the empty film)."""
+    """values -> (values − background median) / (bone median − background median), the medians taken inside
+    `bones_box` (the soft tissue around the bones, not the empty film)."""
     if bone.all() or not bone.any():
         return np.zeros_like
-    ys, xs = np.nonzero(bone)
-    dy, dx = (ys.max() - ys.min()) // 10, (xs.max() - xs.min()) // 10
-    box = slice(max(0, ys.min() - dy), ys.max() + dy + 1), slice(max(0, xs.min() - dx), xs.max() + dx + 1)
+    box = bones_box(bone)
     inside, near = image[box], bone[box]
     background = float(np.median(inside[~near])) if (~near).any() else float(np.median(image[~bone]))
     span = float(np.median(inside[near])) - background

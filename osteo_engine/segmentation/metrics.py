@@ -84,3 +84,20 @@ def mean_of(dice: dict[str, float]) -> float:
     """The mean of `dice_per_bone`'s values over the bones in either map; 1 when neither has any."""
     values = [v for v in dice.values() if np.isfinite(v)]
     return float(np.mean(values)) if values else 1.0
+
+
+BOX_MARGIN = 0.1  # of the bones' bounding box, added on every side
+
+
+def bones_box(labels: np.ndarray, reference: np.ndarray | None = None) -> tuple[slice, slice] | None:
+    """The bounding box of every bone in `labels` (H, W) or `reference` (H, W), grown by BOX_MARGIN of its size
+    on each side and clipped to the image; None when there is no bone."""
+    bone = labels > 0 if reference is None else (labels > 0) | (reference > 0)
+    ys, xs = np.nonzero(bone)
+    if not len(ys):
+        return None
+    h, w = labels.shape
+    dy, dx = int(BOX_MARGIN * (ys.max() - ys.min() + 1)), int(BOX_MARGIN * (xs.max() - xs.min() + 1))
+    return slice(max(0, ys.min() - dy), min(h, ys.max() + dy + 1)), slice(
+        max(0, xs.min() - dx), min(w, xs.max() + dx + 1)
+    )

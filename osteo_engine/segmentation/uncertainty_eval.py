@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .metrics import dice_per_bone, ged_terms, iou_distance, mean_of
+from .metrics import bones_box, dice_per_bone, ged_terms, iou_distance, mean_of
 from .predict import Segmentation
 
 # the uncertainty maps whose error-flagging is measured; "error", the learned error map, when the model has one
@@ -30,7 +30,6 @@ IMAGE_SCORES = (*KINDS, "expected_error")  # the image scores whose ranking of e
 # `expected_error()` (it ranked images by their error better than the mean entropy on every set measured, README)
 APP_SCORE = "expected_error"
 PIXELS_PER_IMAGE = 200_000  # pixels drawn per image for the AUROC, so that memory stays bounded
-BOX_MARGIN = 0.1  # of the bones' bounding box, added on every side
 
 
 @dataclass
@@ -131,18 +130,6 @@ def hungarian_matched_iou(
     beta = np.full(len(references), 1 / len(references))
     plan = pot.emd(alpha / alpha.sum(), beta, 1.0 - iou)
     return float((plan * iou).sum())
-
-
-def bones_box(labels: np.ndarray, reference: np.ndarray) -> tuple[slice, slice] | None:
-    """The bounding box of every bone in either map, grown by BOX_MARGIN on each side; None when no bone."""
-    ys, xs = np.nonzero((labels > 0) | (reference > 0))
-    if not len(ys):
-        return None
-    h, w = labels.shape
-    dy, dx = int(BOX_MARGIN * (ys.max() - ys.min() + 1)), int(BOX_MARGIN * (xs.max() - xs.min() + 1))
-    return slice(max(0, ys.min() - dy), min(h, ys.max() + dy + 1)), slice(
-        max(0, xs.min() - dx), min(w, xs.max() + dx + 1)
-    )
 
 
 def _mean(values: list[float]) -> float | None:
