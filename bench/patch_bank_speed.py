@@ -5,14 +5,15 @@ In one process, with the bundled segmenter, interleaved over `--repeats` rounds:
   96 pixels and the radiogrammetry of all seven bones, `measure_bones`):
   - `one_by_one`: `segment(..., modules=False)` per image (how patch banks were first made);
   - `batched`: `segmentation.batch.label_maps`, 4 images a pass, with a bank's latent samples per module
-    (`ssl.data.BANK_SAMPLES`);
+    (`ssl.data.BANK_SAMPLES`), in bfloat16 where the processor computes it natively (`batch.native_bf16`);
+  - `batched_fp32`: the same in float32 throughout;
   - with `--reference CHECKOUT` (e.g. a `git worktree` of an earlier commit), that engine's `batched` way with
     its own patches and radiogrammetry;
 - end to end, `build_patch_bank` on a manifest of the same phantoms written as DICOM files (reading them
   included), this checkout's and, with `--reference`, the reference's.
-It also prints the share of pixels on which the label maps of `one_by_one` and `batched` differ, and where
-`batched`'s time goes per image: the U-Net, the K·S heads' weighted mean, the label map's restoration, the
-patches and the radiogrammetry.
+It also prints the share of pixels on which the label maps of `one_by_one`, `batched` and `batched_fp32` differ,
+and where the time of each image goes in float32 and in bfloat16: the U-Net, the K·S heads' weighted mean, the
+label map's restoration, the patches and the radiogrammetry.
 
 Run: .venv/bin/python bench/patch_bank_speed.py [--images 16] [--repeats 2] [--reference /tmp/ref]
 """
@@ -58,13 +59,15 @@ def _ways(engine, images: list[np.ndarray], manifest: Path) -> dict:
     return {
         "one_by_one": lambda: list(after(predict.segment(p, segmenter, modules=False).labels for p in images)),
         "batched": lambda: list(after(batch.label_maps(images, segmenter, samples=samples))),
+        "batched_fp32": lambda: list(after(batch.label_maps(images, segmenter, samples=samples, bf16=False))),
         "bank": lambda: data.build_patch_bank(manifest, 96, "patches", segmenter),
     }
 
 
-def _stage_times(images: list[np.ndarray]) -> dict[str, float]:
-    """Seconds per image of each stage of `batched`, 4 images a pass (this checkout). The heads' time is the
-    network's (`mean_prediction`) less a separate pass of its U-Net on the same batch."""
+def _stage_times(images: list[np.ndarray], bf16: bool) -> dict[str, float]:
+    """Seconds per image of each stage of `batched`, 4 images a pass (this checkout), the network in bfloat16
+    autocast when `bf16`. The heads' time is the network's (`mean_prediction`) less a separate pass of its U-Net
+    on the same batch."""
     import torch
 
     from osteo_engine.patches import bone_patches
@@ -88,10 +91,10 @@ def _stage_times(images: list[np.ndarray]) -> dict[str, float]:
         boxes = [Letterbox.fit(p.shape, segmenter.input_size) for p in chunk]
         x = torch.from_numpy(np.stack([box.image(p) for box, p in zip(boxes, chunk)]))[:, None]
         x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             timed("unet", model.unet, x)
             means, _ = timed("network", model.mean_prediction, x, samples=BANK_SAMPLES, generator=repeatable(segmenter))
-        for pixels, box, mean in zip(chunk, boxes, means.numpy()):
+        for pixels, box, mean in zip(chunk, boxes, means.float().numpy()):
             labels = timed("labels", bone_labels, mean, box)
             timed("patches", bone_patches, pixels, labels, 96)
             bright = bone_bright(pixels, labels)
@@ -129,13 +132,19 @@ def main() -> None:
             maps[name] = fn()
             timings[name].append(time.perf_counter() - started)
     rate = {name: args.images / statistics.median(t) for name, t in timings.items()}
-    differ = np.mean([(a != b).mean() for a, b in zip(maps["one_by_one"], maps["batched"])])
-    print(f"{args.images} phantoms 1024x1280, {torch.get_num_threads()} threads, images/s:")
+    from osteo_engine.segmentation.batch import native_bf16
+
+    bf16 = native_bf16(torch.device("cpu"))
+    print(f"{args.images} phantoms 1024x1280, {torch.get_num_threads()} threads, bfloat16 native: {bf16}, images/s:")
     for name in ways:
-        print(f"  {name:18s} {rate[name]:.2f} ({rate[name] / rate['batched']:.2f}x batched)")
-    print(f"label maps of one_by_one and batched differ on {differ:.4%} of pixels")
-    stages = _stage_times(images)
-    print("batched, s per image: " + ", ".join(f"{stage} {seconds:.3f}" for stage, seconds in stages.items()))
+        print(f"  {name:18s} {rate[name]:.2f} ({rate[name] / rate['batched_fp32']:.2f}x batched_fp32)")
+    for first, second in (("one_by_one", "batched_fp32"), ("batched_fp32", "batched")):
+        differ = np.mean([(a != b).mean() for a, b in zip(maps[first], maps[second])])
+        print(f"label maps of {first} and {second} differ on {differ:.4%} of pixels")
+    for precision in (False, True):
+        stages = _stage_times(images, precision)
+        times = ", ".join(f"{stage} {seconds:.3f}" for stage, seconds in stages.items())
+        print(f"{'bfloat16' if precision else 'float32'}, s per image: {times}")
 
 
 if __name__ == "__main__":
