@@ -319,14 +319,19 @@ def add_fit_errors_parser(seg) -> None:
     f.add_argument("--epochs", type=int, help="default 4")
     f.add_argument("--seed", type=int)
     f.add_argument("--json", action="store_true")
+    add_progress_json(f)
     f.set_defaults(run=segment_fit_errors)
 
 
 def segment_fit_errors(args) -> int:
     from osteo_engine.segmentation.error_fit import ErrorMapRequest, fit_error_map_job
 
-    with progress_bar(0, "fit-errors") as update:
-        result = fit_error_map_job(request_from(ErrorMapRequest, args, command=command_line()), update)
+    output = JobOutput(args, "fit-errors", unit="image")
+    with output.cancellable(), output.images("fit-errors") as update:
+        result = fit_error_map_job(request_from(ErrorMapRequest, args, command=command_line()), update, output.cancel)
+    if output.as_json:
+        output.done(result.path)
+        return 0
     lines = [f"wrote {result.path}: {result.train_pixels} pixels of {result.train_images} train images"]
     lines += [f"{m} val ({e['images']} images), pixel AUROC {e['pixel_auroc']}" for m, e in result.evaluations.items()]
     emit({"written": str(result.path), "evaluations": result.evaluations}, args.json, lines)

@@ -20,7 +20,17 @@ from PySide6 import QtCore, QtWidgets
 
 from osteo_engine.registry import PRESETS
 
-from .records import COMMANDS, JobStatus, launch_command, read_status, resume_command, scan, write_record
+from .records import (
+    COMMANDS,
+    JobStatus,
+    job_kind,
+    launch_command,
+    option_values,
+    read_status,
+    resume_command,
+    scan,
+    write_record,
+)
 
 COLUMNS = ("run", "job", "state", "progress", "ETA")
 CURVES = ("loss", "val_mean_dice", "val_ged", "val_auc", "val_macro_f1")  # the metrics drawn, when a job has them
@@ -55,6 +65,7 @@ class JobsPanel(QtWidgets.QWidget):
             ("cancel", "Cancel", self.cancel_selected),
             ("resume", "Resume", self.resume_selected),
             ("activate", "Use this model", self._activate_selected),
+            ("errors", "Fit its error map", self.fit_error_map_selected),
         ):
             self.buttons[key] = QtWidgets.QPushButton(text)
             self.buttons[key].clicked.connect(slot)
@@ -144,13 +155,26 @@ class JobsPanel(QtWidgets.QWidget):
         if status is not None and status.state in ("cancelled", "died", "failed"):
             self._launch(status.run, resume_command(status.command))
 
+    def fit_error_map_selected(self) -> Path | None:
+        """Start fitting the error map of the selected finished segmenter run on the data it was trained on, as a
+        job of its own; the map is written beside the run's best checkpoint, where "Use this model" finds it.
+        Returns the job's folder, or None (with a message) when no such run is selected."""
+        status = self.selected()
+        best = _best_segmenter(status)
+        if best is None:
+            self.message.emit("Choose a finished segmenter training run to fit its error map.")
+            return None
+        return self.start_job(
+            "segment fit-errors", option_values(status.command, "--data"), None, ["--model", str(best)]
+        )
+
     def _activate_selected(self) -> None:
         """A finished segmenter run becomes the Screen workspace's segmenter; a finished export-screening run its
         screening model."""
         status = self.selected()
         finished = status is not None and status.state == "finished"
-        best = status.run / "checkpoints" / "best.safetensors" if status else None
-        if finished and "segment" in status.command and best.exists():
+        best = _best_segmenter(status)
+        if best is not None:
             self.segmenter_chosen.emit(best)
         elif finished and "export-screening" in status.command and (status.run / "probe.safetensors").exists():
             self.screening_chosen.emit(status.run)
@@ -214,6 +238,14 @@ class JobsPanel(QtWidgets.QWidget):
             if points:
                 x, y = np.array(points, float).T
                 self.curves.plot(x, y, pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=5, name=key)
+
+
+def _best_segmenter(status: JobStatus | None) -> Path | None:
+    """The best checkpoint of a finished segmenter training run; None for any other job."""
+    if status is None or status.state != "finished" or job_kind(status.command) != COMMANDS["segment train"]:
+        return None
+    best = status.run / "checkpoints" / "best.safetensors"
+    return best if best.exists() else None
 
 
 def _lower_priority(pid: int) -> None:

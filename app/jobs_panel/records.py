@@ -22,13 +22,25 @@ from pathlib import Path
 from osteo_engine.registry import PRESETS
 from osteo_engine.storage import atomic_write_json
 
-# what the launch form offers: command -> (its words, whether it takes --preset)
+
+@dataclass(frozen=True)
+class JobKind:
+    """A command the launch form offers."""
+
+    words: tuple[str, ...]  # after `training_cli.main`
+    preset: bool = False  # takes --preset
+    writes_run: bool = True  # writes into `--out RUN`; else RUN holds only the job's files, its output lies where
+    # its options say (an error map beside its segmenter)
+    resumable: bool = False  # takes --resume; the others are started again with the same command
+
+
 COMMANDS = {
-    "segment train": (["segment", "train"], True),
-    "pretrain": (["pretrain"], True),
-    "probe": (["probe"], False),
-    "experiment": (["experiment"], True),
-    "export-screening": (["export-screening"], False),
+    "segment train": JobKind(("segment", "train"), preset=True, resumable=True),
+    "segment fit-errors": JobKind(("segment", "fit-errors"), writes_run=False),
+    "pretrain": JobKind(("pretrain",), preset=True, resumable=True),
+    "probe": JobKind(("probe",)),
+    "experiment": JobKind(("experiment",), preset=True),  # it skips the runs it has finished
+    "export-screening": JobKind(("export-screening",)),
 }
 LOG_TAIL_LINES = 40
 FINAL = {"done": "finished", "error": "failed", "cancelled": "cancelled"}
@@ -60,13 +72,28 @@ def launch_command(name: str, data: list[str], out: Path, preset: str | None = N
     ValueError for a command or preset that is not offered."""
     if name not in COMMANDS:
         raise ValueError(f"unknown job {name!r}; choose one of {', '.join(COMMANDS)}")
-    words, takes_preset = COMMANDS[name]
+    kind = COMMANDS[name]
     if preset is not None and preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}")
-    args = [*words, "--data", *data, "--out", str(out), *list(extra), "--progress-json"]
-    if takes_preset and preset:
+    args = [*kind.words, "--data", *data, *(["--out", str(out)] if kind.writes_run else []), *list(extra)]
+    args += ["--progress-json"]
+    if kind.preset and preset:
         args += ["--preset", preset]
     return [sys.executable, "-m", "training_cli.main", *args]
+
+
+def job_kind(command: list[str]) -> JobKind | None:
+    """The kind of a launched command line; None for one the form does not offer."""
+    words = command[3:]
+    return next((k for k in COMMANDS.values() if tuple(words[: len(k.words)]) == k.words), None)
+
+
+def option_values(command: list[str], option: str) -> list[str]:
+    """The words after `option` in a command line, up to the next option."""
+    if option not in command:
+        return []
+    rest = command[command.index(option) + 1 :]
+    return rest[: next((i for i, w in enumerate(rest) if w.startswith("--")), len(rest))]
 
 
 def write_record(run: Path, command: list[str], pid: int) -> None:
@@ -75,8 +102,12 @@ def write_record(run: Path, command: list[str], pid: int) -> None:
 
 
 def resume_command(command: list[str]) -> list[str]:
-    """The command that continues the job: the same one with `--resume`."""
-    return command if "--resume" in command else [*command, "--resume"]
+    """The command that continues the job: the same one with `--resume` where its kind takes it, else the same
+    one (an experiment skips the runs it finished; a probe or an error map is made again)."""
+    kind = job_kind(command)
+    if kind is None or not kind.resumable or "--resume" in command:
+        return command
+    return [*command, "--resume"]
 
 
 def read_status(run: Path) -> JobStatus | None:

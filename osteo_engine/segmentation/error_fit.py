@@ -14,6 +14,7 @@ from ..annotations import AnnotationProject
 from ..cards import ErrorMapCard, Provenance
 from ..cohort import read_manifest
 from ..errors import ConfigError
+from ..events import Cancelled, CancelToken
 from ..io import load_radiograph
 from .error_map import (
     CONTINUOUS,
@@ -25,8 +26,8 @@ from .error_map import (
     train_error_classifier,
 )
 from .evaluate import _rater_maps
+from .metrics import bones_box
 from .predict import DEFAULT_MODEL, load_segmenter, segment
-from .uncertainty_eval import bones_box
 
 VAL_PIXELS_PER_IMAGE = 20_000  # drawn at random inside the bones' box, as the evaluation draws them
 
@@ -62,10 +63,17 @@ class _Pixels:
         return np.concatenate(self.features), np.concatenate(self.labels), np.concatenate(self.wrong)
 
 
-def fit_error_map_job(request: ErrorMapRequest, progress: Callable[[int, int], None] | None = None) -> ErrorMapResult:
+def fit_error_map_job(
+    request: ErrorMapRequest,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> ErrorMapResult:
     """Segment every train and val image of the manifests with the segmenter (its own error map left out), draw
     pixels inside each image's bones' box, fit the error map on the train pixels and write it with its card.
-    Raises ConfigError when the manifests have no annotated train image, or their pixels are all right."""
+    `progress(done, total)` counts the images, then the epochs. Raises ConfigError when the manifests have no
+    annotated train image, or their pixels are all right; Cancelled at the next image or epoch once `cancel` is
+    set, having written nothing (an earlier map stays as it was)."""
+    cancel = cancel or CancelToken()
     model = Path(request.model or DEFAULT_MODEL)
     segmenter = dataclasses.replace(load_segmenter(model), error_map=None)
     rows = [(m, r) for m in request.data for r in read_manifest(m).rows if r.split in ("train", "val")]
@@ -85,6 +93,7 @@ def fit_error_map_job(request: ErrorMapRequest, progress: Callable[[int, int], N
                 _draw(seg, pixels, references[0], rng, per_image[manifest], train)
             else:
                 _draw(seg, pixels, references[0], rng, VAL_PIXELS_PER_IMAGE, val[str(manifest)])
+        _stop_if_cancelled(cancel)
         if progress:
             progress(k + 1, len(rows) + request.epochs)
     features, labels, wrong = train.joined() if train.wrong else (None, None, np.zeros(0, bool))
@@ -96,7 +105,7 @@ def fit_error_map_job(request: ErrorMapRequest, progress: Callable[[int, int], N
         wrong,
         epochs=request.epochs,
         seed=request.seed,
-        progress=(lambda e, _: progress(len(rows) + e, len(rows) + request.epochs)) if progress else None,
+        progress=lambda e, _: _epoch_done(len(rows) + e, len(rows) + request.epochs, progress, cancel),
     )
     card = ErrorMapCard(
         provenance=Provenance.capture(request.command, request.data),
@@ -111,6 +120,17 @@ def fit_error_map_job(request: ErrorMapRequest, progress: Callable[[int, int], N
     error_map.card = card.with_changes(evaluations=evaluations)
     path = save_error_map(request.out or companion_path(model), error_map)
     return ErrorMapResult(path, len(train.wrong), len(wrong), evaluations)
+
+
+def _stop_if_cancelled(cancel: CancelToken) -> None:
+    if cancel.cancelled:
+        raise Cancelled("fitting the error map was cancelled; nothing was written (an earlier map is unchanged).")
+
+
+def _epoch_done(done: int, total: int, progress, cancel: CancelToken) -> None:
+    _stop_if_cancelled(cancel)
+    if progress:
+        progress(done, total)
 
 
 def _draw(seg, pixels, reference, rng, count: int, into: _Pixels) -> None:

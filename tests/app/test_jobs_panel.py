@@ -41,6 +41,11 @@ def test_the_launch_command_is_the_cli_with_progress_events(tmp_path):
     assert export[3] == "export-screening" and "--preset" not in export  # it takes the encoder's, not a preset
     with pytest.raises(ValueError, match="unknown job"):
         launch_command("format disk", [], tmp_path)
+    probe = launch_command("probe", ["m.csv"], tmp_path / "probe", None, ["--encoder", "e"])
+    assert resume_command(probe) == probe  # it takes no --resume: it is run again
+    errors = launch_command("segment fit-errors", ["m.csv"], tmp_path / "job", None, ["--model", "s.safetensors"])
+    assert "--out" not in errors and errors[3:5] == ["segment", "fit-errors"]  # the map goes beside its model
+    assert resume_command(errors) == errors
 
 
 def test_a_run_folder_without_a_final_line_and_without_its_process_died(tmp_path):
@@ -75,6 +80,13 @@ def test_a_tiny_job_runs_to_the_end_is_cancelled_and_resumed_and_a_new_window_se
     jobs.refresh()
     jobs.select(run)
     assert jobs.selected().epochs and jobs.curves.listDataItems()  # its loss curve is drawn
+    fit = jobs.fit_error_map_selected()  # the segmenter's error map, fitted on the data it was trained on
+    qtbot.waitUntil(lambda: read_status(fit).state in ("finished", "failed"), timeout=JOB_MS)
+    assert read_status(fit).state == "finished", read_status(fit).log_tail
+    assert (run / "checkpoints" / "best.errors.safetensors").exists()
+    jobs.refresh()
+    jobs.select(fit)
+    assert jobs.fit_error_map_selected() is None  # only a segmenter run has an error map to fit
     long = jobs.start_job("segment train", data, "cpu-small", ["--epochs", "3", *TINY])
     qtbot.waitUntil(lambda: len(read_status(long).epochs) >= 1, timeout=JOB_MS)
     jobs.refresh()
@@ -88,7 +100,11 @@ def test_a_tiny_job_runs_to_the_end_is_cancelled_and_resumed_and_a_new_window_se
     qtbot.waitUntil(lambda: read_status(long).state == "finished", timeout=JOB_MS)
     assert [e["epoch"] for e in read_status(long).epochs][-1] == 3
     reopened = make_window().jobs
-    assert {s.run.name: s.state for s in reopened.statuses.values()} == {run.name: "finished", long.name: "finished"}
+    assert {s.run.name: s.state for s in reopened.statuses.values()} == {
+        run.name: "finished",
+        fit.name: "finished",
+        long.name: "finished",
+    }
     assert reopened.selected().run == long and reopened.curves.listDataItems()  # the newest run is shown
 
 

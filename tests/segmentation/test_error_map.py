@@ -134,3 +134,11 @@ def test_fitted_beside_a_segmenter_it_is_used_by_segment_evaluate_and_publish(sm
 
     published = publish_checkpoint(model, tmp_path / "out" / "published.safetensors", {})
     assert load_segmenter(published).error_map is not None
+
+    from osteo_engine.events import Cancelled, CancelToken
+
+    token, before = CancelToken(), companion_path(model).read_bytes()
+    token.cancel()
+    with pytest.raises(Cancelled, match="nothing was written"):
+        fit_error_map_job(ErrorMapRequest(data=(manifest,), model=model, seed=1), cancel=token)
+    assert companion_path(model).read_bytes() == before  # the map fitted before is kept as it was
