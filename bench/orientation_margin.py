@@ -39,7 +39,7 @@ def _phantom_views(count: int):
 
 
 def _report(title: str, views, segmenter) -> None:
-    from osteo_engine.segmentation.predict import CONFIDENT_UPRIGHT, orientation_scores
+    from osteo_engine.segmentation.reading import CONFIDENT_UPRIGHT, orientation_scores
 
     scores = np.array([orientation_scores(view, segmenter) for view in views])
     upright, others = scores[:, 0], scores[:, 1:].max(1)

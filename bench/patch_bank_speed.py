@@ -74,7 +74,8 @@ def _stage_times(images: list[np.ndarray], bf16: bool) -> dict[str, float]:
     from osteo_engine.radiogrammetry import bone_bright, measure_bones
     from osteo_engine.segmentation.batch import bone_labels
     from osteo_engine.segmentation.data import Letterbox
-    from osteo_engine.segmentation.predict import load_segmenter, repeatable
+    from osteo_engine.segmentation.predict import load_segmenter
+    from osteo_engine.segmentation.reading import repeatable
     from osteo_engine.ssl.data import BANK_SAMPLES
 
     segmenter = load_segmenter()

@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from osteo_engine.segmentation.data import load_samples  # noqa: E402
 from osteo_engine.segmentation.losses import soft_iou_cost  # noqa: E402
-from osteo_engine.segmentation.predict import load_segmenter, repeatable  # noqa: E402
+from osteo_engine.segmentation.predict import load_segmenter  # noqa: E402
+from osteo_engine.segmentation.reading import repeatable  # noqa: E402
 
 
 @torch.inference_mode()

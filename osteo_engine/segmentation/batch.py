@@ -23,16 +23,9 @@ import torch
 
 from ..anatomy import BONES
 from .data import Letterbox
-from .predict import (
-    LoadedSegmenter,
-    _largest_component,
-    _plausibility,
-    _reorient,
-    _turned_back,
-    find_orientation,
-    network_input,
-    repeatable,
-)
+from .parts import largest_component
+from .predict import LoadedSegmenter
+from .reading import find_orientation, network_input, plausibility, reorient, repeatable, turned_back
 
 
 @torch.inference_mode()
@@ -81,12 +74,12 @@ def _oriented_labels(
 ) -> np.ndarray:
     """The label map of one image in the file's orientation, given the mean prediction of its as-stored reading:
     that reading's own, unless `find_orientation` finds the hand turned or inverted."""
-    turns, inverted = find_orientation(pixels, segmenter, _plausibility(mean))
+    turns, inverted = find_orientation(pixels, segmenter, plausibility(mean))
     if not (turns or inverted):
         return bone_labels(mean, box)
-    upright_box, x = network_input(_reorient(pixels, turns, inverted), segmenter)
+    upright_box, x = network_input(reorient(pixels, turns, inverted), segmenter)
     upright_mean = _mean_prediction(x, segmenter, samples, bf16)[0]
-    return _turned_back(turns)(bone_labels(upright_mean, upright_box))
+    return turned_back(turns)(bone_labels(upright_mean, upright_box))
 
 
 def bone_labels(mean: np.ndarray, box: Letterbox) -> np.ndarray:
@@ -112,7 +105,7 @@ def bone_labels(mean: np.ndarray, box: Letterbox) -> np.ndarray:
         )
         patch = content[:, y_in, x_in]
         enlarged = np.matmul(np.matmul(ay, patch), ax.T)  # (C, Y, X)
-        mine = _largest_component(enlarged.argmax(0) == value)
+        mine = largest_component(enlarged.argmax(0) == value)
         labels[y_out, x_out][mine] = value
     return labels
 

@@ -27,18 +27,11 @@ from .error_map import ErrorMap, companion_path, load_error_map
 from .identity import order_metacarpals
 from .metrics import mean_dice
 from .model import MixtureSegmenter, SegmenterConfig
+from .parts import MIN_AREA_FRACTION, largest_parts
+from .reading import find_orientation, network_input, plausibility, reorient, repeatable, turned_back
 from .uncertainty import SampleMaps, effective_modules, module_disagreement, restored_labels, sample_maps
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "segmenter.safetensors"
-MIN_AREA_FRACTION = 0.0005  # a bone smaller than 0.05% of the image counts as absent
-ORIENTATIONS = [(turns, inverted) for turns in range(4) for inverted in (False, True)]
-# An as-stored reading scoring at least this in `_plausibility` (all 7 bones found and whole at a mean confidence
-# of 0.75) is taken without trying the other 7 orientations; `segment` scores its own reading of the file, so an
-# upright file costs one pass of the network, not eight. `bench/orientation_margin.py` prints, for the bundled
-# model, the upright and best turned scores that this value must lie between; run it again after changing the
-# model. Bundled model: upright atlas val files 2.896 and phantoms 2.845 at the least, other readings 2.623 at
-# the most. At 2.85, phantoms that sat just below it (about one in 16) each cost 7 more passes.
-CONFIDENT_UPRIGHT = 2.75
 # Above this many pixels the label, confidence and entropy maps are made at a smaller size and enlarged: the
 # network sees at most 480x384 pixels, and full-size class maps of a 100-megapixel file took 12 GB.
 MAX_MAP_PIXELS = 16_000_000
@@ -216,7 +209,7 @@ def segment(
     turns, inverted = 0, False
     upright, box, out = _read(pixels, segmenter, samples, turns, inverted)
     if find_upright:  # the as-stored reading settles it when confident; else the orientation search
-        as_stored = _plausibility(out.mean_probabilities()[0].float().cpu().numpy())
+        as_stored = plausibility(out.mean_probabilities()[0].float().cpu().numpy())
         turns, inverted = find_orientation(pixels, segmenter, as_stored)
         if turns or inverted:
             upright, box, out = _read(pixels, segmenter, samples, turns, inverted)
@@ -226,7 +219,7 @@ def segment(
         maps.modules = np.stack([order_metacarpals(m) for m in maps.modules])
     work = replace(box, original=_working_shape(upright.shape))
     labels, confidence, entropy = _pixel_maps(maps.mean, work)
-    labels = _largest_parts(labels)
+    labels = largest_parts(labels)
     floats = {"entropy": entropy, "confidence": confidence}
     # total entropy comes from the restored mean (sharp edges); the samples' disagreement is restored from the
     # network's size, and the aleatoric part is the rest, so that total = expected + mutual information here too
@@ -239,7 +232,7 @@ def segment(
     if refine is not None:
         labels = refine_with_sam(upright, labels, refine)
     findings = _findings(labels, floats, *module_stats)
-    back = _turned_back(turns)
+    back = turned_back(turns)
     labels, floats = back(labels), {k: back(v) for k, v in floats.items()}
     modules, drawn = ([back(_nearest(m, upright.shape)) for m in group] for group in (modules, drawn))
     error = None
@@ -263,29 +256,9 @@ def segment(
 
 def _read(pixels: np.ndarray, segmenter: LoadedSegmenter, samples: int, turns: int, inverted: bool):
     """(the image turned upright, its Letterbox, the network's SegmenterOutput for it)."""
-    upright = _reorient(pixels, turns, inverted)
+    upright = reorient(pixels, turns, inverted)
     box, x = network_input(upright, segmenter)
     return upright, box, segmenter.model(x, samples=samples, generator=repeatable(segmenter))
-
-
-def network_input(image: np.ndarray, segmenter: LoadedSegmenter) -> tuple[Letterbox, torch.Tensor]:
-    """(the Letterbox that fits `image` (H, W) float32 to the network's input, the letterboxed image as a
-    (1, 1, h, w) tensor on the segmenter's device)."""
-    box = Letterbox.fit(image.shape, segmenter.input_size)
-    return box, torch.from_numpy(box.image(image))[None, None].to(segmenter.device)
-
-
-def repeatable(segmenter: LoadedSegmenter) -> torch.Generator:
-    """The latents' generator, seeded alike for every image: the same file always gets the same maps."""
-    return torch.Generator(segmenter.device).manual_seed(0)
-
-
-def _largest_parts(raw: np.ndarray) -> np.ndarray:
-    """Each bone of a label map reduced to its largest connected part."""
-    labels = np.zeros_like(raw)
-    for value in BONES:
-        labels[_largest_component(raw == value)] = value
-    return labels
 
 
 def _module_and_sample_maps(maps: SampleMaps, box: Letterbox, keep_samples: bool):
@@ -312,11 +285,6 @@ def _linear(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cv2.resize(values, shape[::-1], interpolation=cv2.INTER_LINEAR)
 
 
-def _turned_back(turns: int):
-    """The map as the file stores it, from the upright reading."""
-    return lambda a: np.ascontiguousarray(np.rot90(a, -turns)) if turns else a
-
-
 def _working_shape(shape: tuple[int, int]) -> tuple[int, int]:
     """The image's size, or a smaller one of the same aspect with at most `MAX_MAP_PIXELS` pixels."""
     h, w = shape
@@ -338,69 +306,6 @@ def _pixel_maps(mean: np.ndarray, box: Letterbox) -> tuple[np.ndarray, np.ndarra
     for channel in probs:
         entropy -= channel * np.log(np.maximum(channel, 1e-8))
     return labels, confidence, entropy
-
-
-@torch.inference_mode()
-def find_orientation(
-    pixels: np.ndarray, segmenter: LoadedSegmenter, as_stored: float | None = None
-) -> tuple[int, bool]:
-    """The quarter turns (counter-clockwise) and contrast inversion under which the network finds the most
-    bones with the highest confidence. Trained on upright, bone-bright hands, the network is less sure of itself
-    on turned or inverted ones (`bench/orientation_margin.py` measures the margin), so a sideways or inverted
-    file keeps M1 on the thumb. `pixels` as for `segment`; `as_stored`, the `_plausibility` of a reading of the
-    file as it is when the caller has one (`segment` does), saves that reading. Returns (quarter turns
-    counter-clockwise, inverted)."""
-    if as_stored is None:
-        as_stored = orientation_scores(pixels, segmenter, ORIENTATIONS[:1])[0]
-    if as_stored >= CONFIDENT_UPRIGHT:  # the common case, before any thumbnail (3 ms at 1024×1280, every bank image)
-        return ORIENTATIONS[0]
-    scores = [as_stored] + orientation_scores(pixels, segmenter, ORIENTATIONS[1:])
-    return ORIENTATIONS[int(np.argmax(scores))]
-
-
-@torch.inference_mode()
-def orientation_scores(
-    pixels: np.ndarray, segmenter: LoadedSegmenter, orientations: list = ORIENTATIONS
-) -> list[float]:
-    """`_plausibility` of each (quarter turns, inverted) reading, read in one low-resolution batch."""
-    small = _thumbnail(pixels, segmenter)
-    return [_plausibility(p) for p in _low_resolution_probabilities(small, segmenter, orientations)]
-
-
-def _thumbnail(pixels: np.ndarray, segmenter: LoadedSegmenter) -> np.ndarray:
-    """The image shrunk once to twice the network's input, so that 8 readings do not each resize it in full."""
-    scale = min(1.0, 2 * max(segmenter.input_size) / max(pixels.shape))
-    return cv2.resize(pixels, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else pixels
-
-
-def _low_resolution_probabilities(small: np.ndarray, segmenter: LoadedSegmenter, orientations: list) -> np.ndarray:
-    batch = []
-    for turns, inverted in orientations:
-        view = _reorient(small, turns, inverted)
-        batch.append(Letterbox.fit(view.shape, segmenter.input_size).image(view))
-    x = torch.from_numpy(np.stack(batch))[:, None].to(segmenter.device)
-    means, _ = segmenter.model.mean_prediction(x, samples=1, generator=repeatable(segmenter))
-    return means.float().cpu().numpy()
-
-
-def _plausibility(probs: np.ndarray) -> float:
-    """Mean confidence over the pixels called bone, plus the share of the 7 bones found, plus how whole they are
-    (each bone's share of its pixels in its largest part, averaged over the 7; 0 for a bone not found).
-    Confidence alone did not tell a turned hand from an upright one for a mixture whose samples spread: the
-    upright reading of atlas val won on 23 of 42 files, and on 42 of 42 with the wholeness added (README)."""
-    labels, confidence = probs.argmax(0), probs.max(0)
-    bone = labels > 0
-    found = whole = 0.0
-    for value in BONES:
-        _, areas = _components(labels == value)
-        found += float(areas.sum() > MIN_AREA_FRACTION * labels.size)
-        whole += float(areas.max() / areas.sum()) if areas.size else 0.0
-    return (float(confidence[bone].mean()) if bone.any() else 0.0) + (found + whole) / len(BONES)
-
-
-def _reorient(pixels: np.ndarray, turns: int, inverted: bool) -> np.ndarray:
-    view = np.rot90(pixels, turns) if turns else pixels
-    return np.ascontiguousarray(1.0 - view if inverted else view, dtype=np.float32)
 
 
 def refine_with_sam(pixels: np.ndarray, labels: np.ndarray, prompter: BonePrompter) -> np.ndarray:
@@ -456,19 +361,6 @@ def _finding_json(f: BoneFinding) -> dict:
         "module_area_px": list(f.module_area_px),
         "module_disagreement": round(f.module_disagreement, 4),
     }
-
-
-def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A mask's 8-connected parts: the label image (0 outside) and each part's pixel count, in label order 1..n."""
-    _, components, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    return components, stats[1:, cv2.CC_STAT_AREA]
-
-
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    components, areas = _components(mask)
-    if not areas.size:
-        return np.zeros_like(mask, bool)
-    return components == 1 + int(np.argmax(areas))
 
 
 def entropy_png(entropy: np.ndarray) -> np.ndarray:

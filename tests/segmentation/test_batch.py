@@ -8,7 +8,8 @@ import torch
 from osteo_engine.io import load_radiograph
 from osteo_engine.segmentation.batch import bone_labels, label_maps
 from osteo_engine.segmentation.data import Letterbox
-from osteo_engine.segmentation.predict import DEFAULT_MODEL, _largest_parts, load_segmenter, segment
+from osteo_engine.segmentation.parts import largest_parts
+from osteo_engine.segmentation.predict import DEFAULT_MODEL, load_segmenter, segment
 from osteo_engine.segmentation.uncertainty import restored_labels
 from osteo_engine.ssl.data import BANK_SAMPLES
 
@@ -27,7 +28,7 @@ def _smooth_probabilities(seed: int, size=(480, 384)) -> np.ndarray:
 def test_per_bone_restoration_equals_restoring_every_class_in_full(shape):
     probs = _smooth_probabilities(seed=shape[0])
     box = Letterbox.fit(shape, (384, 480))
-    expected = _largest_parts(restored_labels(probs, box))
+    expected = largest_parts(restored_labels(probs, box))
     assert (expected > 0).any()
     assert np.array_equal(bone_labels(probs, box), expected)
 
@@ -70,7 +71,7 @@ def test_the_same_image_always_gets_the_same_maps(tiny_segmenter):
 
 
 def test_a_reading_whose_bones_come_in_pieces_is_less_plausible_than_the_whole_one():
-    from osteo_engine.segmentation.predict import _plausibility
+    from osteo_engine.segmentation.reading import plausibility
 
     whole = np.zeros((8, 120, 140), np.float32)
     whole[0] = 1.0
@@ -80,5 +81,5 @@ def test_a_reading_whose_bones_come_in_pieces_is_less_plausible_than_the_whole_o
     broken = whole.copy()
     broken[:, 55:65, 15:23] = 0.0  # the ulna cut in two halves, as confident as before
     broken[0, 55:65, 15:23] = 1.0
-    assert _plausibility(whole) == pytest.approx(0.9 + 2.0, abs=1e-6)
-    assert _plausibility(broken) == pytest.approx(_plausibility(whole) - 0.5 / 7, abs=0.01)
+    assert plausibility(whole) == pytest.approx(0.9 + 2.0, abs=1e-6)
+    assert plausibility(broken) == pytest.approx(plausibility(whole) - 0.5 / 7, abs=0.01)
