@@ -139,6 +139,11 @@ def add_experiment_parser(sub) -> None:
         help="brightness and contrast factors drawn from [1 - J, 1 + J] (the paper's 0.5; 0: none), an ablation",
     )
     p.add_argument(
+        "--contrast-jitter",
+        type=float,
+        help="the contrast factor's J alone (0: brightness jitter only, which keeps the marrow-to-cortex ratio)",
+    )
+    p.add_argument(
         "--finished-only",
         action="store_true",
         help="train nothing: write results.json and report.md from the planned runs already finished, listing the rest",
@@ -151,7 +156,7 @@ def add_experiment_parser(sub) -> None:
 def run_experiment_command(args) -> int:
     from osteo_engine.experiments import ExperimentRequest, experiment
 
-    names = ("epochs", "batch_size", "patch_size", "jitter")
+    names = ("epochs", "batch_size", "patch_size", "jitter", "contrast_jitter")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     request = request_from(ExperimentRequest, args, overrides=overrides)
     output = JobOutput(args, "experiment", unit="run")

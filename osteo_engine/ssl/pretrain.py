@@ -71,14 +71,16 @@ check_registry("pretraining preset", PRESETS, registry.PRESETS)
 
 
 def pretrain_preset(name: str, method: str = "simclr", **overrides) -> PretrainConfig:
-    """The preset with `overrides` of PretrainConfig's fields (None: the preset's), plus `multicrop_mode` and
+    """The preset with `overrides` of PretrainConfig's fields (None: the preset's), plus `multicrop_mode`,
     `jitter` (the half-width j of the views' brightness and contrast factors, drawn from [1 − j, 1 + j]; the
-    paper's 0.5, 0 for none). Raises ConfigError for an unknown preset or a jitter outside [0, 1)."""
+    paper's 0.5, 0 for none) and `contrast_jitter` (the contrast factor's alone, overriding `jitter`'s). Raises
+    ConfigError for an unknown preset or a jitter outside [0, 1)."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
     base = PRESETS[name]
     multicrop_mode = overrides.pop("multicrop_mode", None)
     jitter = overrides.pop("jitter", None)
+    contrast_jitter = overrides.pop("contrast_jitter", None)
     config = replace(
         base, method=replace(base.method, method=method), **{k: v for k, v in overrides.items() if v is not None}
     )
@@ -94,16 +96,18 @@ def pretrain_preset(name: str, method: str = "simclr", **overrides) -> PretrainC
         )
     if multicrop_mode:
         config = replace(config, multicrop=replace(config.multicrop, mode=multicrop_mode))
+    augment = config.multicrop.augment
     if jitter is not None:
-        config = replace(config, multicrop=replace(config.multicrop, augment=_jittered(config, jitter)))
-    return config
+        augment = replace(augment, brightness=_span(jitter), contrast=_span(jitter))
+    if contrast_jitter is not None:
+        augment = replace(augment, contrast=_span(contrast_jitter))
+    return replace(config, multicrop=replace(config.multicrop, augment=augment))
 
 
-def _jittered(config: PretrainConfig, jitter: float):
+def _span(jitter: float) -> tuple[float, float]:
     if not 0 <= jitter < 1:
         raise ConfigError(f"jitter {jitter} is outside [0, 1): brightness and contrast factors must stay positive.")
-    span = (1 - jitter, 1 + jitter)
-    return replace(config.multicrop.augment, brightness=span, contrast=span)
+    return (1 - jitter, 1 + jitter)
 
 
 @dataclass

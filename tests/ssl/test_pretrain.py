@@ -187,3 +187,8 @@ def test_the_jitter_ablation_narrows_or_removes_brightness_and_contrast_and_noth
     assert narrow.brightness == pytest.approx((0.8, 1.2)) and narrow.rotation_deg == paper.rotation_deg
     with pytest.raises(ConfigError, match="outside"):
         pretrain_preset("cpu-small", jitter=1.0)
+    brightness_only = pretrain_preset("cpu-small", contrast_jitter=0.0).multicrop.augment
+    assert brightness_only.brightness == paper.brightness and brightness_only.contrast == (1.0, 1.0)
+    assert pretrain_preset("cpu-small", jitter=0.2, contrast_jitter=0.1).multicrop.augment.contrast == pytest.approx(
+        (0.9, 1.1)
+    )
