@@ -3,8 +3,9 @@
 `segment` makes everything a reader of one radiograph sees (three uncertainty maps, each module's map, the
 per-bone statistics) and settles the orientation with a low-resolution pass of its own. A patch bank needs
 only the label map of each of hundreds of images, so here:
-- images go through the network `batch_size` at a time, channels-last, and only the samples' weighted mean
-  is made (`MixtureSegmenter.mean_prediction`), never every sample's logits;
+- images go through the network `batch_size` at a time, channels-last, in bfloat16 where the processor computes
+  it natively (`native_bf16`), and only the samples' weighted mean is made
+  (`MixtureSegmenter.mean_prediction`), never every sample's logits;
 - the as-stored reading's own mean prediction settles the orientation when `find_orientation` finds it
   plausible enough; otherwise that search's low-resolution readings do, and only a hand found turned or inverted
   is read again, upright (a fallback to `segment` read the file twice more and made its full-size maps: 3.4 s);
