@@ -45,7 +45,7 @@ def find_orientation(
     """The quarter turns (counter-clockwise) and contrast inversion under which the network finds the most
     bones with the highest confidence. Trained on upright, bone-bright hands, the network is less sure of itself
     on turned or inverted ones (`bench/orientation_margin.py` measures the margin), so a sideways or inverted
-    file keeps M1 on the thumb. `pixels` as for `segment`; `as_stored`, the `_plausibility` of a reading of the
+    file keeps M1 on the thumb. `pixels` as for `segment`; `as_stored`, the `plausibility` of a reading of the
     file as it is when the caller has one (`segment` does), saves that reading. Returns (quarter turns
     counter-clockwise, inverted)."""
     if as_stored is None:
@@ -60,7 +60,7 @@ def find_orientation(
 def orientation_scores(
     pixels: np.ndarray, segmenter: LoadedSegmenter, orientations: list = ORIENTATIONS
 ) -> list[float]:
-    """`_plausibility` of each (quarter turns, inverted) reading, read in one low-resolution batch."""
+    """`plausibility` of each (quarter turns, inverted) reading, read in one low-resolution batch."""
     small = _thumbnail(pixels, segmenter)
     return [plausibility(p) for p in _low_resolution_probabilities(small, segmenter, orientations)]
 
