@@ -14,6 +14,8 @@ SSL_METHODS = ("simclr", "supcon", "swav", "vicreg")
 TABLES = ("1", "2", "3", "4")  # the paper's tables 1–4
 PATCH_INPUTS = ("patches", "raw")  # bone patches, or raw radiograph squares (table 2)
 MULTICROP_MODES = ("constrained", "conventional")
+# pretraining's positive pairs: views of one patch (the paper), or half of them from another bone of its subject
+POSITIVES = ("view", "subject")
 CHECKPOINT_SELECTION = ("ged", "dice")  # segmentation: lowest validation GED (MoSE), or highest mean Dice
 PROBE_PROTOCOLS = ("folds", "paper")  # subject-wise folds of train+val choose the probe, or the paper's val split
 # the probe's inputs: the encoder's features alone, fused with the radiogrammetry indices, or whichever of the two

@@ -74,17 +74,13 @@ class JobOutput:
         elif event.kind in ("done", "error"):
             self.close()
 
-    def progress(self, done: int, total: int) -> None:
-        """A (done, total) callback of the engine (images of a patch bank), as `progress` events."""
-        from osteo_engine.events import Event
-
-        self(Event("progress", "patches", done=done, total=total))
-
     @contextmanager
     def images(self, what: str = "patches"):
-        """The (done, total) callback for images: JSON events, or a progress bar of its own."""
+        """The (done, total) callback for images: `progress` events of task `what`, or a progress bar of its own."""
         if self.as_json:
-            yield self.progress
+            from osteo_engine.events import Event
+
+            yield lambda done, total: self(Event("progress", what, done=done, total=total))
         else:
             with progress_bar(0, what) as update:
                 yield update

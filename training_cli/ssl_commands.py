@@ -144,6 +144,23 @@ def add_experiment_parser(sub) -> None:
         help="the contrast factor's J alone (0: brightness jitter only, which keeps the marrow-to-cortex ratio)",
     )
     p.add_argument(
+        "--gamma-jitter",
+        type=float,
+        help="each view's display gamma drawn from [1/(1 + G), 1 + G] (off in the paper), an ablation",
+    )
+    p.add_argument(
+        "--noise",
+        type=float,
+        help="Gaussian noise of a standard deviation up to S (pixels in [0, 1]) added to each view's bone (off in the "
+        "paper), an ablation",
+    )
+    p.add_argument(
+        "--positives",
+        choices=registry.POSITIVES,
+        help="view: positive pairs are views of one bone patch (the paper); subject: half of each patch's views come "
+        "from another bone of the same subject, an ablation",
+    )
+    p.add_argument(
         "--finished-only",
         action="store_true",
         help="train nothing: write results.json and report.md from the planned runs already finished, listing the rest",
@@ -153,12 +170,16 @@ def add_experiment_parser(sub) -> None:
     p.set_defaults(run=run_experiment_command)
 
 
+def experiment_overrides(args) -> dict:
+    """The preset fields and ablations `osteo experiment` was given, as `pretrain_preset`'s overrides."""
+    names = ("epochs", "batch_size", "patch_size", "jitter", "contrast_jitter", "gamma_jitter", "noise", "positives")
+    return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+
+
 def run_experiment_command(args) -> int:
     from osteo_engine.experiments import ExperimentRequest, experiment
 
-    names = ("epochs", "batch_size", "patch_size", "jitter", "contrast_jitter")
-    overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
-    request = request_from(ExperimentRequest, args, overrides=overrides)
+    request = request_from(ExperimentRequest, args, overrides=experiment_overrides(args))
     output = JobOutput(args, "experiment", unit="run")
     with output.images() as update:
         results = experiment(request, _experiment_progress(output, request), update)

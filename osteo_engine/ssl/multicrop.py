@@ -14,7 +14,7 @@ share of non-zero pixels is measured after sampling and reported (`CropStats.bel
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +33,11 @@ class ViewAugmentConfig:
     vflip: float = 0.5
     brightness: tuple[float, float] = (0.5, 1.5)
     contrast: tuple[float, float] = (0.5, 1.5)
+    # beyond the paper (both off in it): a display gamma drawn log-uniformly from this range, and Gaussian noise
+    # of a standard deviation drawn uniformly from this range, on the bone's pixels of each view; they vary what
+    # varies between radiographs (the detector's response curve and dose), not between two views of one
+    gamma: tuple[float, float] = (1.0, 1.0)
+    noise: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -161,7 +166,21 @@ def _view(images, theta, size, aug: ViewAugmentConfig, generator) -> torch.Tenso
     contrast = torch.empty(b, 1, 1, 1, device=images.device).uniform_(*aug.contrast, generator=generator)
     mean = (out * (weight > 0)).sum((2, 3), keepdim=True) / weight.sum((2, 3), keepdim=True).clamp_min(1e-6)
     jittered = ((out - weight * mean) * contrast + weight * mean) * brightness
+    jittered = _acquisition(jittered, weight, aug, generator)
     return torch.where(weight > 0, jittered, torch.zeros_like(out))
+
+
+def _acquisition(views: torch.Tensor, weight: torch.Tensor, aug: ViewAugmentConfig, generator) -> torch.Tensor:
+    """views (B, 1, S, S) with the augmentation's gamma (of the views clipped at 0) and noise, the noise scaled by
+    the bone weight; the views unchanged where both are off."""
+    if aug.gamma == (1.0, 1.0) and aug.noise == (0.0, 0.0):
+        return views
+    b, device = len(views), views.device
+    low, high = math.log(aug.gamma[0]), math.log(aug.gamma[1])
+    gamma = torch.empty(b, 1, 1, 1, device=device).uniform_(low, high, generator=generator).exp()
+    sigma = torch.empty(b, 1, 1, 1, device=device).uniform_(*aug.noise, generator=generator)
+    noise = torch.randn(views.shape, generator=generator, device=device)
+    return views.clamp_min(0).pow(gamma) + sigma * weight * noise
 
 
 def multicrop(
@@ -189,3 +208,25 @@ def multicrop(
         stats.add(found)
         views.append(made)
     return views[0], views[1], stats
+
+
+def paired_multicrop(
+    images: torch.Tensor,
+    partners: torch.Tensor,
+    config: MultiCropConfig,
+    generator: torch.Generator,
+    cover: torch.Tensor | None = None,
+    partner_cover: torch.Tensor | None = None,
+) -> tuple[list[torch.Tensor], list[torch.Tensor], CropStats]:
+    """`multicrop` whose first half of the global and of the local views come from `images` and the second half
+    from `partners` (B, 1, H, W), image i's positive counterpart: views i of every list then show two bones of
+    one subject. Raises ValueError for an odd number of global or local crops."""
+    if config.global_crops % 2 or config.local_crops % 2:
+        raise ValueError(
+            f"paired views need even numbers of crops, not {config.global_crops} global and {config.local_crops} local"
+        )
+    half = replace(config, global_crops=config.global_crops // 2, local_crops=config.local_crops // 2)
+    own_global, own_local, stats = multicrop(images, half, generator, cover)
+    partner_global, partner_local, partner_stats = multicrop(partners, half, generator, partner_cover)
+    stats.add(partner_stats)
+    return own_global + partner_global, own_local + partner_local, stats

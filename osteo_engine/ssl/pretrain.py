@@ -17,14 +17,14 @@ from ..cards import EncoderCard, Provenance
 from ..cohort import save_split_assignment
 from ..errors import ConfigError
 from ..events import CancelToken, Events, ignore
-from ..registry import check_registry
+from ..registry import POSITIVES, check_registry
 from ..runs import RunFolder, pick_device, warmup_cosine
 from ..training import TrainingLoop, autocast, epoch_seed, to_device
 from .data import PatchBank, pretraining_inputs
 from .larc import LARC
 from .losses import rank_and_world
 from .methods import MethodConfig, build_method
-from .multicrop import CropStats, MultiCropConfig, coverage, multicrop
+from .multicrop import CropStats, MultiCropConfig, ViewAugmentConfig, coverage, multicrop, paired_multicrop
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,15 @@ class PretrainConfig:
     warmup_fraction: float = 0.1
     source: str = "patches"  # or "raw" (paper table 2)
     seed: int = 0
+    # "view": positives are views of one patch (the paper); "subject": half of each patch's views come from another
+    # bone of its subject, so the encoder learns what a subject's bones share (docs/results/phantom/diagnosis.md)
+    positives: str = "view"
 
     def to_json(self) -> dict:
-        return asdict(self)
+        record = asdict(self)
+        if self.positives == "view":  # as runs made before the option recorded it, so that they still resume
+            del record["positives"]
+        return record
 
 
 PRESETS = {
@@ -73,14 +79,18 @@ check_registry("pretraining preset", PRESETS, registry.PRESETS)
 def pretrain_preset(name: str, method: str = "simclr", **overrides) -> PretrainConfig:
     """The preset with `overrides` of PretrainConfig's fields (None: the preset's), plus `multicrop_mode`,
     `jitter` (the half-width j of the views' brightness and contrast factors, drawn from [1 − j, 1 + j]; the
-    paper's 0.5, 0 for none) and `contrast_jitter` (the contrast factor's alone, overriding `jitter`'s). Raises
-    ConfigError for an unknown preset or a jitter outside [0, 1)."""
+    paper's 0.5, 0 for none), `contrast_jitter` (the contrast factor's alone, overriding `jitter`'s),
+    `gamma_jitter` G (each view's display gamma from [1/(1 + G), 1 + G]) and `noise` S (Gaussian noise of a
+    standard deviation up to S added to the bone, pixels in [0, 1]); the last two are off in the paper. Raises
+    ConfigError for an unknown preset or positives, a jitter outside [0, 1), or a negative gamma jitter or
+    noise."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
     base = PRESETS[name]
     multicrop_mode = overrides.pop("multicrop_mode", None)
     jitter = overrides.pop("jitter", None)
     contrast_jitter = overrides.pop("contrast_jitter", None)
+    acquisition = {k: overrides.pop(k, None) for k in ("gamma_jitter", "noise")}
     config = replace(
         base, method=replace(base.method, method=method), **{k: v for k, v in overrides.items() if v is not None}
     )
@@ -94,6 +104,8 @@ def pretrain_preset(name: str, method: str = "simclr", **overrides) -> PretrainC
                 local_size=round(base.multicrop.local_size * scale),
             ),
         )
+    if config.positives not in POSITIVES:
+        raise ConfigError(f"unknown positives {config.positives!r}; choose one of {', '.join(POSITIVES)}.")
     if multicrop_mode:
         config = replace(config, multicrop=replace(config.multicrop, mode=multicrop_mode))
     augment = config.multicrop.augment
@@ -101,7 +113,18 @@ def pretrain_preset(name: str, method: str = "simclr", **overrides) -> PretrainC
         augment = replace(augment, brightness=_span(jitter), contrast=_span(jitter))
     if contrast_jitter is not None:
         augment = replace(augment, contrast=_span(contrast_jitter))
+    augment = _with_acquisition(augment, **acquisition)
     return replace(config, multicrop=replace(config.multicrop, augment=augment))
+
+
+def _with_acquisition(augment: ViewAugmentConfig, gamma_jitter: float | None, noise: float | None):
+    if any(v is not None and v < 0 for v in (gamma_jitter, noise)):
+        raise ConfigError(f"gamma jitter {gamma_jitter} and noise {noise} must not be negative.")
+    if gamma_jitter is not None:
+        augment = replace(augment, gamma=(1 / (1 + gamma_jitter), 1 + gamma_jitter))
+    if noise is not None:
+        augment = replace(augment, noise=(0.0, noise))
+    return augment
 
 
 def _span(jitter: float) -> tuple[float, float]:
@@ -181,6 +204,7 @@ def pretrain(
     patches = torch.from_numpy(data.patches)[:, None]
     labels = torch.from_numpy(data.labels.astype(np.int64))
     cover = coverage(patches)  # once: patches never change
+    groups = subject_groups(data.subjects) if config.positives == "subject" else None
     card = EncoderCard(
         provenance=provenance or Provenance.capture(""),
         method_config=asdict(config.method),
@@ -192,7 +216,9 @@ def pretrain(
     totals = CropStats()
     for epoch in range(start, config.epochs + 1):
         started = time.perf_counter()
-        losses, stats = _epoch(model, optimiser, patches, cover, labels, config, epoch, steps_per_epoch, total, loop)
+        losses, stats = _epoch(
+            model, optimiser, patches, cover, labels, groups, config, epoch, steps_per_epoch, total, loop
+        )
         totals.add(stats)
         record = {
             "epoch": epoch,
@@ -240,6 +266,7 @@ def _epoch(
     patches,
     cover: torch.Tensor,
     labels,
+    groups: list[np.ndarray] | None,
     config: PretrainConfig,
     epoch: int,
     steps: int,
@@ -259,7 +286,13 @@ def _epoch(
         for group in optimiser.param_groups:
             group["lr"] = warmup_cosine(step, total, config.lr, config.warmup_fraction)
         index = order[b * config.batch_size : (b + 1) * config.batch_size][rank::world]
-        global_views, local_views, found = multicrop(patches[index], config.multicrop, generator, cover[index])
+        if groups is None:
+            global_views, local_views, found = multicrop(patches[index], config.multicrop, generator, cover[index])
+        else:
+            pair = partners(index, groups, generator)
+            global_views, local_views, found = paired_multicrop(
+                patches[index], patches[pair], config.multicrop, generator, cover[index], cover[pair]
+            )
         stats.add(found)
         global_views = [v.to(device) for v in global_views]
         local_views = [v.to(device) for v in local_views]
@@ -267,3 +300,23 @@ def _epoch(
             loss = model(global_views, local_views, labels[index].to(device))
         losses.append(loop.optimise(loss, optimiser, guard))
     return [v for v in losses if v is not None], stats
+
+
+def subject_groups(subjects: np.ndarray) -> list[np.ndarray]:
+    """For each patch, the indices of every patch of its subject (itself included), in bank order."""
+    by_subject: dict[str, list[int]] = {}
+    for i, s in enumerate(subjects):
+        by_subject.setdefault(str(s), []).append(i)
+    members = {s: np.array(v) for s, v in by_subject.items()}
+    return [members[str(s)] for s in subjects]
+
+
+def partners(index: torch.Tensor, groups: list[np.ndarray], generator: torch.Generator) -> torch.Tensor:
+    """For each patch in `index`, another patch of its subject drawn at random (itself when it is alone)."""
+    out = []
+    for i in index.tolist():
+        group = groups[i]
+        others = group[group != i]
+        pool = others if len(others) else group
+        out.append(int(pool[torch.randint(len(pool), (1,), generator=generator)]))
+    return torch.tensor(out, dtype=torch.long)

@@ -157,3 +157,17 @@ def test_probe_radiogrammetry_option_reaches_the_engine_request():
     assert request_from(ProbeRequest, plain).radiogrammetry == "off"
     actions = {a.dest: a for a in parser._subparsers._group_actions[0].choices["probe"]._actions}
     assert tuple(actions["radiogrammetry"].choices) == registry.PROBE_INDICES
+
+
+def test_experiment_ablations_reach_the_pretraining_preset():
+    from osteo_engine.ssl.pretrain import pretrain_preset
+    from training_cli.main import build_parser
+    from training_cli.ssl_commands import experiment_overrides
+
+    base = ["experiment", "--data", "d.csv", "--out", "o"]
+    ablations = ["--gamma-jitter", "0.25", "--noise", "0.02", "--positives", "subject", "--contrast-jitter", "0"]
+    overrides = experiment_overrides(build_parser().parse_args(base + ablations))
+    assert overrides == {"contrast_jitter": 0.0, "gamma_jitter": 0.25, "noise": 0.02, "positives": "subject"}
+    config = pretrain_preset("cpu-small", **overrides)
+    assert config.positives == "subject" and config.multicrop.augment.noise == (0.0, 0.02)
+    assert experiment_overrides(build_parser().parse_args(base)) == {}

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -8,6 +10,7 @@ from osteo_engine.ssl.multicrop import (
     choose_views,
     coverage,
     multicrop,
+    paired_multicrop,
     view_share,
 )
 
@@ -103,3 +106,37 @@ def test_a_full_crop_without_augmentation_is_the_image_and_flips_mirror_it():
 def test_unknown_mode_is_rejected():
     with pytest.raises(ValueError, match="mode"):
         multicrop(torch.zeros(1, 1, 8, 8), MultiCropConfig(mode="random"), torch.Generator())
+
+
+def test_paired_views_take_their_second_half_from_the_partners():
+    images, partners = torch.rand(3, 1, 16, 16), torch.rand(3, 1, 16, 16)
+    config = MultiCropConfig(
+        global_size=16,
+        local_size=16,
+        global_scale=(1.0, 1.0),
+        local_scale=(1.0, 1.0),
+        ratio=(1, 1),
+        mode="conventional",
+        augment=NO_AUGMENT,
+    )
+    global_views, local_views, stats = paired_multicrop(images, partners, config, torch.Generator().manual_seed(0))
+    assert len(global_views) == 2 and len(local_views) == 4 and stats.crops == 6 * 3
+    for first, second in ((global_views[0], global_views[1]), (local_views[1], local_views[2])):
+        assert torch.allclose(first, images, atol=1e-5) and torch.allclose(second, partners, atol=1e-5)
+    with pytest.raises(ValueError, match="even numbers"):
+        paired_multicrop(images, partners, MultiCropConfig(local_crops=3), torch.Generator())
+
+
+def test_gamma_and_noise_change_the_bone_alone_and_are_off_in_the_paper():
+    assert ViewAugmentConfig().gamma == (1.0, 1.0) and ViewAugmentConfig().noise == (0.0, 0.0)
+    images = torch.zeros(4, 1, 32, 32)
+    images[:, :, 8:24, 8:24] = torch.rand(4, 1, 16, 16) * 0.8 + 0.1
+    full = dict(global_size=32, local_crops=0, global_scale=(1.0, 1.0), ratio=(1, 1), mode="conventional")
+    squared = MultiCropConfig(**full, augment=replace(NO_AUGMENT, gamma=(2.0, 2.0)))
+    views, _, _ = multicrop(images, squared, torch.Generator().manual_seed(0))
+    inside = (slice(None), slice(None), slice(9, 23), slice(9, 23))
+    assert torch.allclose(views[0][inside], images[inside] ** 2, atol=1e-4)
+    noisy = MultiCropConfig(**full, augment=replace(NO_AUGMENT, noise=(0.1, 0.1)))
+    views, _, _ = multicrop(images, noisy, torch.Generator().manual_seed(0))
+    assert (views[0][images == 0] == 0).all()
+    assert (views[0] - images)[inside].std() == pytest.approx(0.1, rel=0.1)

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from osteo_engine.errors import ConfigError
 from osteo_engine.ssl.data import PatchBank, raw_patches
 from osteo_engine.ssl.multicrop import MultiCropConfig
-from osteo_engine.ssl.pretrain import pretrain, pretrain_preset, pretraining_patches
+from osteo_engine.ssl.pretrain import partners, pretrain, pretrain_preset, pretraining_patches, subject_groups
 
 
 def _bank(n=48, size=32):
@@ -59,13 +59,14 @@ def _stop_after(epoch):
     return events
 
 
-@pytest.mark.parametrize("method", ["swav"])
-def test_a_short_run_writes_the_encoder_and_resumes_exactly(tmp_path, method):
+@pytest.mark.parametrize(("method", "positives"), [("swav", "view"), ("simclr", "subject")])
+def test_a_short_run_writes_the_encoder_and_resumes_exactly(tmp_path, method, positives):
     bank = _bank()
-    full = pretrain(bank, tmp_path / "full", _tiny(method))
+    config = replace(_tiny(method), positives=positives)
+    full = pretrain(bank, tmp_path / "full", config)
     with pytest.raises(_Stop):
-        pretrain(bank, tmp_path / "resumed", _tiny(method), events=_stop_after(1))
-    pretrain(bank, tmp_path / "resumed", _tiny(method), resume=True)
+        pretrain(bank, tmp_path / "resumed", config, events=_stop_after(1))
+    pretrain(bank, tmp_path / "resumed", config, resume=True)
     a = load_file(str(full.run / "checkpoints" / "last.safetensors"))
     b = load_file(str(tmp_path / "resumed" / "checkpoints" / "last.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -192,3 +193,30 @@ def test_the_jitter_ablation_narrows_or_removes_brightness_and_contrast_and_noth
     assert pretrain_preset("cpu-small", jitter=0.2, contrast_jitter=0.1).multicrop.augment.contrast == pytest.approx(
         (0.9, 1.1)
     )
+
+
+def test_subject_positives_pair_each_patch_with_another_bone_of_its_subject():
+    subjects = np.array(["a", "b", "a", "a", "c", "b"])
+    groups = subject_groups(subjects)
+    assert [list(g) for g in groups[:2]] == [[0, 2, 3], [1, 5]] and list(groups[4]) == [4]
+    index = torch.arange(6).repeat(20)
+    chosen = partners(index, groups, torch.Generator().manual_seed(0))
+    assert all(subjects[p] == subjects[i] for i, p in zip(index.tolist(), chosen.tolist()))
+    assert ((chosen != index) | (index == 4)).all() and set(chosen[index == 0].tolist()) == {2, 3}
+    assert torch.equal(chosen, partners(index, groups, torch.Generator().manual_seed(0)))
+
+
+def test_subject_positives_are_an_option_that_leaves_the_papers_runs_as_they_were_recorded():
+    paper = pretrain_preset("cpu-small")
+    assert paper.positives == "view" and "positives" not in paper.to_json()
+    assert pretrain_preset("cpu-small", positives="subject").to_json()["positives"] == "subject"
+    with pytest.raises(ConfigError, match="unknown positives"):
+        pretrain_preset("cpu-small", positives="image")
+
+
+def test_the_acquisition_ablation_adds_gamma_and_noise_to_the_papers_views():
+    augment = pretrain_preset("cpu-small", gamma_jitter=0.25, noise=0.02).multicrop.augment
+    assert augment.gamma == pytest.approx((0.8, 1.25)) and augment.noise == (0.0, 0.02)
+    assert augment.brightness == pretrain_preset("cpu-small").multicrop.augment.brightness
+    with pytest.raises(ConfigError, match="must not be negative"):
+        pretrain_preset("cpu-small", noise=-0.1)
