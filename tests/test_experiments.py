@@ -148,3 +148,20 @@ def test_osteo_experiment_writes_results_and_report_and_resumes(cohort, external
     assert "the hand's MCI, RBD in `radiogrammetry`" in report
     other = [a if a != "16" else "8" for a in args]  # another batch size: the finished runs are not its runs
     assert main(other) == 2 and "made with other settings" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("name", "spec"), [("t1-simclr-s0", ("1", "simclr", 0)), ("t4-swav-s2", ("4", "swav", 2))])
+def test_the_committed_runs_keep_their_settings_hash_as_ablation_options_are_added(name, spec):
+    """`make phantom-tables` resumes from the runs in docs/results/phantom; a run whose hash no longer matches
+    its settings would be refused as made with other settings."""
+    from osteo_engine.experiments import RunSpec, _config_hash
+    from osteo_engine.ssl.pretrain import pretrain_preset
+    from osteo_engine.ssl.probe import ProbeConfig
+
+    from .conftest import REPO
+
+    spec = RunSpec(*spec)
+    mode = "conventional" if spec.table == "4" else "constrained"
+    config = pretrain_preset("cpu-small", spec.method, seed=spec.seed, source=spec.source, multicrop_mode=mode)
+    recorded = json.loads((REPO / "docs/results/phantom/runs" / name / "result.json").read_text())["config_hash"]
+    assert _config_hash(spec, config, ProbeConfig(seed=spec.seed), True) == recorded

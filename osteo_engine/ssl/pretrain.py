@@ -47,8 +47,14 @@ class PretrainConfig:
     positives: str = "view"
 
     def to_json(self) -> dict:
+        """The config as a run records it. Options added after the paper's runs (`positives`, the views' gamma and
+        noise) appear only when they are on, so that runs made before them keep their settings' hash and resume."""
         record = asdict(self)
-        if self.positives == "view":  # as runs made before the option recorded it, so that they still resume
+        augment = record["multicrop"]["augment"]
+        for key, off in (("gamma", (1.0, 1.0)), ("noise", (0.0, 0.0))):
+            if augment[key] == off:
+                del augment[key]
+        if self.positives == "view":
             del record["positives"]
         return record
 
