@@ -1,11 +1,13 @@
 """Screening metrics for the positive class (osteoporosis), with bootstrap intervals over subjects and a
-calibration curve (paper §4; scikit-learn computes every metric)."""
+calibration curve (paper §4). scikit-learn computes the metrics of one sample; the bootstrap and the threshold
+search compute theirs for all rounds or thresholds at once, tested against scikit-learn's."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc_auc_score
 
@@ -68,19 +70,35 @@ def best_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
 def bootstrap_intervals(
     labels: np.ndarray, probabilities: np.ndarray, threshold: float, rounds: int = 1000, seed: int = 0
 ) -> dict[str, tuple[float, float]]:
-    """95% percentile intervals of each metric, resampling subjects with replacement."""
+    """95% percentile intervals of each metric, resampling subjects with replacement; a round whose sample holds
+    one class only has no AUC and leaves it out. Every round's metrics are computed at once, as
+    `screening_metrics` computes them for one sample (tested against it)."""
     rng = np.random.default_rng(seed)
-    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
-    draws = {m: [] for m in METRICS}
-    for _ in range(rounds):
-        pick = rng.integers(0, len(labels), len(labels))
-        for name, value in screening_metrics(labels[pick], probabilities[pick], threshold).items():
-            if not np.isnan(value):
-                draws[name].append(value)
+    labels, probabilities = np.asarray(labels).astype(int), np.asarray(probabilities, dtype=float)
+    picks = rng.integers(0, len(labels), (rounds, len(labels)))
+    draws = _metrics_per_row(labels[picks].astype(bool), probabilities[picks], threshold)
     return {
-        m: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) if v else (float("nan"),) * 2
+        m: (float(np.percentile(v[~np.isnan(v)], 2.5)), float(np.percentile(v[~np.isnan(v)], 97.5)))
+        if (~np.isnan(v)).any()
+        else (float("nan"),) * 2
         for m, v in draws.items()
     }
+
+
+def _metrics_per_row(positive: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
+    """`screening_metrics` of each row of (rounds, n) labels (bool) and probabilities; AUC NaN with one class."""
+    predicted = probabilities >= threshold
+    tp, fp = (predicted & positive).sum(1), (predicted & ~positive).sum(1)
+    fn, tn = (~predicted & positive).sum(1), (~predicted & ~positive).sum(1)
+    n_pos, n_neg = tp + fn, fp + tn
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        recall = np.where(n_pos > 0, tp / n_pos, 0.0)
+        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+        ranks = rankdata(probabilities, axis=1)  # ties share their mean rank, as in the Mann–Whitney AUC
+        auc = ((ranks * positive).sum(1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    auc = np.where((n_pos > 0) & (n_neg > 0), auc, np.nan)
+    return {"precision": precision, "recall": recall, "f1": f1, "auc": auc, "accuracy": (tp + tn) / positive.shape[1]}
 
 
 @dataclass

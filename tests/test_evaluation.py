@@ -53,3 +53,22 @@ def test_calibration_of_a_calibrated_model_has_small_ece():
     labels = (rng.uniform(0, 1, 5000) < probs).astype(int)
     assert calibration(labels, probs).ece < 0.05
     assert calibration(labels, np.clip(probs * 0.3, 0, 1)).ece > 0.2
+
+
+@pytest.mark.parametrize("case", range(12))
+def test_bootstrap_intervals_are_the_percentiles_of_screening_metrics_over_the_resamples(case):
+    rng = np.random.default_rng(case)
+    n = int(rng.integers(3, 40))
+    labels = np.zeros(n, int) if case == 0 else rng.integers(0, 2, n)  # one class: no AUC in any round
+    probs = np.round(rng.uniform(0, 1, n), int(rng.integers(1, 3)))  # ties
+    threshold = float(rng.uniform(0.2, 0.8))
+    draws = np.random.default_rng(case).integers(0, n, (100, n))
+    rounds = [screening_metrics(labels[pick], probs[pick], threshold) for pick in draws]
+    intervals = bootstrap_intervals(labels, probs, threshold, rounds=100, seed=case)
+    for name, (lo, hi) in intervals.items():
+        values = np.array([r[name] for r in rounds])
+        values = values[~np.isnan(values)]
+        if not len(values):
+            assert np.isnan(lo) and np.isnan(hi)
+            continue
+        assert (lo, hi) == pytest.approx((np.percentile(values, 2.5), np.percentile(values, 97.5)), abs=1e-12)
