@@ -77,12 +77,13 @@ def bootstrap_intervals(
     labels, probabilities = np.asarray(labels).astype(int), np.asarray(probabilities, dtype=float)
     picks = rng.integers(0, len(labels), (rounds, len(labels)))
     draws = _metrics_per_row(labels[picks].astype(bool), probabilities[picks], threshold)
-    return {
-        m: (float(np.percentile(v[~np.isnan(v)], 2.5)), float(np.percentile(v[~np.isnan(v)], 97.5)))
-        if (~np.isnan(v)).any()
-        else (float("nan"),) * 2
-        for m, v in draws.items()
-    }
+    return {m: _percentile_interval(v) for m, v in draws.items()}
+
+
+def _percentile_interval(values: np.ndarray) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles of the values that are not NaN; NaN twice when none is."""
+    kept = values[~np.isnan(values)]
+    return (float(np.percentile(kept, 2.5)), float(np.percentile(kept, 97.5))) if len(kept) else (float("nan"),) * 2
 
 
 def _metrics_per_row(positive: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, np.ndarray]:

@@ -23,6 +23,7 @@ from ..registry import MULTICROP_MODES
 
 COVERAGE_CELLS = 32  # cells per side of a patch's coverage map
 PROBE_SIZE = 16  # pixels per side at which candidate views are scored
+NO_GAMMA, NO_NOISE = (1.0, 1.0), (0.0, 0.0)  # the acquisition ablation's ranges while it is off (the paper)
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,8 @@ class ViewAugmentConfig:
     # beyond the paper (both off in it): a display gamma drawn log-uniformly from this range, and Gaussian noise
     # of a standard deviation drawn uniformly from this range, on the bone's pixels of each view; they vary what
     # varies between radiographs (the detector's response curve and dose), not between two views of one
-    gamma: tuple[float, float] = (1.0, 1.0)
-    noise: tuple[float, float] = (0.0, 0.0)
+    gamma: tuple[float, float] = NO_GAMMA
+    noise: tuple[float, float] = NO_NOISE
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ def _view(images, theta, size, aug: ViewAugmentConfig, generator) -> torch.Tenso
 def _acquisition(views: torch.Tensor, weight: torch.Tensor, aug: ViewAugmentConfig, generator) -> torch.Tensor:
     """views (B, 1, S, S) with the augmentation's gamma (of the views clipped at 0) and noise, the noise scaled by
     the bone weight; the views unchanged where both are off."""
-    if aug.gamma == (1.0, 1.0) and aug.noise == (0.0, 0.0):
+    if aug.gamma == NO_GAMMA and aug.noise == NO_NOISE:
         return views
     b, device = len(views), views.device
     low, high = math.log(aug.gamma[0]), math.log(aug.gamma[1])

@@ -24,7 +24,16 @@ from .data import PatchBank, pretraining_inputs
 from .larc import LARC
 from .losses import rank_and_world
 from .methods import MethodConfig, build_method
-from .multicrop import CropStats, MultiCropConfig, ViewAugmentConfig, coverage, multicrop, paired_multicrop
+from .multicrop import (
+    NO_GAMMA,
+    NO_NOISE,
+    CropStats,
+    MultiCropConfig,
+    ViewAugmentConfig,
+    coverage,
+    multicrop,
+    paired_multicrop,
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +60,7 @@ class PretrainConfig:
         noise) appear only when they are on, so that runs made before them keep their settings' hash and resume."""
         record = asdict(self)
         augment = record["multicrop"]["augment"]
-        for key, off in (("gamma", (1.0, 1.0)), ("noise", (0.0, 0.0))):
+        for key, off in (("gamma", NO_GAMMA), ("noise", NO_NOISE)):
             if augment[key] == off:
                 del augment[key]
         if self.positives == "view":
