@@ -85,7 +85,7 @@ default-model: $(STAMP)
 	$(BIN)/osteo segment publish $(SEG) --out resources/models/segmenter.safetensors \
 		--evaluation atlas_val=build/eval-atlas-val.json phantom_test=build/eval-phantom-test.json \
 		phantom_test_truth=build/eval-phantom-test-truth.json
-	@echo "the demo classifier's refer policy, re-sized for this segmenter (its expected error is what it reads)"
+	@echo "the demo classifier's refer policy, re-sized for this segmenter (its instability is what it reads)"
 	test -f build/c0/manifest.csv || $(BIN)/osteo phantom build/c0 --subjects 192 --seed 0
 	test -f build/c2/manifest.csv || $(BIN)/osteo phantom build/c2 --subjects 192 --seed 2
 	$(BIN)/osteo export-screening --encoder resources/models/screening/encoder.safetensors \

@@ -5,7 +5,7 @@ In one process, with the bundled segmenter, interleaved over `--repeats` rounds:
   96 pixels and the radiogrammetry of all seven bones, `measure_bones`):
   - `one_by_one`: `segment(..., modules=False)` per image (how patch banks were first made);
   - `batched`: `segmentation.batch.label_maps`, 4 images a pass, with a bank's latent samples per module
-    (`ssl.data.BANK_SAMPLES`), in bfloat16 where the processor computes it natively (`batch.native_bf16`);
+    (`ssl.data.BANK_SAMPLES`), in bfloat16 where the processor computes it natively (`reading.native_bf16`);
   - `batched_fp32`: the same in float32 throughout;
   - with `--reference CHECKOUT` (e.g. a `git worktree` of an earlier commit), that engine's `batched` way with
     its own patches and radiogrammetry;
@@ -133,7 +133,7 @@ def main() -> None:
             maps[name] = fn()
             timings[name].append(time.perf_counter() - started)
     rate = {name: args.images / statistics.median(t) for name, t in timings.items()}
-    from osteo_engine.segmentation.batch import native_bf16
+    from osteo_engine.segmentation.reading import native_bf16
 
     bf16 = native_bf16(torch.device("cpu"))
     print(f"{args.images} phantoms 1024x1280, {torch.get_num_threads()} threads, bfloat16 native: {bf16}, images/s:")

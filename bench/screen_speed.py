@@ -3,8 +3,9 @@
 A phantom hand rendered at 2000×2400 is screened with the bundled models (or --model DIR); the models are
 loaded once, then each stage (segment, classify) and the total are timed over --repeats runs after one
 warm-up. Loading the models is timed apart: `osteo screen` pays it once per command. The same image stored
-sideways is timed too: it needs the full orientation search. When the segmenter has an error map, the
-screening is timed again without it, interleaved, and the ratio printed (issue 14: within 1.2x).
+sideways is timed too: it needs the full orientation search. The screening is timed again without the
+segmenter's error map, without its instability score, and without both, interleaved, and the ratios printed
+(issue 14: within 1.2x).
 
 Run: .venv/bin/python bench/screen_speed.py [--repeats 5] [--model DIR]
 """
@@ -12,6 +13,7 @@ Run: .venv/bin/python bench/screen_speed.py [--repeats 5] [--model DIR]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 
@@ -49,7 +51,7 @@ def main() -> None:
     for name, values in stages.items():
         print(f"  {name:9s} median {statistics.median(values):.2f} s   max {max(values):.2f} s")
     print(f"  decision: {result.decision}, {sum(b['present'] for b in result.bones.values())} bones")
-    _error_map_cost(pixels, model, args.repeats)
+    _extras_cost(pixels, model, args.repeats)
     turned = np.ascontiguousarray(np.rot90(pixels))  # a sideways file: all 8 orientations are read
     times = []
     for _ in range(args.repeats):
@@ -62,24 +64,33 @@ def main() -> None:
     )
 
 
-def _error_map_cost(pixels: np.ndarray, model, repeats: int) -> None:
-    """Median screening time with and without the segmenter's error map, runs interleaved."""
+def _extras_cost(pixels: np.ndarray, model, repeats: int) -> None:
+    """Median screening time with the segmenter's error map and its instability (the three more readings of
+    stability.py), without each, and without both; runs interleaved."""
     import dataclasses
+    from unittest import mock
 
     segmenter = model.segmenter
-    if segmenter.error_map is None:
-        return
-    ways = {"with": segmenter, "without": dataclasses.replace(segmenter, error_map=None)}
+    plain = dataclasses.replace(segmenter, error_map=None)
+    no_instability = mock.patch("osteo_engine.segmentation.predict.instability", lambda *a: None)
+    ways = {
+        "with both": (segmenter, None),
+        "without the error map": (plain, None),
+        "without the instability": (segmenter, no_instability),
+        "without both": (plain, no_instability),
+    }
     times: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(repeats):
-        for name, way in ways.items():
+        for name, (way, patch) in ways.items():
             model.segmenter = way
-            started = time.perf_counter()
-            screen(pixels, model)
-            times[name].append(time.perf_counter() - started)
+            with patch or contextlib.nullcontext():
+                started = time.perf_counter()
+                screen(pixels, model)
+                times[name].append(time.perf_counter() - started)
     model.segmenter = segmenter
-    with_s, without_s = (statistics.median(times[name]) for name in ways)
-    print(f"  with the error map {with_s:.2f} s, without {without_s:.2f} s: {with_s / without_s:.3f}x")
+    base = statistics.median(times["without both"])
+    for name, values in times.items():
+        print(f"  {name}: {statistics.median(values):.2f} s, {statistics.median(values) / base:.3f}x")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from .anatomy import BONE_NAMES
 from .patches import bone_patches
 from .population import Demographics, PopulationCheck, check_population
 from .radiogrammetry import BoneMeasurement, measure_bones, radiogrammetry_json
+from .segmentation.image_scores import IMAGE_SCORE, LEGACY_SCORE, score_label
 
 if TYPE_CHECKING:
     from .screening_model import ScreeningModel
@@ -28,17 +29,18 @@ DISCLAIMER = (
     "Research tool, not a medical device: this is not a diagnosis. Osteoporosis is diagnosed by DXA and a clinician."
 )
 # the default policy's; a calibrated one sizes its own (screening_model.py): with the bundled segmenter, the 1%
-# most uncertain of phantom cohort c2 lay above 0.112, so this refers only what is far outside the ordinary
-EXPECTED_ERROR_LIMIT = 0.15
+# most unstable of phantom cohort c2 lay above 0.114, so this refers only what is far outside the ordinary
+INSTABILITY_LIMIT = 0.15
 MAX_SCREEN_PIXELS = 16_000_000  # larger images are screened from a copy shrunk to this size (`working_copy`)
 
 
 @dataclass(frozen=True)
 class ReferPolicy:
     min_bones: int = 5  # fewer bones found than this: refer
-    # the segmentation's expected error (`Segmentation.expected_error`, 1 − Dice) above this: refer
-    max_uncertainty: float = EXPECTED_ERROR_LIMIT
+    # the segmentation's image score `score` (`Segmentation.image_score`, 1 − Dice) above this: refer
+    max_uncertainty: float = INSTABILITY_LIMIT
     margin: float = 0.05  # |probability − threshold| below this: refer
+    score: str = IMAGE_SCORE  # one of image_scores.IMAGE_SCORES
 
 
 @dataclass
@@ -47,13 +49,14 @@ class ScreeningResult:
     decision: str
     reasons: list[str]
     bones: dict[str, dict]
-    uncertainty: float | None  # the segmentation's expected error (1 − Dice, 0–1); None when not a number
+    uncertainty: float | None  # the segmentation's image score (1 − Dice, 0–1); None when not a number
     threshold: float
     timings_s: dict[str, float]
     model: dict
     orientation: dict = field(default_factory=dict)  # how the file was read: quarter turns, inverted contrast
     population: dict = field(default_factory=dict)  # PopulationCheck: the person's age against the model's
     radiogrammetry: dict = field(default_factory=dict)  # radiogrammetry_json: the metacarpals' T, W, MCI, BHI
+    uncertainty_score: str = LEGACY_SCORE  # which image score `uncertainty` is (answers saved before: this one)
     disclaimer: str = DISCLAIMER
 
     def to_json(self) -> dict:
@@ -113,7 +116,7 @@ def screen_image(
         for b in BONE_NAMES
     }
     # a NaN anywhere in the segmenter's maps, also outside the bones, makes the whole answer suspect
-    uncertainty = seg.expected_error() if np.isfinite(seg.entropy).all() else float("nan")
+    uncertainty = seg.image_score(model.policy.score) if np.isfinite(seg.entropy).all() else float("nan")
     population = check_population(person or Demographics(), model.population)
     decision, reasons = decide(probability, len(found), uncertainty, model.probe.threshold, model.policy, population)
     timings = {k: round(v, 3) for k, v in timings.items()}
@@ -129,6 +132,7 @@ def screen_image(
         {"quarter_turns": seg.quarter_turns, "inverted": seg.inverted},
         population.to_json(),
         radiogrammetry_json(measurements) | ({"fusion_note": fusion_note} if fusion_note else {}),
+        model.policy.score,
     )
     return Screened(result, seg, pixels, measurements)
 
@@ -205,6 +209,12 @@ def shown(value: float | None) -> str:
     return "none" if value is None or value != value else f"{value:.2f}"
 
 
+def segmentation_uncertainty(result: dict) -> str:
+    """The answer's segmentation score in words: "instability 0.06 (1 − Dice)". `result` as
+    ScreeningResult.to_json gives it; an answer saved before it named its score has the expected error."""
+    return f"{score_label(result.get('uncertainty_score', LEGACY_SCORE))} {shown(result['uncertainty'])} (1 − Dice)"
+
+
 def how_read(orientation: dict) -> str:
     """How the file was read, in words ("turned 90° counter-clockwise and with inverted contrast"); "" when it
     was read as stored. `orientation` as in ScreeningResult."""
@@ -268,7 +278,8 @@ def decide(
         reasons.append(f"only {bones_found} of 7 bones were found (at least {policy.min_bones} are needed).")
     if checks["uncertain_segmentation"]:
         reasons.append(
-            f"the bone segmentation is uncertain (expected error {uncertainty:.2f} above {policy.max_uncertainty:.2f})."
+            f"the bone segmentation is uncertain ({score_label(policy.score)} {uncertainty:.2f} above "
+            f"{policy.max_uncertainty:.2f})."
         )
     if checks["near_threshold"]:
         reasons.append(

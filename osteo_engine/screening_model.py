@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from .evaluation import screening_metrics
 from .population import Population
 from .runs import RunFolder, load_model, write_model
 from .screening import ReferPolicy, decide, refer_checks, screen
+from .segmentation.image_scores import IMAGE_SCORES, LEGACY_SCORE
 
 SYNTHETIC_NOTE = (
     "Demo classifier trained on the synthetic phantom cohort (`osteo phantom`), not on patients: "
@@ -88,7 +89,13 @@ def _refer_policy(fields: dict, card: Path) -> ReferPolicy:
         raise ConfigError(
             f"{card.name} has a refer policy with unknown settings ({named}); it takes {', '.join(sorted(known))}."
         )
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in fields.values()):
+    fields = {"score": LEGACY_SCORE} | fields  # a policy saved before it named its score limits the expected error
+    if fields["score"] not in IMAGE_SCORES:
+        raise ConfigError(
+            f"{card.name} has a refer policy for the image score {fields['score']!r}; the scores are "
+            f"{', '.join(IMAGE_SCORES)}."
+        )
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for k, v in fields.items() if k != "score"):
         raise ConfigError(f"{card.name} has a refer policy whose settings are not all numbers.")
     return ReferPolicy(**fields)
 
@@ -159,15 +166,14 @@ def calibrate_refer_policy(
     limit = math.inf
     if uncertainty_share > 0:
         limit = math.ceil(max(float(np.quantile(uncertainty, 1 - uncertainty_share)), 1e-4) * 1e4) / 1e4
-    policy = ReferPolicy(base.min_bones, limit, 0.0)
+    policy = replace(base, max_uncertainty=limit, margin=0.0)
     distances = np.sort([abs(s.probability - threshold) for s in screened if math.isfinite(s.probability)])
     margin = 0.0
     for candidate in distances:
-        trial = ReferPolicy(policy.min_bones, policy.max_uncertainty, float(candidate))
-        if refer_rate(screened, threshold, trial) > target_refer:
+        if refer_rate(screened, threshold, replace(policy, margin=float(candidate))) > target_refer:
             break
         margin = float(candidate)
-    return ReferPolicy(policy.min_bones, policy.max_uncertainty, math.floor(margin * 1e4) / 1e4)
+    return replace(policy, margin=math.floor(margin * 1e4) / 1e4)
 
 
 def refer_rate(screened: list[ScreenedImage], threshold: float, policy: ReferPolicy) -> float:
@@ -262,12 +268,14 @@ def _calibrate(model: ScreeningModel, request: ExportRequest, assignment: dict |
     threshold = model.probe.threshold
     if request.calibration:
         sized = screen_split(model, request.calibration, None, progress)
-        policy = calibrate_refer_policy(sized, threshold, request.target_refer)
+        policy = calibrate_refer_policy(sized, threshold, request.target_refer, base=model.policy)
         source = request.calibration.parent.name
     else:
         pool = screen_split(model, request.data, "train", progress, assignment)
         sized = screen_split(model, request.data, "val", progress, assignment)
-        policy = calibrate_refer_policy(sized, threshold, request.target_refer, uncertainty_pool=pool + sized)
+        policy = calibrate_refer_policy(
+            sized, threshold, request.target_refer, base=model.policy, uncertainty_pool=pool + sized
+        )
         source = f"{request.data.parent.name} train+val"
     test = screen_split(model, request.data, "test", progress, assignment)
     record = {

@@ -67,7 +67,8 @@ def test_the_bundled_cards_load_typed_and_publishing_keeps_their_provenance(tmp_
     _, segmenter = load_model(models / "segmenter.safetensors", SegmenterCard)
     assert segmenter.command.startswith("osteo segment train") and segmenter.evaluations
     _, probe = load_model(models / "screening" / "probe.safetensors", ProbeCard)
-    assert 0 < probe.threshold < 1 and set(probe.refer_policy) == {"margin", "max_uncertainty", "min_bones"}
+    assert 0 < probe.threshold < 1 and set(probe.refer_policy) == {"margin", "max_uncertainty", "min_bones", "score"}
+    assert probe.refer_policy["score"] == "instability"  # the app's image score sized the bundled policy
     out = publish_checkpoint(models / "segmenter.safetensors", tmp_path / "copy.safetensors", {"x": {"dice": 1}})
     _, copy = load_model(out, SegmenterCard)
     assert copy.command == segmenter.command and copy.evaluations == {"x": {"dice": 1}}

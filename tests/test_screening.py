@@ -140,6 +140,31 @@ def test_osteo_screen_answers_every_image_as_one_json_line(tiny_segmenter, tmp_p
     assert "error" in next(r for r in lines if r["image"] == "broken.png")
 
 
+def test_a_refer_policy_limits_the_image_score_it_names(tiny_segmenter, tmp_path):
+    import json
+
+    from osteo_engine.io import load_radiograph
+    from osteo_engine.screening import screen, segmentation_uncertainty
+    from osteo_engine.screening_model import load_screening_model
+    from osteo_engine.segmentation.predict import segment
+
+    from .conftest import SAMPLE_DICOM
+
+    _random_screening_model(tmp_path)  # a policy saved before policies named their score
+    pixels = load_radiograph(SAMPLE_DICOM).pixels
+    seg = segment(pixels, load_screening_model(tmp_path, tiny_segmenter).segmenter)
+    old = screen(pixels, load_screening_model(tmp_path, tiny_segmenter)).to_json()
+    assert old["uncertainty_score"] == "expected_error"
+    assert old["uncertainty"] == pytest.approx(seg.expected_error(), abs=1e-4)
+    card = json.loads((tmp_path / "probe.json").read_text())
+    card["refer_policy"] |= {"score": "instability", "max_uncertainty": 0.0}
+    (tmp_path / "probe.json").write_text(json.dumps(card))
+    new = screen(pixels, load_screening_model(tmp_path, tiny_segmenter)).to_json()
+    assert new["uncertainty_score"] == "instability" and new["uncertainty"] == pytest.approx(seg.instability, abs=1e-4)
+    assert segmentation_uncertainty(new).startswith("instability ")
+    assert new["decision"] == "refer" and any("(instability " in r for r in new["reasons"])
+
+
 def _screened(n=200, seed=0):
     import numpy as np
 
@@ -327,6 +352,8 @@ def _break_model(kind: str, model, segmenter) -> None:
         edit_card(model / "encoder.json", lambda c: c.pop("patch_size"))
     elif kind == "unknown refer-policy key":
         edit_card(model / "probe.json", lambda c: c["refer_policy"].update(max_bones=3))
+    elif kind == "unknown image score":
+        edit_card(model / "probe.json", lambda c: c["refer_policy"].update(score="entropy"))
     elif kind == "unknown encoder":
         edit_card(model / "encoder.json", lambda c: c["method_config"].update(encoder="resnet9000"))
     else:
@@ -345,6 +372,7 @@ BROKEN = {
     "probe without weight": "probe.safetensors lacks",
     "probe of the wrong shape": "probe.safetensors is a probe for 10 features, but its encoder gives 512",
     "unknown refer-policy key": "probe.json has a refer policy with unknown settings (max_bones)",
+    "unknown image score": "probe.json has a refer policy for the image score 'entropy'",
     "unknown encoder": "encoder.safetensors is not a pretrained patch encoder (unknown encoder 'resnet9000'",
 }
 

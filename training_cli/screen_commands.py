@@ -103,7 +103,7 @@ def _writer(args):
 
 
 def _text(result: dict) -> str:
-    from osteo_engine.screening import how_read
+    from osteo_engine.screening import how_read, segmentation_uncertainty
     from osteo_engine.screening import shown as _shown
 
     if "error" in result:
@@ -115,7 +115,7 @@ def _text(result: dict) -> str:
     read = how_read(result["orientation"])
     return (
         f"{result['image']}: {result['decision'].upper()} (probability {_shown(result['probability'])}, "
-        f"threshold {_shown(result['threshold'])}, segmentation's expected error {_shown(result['uncertainty'])})\n"
+        f"threshold {_shown(result['threshold'])}, segmentation {segmentation_uncertainty(result)})\n"
         f"  {' '.join(result['reasons'])}\n  bones: {bones or 'none found'}"
         + (f"\n  {population['note']}" if population and population["within"] is not False else "")
         + (f"\n  {measurement_line(result['radiogrammetry'])}" if result.get("radiogrammetry") else "")

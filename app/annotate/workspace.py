@@ -323,7 +323,7 @@ class AnnotateWorkspace(QtWidgets.QWidget):
                 pixels = load_radiograph(self.project.image_path(image_id)).pixels
             except OsteoError:
                 continue  # listed with its error already
-            report((image_id, segment(pixels, segmenter).expected_error()))
+            report((image_id, segment(pixels, segmenter).image_score()))
 
     def _show_uncertainty(self, item) -> None:
         image_id, value = item

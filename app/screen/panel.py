@@ -9,7 +9,7 @@ from PySide6 import QtCore, QtWidgets
 
 from osteo_engine.anatomy import BONE_NAMES
 from osteo_engine.radiogrammetry import hand_summary_text
-from osteo_engine.screening import DISCLAIMER, how_read
+from osteo_engine.screening import DISCLAIMER, how_read, segmentation_uncertainty
 from osteo_engine.screening import shown as _shown
 
 from .canvas import DEFAULT_OPACITY, OVERLAYS
@@ -143,7 +143,7 @@ class ResultPanel(QtWidgets.QScrollArea):
         read = how_read(result["orientation"]) or "as stored (upright)"
         self.summary.setText(
             f"probability {_shown(result['probability'])} (threshold {_shown(result['threshold'])}); segmentation "
-            f"expected error {_shown(result['uncertainty'])} (1 − Dice); read {read}."
+            f"{segmentation_uncertainty(result)}; read {read}."
         )
         missing = [b for b, v in result["bones"].items() if not v["present"]]
         self.reasons.setText(

@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui
 
 from osteo_engine.radiogrammetry import measurement_line
-from osteo_engine.screening import DISCLAIMER
+from osteo_engine.screening import DISCLAIMER, segmentation_uncertainty
 from osteo_engine.screening import shown as _shown
 from osteo_engine.storage import atomic_write_bytes, strict_json
 
@@ -23,7 +23,7 @@ def report_lines(result: dict, facts: dict[str, str], include_patient: bool = Fa
     lines = [
         f"Decision: {result['decision'].upper()}",
         f"Probability {_shown(result['probability'])} (threshold {_shown(result['threshold'])}); segmentation "
-        f"expected error {_shown(result['uncertainty'])} (1 − Dice)",
+        f"{segmentation_uncertainty(result)}",
         *result["reasons"],
         result.get("population", {}).get("note", ""),
         "",

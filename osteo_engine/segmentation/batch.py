@@ -26,7 +26,15 @@ from ..anatomy import BONES
 from .data import Letterbox
 from .parts import largest_component
 from .predict import LoadedSegmenter
-from .reading import find_orientation, network_input, plausibility, reorient, repeatable, turned_back
+from .reading import (
+    find_orientation,
+    mean_prediction,
+    native_bf16,
+    network_input,
+    plausibility,
+    reorient,
+    turned_back,
+)
 
 
 @torch.inference_mode()
@@ -47,27 +55,9 @@ def label_maps(
     while chunk := list(islice(iterator, batch_size)):
         boxes = [Letterbox.fit(p.shape, segmenter.input_size) for p in chunk]
         x = torch.from_numpy(np.stack([box.image(p) for box, p in zip(boxes, chunk)]))[:, None]
-        means = _mean_prediction(x, segmenter, samples, bf16)
+        means = mean_prediction(x, segmenter, samples, bf16)
         for pixels, box, mean in zip(chunk, boxes, means):
             yield _oriented_labels(pixels, box, mean, segmenter, samples, bf16)
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether `device` computes bfloat16 convolutions natively: a CUDA GPU that supports it, or a processor with
-    AVX-512 BF16 (oneDNN's bf16 kernels; elsewhere they are emulated and slower than float32). On a 2-core Zen 4
-    the U-Net then takes 0.058 s an image at 384×480 instead of 0.142 s, and the label maps differ on 0.02% of
-    a phantom's pixels (bench/patch_bank_speed.py)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
-
-
-def _mean_prediction(x: torch.Tensor, segmenter: LoadedSegmenter, samples: int, bf16: bool) -> np.ndarray:
-    """(B, C, h, w) float32 the mean probabilities of x (B, 1, h, w), in bfloat16 autocast when `bf16`."""
-    x = x.to(segmenter.device).contiguous(memory_format=torch.channels_last)
-    with torch.autocast(segmenter.device.type, dtype=torch.bfloat16, enabled=bf16):
-        means, _ = segmenter.model.mean_prediction(x, samples=samples, generator=repeatable(segmenter))
-    return means.float().cpu().numpy()
 
 
 def _oriented_labels(
@@ -79,7 +69,7 @@ def _oriented_labels(
     if not (turns or inverted):
         return bone_labels(mean, box)
     upright_box, x = network_input(reorient(pixels, turns, inverted), segmenter)
-    upright_mean = _mean_prediction(x, segmenter, samples, bf16)[0]
+    upright_mean = mean_prediction(x, segmenter, samples, bf16)[0]
     return turned_back(turns)(bone_labels(upright_mean, upright_box))
 
 

@@ -25,10 +25,12 @@ from ..sam import BonePrompter
 from .data import Letterbox
 from .error_map import ErrorMap, companion_path, load_error_map
 from .identity import order_metacarpals
+from .image_scores import IMAGE_SCORE, IMAGE_SCORES
 from .metrics import mean_dice
 from .model import MixtureSegmenter, SegmenterConfig
 from .parts import MIN_AREA_FRACTION, largest_parts
 from .reading import find_orientation, network_input, plausibility, reorient, repeatable, turned_back
+from .stability import instability
 from .uncertainty import SampleMaps, effective_modules, module_disagreement, restored_labels, sample_maps
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "segmenter.safetensors"
@@ -84,6 +86,7 @@ class Segmentation:
     modules: list[ModuleMap] = field(default_factory=list)
     samples: list[SampleMap] = field(default_factory=list)  # only when asked for
     error: np.ndarray | None = None  # (H, W) float32, 0–1: the error map's P(label wrong), when the model has one
+    instability: float | None = None  # 0–1: 1 − Dice against readings of the image turned ±12° (stability.py)
 
     @property
     def effective_modules(self) -> float:
@@ -101,10 +104,10 @@ class Segmentation:
     def expected_error(self) -> float:
         """The segmentation's own estimate of its label map's 1 − mean Dice over the bones: that 1 − Dice against
         each of its samples (each module's map when the samples were not kept), weighted by α (π). If the samples
-        are drawn as a rater would draw, this is the expected error against a rater. The app's image score: it
-        ranks images by their real error better than the mean entropy on every set measured (Spearman 0.27
-        against 0.22 on the atlas's 91 training images, 0.77 against 0.49 on h0 test; README). Raises ValueError
-        for a segmentation made with `modules=False`."""
+        are drawn as a rater would draw, this is the expected error against a rater. It ranks images by their
+        real error better than the mean entropy on every set measured (Spearman 0.27 against 0.22 on the
+        atlas's 91 training images, 0.77 against 0.49 on h0 test), the instability better still on the atlas
+        (README). Raises ValueError for a segmentation made with `modules=False`."""
         maps = self.samples or self.modules
         if not maps:
             raise ValueError("the expected error needs the modules' maps (segment with modules=True)")
@@ -112,10 +115,23 @@ class Segmentation:
         weights = np.array([m.weight for m in maps], np.float64)
         return float(np.dot(errors, weights / weights.sum())) if weights.sum() > 0 else float(np.mean(errors))
 
+    def image_score(self, kind: str = IMAGE_SCORE) -> float:
+        """One of `IMAGE_SCORES` by name, 0–1 (1 − Dice): "instability" (the app's, stability.py) or
+        "expected_error". Raises ValueError for a segmentation made with `modules=False`, KeyError for another
+        name."""
+        if kind not in IMAGE_SCORES:
+            raise KeyError(f"no image score {kind!r}; the scores are {', '.join(IMAGE_SCORES)}")
+        if kind == "expected_error":
+            return self.expected_error()
+        if self.instability is None:
+            raise ValueError("the instability needs the modules' readings (segment with modules=True)")
+        return self.instability
+
     def summary(self) -> dict:
         return {
             "mean_uncertainty": round(self.mean_uncertainty(), 4),
             "expected_error": round(self.expected_error(), 4) if self.modules else None,
+            "instability": round(self.instability, 4) if self.instability is not None else None,
             "uncertainty": self.uncertainty_summary(),
             "routing": [round(p, 4) for p in self.routing],
             "effective_modules": round(self.effective_modules, 4),
@@ -201,19 +217,21 @@ def segment(
     identity, in order across the hand (identity.py; off by default, see the model card's evaluations);
     `refine` redraws each bone found with SAM, prompted by a box made from the network's mask (the modules'
     and samples' maps stay the network's). `keep_samples` adds every sample's label map; `modules=False`
-    leaves out the modules' maps and their per-bone figures (for callers that need the label map alone,
-    such as patch banks: it saves K·C resizes and the modules' statistics). Raises ValueError for an array that
+    leaves out the modules' maps, their per-bone figures and the `instability` (for callers that need the
+    label map alone, such as patch banks: it saves K·C resizes, the modules' statistics and three more
+    readings). Raises ValueError for an array that
     is not 2-D."""
     if pixels.ndim != 2:
         raise ValueError(f"segment takes one grey image (H, W), not an array of shape {pixels.shape}.")
     turns, inverted = 0, False
-    upright, box, out = _read(pixels, segmenter, samples, turns, inverted)
+    upright, box, x, out = _read(pixels, segmenter, samples, turns, inverted)
     if find_upright:  # the as-stored reading settles it when confident; else the orientation search
         as_stored = plausibility(out.mean_probabilities()[0].float().cpu().numpy())
         turns, inverted = find_orientation(pixels, segmenter, as_stored)
         if turns or inverted:
-            upright, box, out = _read(pixels, segmenter, samples, turns, inverted)
+            upright, box, x, out = _read(pixels, segmenter, samples, turns, inverted)
     maps = sample_maps(out.logits[0], out.routing[0])
+    unstable = instability(x[0, 0].float().cpu().numpy(), box.content, maps.mean, segmenter) if modules else None
     if anatomical_order:
         maps.mean = order_metacarpals(maps.mean)
         maps.modules = np.stack([order_metacarpals(m) for m in maps.modules])
@@ -251,14 +269,15 @@ def segment(
         modules=[ModuleMap(float(w), m) for w, m in zip(maps.routing, modules)],  # empty with modules=False
         samples=[SampleMap(i // samples, float(maps.weights.flat[i]), d) for i, d in enumerate(drawn)],
         error=error,
+        instability=unstable,
     )
 
 
 def _read(pixels: np.ndarray, segmenter: LoadedSegmenter, samples: int, turns: int, inverted: bool):
-    """(the image turned upright, its Letterbox, the network's SegmenterOutput for it)."""
+    """(the image turned upright, its Letterbox, the network's input (1, 1, H_in, W_in), its SegmenterOutput)."""
     upright = reorient(pixels, turns, inverted)
     box, x = network_input(upright, segmenter)
-    return upright, box, segmenter.model(x, samples=samples, generator=repeatable(segmenter))
+    return upright, box, x, segmenter.model(x, samples=samples, generator=repeatable(segmenter))
 
 
 def _module_and_sample_maps(maps: SampleMaps, box: Letterbox, keep_samples: bool):

@@ -10,7 +10,8 @@
 - Errors flagged: the pixel AUROC of each uncertainty map for the pixels whose label differs from the first
   rater's, inside the bones' bounding box (with a margin), and the Spearman correlation between an image's
   mean uncertainty over its bones and its 1 − mean Dice; beside them, the image score `expected_error`: the
-  model's own estimate of that 1 − Dice, its label map scored against its samples. The learned error map
+  model's own estimate of that 1 − Dice, its label map scored against its samples, and `instability`, its
+  label map scored against readings of the image turned ±12° (stability.py). The learned error map
   (error_map.py) is scored the same way as the two uncertainty maps when the model has one.
 """
 
@@ -20,15 +21,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .image_scores import IMAGE_SCORE
 from .metrics import bones_box, dice_per_bone, ged_terms, iou_distance, mean_of
 from .predict import Segmentation
 
 # the uncertainty maps whose error-flagging is measured; "error", the learned error map, when the model has one
 KINDS = ("total", "mutual_information", "error")
-IMAGE_SCORES = (*KINDS, "expected_error")  # the image scores whose ranking of errors is measured
-# the score that orders images in the Annotate workspace and that the refer policy reads: Segmentation's
-# `expected_error()` (it ranked images by their error better than the mean entropy on every set measured, README)
-APP_SCORE = "expected_error"
+IMAGE_SCORES = (*KINDS, "expected_error", "instability")  # the image scores whose ranking of errors is measured
+# the score that orders images in the Annotate workspace and that new refer policies read (stability.py)
+APP_SCORE = IMAGE_SCORE
 PIXELS_PER_IMAGE = 200_000  # pixels drawn per image for the AUROC, so that memory stays bounded
 
 
@@ -70,6 +71,8 @@ class UncertaintyEvaluation:
             if kind in seg.uncertainty_maps():
                 self.image_scores[kind].append(seg.mean_uncertainty(kind))
         self.image_scores["expected_error"].append(seg.expected_error())
+        if seg.instability is not None:
+            self.image_scores["instability"].append(seg.instability)
         self._add_pixels(seg, references[0])
 
     def _add_pixels(self, seg: Segmentation, reference: np.ndarray) -> None:
@@ -94,7 +97,7 @@ class UncertaintyEvaluation:
         for kind in IMAGE_SCORES:
             if not self.image_scores[kind]:
                 continue  # a map this model does not make
-            pixel_auc = None  # expected_error scores images only: it has no map
+            pixel_auc = None  # expected_error and instability score images only: they have no map
             if kind in KINDS and 0 < errors.sum() < len(errors):
                 pixel_auc = float(roc_auc_score(errors, np.concatenate(self.pixel_scores[kind])))
             scores = self.image_scores[kind]

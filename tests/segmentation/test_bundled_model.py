@@ -35,6 +35,7 @@ def test_predict_uses_the_bundled_model_by_default_and_writes_every_module_and_s
     labels = cv2.imread(str(tmp_path / "phantom_hand_labels.png"), cv2.IMREAD_UNCHANGED)
     assert labels.shape == (1280, 1024) and labels.dtype == np.uint8
     assert sum(b["present"] for b in summary["bones"].values()) >= 6
+    assert 0 <= summary["instability"] < 0.2  # a clean phantom reads alike in every framing
     assert len(summary["modules"]) == 4 and len(summary["samples"]) == 4 * 2
     assert sum(m["weight"] for m in summary["modules"]) == pytest.approx(1, abs=1e-3)
     assert sum(s["weight"] for s in summary["samples"]) == pytest.approx(1, abs=1e-3)
@@ -59,6 +60,7 @@ def test_module_and_uncertainty_maps_follow_the_file_through_its_orientation(bun
     image = load_radiograph(SAMPLE_DICOM).pixels
     upright, sideways = segment(image, bundled), segment(np.rot90(image).copy(), bundled)
     assert sideways.quarter_turns != 0
+    assert sideways.instability == pytest.approx(upright.instability, abs=0.01)  # both read upright
     for a, b in zip(upright.modules, sideways.modules):
         assert b.labels.shape == sideways.labels.shape == (1024, 1280)
         assert (np.rot90(a.labels) == b.labels).mean() > 0.97

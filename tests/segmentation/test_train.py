@@ -12,8 +12,9 @@ from osteo_engine.errors import ConfigError
 from osteo_engine.runs import load_checkpoint, write_model
 from osteo_engine.segmentation.augment import SegmentAugmentConfig, augment
 from osteo_engine.segmentation.data import Letterbox, load_samples
+from osteo_engine.segmentation.image_scores import IMAGE_SCORES
 from osteo_engine.segmentation.model import SegmenterConfig
-from osteo_engine.segmentation.predict import Segmentation, load_segmenter, segment
+from osteo_engine.segmentation.predict import load_segmenter, segment
 from osteo_engine.segmentation.train import segment_preset, train_segmenter
 
 TINY = dict(
@@ -269,11 +270,12 @@ def test_phantoms_are_scored_against_their_true_maps_or_their_raters(small_cohor
     assert truth.summary()["uncertainty"]["rater_diversity"] is None  # one true map: no raters to compare
     assert uncertainty["ged_samples"] is not None
     assert len(uncertainty["module_six_bones_rate"]) == segmenter.model.config.modules
-    assert set(uncertainty["flags_errors"]) == {"total", "mutual_information", "expected_error"}
-    assert uncertainty["flags_errors"]["expected_error"]["pixel_auroc"] is None  # an image score, not a map
-    # the score the app orders images by and the refer policy reads is named, measured, and a Segmentation method
-    assert uncertainty["app_score"] == "expected_error" in uncertainty["flags_errors"]
-    assert callable(getattr(Segmentation, uncertainty["app_score"]))
+    assert set(uncertainty["flags_errors"]) == {"total", "mutual_information", "expected_error", "instability"}
+    for score in ("expected_error", "instability"):
+        assert uncertainty["flags_errors"][score]["pixel_auroc"] is None  # image scores, not maps
+    # the score the app orders images by and new refer policies read is named, measured, and one a Segmentation gives
+    assert uncertainty["app_score"] == "instability" in uncertainty["flags_errors"]
+    assert uncertainty["app_score"] in IMAGE_SCORES
 
 
 def test_rater_agreement_scores_every_pair_of_raters_or_each_rater_against_the_truth(small_cohort, capsys):
