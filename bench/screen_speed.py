@@ -65,7 +65,7 @@ def main() -> None:
 
 
 def _extras_cost(pixels: np.ndarray, model, repeats: int) -> None:
-    """Median screening time with the segmenter's error map and its instability (the three more readings of
+    """Median screening time with the segmenter's error map and its instability (the two turned readings of
     stability.py), without each, and without both; runs interleaved."""
     import dataclasses
     from unittest import mock

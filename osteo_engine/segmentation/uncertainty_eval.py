@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .image_scores import IMAGE_SCORE
+from .image_scores import IMAGE_SCORE, IMAGE_SCORES
 from .metrics import bones_box, dice_per_bone, ged_terms, iou_distance, mean_of
 from .predict import Segmentation
 
 # the uncertainty maps whose error-flagging is measured; "error", the learned error map, when the model has one
 KINDS = ("total", "mutual_information", "error")
-IMAGE_SCORES = (*KINDS, "expected_error", "instability")  # the image scores whose ranking of errors is measured
+RANKED_SCORES = (*KINDS, *IMAGE_SCORES)  # the scores whose ranking of images by their error is measured
 # the score that orders images in the Annotate workspace and that new refer policies read (stability.py)
 APP_SCORE = IMAGE_SCORE
 PIXELS_PER_IMAGE = 200_000  # pixels drawn per image for the AUROC, so that memory stays bounded
@@ -42,7 +42,7 @@ class UncertaintyEvaluation:
     rater_diversity: list[float] = field(default_factory=list)
     effective_modules: list[float] = field(default_factory=list)
     module_bones: list[list[int]] = field(default_factory=list)  # per image, bones found by each module's map
-    image_scores: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in IMAGE_SCORES})
+    image_scores: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in RANKED_SCORES})
     image_errors: list[float] = field(default_factory=list)  # 1 − mean Dice against the raters
     pixel_scores: dict[str, list[np.ndarray]] = field(default_factory=lambda: {k: [] for k in KINDS})
     pixel_errors: list[np.ndarray] = field(default_factory=list)
@@ -94,7 +94,7 @@ class UncertaintyEvaluation:
 
         errors = np.concatenate(self.pixel_errors) if self.pixel_errors else np.zeros(0, bool)
         flags = {}
-        for kind in IMAGE_SCORES:
+        for kind in RANKED_SCORES:
             if not self.image_scores[kind]:
                 continue  # a map this model does not make
             pixel_auc = None  # expected_error and instability score images only: they have no map
