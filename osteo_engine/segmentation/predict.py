@@ -218,7 +218,7 @@ def segment(
     `refine` redraws each bone found with SAM, prompted by a box made from the network's mask (the modules'
     and samples' maps stay the network's). `keep_samples` adds every sample's label map; `modules=False`
     leaves out the modules' maps, their per-bone figures and the `instability` (for callers that need the
-    label map alone, such as patch banks: it saves K·C resizes, the modules' statistics and three more
+    label map alone, such as patch banks: it saves K·C resizes, the modules' statistics and the two turned
     readings). Raises ValueError for an array that
     is not 2-D."""
     if pixels.ndim != 2:

@@ -94,9 +94,7 @@ def _low_resolution_probabilities(small: np.ndarray, segmenter: LoadedSegmenter,
     for turns, inverted in orientations:
         view = reorient(small, turns, inverted)
         batch.append(Letterbox.fit(view.shape, segmenter.input_size).image(view))
-    x = torch.from_numpy(np.stack(batch))[:, None].to(segmenter.device)
-    means, _ = segmenter.model.mean_prediction(x, samples=1, generator=repeatable(segmenter))
-    return means.float().cpu().numpy()
+    return mean_prediction(torch.from_numpy(np.stack(batch))[:, None], segmenter, samples=1, bf16=False)
 
 
 def plausibility(probs: np.ndarray) -> float:
