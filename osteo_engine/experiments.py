@@ -25,7 +25,6 @@ from .ssl.data import PatchBank, cached_patch_bank, probe_inputs
 from .ssl.methods import METHODS
 from .ssl.pretrain import pretrain, pretrain_preset
 from .ssl.probe import ProbeConfig, encode, evaluate_probe, load_encoder, train_probe
-from .ssl.probing import fit_probe
 from .storage import atomic_write_bytes, strict_json
 
 VARIANT = {"1": "full", "2": "no-segmentation", "3": "supervised", "4": "conventional-multicrop"}
@@ -78,9 +77,40 @@ def plan(methods: list[str], tables: list[str], seeds: list[int]) -> list[RunSpe
     return specs
 
 
-def run_one(spec: RunSpec, bank: PatchBank, request: ExperimentRequest, external: PatchBank | None = None) -> dict:
-    """Train (or skip when done with the same settings) one run; returns its record for results.json.
-    Raises ConfigError when its folder holds a finished run made with other settings."""
+class Encodings:
+    """A run's encoder features of the patches its probes read, each bank encoded once: a table-1 run's probe and
+    its fused row read the same features (the 500-subject external cohort's 3,500 patches take about 25 s on 2
+    cores). The encoder is loaded from `checkpoint` when first needed."""
+
+    def __init__(self, checkpoint: Path):
+        self.checkpoint = checkpoint
+        self._encoder = None
+        self._features: dict[str, np.ndarray] = {}
+
+    def of(self, part: PatchBank, name: str) -> np.ndarray:
+        """(patches, F) features of `part`, remembered under `name` ("internal", "external")."""
+        if name not in self._features:
+            if self._encoder is None:
+                self._encoder = load_encoder(self.checkpoint)[0]
+            self._features[name] = encode(self._encoder, part.patches)
+        return self._features[name]
+
+
+def pretrained_encoder(request: ExperimentRequest, spec: RunSpec) -> Path:
+    """Where an SSL run (tables 1, 2 and 4) keeps its encoder."""
+    return request.out / "runs" / spec.name / "pretrain" / "checkpoints" / "last.safetensors"
+
+
+def run_one(
+    spec: RunSpec,
+    bank: PatchBank,
+    request: ExperimentRequest,
+    external: PatchBank | None = None,
+    encodings: Encodings | None = None,
+) -> dict:
+    """Train (or skip when done with the same settings) one run; returns its record for results.json. The probe
+    reads its features from `encodings` (made for the run's encoder when None; the caller's must be of that
+    encoder). Raises ConfigError when its folder holds a finished run made with other settings."""
     folder = request.out / "runs" / spec.name
     method = "simclr" if spec.method == "supervised" else spec.method
     config = pretrain_preset(
@@ -108,14 +138,16 @@ def run_one(spec: RunSpec, bank: PatchBank, request: ExperimentRequest, external
         checkpoint = train_supervised_encoder(bank, config, folder / "supervised")
     else:
         pretrain(bank, folder / "pretrain", config, resume=(folder / "pretrain" / "resume.pt").exists())
-        checkpoint = folder / "pretrain" / "checkpoints" / "last.safetensors"
+        checkpoint = pretrained_encoder(request, spec)
+    encodings = encodings or Encodings(checkpoint)
     bank = probe_inputs(bank, config.patch_size)  # table 2: one whole radiograph per subject and image
-    fitted = fit_probe(checkpoint, bank, probe_config)
+    features = encodings.of(bank, "internal")
+    probe, info = train_probe(features, bank, probe_config)
     record = {"table": spec.table, "method": spec.method, "variant": spec.variant, "seed": spec.seed}
-    record |= scored(fitted.probe, fitted.info, fitted.features, bank)
+    record |= scored(probe, info, features, bank)
     if external is not None:
         everything = external_inputs(external, config.patch_size)
-        record["external"] = scored_externally(fitted.probe, encode(fitted.encoder, everything.patches), everything)
+        record |= scored_externally(probe, encodings.of(everything, "external"), everything)
     record["config_hash"] = config_hash
     atomic_write_bytes(done, strict_json(record, indent=2).encode())
     return record
@@ -142,7 +174,9 @@ def external_inputs(external: PatchBank, size: int) -> PatchBank:
 
 
 def scored_externally(probe, features: np.ndarray, everything: PatchBank) -> dict:
-    return evaluate_probe(probe, features, everything, "test")["metrics"]
+    """A run's record of a probe scored on the external cohort: its metrics and their 95% bootstrap intervals."""
+    report = evaluate_probe(probe, features, everything, "test")
+    return {"external": report["metrics"], "external_intervals_95": report["intervals_95"]}
 
 
 def run_experiment(
@@ -160,11 +194,13 @@ def run_experiment(
         if request.finished_only and not _finished(spec, request):
             missing.append(spec.name)
             continue
-        record = run_one(spec, banks[spec.source], request, (external or {}).get(spec.source))
+        bank, external_bank = banks[spec.source], (external or {}).get(spec.source)
+        encodings = Encodings(pretrained_encoder(request, spec)) if spec.table == "1" else None
+        record = run_one(spec, bank, request, external_bank, encodings)
         runs.append(record)
         if progress:
             progress(spec, record)
-        for extra in fusion_runs(spec, record, banks[spec.source], request, (external or {}).get(spec.source)):
+        for extra in fusion_runs(spec, record, bank, request, external_bank, encodings):
             if not any(_same_row(extra, r) for r in runs):
                 runs.append(extra)
     results = {
@@ -172,7 +208,7 @@ def run_experiment(
         "not_run": missing,
         "runs": [
             {k: r[k] for k in ("table", "method", "variant", "seed", "metrics")}
-            | ({"external": r["external"]} if "external" in r else {})
+            | {k: r[k] for k in ("external", "external_intervals_95") if k in r}
             for r in runs
         ],
     }
@@ -183,16 +219,19 @@ def run_experiment(
     return results
 
 
-def fusion_runs(spec: RunSpec, record: dict, bank: PatchBank, request: ExperimentRequest, external) -> list[dict]:
+def fusion_runs(
+    spec: RunSpec, record: dict, bank: PatchBank, request: ExperimentRequest, external, encodings: Encodings | None
+) -> list[dict]:
     """Table 1's radiogrammetry rows beside a finished table-1 run (fusion.py): the indices alone (the same for
-    every method of a seed) and the indices fused with this run's encoder features; none for other tables or a
-    bank without radiogrammetry. Each is cached in its own run folder."""
+    every method of a seed) and the indices fused with this run's encoder features (read from `encodings`, the
+    run's); none for other tables or a bank without radiogrammetry. Each is cached in its own run folder."""
     if spec.table != "1" or bank.radiogrammetry is None:
         return []
     probe_config = fusion_probe_config(ProbeConfig(seed=spec.seed, protocol=request.probe_protocol))
     fill = fill_values(bank)
     everything = external_inputs(external, bank.patches.shape[-1]) if external is not None else None
-    checkpoint = request.out / "runs" / spec.name / "pretrain" / "checkpoints" / "last.safetensors"
+    checkpoint = pretrained_encoder(request, spec)
+    encodings = encodings or Encodings(checkpoint)
     alone, fused_with = FUSION_VARIANTS
     rows = [("radiogrammetry", alone, None), (f"{spec.method}+radiogrammetry", fused_with, checkpoint)]
     out = []
@@ -210,12 +249,12 @@ def fusion_runs(spec: RunSpec, record: dict, bank: PatchBank, request: Experimen
         if cached.get("config_hash") == config_hash or (cached and encoder_file and not encoder_file.exists()):
             out.append(cached)  # current, or fitted on older indices by an encoder no longer here to refit
             continue
-        encoder = load_encoder(encoder_file)[0] if encoder_file else None
-        x = probe_features(bank, fill, encoder)
-        probe, info = train_fused_probe(x, bank, probe_config) if encoder else train_probe(x, bank, probe_config)
+        x = probe_features(bank, fill, encodings.of(bank, "internal") if encoder_file else None)
+        probe, info = train_fused_probe(x, bank, probe_config) if encoder_file else train_probe(x, bank, probe_config)
         row = {"table": "1", "method": method, "variant": variant, "seed": spec.seed} | scored(probe, info, x, bank)
         if everything is not None:
-            row["external"] = scored_externally(probe, probe_features(everything, fill, encoder), everything)
+            outside = encodings.of(everything, "external") if encoder_file else None
+            row |= scored_externally(probe, probe_features(everything, fill, outside), everything)
         row["config_hash"] = config_hash
         row["indices"] = list(READ)
         atomic_write_bytes(done, strict_json(row, indent=2).encode())

@@ -26,7 +26,7 @@ import numpy as np
 from .errors import ConfigError
 from .radiogrammetry import FEATURES, SUMMARY, BoneMeasurement, feature_vector
 from .ssl.data import PatchBank
-from .ssl.probe import Probe, ProbeConfig, encode, train_probe
+from .ssl.probe import Probe, ProbeConfig, train_probe
 
 READ = SUMMARY  # the indices a fused or indices-only probe reads, from FEATURES
 # the probe's strengths and two weaker regularisations: a few indices need less shrinking than 512 features
@@ -75,12 +75,10 @@ def fused(features: np.ndarray, bank: PatchBank, fill: np.ndarray) -> np.ndarray
     return np.concatenate([features.astype(np.float64), indices_of(bank, fill)], axis=1)
 
 
-def probe_features(part: PatchBank, fill: np.ndarray, encoder=None) -> np.ndarray:
-    """What a radiogrammetry row's probe reads: the indices `READ` alone, or fused with `encoder`'s patch
-    features."""
-    if encoder is None:
-        return indices_of(part, fill)
-    return fused(encode(encoder, part.patches), part, fill)
+def probe_features(part: PatchBank, fill: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+    """What a radiogrammetry row's probe reads: the indices `READ` alone, or appended to an encoder's `features`
+    (patches, F) of `part`'s patches."""
+    return indices_of(part, fill) if features is None else fused(features, part, fill)
 
 
 def image_indices(

@@ -46,12 +46,20 @@ def _sd(values: list[float]) -> float:
     return float(np.nanstd(values)) if len(values) > 1 else float("nan")
 
 
-def _intervals(runs: list[dict]) -> dict[tuple[str, str], dict[str, tuple[float, float]]]:
-    """(table, method) -> metric -> the mean over seeds of the internal test's 95% bootstrap bounds."""
+def _intervals(runs: list[dict], key: str = "intervals_95") -> dict[tuple[str, str], dict[str, tuple[float, float]]]:
+    """(table, method) -> metric -> the mean over seeds of the 95% bootstrap bounds `key` (the internal test's, or
+    "external_intervals_95": the external cohort's), of the runs that kept them."""
     return {
         k: {m: tuple(float(np.nanmean([v[m][i] for v in vs])) for i in (0, 1)) for m in METRICS}
-        for k, vs in _grouped(runs, "intervals_95").items()
+        for k, vs in _grouped(runs, key).items()
     }
+
+
+def _bounds(intervals: dict, row: tuple[str, str], metric: str) -> str:
+    if row not in intervals:
+        return "—"
+    low, high = intervals[row][metric]
+    return f"{low:.2f}–{high:.2f}"
 
 
 def _cell(value: tuple[float, float] | None) -> str:
@@ -72,16 +80,17 @@ def _delta(value, base, metric: str) -> str:
     return "" if not value or not base else f"{value[metric][0] - base[metric][0]:+.3f}"
 
 
-def _table(table: str, internal, intervals, external, ssl_methods: set[str]) -> list[str]:
-    """One table, a row per method and metric: internal test (mean ± sd over seeds, mean 95% bootstrap
-    bounds), external cohort, the paper's figure for the same cell, and Δ against table 1."""
+def _table(table: str, internal, intervals, external, external_intervals, ssl_methods: set[str]) -> list[str]:
+    """One table, a row per method and metric: internal test and external cohort (each mean ± sd over seeds, and
+    the mean 95% bootstrap bounds), the paper's figure for the same cell, and Δ against table 1."""
     ref_int = {m: v for (t, m), v in internal.items() if t == "1" and m in ssl_methods}
     ref_ext = {m: v for (t, m), v in external.items() if t == "1" and m in ssl_methods}
     lines = [
         f"### {TITLES[table]}",
         "",
-        "| method | metric | internal test | internal 95% CI | external cohort | paper | Δ internal | Δ external |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | metric | internal test | internal 95% CI | external cohort | external 95% CI | paper | Δ internal "
+        "| Δ external |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for (t, method), values in sorted(internal.items()):
         if t != table:
@@ -89,11 +98,11 @@ def _table(table: str, internal, intervals, external, ssl_methods: set[str]) -> 
         ext = external.get((t, method))
         base_int, base_ext = _baseline(t, method, ref_int), _baseline(t, method, ref_ext)
         for m in METRICS:
-            low, high = intervals[(t, method)][m]
             cells = [
                 _cell(values[m]),
-                f"{low:.2f}–{high:.2f}",
+                _bounds(intervals, (t, method), m),
                 _cell(ext[m] if ext else None),
+                _bounds(external_intervals, (t, method), m),
                 _cell(PAPER.get(t, {}).get(method, {}).get(m)),
                 _delta(values, base_int, m),
                 _delta(ext, base_ext, m),
@@ -129,7 +138,8 @@ def write_report(runs: list[dict], out: str | Path, oracle_auc: float | None, no
         "subject's probability is the mean over its bones), mean ± sd over seeds (a row of one seed: its value). "
         f"The internal test split has {'/'.join(map(str, subjects))} subjects, so its figures carry their 95% "
         "bootstrap intervals (the mean over seeds of each seed's bounds) and are mostly noise; the external "
-        "cohort, when given, scores every labelled subject of another cohort. `paper` is the paper's figure for "
+        "cohort, when given, scores every labelled subject of another cohort (its intervals likewise, for the runs "
+        "that kept them: runs made before 2026-12-07 show —). `paper` is the paper's figure for "
         "the same cell (real hands, its own data; tables 2–4 report F1, AUC and accuracy only). Δ is against "
         "table 1: the same method, the best method (by AUC) for table 3, a fused row's method alone.",
         "",
@@ -149,7 +159,7 @@ def write_report(runs: list[dict], out: str | Path, oracle_auc: float | None, no
         ]
     lines += _headline(internal, external, _grouped(runs, "seed"))
     for table in sorted({r["table"] for r in runs}):
-        lines += _table(table, internal, intervals, external, ssl_methods)
+        lines += _table(table, internal, intervals, external, _intervals(runs, "external_intervals_95"), ssl_methods)
     lines += _plots(runs, out)
     if not_run:
         lines += ["## Not yet run", "", f"{len(not_run)} planned runs: {', '.join(not_run)}.", ""]

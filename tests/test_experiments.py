@@ -72,8 +72,17 @@ def test_an_external_cohort_that_shares_images_with_the_data_is_refused_before_a
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_osteo_experiment_writes_results_and_report_and_resumes(cohort, external, tiny_segmenter, tmp_path, capsys):
+def test_osteo_experiment_writes_results_and_report_and_resumes(
+    cohort, external, tiny_segmenter, tmp_path, capsys, monkeypatch
+):
+    from osteo_engine import experiments
+    from osteo_engine.ssl.probe import encode
     from training_cli.main import main
+
+    encoded = []
+    monkeypatch.setattr(
+        experiments, "encode", lambda enc, patches: encoded.append(len(patches)) or encode(enc, patches)
+    )
 
     args = [
         "experiment",
@@ -100,6 +109,7 @@ def test_osteo_experiment_writes_results_and_report_and_resumes(cohort, external
         "--json",
     ]
     assert main(args) == 0
+    assert len(encoded) == 6  # each run's encoder reads the cohort and the external one once; the fused row reuses
     results = json.loads(capsys.readouterr().out)
     from osteo_engine.phantom import run_oracle
 
@@ -114,6 +124,9 @@ def test_osteo_experiment_writes_results_and_report_and_resumes(cohort, external
     for run in results["runs"]:
         assert set(run["metrics"]) == {"precision", "recall", "f1", "auc", "accuracy"}
         assert set(run["external"]) == set(run["metrics"])
+        assert set(run["external_intervals_95"]) == set(run["metrics"])  # the external figures' intervals too
+        low, high = run["external_intervals_95"]["auc"]
+        assert low <= run["external"]["auc"] <= high
     on_disk = json.loads((tmp_path / "exp" / "results.json").read_text())
     assert on_disk["runs"] == results["runs"]
     report = (tmp_path / "exp" / "report.md").read_text()

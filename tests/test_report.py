@@ -39,3 +39,11 @@ def test_rows_give_mean_and_sd_over_seeds_a_single_seed_its_value_and_the_runs_l
     assert "Oracle AUC of this phantom cohort (`osteo oracle`): 0.867" in report
     assert report.rstrip().endswith("1 planned runs: t3-supervised-s1.")
     assert (tmp_path / "roc.png").stat().st_size > 0 and (tmp_path / "bones.png").stat().st_size > 0
+
+
+def test_the_external_cohort_shows_its_bootstrap_interval_where_the_run_kept_one(tmp_path):
+    kept = _run("1", "simclr", 0, 0.70, 0.78) | {"external_intervals_95": {m: (0.74, 0.82) for m in METRICS}}
+    older = _run("3", "supervised", 0, 0.6, 0.7)  # made before runs kept the external intervals
+    report = write_report([kept, older], tmp_path, oracle_auc=None).read_text()
+    assert "| simclr | auc | 0.700 | 0.10–0.90 | 0.780 | 0.74–0.82 | 0.850 ± 0.010 |" in report
+    assert "| supervised | auc | 0.600 | 0.10–0.90 | 0.700 | — |" in report
