@@ -4,8 +4,9 @@ A phantom hand rendered at 2000×2400 is screened with the bundled models (or --
 loaded once, then each stage (segment, classify) and the total are timed over --repeats runs after one
 warm-up. Loading the models is timed apart: `osteo screen` pays it once per command. The same image stored
 sideways is timed too: it needs the full orientation search. The screening is timed again without the
-segmenter's error map, without its instability score, and without both, interleaved, and the ratios printed
-(issue 14: within 1.2x).
+segmenter's error map, without its instability score (a refer policy that limits the expected error, as policies
+made before the instability do: screening then skips the turned readings), and without both, interleaved, and
+the ratios printed (issue 14: within 1.2x).
 
 Run: .venv/bin/python bench/screen_speed.py [--repeats 5] [--model DIR]
 """
@@ -13,7 +14,7 @@ Run: .venv/bin/python bench/screen_speed.py [--repeats 5] [--model DIR]
 from __future__ import annotations
 
 import argparse
-import contextlib
+import dataclasses
 import statistics
 import time
 
@@ -67,27 +68,24 @@ def main() -> None:
 def _extras_cost(pixels: np.ndarray, model, repeats: int) -> None:
     """Median screening time with the segmenter's error map and its instability (the two turned readings of
     stability.py), without each, and without both; runs interleaved."""
-    import dataclasses
-    from unittest import mock
+    from osteo_engine.segmentation.image_scores import IMAGE_SCORE, LEGACY_SCORE
 
-    segmenter = model.segmenter
+    segmenter, policy = model.segmenter, model.policy
     plain = dataclasses.replace(segmenter, error_map=None)
-    no_instability = mock.patch("osteo_engine.segmentation.predict.instability", lambda *a: None)
     ways = {
-        "with both": (segmenter, None),
-        "without the error map": (plain, None),
-        "without the instability": (segmenter, no_instability),
-        "without both": (plain, no_instability),
+        "with both": (segmenter, IMAGE_SCORE),
+        "without the error map": (plain, IMAGE_SCORE),
+        "without the instability": (segmenter, LEGACY_SCORE),
+        "without both": (plain, LEGACY_SCORE),
     }
     times: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(repeats):
-        for name, (way, patch) in ways.items():
-            model.segmenter = way
-            with patch or contextlib.nullcontext():
-                started = time.perf_counter()
-                screen(pixels, model)
-                times[name].append(time.perf_counter() - started)
-    model.segmenter = segmenter
+        for name, (way, score) in ways.items():
+            model.segmenter, model.policy = way, dataclasses.replace(policy, score=score)
+            started = time.perf_counter()
+            screen(pixels, model)
+            times[name].append(time.perf_counter() - started)
+    model.segmenter, model.policy = segmenter, policy
     base = statistics.median(times["without both"])
     for name, values in times.items():
         print(f"  {name}: {statistics.median(values):.2f} s, {statistics.median(values) / base:.3f}x")

@@ -98,7 +98,7 @@ def screen_image(
     timings = {}
     started = time.perf_counter()
     pixels, pixel_spacing_mm = working_copy(pixels, pixel_spacing_mm)
-    seg = segment(pixels, model.segmenter)
+    seg = segment(pixels, model.segmenter, score_instability=model.policy.score == "instability")
     timings["segment"] = time.perf_counter() - started
     started = time.perf_counter()
     measurements = measure_bones(1.0 - pixels if seg.inverted else pixels, seg.labels, pixel_spacing_mm)

@@ -144,7 +144,7 @@ def test_a_refer_policy_limits_the_image_score_it_names(tiny_segmenter, tmp_path
     import json
 
     from osteo_engine.io import load_radiograph
-    from osteo_engine.screening import screen, segmentation_uncertainty
+    from osteo_engine.screening import screen_image, segmentation_uncertainty
     from osteo_engine.screening_model import load_screening_model
     from osteo_engine.segmentation.predict import segment
 
@@ -153,13 +153,15 @@ def test_a_refer_policy_limits_the_image_score_it_names(tiny_segmenter, tmp_path
     _random_screening_model(tmp_path)  # a policy saved before policies named their score
     pixels = load_radiograph(SAMPLE_DICOM).pixels
     seg = segment(pixels, load_screening_model(tmp_path, tiny_segmenter).segmenter)
-    old = screen(pixels, load_screening_model(tmp_path, tiny_segmenter)).to_json()
+    screened = screen_image(pixels, load_screening_model(tmp_path, tiny_segmenter))
+    assert screened.segmentation.instability is None  # the turned readings are not made for a score not limited
+    old = screened.result.to_json()
     assert old["uncertainty_score"] == "expected_error"
     assert old["uncertainty"] == pytest.approx(seg.expected_error(), abs=1e-4)
     card = json.loads((tmp_path / "probe.json").read_text())
     card["refer_policy"] |= {"score": "instability", "max_uncertainty": 0.0}
     (tmp_path / "probe.json").write_text(json.dumps(card))
-    new = screen(pixels, load_screening_model(tmp_path, tiny_segmenter)).to_json()
+    new = screen_image(pixels, load_screening_model(tmp_path, tiny_segmenter)).result.to_json()
     assert new["uncertainty_score"] == "instability" and new["uncertainty"] == pytest.approx(seg.instability, abs=1e-4)
     assert segmentation_uncertainty(new).startswith("instability ")
     assert new["decision"] == "refer" and any("(instability " in r for r in new["reasons"])

@@ -207,6 +207,7 @@ def segment(
     find_upright: bool = True,
     keep_samples: bool = False,
     modules: bool = True,
+    score_instability: bool = True,
 ) -> Segmentation:
     """Segment one radiograph. `pixels` is (H, W) float32 in 0–1, bone bright or dark; the result's maps are
     (H, W) in the file's own orientation: `labels` uint8 (0 background, 1 ulna, 2 radius, 3–7 M1–M5), the
@@ -219,8 +220,9 @@ def segment(
     and samples' maps stay the network's). `keep_samples` adds every sample's label map; `modules=False`
     leaves out the modules' maps, their per-bone figures and the `instability` (for callers that need the
     label map alone, such as patch banks: it saves K·C resizes, the modules' statistics and the two turned
-    readings). Raises ValueError for an array that
-    is not 2-D."""
+    readings); `score_instability=False` keeps the modules' maps but skips the two turned readings (a caller that
+    ranks by the expected error, such as a refer policy made before the instability). Raises ValueError for an
+    array that is not 2-D."""
     if pixels.ndim != 2:
         raise ValueError(f"segment takes one grey image (H, W), not an array of shape {pixels.shape}.")
     turns, inverted = 0, False
@@ -231,7 +233,9 @@ def segment(
         if turns or inverted:
             upright, box, x, out = _read(pixels, segmenter, samples, turns, inverted)
     maps = sample_maps(out.logits[0], out.routing[0])
-    unstable = instability(x[0, 0].float().cpu().numpy(), box.content, maps.mean, segmenter) if modules else None
+    unstable = None
+    if modules and score_instability:
+        unstable = instability(x[0, 0].float().cpu().numpy(), box.content, maps.mean, segmenter)
     if anatomical_order:
         maps.mean = order_metacarpals(maps.mean)
         maps.modules = np.stack([order_metacarpals(m) for m in maps.modules])
