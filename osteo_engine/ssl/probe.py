@@ -27,7 +27,7 @@ from ..runs import load_model, pick_device, write_model
 from .data import PatchBank
 from .encoders import build_encoder
 
-# Newton steps on the Hessian's Cholesky factor: the folds' 63–135 fits of a few hundred features converge in a
+# Newton steps on the Hessian's Cholesky factor: the folds' 35–135 fits of a few hundred features converge in a
 # few steps, where L-BFGS crawls at weak regularisation (the fused probe's fit 5.4x faster, bench/probe_fit.py)
 SOLVER = "newton-cholesky"
 
