@@ -224,14 +224,14 @@ def fusion_runs(
 ) -> list[dict]:
     """Table 1's radiogrammetry rows beside a finished table-1 run (fusion.py): the indices alone (the same for
     every method of a seed) and the indices fused with this run's encoder features (read from `encodings`, the
-    run's); none for other tables or a bank without radiogrammetry. Each is cached in its own run folder."""
+    run's, given for every table-1 run); none for other tables or a bank without radiogrammetry. Each is cached
+    in its own run folder."""
     if spec.table != "1" or bank.radiogrammetry is None:
         return []
     probe_config = fusion_probe_config(ProbeConfig(seed=spec.seed, protocol=request.probe_protocol))
     fill = fill_values(bank)
     everything = external_inputs(external, bank.patches.shape[-1]) if external is not None else None
     checkpoint = pretrained_encoder(request, spec)
-    encodings = encodings or Encodings(checkpoint)
     alone, fused_with = FUSION_VARIANTS
     rows = [("radiogrammetry", alone, None), (f"{spec.method}+radiogrammetry", fused_with, checkpoint)]
     out = []
