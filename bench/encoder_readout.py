@@ -26,21 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from osteo_engine.cohort import read_manifest  # noqa: E402
-from osteo_engine.ssl.data import PatchBank  # noqa: E402
+from osteo_engine.ssl.data import PatchBank, cached_bone_banks  # noqa: E402
 from osteo_engine.ssl.probe import encode, load_encoder  # noqa: E402
 
 LATENTS = ("ci", "density")
 
 
 def external_bank(run: Path, bank: Path | None) -> PatchBank:
-    if bank is None:
-        cached = sorted((run.parents[1] / "cache").glob("patches-patches-*.npz"))
-        if not cached:
-            raise SystemExit(f"no cached patch bank beside {run}; pass --bank")
-        banks = [PatchBank.load(p) for p in cached]
-        chosen = max(banks, key=lambda b: len(np.unique(b.subjects)))
-    else:
-        chosen = PatchBank.load(bank)
+    chosen = cached_bone_banks(run.parents[1] / "cache")[-1] if bank is None else PatchBank.load(bank)
     return chosen.select(chosen.labels >= 0)
 
 

@@ -30,7 +30,7 @@ from osteo_engine.evaluation import screening_metrics  # noqa: E402
 from osteo_engine.experiments import external_inputs  # noqa: E402
 from osteo_engine.fusion import fill_values, fused, train_fused_probe  # noqa: E402
 from osteo_engine.ssl import probe as probe_module  # noqa: E402
-from osteo_engine.ssl.data import PatchBank, probe_inputs  # noqa: E402
+from osteo_engine.ssl.data import PatchBank, cached_bone_banks, probe_inputs  # noqa: E402
 from osteo_engine.ssl.probe import ProbeConfig, encode, load_encoder, subject_scores, train_probe  # noqa: E402
 
 SOLVERS = ("lbfgs", probe_module.SOLVER)  # the reference first
@@ -38,8 +38,7 @@ SOLVERS = ("lbfgs", probe_module.SOLVER)  # the reference first
 
 def cached_banks(run: Path) -> tuple[PatchBank, PatchBank]:
     """(internal, external) patch banks of the experiment folder that holds `run`, as its probes read them."""
-    cached = sorted((run.parents[1] / "cache").glob("patches-patches-*.npz"))
-    banks = sorted((PatchBank.load(p) for p in cached), key=lambda b: len(np.unique(b.subjects)))
+    banks = cached_bone_banks(run.parents[1] / "cache")
     if len(banks) < 2:
         raise SystemExit(f"{run.parents[1] / 'cache'} needs the internal and the external cohort's patch banks")
     size = banks[0].patches.shape[-1]

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..cards import SegmenterCard
 from ..cohort import read_manifest, subject_key
-from ..errors import OsteoError
+from ..errors import ConfigError, OsteoError
 from ..io import load_radiograph
 from ..patches import bone_patches
 from ..radiogrammetry import FEATURES, bone_bright, feature_vector, length_unit, measure_bones
@@ -238,6 +238,16 @@ def cached_patch_bank(
     bank = build_patch_bank(manifest, size, source, segmenter, seed, progress=progress)
     bank.save(cached)
     return bank
+
+
+def cached_bone_banks(cache_dir: str | Path) -> list[PatchBank]:
+    """Every bone-patch bank an experiment cached in `cache_dir`, fewest subjects first (an internal cohort,
+    then a larger external one, as the benches that read a finished experiment take them). Raises ConfigError
+    when there is none."""
+    files = sorted(Path(cache_dir).glob("patches-patches-*.npz"))
+    if not files:
+        raise ConfigError(f"no cached bone-patch bank in {cache_dir}")
+    return sorted((PatchBank.load(f) for f in files), key=lambda bank: len(np.unique(bank.subjects)))
 
 
 def bank_cache_name(manifest: str | Path, size: int, source: str, segmenter_card: SegmenterCard | None) -> str:
