@@ -16,6 +16,8 @@ PATCH_INPUTS = ("patches", "raw")  # bone patches, or raw radiograph squares (ta
 MULTICROP_MODES = ("constrained", "conventional")
 # pretraining's positive pairs: views of one patch (the paper), or half of them from another bone of its subject
 POSITIVES = ("view", "subject")
+# an SSL encoder's first layer: torchvision's (÷4), a 3×3 stride-2 convolution (÷2), or stride 1 (full detail)
+STEMS = ("imagenet", "compact", "cifar")
 CHECKPOINT_SELECTION = ("ged", "dice")  # segmentation: lowest validation GED (MoSE), or highest mean Dice
 PROBE_PROTOCOLS = ("folds", "paper")  # subject-wise folds of train+val choose the probe, or the paper's val split
 # the probe's inputs: the encoder's features alone, fused with the radiogrammetry indices, or whichever of the two

@@ -134,6 +134,12 @@ def add_experiment_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, help="override the preset's batch size")
     p.add_argument("--patch-size", type=int, help="override the preset's patch size (crops scale with it)")
     p.add_argument(
+        "--stem",
+        choices=registry.STEMS,
+        help="override the preset's encoder stem: imagenet (/4), compact (/2, cpu-small's) or cifar (full detail, 4x "
+        "compact's compute)",
+    )
+    p.add_argument(
         "--jitter",
         type=float,
         help="brightness and contrast factors drawn from [1 - J, 1 + J] (the paper's 0.5; 0: none), an ablation",
@@ -172,7 +178,8 @@ def add_experiment_parser(sub) -> None:
 
 def experiment_overrides(args) -> dict:
     """The preset fields and ablations `osteo experiment` was given, as `pretrain_preset`'s overrides."""
-    names = ("epochs", "batch_size", "patch_size", "jitter", "contrast_jitter", "gamma_jitter", "noise", "positives")
+    names = ("epochs", "batch_size", "patch_size", "stem")
+    names += ("jitter", "contrast_jitter", "gamma_jitter", "noise", "positives")
     return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
 
 

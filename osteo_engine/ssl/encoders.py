@@ -10,8 +10,10 @@ from __future__ import annotations
 import torch.nn as nn
 import torchvision
 
+from .. import registry
+
 FEATURES = {"resnet18": 512, "resnet50": 2048}
-STEMS = ("imagenet", "compact", "cifar")
+STEMS = registry.STEMS
 
 
 def build_encoder(name: str, stem: str = "imagenet") -> tuple[nn.Module, int]:

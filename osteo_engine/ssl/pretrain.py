@@ -17,7 +17,7 @@ from ..cards import EncoderCard, Provenance
 from ..cohort import save_split_assignment
 from ..errors import ConfigError
 from ..events import CancelToken, Events, ignore
-from ..registry import POSITIVES, check_registry
+from ..registry import POSITIVES, STEMS, check_registry
 from ..runs import RunFolder, pick_device, warmup_cosine
 from ..training import TrainingLoop, autocast, epoch_seed, to_device
 from .data import PatchBank, pretraining_inputs
@@ -96,9 +96,9 @@ def pretrain_preset(name: str, method: str = "simclr", **overrides) -> PretrainC
     `jitter` (the half-width j of the views' brightness and contrast factors, drawn from [1 − j, 1 + j]; the
     paper's 0.5, 0 for none), `contrast_jitter` (the contrast factor's alone, overriding `jitter`'s),
     `gamma_jitter` G (each view's display gamma from [1/(1 + G), 1 + G]) and `noise` S (Gaussian noise of a
-    standard deviation up to S added to the bone, pixels in [0, 1]); the last two are off in the paper. Raises
-    ConfigError for an unknown preset or positives, a jitter outside [0, 1), or a negative gamma jitter or
-    noise."""
+    standard deviation up to S added to the bone, pixels in [0, 1]); the last two are off in the paper; and
+    `stem`, the encoder's first layer (`registry.STEMS`). Raises ConfigError for an unknown preset, positives or
+    stem, a jitter outside [0, 1), or a negative gamma jitter or noise."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
     base = PRESETS[name]
@@ -106,8 +106,13 @@ def pretrain_preset(name: str, method: str = "simclr", **overrides) -> PretrainC
     jitter = overrides.pop("jitter", None)
     contrast_jitter = overrides.pop("contrast_jitter", None)
     acquisition = {k: overrides.pop(k, None) for k in ("gamma_jitter", "noise")}
+    stem = overrides.pop("stem", None) or base.method.stem
+    if stem not in STEMS:
+        raise ConfigError(f"unknown stem {stem!r}; choose one of {', '.join(STEMS)}.")
     config = replace(
-        base, method=replace(base.method, method=method), **{k: v for k, v in overrides.items() if v is not None}
+        base,
+        method=replace(base.method, method=method, stem=stem),
+        **{k: v for k, v in overrides.items() if v is not None},
     )
     if config.patch_size != base.patch_size:  # crops keep their share of the patch
         scale = config.patch_size / base.patch_size

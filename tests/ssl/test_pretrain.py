@@ -206,6 +206,15 @@ def test_subject_positives_pair_each_patch_with_another_bone_of_its_subject():
     assert torch.equal(chosen, partners(index, groups, torch.Generator().manual_seed(0)))
 
 
+def test_a_stem_override_changes_the_encoders_first_layer_and_nothing_else():
+    small = pretrain_preset("cpu-small", "swav")
+    full_detail = pretrain_preset("cpu-small", "swav", stem="cifar")
+    assert small.method.stem == "compact" and full_detail.method.stem == "cifar"
+    assert replace(full_detail, method=small.method) == small
+    with pytest.raises(ConfigError, match="unknown stem"):
+        pretrain_preset("cpu-small", stem="vit")
+
+
 def test_subject_positives_are_an_option_that_leaves_the_papers_runs_as_they_were_recorded():
     paper = pretrain_preset("cpu-small")
     assert paper.positives == "view" and "positives" not in paper.to_json()
