@@ -97,11 +97,11 @@ def main() -> None:
     from osteo_engine.cohort import read_manifest
     from osteo_engine.io import load_radiograph
     from osteo_engine.segmentation.evaluate import _rater_maps
-    from osteo_engine.segmentation.predict import _offset_background, load_segmenter, segment
+    from osteo_engine.segmentation.predict import load_segmenter, offset_background, segment
 
     segmenter = load_segmenter(args.model)
     if args.offset is not None:
-        _offset_background(segmenter.model, args.offset - segmenter.card.background_logit_offset)
+        offset_background(segmenter.model, args.offset - segmenter.card.background_logit_offset)
     project = AnnotationProject.open(args.data.parent)
     rows = [r for r in read_manifest(args.data).rows if r.split == args.split][: args.limit]
     rng = np.random.default_rng(0)

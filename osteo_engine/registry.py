@@ -18,7 +18,8 @@ MULTICROP_MODES = ("constrained", "conventional")
 POSITIVES = ("view", "subject")
 # an SSL encoder's first layer: torchvision's (÷4), a 3×3 stride-2 convolution (÷2), or stride 1 (full detail)
 STEMS = ("imagenet", "compact", "cifar")
-CHECKPOINT_SELECTION = ("ged", "dice")  # segmentation: lowest validation GED (MoSE), or highest mean Dice
+# segmentation: lowest validation GED (MoSE), the same at the radiographs' full size, or highest mean Dice
+CHECKPOINT_SELECTION = ("ged", "ged-full", "dice")
 PROBE_PROTOCOLS = ("folds", "paper")  # subject-wise folds of train+val choose the probe, or the paper's val split
 # the probe's inputs: the encoder's features alone, fused with the radiogrammetry indices, or whichever of the two
 # scores the higher validation macro-F1

@@ -162,7 +162,9 @@ def add_segment_parser(sub) -> None:
         "--select-by",
         choices=registry.CHECKPOINT_SELECTION,
         default="ged",
-        help="best checkpoint: lowest validation GED (default, as MoSE) or highest mean Dice",
+        help="best checkpoint: lowest validation GED at the network's input (default, as MoSE), the same with every "
+        "validation radiograph segmented at full size each epoch (ged-full: as evaluate and the app read it; about "
+        "1-3 s an image more), or highest mean Dice",
     )
     t.add_argument("--json", action="store_true")
     add_progress_json(t)

@@ -67,25 +67,29 @@ class SegmentationSample:
 
 def load_samples(source: str | Path, size: tuple[int, int], seed: int = 0) -> dict[str, list[SegmentationSample]]:
     """Letterboxed samples per split ("train", "val", "test") from a project folder or a manifest CSV."""
-    source = Path(source)
-    if source.suffix.lower() == ".csv":
-        cohort = read_manifest(source, seed=seed)
-        project = AnnotationProject.open(source.parent)
-        entries = [(project.find_image_path(r.image), r.split) for r in cohort.rows]
-    else:
-        project = AnnotationProject.open(source)
-        split_of = subject_splits({e.image_id: None for e in project.images}, seed)
-        entries = [(e.image_id, split_of[e.image_id]) for e in project.images]
+    project, entries = split_entries(source, seed)
     out: dict[str, list[SegmentationSample]] = {"train": [], "val": [], "test": []}
     for image_id, split in entries:
-        if image_id is None:
-            continue
         sample = _sample(project, image_id, size)
         if sample is not None:
             out[split].append(sample)
     if not any(out.values()):
         raise AnnotationError(f"{source} holds no annotated images to train on.")
     return out
+
+
+def split_entries(source: str | Path, seed: int = 0) -> tuple[AnnotationProject, list[tuple[str, str]]]:
+    """(the source's annotation project, (image id, split) of each of its images): the manifest's splits, or for
+    a bare project folder 80/10/10 by image with `seed`. Manifest rows the project does not hold are left out."""
+    source = Path(source)
+    if source.suffix.lower() == ".csv":
+        cohort = read_manifest(source, seed=seed)
+        project = AnnotationProject.open(source.parent)
+        found = [(project.find_image_path(r.image), r.split) for r in cohort.rows]
+        return project, [(image_id, split) for image_id, split in found if image_id is not None]
+    project = AnnotationProject.open(source)
+    split_of = subject_splits({e.image_id: None for e in project.images}, seed)
+    return project, [(e.image_id, split_of[e.image_id]) for e in project.images]
 
 
 def _sample(project: AnnotationProject, image_id: str, size: tuple[int, int]) -> SegmentationSample | None:

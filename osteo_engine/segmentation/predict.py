@@ -172,7 +172,7 @@ def load_segmenter(path: str | Path | None = None, device: str | None = None) ->
     try:
         model = MixtureSegmenter(SegmenterConfig(**card.model_config))
         model.load_state_dict(state)
-        _offset_background(model, card.background_logit_offset)
+        offset_background(model, card.background_logit_offset)
         input_size = tuple(int(v) for v in card.input_size)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"{path.name} does not hold a mixture segmenter ({str(exc).splitlines()[0][:160]}).") from exc
@@ -188,7 +188,7 @@ def load_segmenter(path: str | Path | None = None, device: str | None = None) ->
     return LoadedSegmenter(model, input_size, card, target, load_error_map(errors) if errors.exists() else None)
 
 
-def _offset_background(model: MixtureSegmenter, offset: float) -> None:
+def offset_background(model: MixtureSegmenter, offset: float) -> None:
     """Adds `offset` to the background logit of every sample (the heads' last bias). A cross-entropy that weighs
     the background by w learns probabilities tilted toward the bones by 1/w; adding −log w undoes the tilt
     (logit adjustment). On atlas val it raised the mean Dice from 0.860 to 0.870 and the entropy's pixel AUROC

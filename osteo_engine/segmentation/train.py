@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 from .. import registry
-from ..anatomy import BONE_NAMES
 from ..cards import Provenance, SegmenterCard
 from ..errors import ConfigError
 from ..events import CancelToken, Events, ignore
@@ -21,10 +20,9 @@ from ..training import TrainingLoop, autocast, epoch_seed, to_device
 from .augment import SegmentAugmentConfig, augment
 from .data import SegmentationSample, load_samples
 from .losses import background_weighted, gamma_schedule, ot_segmentation_loss
-from .metrics import dice_per_bone, ged_terms
 from .model import MixtureSegmenter, SegmenterConfig
 from .transplant import can_transplant, transplant
-from .uncertainty import effective_modules
+from .validation import validate, validate_full_size, validation_images
 
 
 @dataclass(frozen=True)
@@ -61,7 +59,7 @@ class SegmentTrainConfig:
     repeats: tuple[int, ...] = ()  # per data source: how often its training images occur in an epoch (default 1)
     augment: SegmentAugmentConfig = field(default_factory=SegmentAugmentConfig)
     init: str | None = None  # warm start: a segmenter .safetensors of the same architecture
-    select_by: str = "ged"  # the best checkpoint: lowest validation GED (as MoSE), or "dice": highest mean Dice
+    select_by: str = "ged"  # the best checkpoint (SELECTION): lowest validation GED (as MoSE), at full size, or Dice
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -180,55 +178,6 @@ def _batch(samples: list[SegmentationSample], rng: np.random.Generator, config: 
     )
 
 
-@torch.inference_mode()
-def validate(
-    model: MixtureSegmenter,
-    samples: list[SegmentationSample],
-    config: SegmentTrainConfig,
-    device: torch.device,
-    background_offset: float = 0.0,
-) -> dict:
-    """Validation GED against every rater's map, and Dice per bone of the mean prediction; to see a collapse
-    as it happens, the samples' and the raters' diversity (the GED's within terms, on images with two or more
-    raters) and the effective number of modules exp(H(π)). `background_offset` is added to every sample's
-    background logit, as `load_segmenter` adds the card's `background_logit_offset`, so that the checkpoint
-    chosen is the best at what prediction will draw."""
-    model.eval()
-    dice = {b: [] for b in BONE_NAMES}
-    geds, diversity, rater_diversity, effective = [], [], [], []
-    for s in samples:
-        x = torch.from_numpy(s.image)[None, None].to(device)
-        with autocast(device):
-            out = model(x, samples=config.val_samples)
-        out.logits[:, :, :, 0] += background_offset
-        prediction = out.mean_probabilities()[0].argmax(0).cpu().numpy()
-        for rater_map in s.annotations:
-            for bone, value in dice_per_bone(prediction, rater_map).items():
-                if not math.isnan(value):
-                    dice[bone].append(value)
-        hard = out.flat_logits()[0].argmax(1).cpu().numpy()
-        cross, within, raters = ged_terms(hard, s.annotations, out.sample_weights[0].float().cpu().numpy(), s.weights)
-        geds.append(2 * cross - within - raters)
-        if (s.weights > 0).sum() > 1:
-            diversity.append(within)
-            rater_diversity.append(raters)
-        effective.append(effective_modules(out.routing[0].float().cpu().numpy()))
-    per_bone = {b: float(np.mean(v)) if v else float("nan") for b, v in dice.items()}
-    present = [v for v in per_bone.values() if not math.isnan(v)]
-    return {
-        "val_ged": _mean(geds),
-        "val_dice": per_bone,
-        "val_mean_dice": _mean(present),
-        "val_sample_diversity": _mean(diversity),
-        "val_rater_diversity": _mean(rater_diversity),
-        "val_effective_modules": _mean(effective),
-    }
-
-
-def _mean(values: list[float]) -> float:
-    return float(np.mean(values)) if values else float("nan")
-
-
 def _train_one_epoch(
     model,
     optimiser,
@@ -282,20 +231,26 @@ def kl_weight(config: SegmentTrainConfig) -> float:
     return config.kl_weight if config.kl_weight is not None else 1.0 / (config.model.modules * config.samples)
 
 
+# select_by -> (the validation figure, its sign for "higher is better", how a card names the choice)
+SELECTION = {
+    "ged": ("val_ged", -1, "lowest validation GED"),
+    "ged-full": ("val_ged_full", -1, "lowest validation GED at full size"),
+    "dice": ("val_mean_dice", 1, "highest validation mean Dice"),
+}
+check_registry("checkpoint selection", SELECTION, registry.CHECKPOINT_SELECTION)
+
+
 def selection_score(record: dict, select_by: str) -> float:
-    """Higher is better: −validation GED, or validation mean Dice; −loss when there is no validation split
-    (or its figure is not a number)."""
-    value = -record.get("val_ged", math.nan) if select_by == "ged" else record.get("val_mean_dice", math.nan)
+    """Higher is better: −validation GED (at the network's input or at full size), or validation mean Dice;
+    −loss when there is no validation split (or its figure is not a number)."""
+    key, sign, _ = SELECTION[select_by]
+    value = sign * record.get(key, math.nan)
     return float(value) if math.isfinite(value) else -float(record["loss"])
 
 
 def _selected_by(record: dict, select_by: str) -> str:
-    key = "val_ged" if select_by == "ged" else "val_mean_dice"
-    return (
-        ("lowest validation GED" if select_by == "ged" else "highest validation mean Dice")
-        if math.isfinite(record.get(key, math.nan))
-        else "lowest training loss (no validation images)"
-    )
+    key, _, named = SELECTION[select_by]
+    return named if math.isfinite(record.get(key, math.nan)) else "lowest training loss (no validation images)"
 
 
 TRANSPLANT_IMAGES = 8  # training images whose mean routing picks the module a transplant carries over
@@ -356,6 +311,7 @@ def train_segmenter(
     optimiser = torch.optim.AdamW(_parameter_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(splits["train"]) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
+    full_size_val = validation_images(data, config.seed) if config.select_by == "ged-full" else []
     start_epoch = loop.resume(model, optimiser, resume)
     best = (loop.resumed_state or {}).get("best", {"epoch": 0, "score": -math.inf, "metrics": {}})
     class_weights = background_weighted(config.model.num_classes, config.background_weight).to(loop.device)
@@ -390,6 +346,18 @@ def train_segmenter(
         }
         if splits["val"]:
             record.update(validate(model, splits["val"], config, loop.device, card.background_logit_offset))
+        if full_size_val:
+            record.update(
+                validate_full_size(
+                    model,
+                    full_size_val,
+                    input_size=config.input_size,
+                    samples=config.val_samples,
+                    background_offset=card.background_logit_offset,
+                    card=card,
+                    device=loop.device,
+                )
+            )
         checkpoints = {"last": (model.state_dict(), card)}
         score = selection_score(record, config.select_by)
         if score > best["score"]:

@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from osteo_engine.cards import SegmenterCard, data_hash
+from osteo_engine.cohort import read_manifest
 from osteo_engine.errors import ConfigError
 from osteo_engine.runs import load_checkpoint, write_model
 from osteo_engine.segmentation.augment import SegmentAugmentConfig, augment
@@ -235,8 +236,8 @@ def test_the_background_weight_of_training_is_undone_when_the_model_is_loaded(ti
 
 
 def test_validation_scores_the_label_maps_that_prediction_will_draw(small_cohort, tiny_segmenter):
-    from osteo_engine.segmentation.predict import _offset_background
-    from osteo_engine.segmentation.train import validate
+    from osteo_engine.segmentation.predict import offset_background
+    from osteo_engine.segmentation.validation import validate
 
     config, offset = tiny_config(), 0.5  # the tiny model finds no bone at the presets' 2.3
     model = load_segmenter(tiny_segmenter, device="cpu").model  # published with no offset
@@ -249,7 +250,7 @@ def test_validation_scores_the_label_maps_that_prediction_will_draw(small_cohort
 
     in_training = scores(offset)
     plain = scores(0.0)
-    _offset_background(model, offset)  # what load_segmenter does with a card's offset
+    offset_background(model, offset)  # what load_segmenter does with a card's offset
     assert scores(0.0) == pytest.approx(in_training)
     assert in_training[1] != pytest.approx(plain[1])
 
@@ -314,3 +315,29 @@ def test_the_best_checkpoint_is_chosen_by_validation_ged_unless_dice_is_asked_fo
     assert card["epoch"] == min(metrics, key=lambda m: m["val_ged"])["epoch"]
     with pytest.raises(ConfigError, match="checkpoint selection"):
         segment_preset("cpu-small", select_by="luck")
+
+
+def test_a_run_can_choose_its_checkpoint_by_the_ged_of_full_size_samples(small_cohort, tmp_path):
+    from osteo_engine.segmentation.validation import validate_full_size, validation_images
+
+    manifest = small_cohort / "manifest.csv"
+    config = replace(tiny_config(2), select_by="ged-full", background_weight=0.5)
+    train_segmenter([manifest], tmp_path / "r", config)
+    metrics = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    card = json.loads((tmp_path / "r" / "checkpoints" / "best.json").read_text())
+    assert card["selected_by"] == "lowest validation GED at full size"
+    assert card["epoch"] == min(metrics, key=lambda m: m["val_ged_full"])["epoch"]
+    # the figure is the published model's: its card's offset applied as load_segmenter applies it
+    last = load_segmenter(tmp_path / "r" / "checkpoints" / "last.safetensors", device="cpu")
+    images = validation_images([manifest], config.seed)
+    assert len(images) == sum(r.split == "val" for r in read_manifest(manifest).rows) > 0
+    again = validate_full_size(
+        last.model,
+        images,
+        input_size=last.input_size,
+        samples=config.val_samples,
+        background_offset=0.0,
+        card=last.card,
+        device=torch.device("cpu"),
+    )
+    assert again["val_ged_full"] == pytest.approx(metrics[-1]["val_ged_full"], abs=1e-6)
