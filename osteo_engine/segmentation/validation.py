@@ -19,6 +19,7 @@ import torch
 
 from ..anatomy import BONE_NAMES
 from ..annotations import AnnotationProject
+from ..cards import SegmenterCard
 from ..io import load_radiograph
 from ..training import autocast
 from .data import SegmentationSample, split_entries
@@ -77,8 +78,8 @@ def validate(
 
 
 def validation_images(data: list[str | Path], seed: int) -> list[tuple[AnnotationProject, str]]:
-    """(project, image id) of every validation image with at least one rater's map, over all sources, split as
-    training splits them (`data.split_entries`)."""
+    """(project, image id) of every validation image of all sources, split as training splits them
+    (`data.split_entries`)."""
     out = []
     for source in data:
         project, entries = split_entries(source, seed)
@@ -93,14 +94,15 @@ def validate_full_size(
     input_size: tuple[int, int],
     samples: int,
     background_offset: float,
-    card,
+    card: SegmenterCard,
     device: torch.device,
 ) -> dict:
     """{"val_ged_full": mean GED of the weighted samples against the weighted raters' maps at full size} over
-    `images` (NaN when none has a rater's map). `model` is left as it was: a copy with the background's logit
-    offset (as `load_segmenter` applies the card's) segments each radiograph as stored (no orientation search:
-    training images are upright, and a model early in training is not yet sure of it) with `samples` latents a
-    module, and its samples are restored to the radiograph's size as `segment` restores them."""
+    the `images` with a rater's map (NaN when none has one). `model` is left as it was: a copy with the
+    background's logit offset (as `load_segmenter` applies the card's) segments each radiograph as stored (no
+    orientation search: training images are upright, and a model early in training is not yet sure of it) with
+    `samples` latents a module, and its samples are restored to the radiograph's size as `segment` restores
+    them."""
     reader = copy.deepcopy(model).eval()
     offset_background(reader, background_offset)
     loaded = LoadedSegmenter(reader, tuple(input_size), card, device)

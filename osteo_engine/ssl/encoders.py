@@ -13,15 +13,14 @@ import torchvision
 from .. import registry
 
 FEATURES = {"resnet18": 512, "resnet50": 2048}
-STEMS = registry.STEMS
 
 
 def build_encoder(name: str, stem: str = "imagenet") -> tuple[nn.Module, int]:
     """(encoder mapping (B, 1, H, W) to (B, features), features)."""
     if name not in FEATURES:
         raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(FEATURES)}")
-    if stem not in STEMS:
-        raise ValueError(f"unknown stem {stem!r}; choose one of {', '.join(STEMS)}")
+    if stem not in registry.STEMS:
+        raise ValueError(f"unknown stem {stem!r}; choose one of {', '.join(registry.STEMS)}")
     net = getattr(torchvision.models, name)(weights=None)
     if stem == "imagenet":
         net.conv1 = nn.Conv2d(1, 64, 7, stride=2, padding=3, bias=False)

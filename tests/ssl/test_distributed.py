@@ -71,6 +71,9 @@ def _worker(rank, init_file, out_dir):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     try:
         torch.save(_losses(_shard(_inputs(), rank), distributed=True), os.path.join(out_dir, f"rank{rank}.pt"))
+        # one rank tearing gloo down while the other still finishes its last collective aborted a CI run
+        # (SIGABRT, "terminate called without an active exception"); pretrain_job waits the same way
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
