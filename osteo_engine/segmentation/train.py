@@ -347,17 +347,7 @@ def train_segmenter(
         if splits["val"]:
             record.update(validate(model, splits["val"], config, loop.device, card.background_logit_offset))
         if full_size_val:
-            record.update(
-                validate_full_size(
-                    model,
-                    full_size_val,
-                    input_size=config.input_size,
-                    samples=config.val_samples,
-                    background_offset=card.background_logit_offset,
-                    card=card,
-                    device=loop.device,
-                )
-            )
+            record.update(validate_full_size(model, full_size_val, card, config.val_samples, loop.device))
         checkpoints = {"last": (model.state_dict(), card)}
         score = selection_score(record, config.select_by)
         if score > best["score"]:

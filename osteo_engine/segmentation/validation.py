@@ -90,22 +90,19 @@ def validation_images(data: list[str | Path], seed: int) -> list[tuple[Annotatio
 def validate_full_size(
     model: MixtureSegmenter,
     images: list[tuple[AnnotationProject, str]],
-    *,
-    input_size: tuple[int, int],
-    samples: int,
-    background_offset: float,
     card: SegmenterCard,
+    samples: int,
     device: torch.device,
 ) -> dict:
     """{"val_ged_full": mean GED of the weighted samples against the weighted raters' maps at full size} over
-    the `images` with a rater's map (NaN when none has one). `model` is left as it was: a copy with the
-    background's logit offset (as `load_segmenter` applies the card's) segments each radiograph as stored (no
-    orientation search: training images are upright, and a model early in training is not yet sure of it) with
-    `samples` latents a module, and its samples are restored to the radiograph's size as `segment` restores
-    them."""
+    the `images` with a rater's map (NaN when none has one). `model` is left as it was: a copy with the card's
+    `background_logit_offset` applied (as `load_segmenter` applies it) reads each radiograph at the card's
+    `input_size`, as stored (no orientation search: training images are upright, and a model early in training
+    is not yet sure of it), with `samples` latents a module, and its samples are restored to the radiograph's
+    size as `segment` restores them."""
     reader = copy.deepcopy(model).eval()
-    offset_background(reader, background_offset)
-    loaded = LoadedSegmenter(reader, tuple(input_size), card, device)
+    offset_background(reader, card.background_logit_offset)
+    loaded = LoadedSegmenter(reader, tuple(card.input_size), card, device)
     geds = []
     for project, image_id in images:
         annotations, _ = project.load(image_id)

@@ -331,13 +331,6 @@ def test_a_run_can_choose_its_checkpoint_by_the_ged_of_full_size_samples(small_c
     last = load_segmenter(tmp_path / "r" / "checkpoints" / "last.safetensors", device="cpu")
     images = validation_images([manifest], config.seed)
     assert len(images) == sum(r.split == "val" for r in read_manifest(manifest).rows) > 0
-    again = validate_full_size(
-        last.model,
-        images,
-        input_size=last.input_size,
-        samples=config.val_samples,
-        background_offset=0.0,
-        card=last.card,
-        device=torch.device("cpu"),
-    )
+    applied = last.card.with_changes(background_logit_offset=0.0)  # load_segmenter has added it to the weights
+    again = validate_full_size(last.model, images, applied, config.val_samples, torch.device("cpu"))
     assert again["val_ged_full"] == pytest.approx(metrics[-1]["val_ged_full"], abs=1e-6)
