@@ -6,7 +6,8 @@ warm-up. Loading the models is timed apart: `osteo screen` pays it once per comm
 sideways is timed too: it needs the full orientation search. The screening is timed again without the
 segmenter's error map, without its instability score (a refer policy that limits the expected error, as policies
 made before the instability do: screening then skips the turned readings), and without both, interleaved, and
-the ratios printed (issue 14: within 1.2x).
+the ratios printed (issue 14: within 1.2x); and with SAM's second opinion, which a policy on the combined
+score needs (second_opinion.py).
 
 Run: .venv/bin/python bench/screen_speed.py [--repeats 5] [--model DIR]
 """
@@ -67,7 +68,7 @@ def main() -> None:
 
 def _extras_cost(pixels: np.ndarray, model, repeats: int) -> None:
     """Median screening time with the segmenter's error map and its instability (the two turned readings of
-    stability.py), without each, and without both; runs interleaved."""
+    stability.py), without each, without both, and with SAM's second opinion too; runs interleaved."""
     from osteo_engine.segmentation.image_scores import IMAGE_SCORE, LEGACY_SCORE
 
     segmenter, policy = model.segmenter, model.policy
@@ -77,6 +78,7 @@ def _extras_cost(pixels: np.ndarray, model, repeats: int) -> None:
         "without the error map": (plain, IMAGE_SCORE),
         "without the instability": (segmenter, LEGACY_SCORE),
         "without both": (plain, LEGACY_SCORE),
+        "with both and SAM's second opinion (a policy on the combined score)": (segmenter, "combined"),
     }
     times: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(repeats):

@@ -19,7 +19,7 @@ from .anatomy import BONE_NAMES
 from .patches import bone_patches
 from .population import Demographics, PopulationCheck, check_population
 from .radiogrammetry import BoneMeasurement, measure_bones, radiogrammetry_json
-from .segmentation.image_scores import IMAGE_SCORE, LEGACY_SCORE, score_label
+from .segmentation.image_scores import IMAGE_SCORE, LEGACY_SCORE, SAM_SCORES, score_label
 
 if TYPE_CHECKING:
     from .screening_model import ScreeningModel
@@ -93,12 +93,18 @@ def screen_image(
     person: Demographics | None = None,
 ) -> Screened:
     """`screen`, keeping the segmentation (every module's map and the uncertainty maps) for display."""
+    from .segmentation.jobs import load_refiner
     from .segmentation.predict import segment
 
     timings = {}
     started = time.perf_counter()
     pixels, pixel_spacing_mm = working_copy(pixels, pixel_spacing_mm)
-    seg = segment(pixels, model.segmenter, score_instability=model.policy.score == "instability")
+    seg = segment(
+        pixels,
+        model.segmenter,
+        score_instability=model.policy.score in ("instability", "combined"),
+        second_opinion=load_refiner("sam") if model.policy.score in SAM_SCORES else None,
+    )
     timings["segment"] = time.perf_counter() - started
     started = time.perf_counter()
     measurements = measure_bones(1.0 - pixels if seg.inverted else pixels, seg.labels, pixel_spacing_mm)

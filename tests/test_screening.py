@@ -167,6 +167,29 @@ def test_a_refer_policy_limits_the_image_score_it_names(tiny_segmenter, tmp_path
     assert new["decision"] == "refer" and any("(instability " in r for r in new["reasons"])
 
 
+@pytest.mark.slow
+def test_a_refer_policy_on_the_combined_score_has_sam_give_its_second_opinion(tiny_segmenter, tmp_path):
+    import json
+    import math
+
+    from osteo_engine.io import load_radiograph
+    from osteo_engine.screening import screen_image, segmentation_uncertainty
+    from osteo_engine.screening_model import load_screening_model
+
+    from .conftest import SAMPLE_DICOM
+
+    _random_screening_model(tmp_path)
+    card = json.loads((tmp_path / "probe.json").read_text())
+    card["refer_policy"] |= {"score": "combined", "max_uncertainty": 0.0}
+    (tmp_path / "probe.json").write_text(json.dumps(card))
+    screened = screen_image(load_radiograph(SAMPLE_DICOM).pixels, load_screening_model(tmp_path, tiny_segmenter))
+    seg, result = screened.segmentation, screened.result.to_json()
+    assert seg.sam_disagreement is not None and seg.instability is not None
+    assert result["uncertainty"] == pytest.approx(math.sqrt(seg.instability * seg.sam_disagreement), abs=1e-4)
+    assert segmentation_uncertainty(result).startswith("instability and SAM disagreement ")
+    assert result["decision"] == "refer"
+
+
 def _screened(n=200, seed=0):
     import numpy as np
 

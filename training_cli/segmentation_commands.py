@@ -186,6 +186,12 @@ def add_segment_parser(sub) -> None:
         help="redraw each bone found with LiteMedSAM from a box made of the network's mask",
     )
     r.add_argument(
+        "--second-opinion",
+        action="store_true",
+        help="also score each map against LiteMedSAM's redraw of its bones (sam_disagreement, combined; about 6 s "
+        "an image on 2 cores)",
+    )
+    r.add_argument(
         "--save-samples",
         action="store_true",
         help="also write every sample's label map (K·S of them) under OUT/samples/, listed in the JSON",
@@ -226,6 +232,7 @@ def add_evaluate_parser(seg) -> None:
     e.add_argument("--landmarks", help="atlas landmark CSV, for the landmark checks")
     e.add_argument("--samples", type=int, default=4)
     e.add_argument("--refine", choices=registry.REFINERS, default="none", help="as for predict")
+    e.add_argument("--second-opinion", action="store_true", help="also rank the images by the scores made with SAM")
     e.add_argument(
         "--anatomical-order",
         action="store_true",

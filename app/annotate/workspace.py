@@ -27,6 +27,7 @@ from .canvas import AnnotationCanvas, label_lut
 from .file_list import FileList
 from .library import bones_done, project_for_folder, scan_row
 from .panel import ToolPanel
+from .ranking import rank_images
 from .sam_worker import PromptRequest, SamWorker
 
 
@@ -64,7 +65,9 @@ class AnnotateWorkspace(QtWidgets.QWidget):
             splitter.setStretchFactor(splitter.indexOf(widget), stretch)
         splitter.setSizes([260, 900, 220])
         QtWidgets.QVBoxLayout(self).addWidget(splitter)
-        self.sam = SamWorker(prompter_loader or default_prompter_loader(settings))
+        self._prompter_loader = prompter_loader or default_prompter_loader(settings)
+        self.sam = SamWorker(self._prompter_loader)
+        self.ranking_score: str | None = None  # the image score the last ranking used
         self._redraw_timer = QtCore.QTimer(self, singleShot=True, interval=15, timeout=self._redraw_working)
         self.actions: dict[str, QtGui.QAction] = {}
         self._connect()
@@ -315,15 +318,9 @@ class AnnotateWorkspace(QtWidgets.QWidget):
         )
 
     def _rank(self, ids, report, cancelled) -> None:
-        segmenter = self._loaded_segmenter()
-        for image_id in ids:
-            if cancelled():
-                return
-            try:
-                pixels = load_radiograph(self.project.image_path(image_id)).pixels
-            except OsteoError:
-                continue  # listed with its error already
-            report((image_id, segment(pixels, segmenter).image_score()))
+        self.ranking_score = rank_images(
+            self.project, ids, self._loaded_segmenter(), self._prompter_loader, report, cancelled, self.message.emit
+        )
 
     def _show_uncertainty(self, item) -> None:
         image_id, value = item
@@ -393,7 +390,8 @@ class AnnotateWorkspace(QtWidgets.QWidget):
         self.settings = settings
         self.panel.set_colours(settings.colours)
         if changed_model:
-            self.sam.set_loader(default_prompter_loader(settings))
+            self._prompter_loader = default_prompter_loader(settings)
+            self.sam.set_loader(self._prompter_loader)
         self._segmenter = None
         if rater_changed and self.project is not None:
             current, self.image_id = self.image_id, None

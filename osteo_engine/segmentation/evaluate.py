@@ -57,9 +57,11 @@ def evaluate_segmenter(
     refine=None,
     progress: Callable[[int, int], None] | None = None,
     against_truth: bool = False,
+    second_opinion=None,
 ) -> Evaluation:
     """Dice against every rater's map, or with `against_truth` against a phantom cohort's true label maps
-    (`truth/<subject>.png` beside the manifest), which carry none of the raters' disagreement."""
+    (`truth/<subject>.png` beside the manifest), which carry none of the raters' disagreement. With
+    `second_opinion` (a BonePrompter) the images are also ranked by the scores made with SAM."""
     manifest = Path(manifest)
     cohort = read_manifest(manifest)
     project = AnnotationProject.open(manifest.parent)
@@ -74,6 +76,7 @@ def evaluate_segmenter(
             samples=samples,
             anatomical_order=anatomical_order,
             refine=refine,
+            second_opinion=second_opinion,
             keep_samples=True,
         )
         result.images += 1

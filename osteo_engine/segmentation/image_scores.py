@@ -1,17 +1,25 @@
 """The image scores a refer policy can limit, by name, without importing the network.
 
-Both are 1 − Dice estimates (0–1) of a segmentation's label map: "instability", against readings of the
-image turned by a few degrees (stability.py), and "expected_error", against the model's own samples
-(`Segmentation.expected_error`). The app's score, IMAGE_SCORE, orders the Annotate workspace's images and
-sizes new refer policies; a policy records the score it was sized on, and one saved before it did limits the
-expected error.
+Each is a 1 − Dice estimate (0–1) of a segmentation's label map: "instability", against readings of the image
+turned by a few degrees (stability.py); "expected_error", against the model's own samples
+(`Segmentation.expected_error`); "sam_disagreement", against SAM's redraw of its bones, and "combined", the
+geometric mean of the instability and the SAM disagreement (second_opinion.py). The last two need SAM, about
+6 s an image on two cores.
+
+RANKING_SCORE orders the Annotate workspace's images, where SAM is at hand (the workspace falls back on
+IMAGE_SCORE when SAM cannot be loaded). IMAGE_SCORE sizes new refer policies: screening stays within its time
+without SAM. A policy records the score it was sized on, and one saved before it did limits the expected error.
 """
 
-IMAGE_SCORES = ("instability", "expected_error")
+IMAGE_SCORES = ("instability", "expected_error", "sam_disagreement", "combined")
 IMAGE_SCORE = "instability"  # atlas Spearman with 1 − Dice 0.43 against 0.27 on 91 images (README)
+RANKING_SCORE = "combined"  # atlas Spearman 0.50 (91 train images) and 0.58 (21 val), the instability 0.43 / 0.37
 LEGACY_SCORE = "expected_error"  # what a refer policy saved without a score limits
+SAM_SCORES = ("sam_disagreement", "combined")  # the scores that need SAM's second opinion
+
+LABELS = {"sam_disagreement": "SAM disagreement", "combined": "instability and SAM disagreement"}
 
 
 def score_label(kind: str) -> str:
-    """How reports and panels name a score: "instability", "expected error"."""
-    return kind.replace("_", " ")
+    """How reports and panels name a score: "instability", "expected error", "SAM disagreement"."""
+    return LABELS.get(kind, kind.replace("_", " "))

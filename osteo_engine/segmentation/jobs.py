@@ -84,6 +84,7 @@ class PredictRequest:
     anatomical_order: bool = False  # one identity per metacarpal part, in order across the hand
     refine: str = "none"  # registry.REFINERS: "sam" redraws each bone with LiteMedSAM from the network's box
     save_samples: bool = False  # also every sample's label map, under samples/
+    second_opinion: bool = False  # also score the map against LiteMedSAM's redraw (second_opinion.py)
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ def predict_images(request: PredictRequest, progress: Progress = None) -> Predic
             samples=request.samples,
             anatomical_order=request.anatomical_order,
             refine=refiner,
+            second_opinion=load_refiner("sam") if request.second_opinion else None,
             keep_samples=request.save_samples,
         )
         summary = {"image": path.name, **_write_maps(seg, request.out, path.stem), "model": segmenter.card.command}
@@ -166,6 +168,7 @@ class EvaluateRequest:
     refine: str = "none"
     anatomical_order: bool = False
     truth: bool = False  # score against a phantom cohort's true label maps instead of its raters' maps
+    second_opinion: bool = False  # also rank the images by the scores made with LiteMedSAM (second_opinion.py)
     command: str = ""  # recorded in the result, so that a model card says how its figures were made
 
 
@@ -184,6 +187,7 @@ def evaluate_job(request: EvaluateRequest, progress: Progress = None) -> dict:
         load_refiner(request.refine),
         progress=progress,
         against_truth=request.truth,
+        second_opinion=load_refiner("sam") if request.second_opinion else None,
     )
     return _with_command(evaluation, request.command)
 

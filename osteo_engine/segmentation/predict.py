@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from ..anatomy import BONES, NUM_CLASSES
-from ..autoannotate import mask_prompt, segment_from_prompts
 from ..cards import SegmenterCard
 from ..errors import ConfigError
 from ..runs import load_model, pick_device
@@ -30,6 +29,7 @@ from .metrics import mean_dice
 from .model import MixtureSegmenter, SegmenterConfig
 from .parts import MIN_AREA_FRACTION, largest_parts
 from .reading import find_orientation, network_input, plausibility, reorient, repeatable, turned_back
+from .second_opinion import combined_score, refine_with_sam, sam_disagreement
 from .stability import instability
 from .uncertainty import SampleMaps, effective_modules, module_disagreement, restored_labels, sample_maps
 
@@ -87,6 +87,7 @@ class Segmentation:
     samples: list[SampleMap] = field(default_factory=list)  # only when asked for
     error: np.ndarray | None = None  # (H, W) float32, 0–1: the error map's P(label wrong), when the model has one
     instability: float | None = None  # 0–1: 1 − Dice against readings of the image turned ±12° (stability.py)
+    sam_disagreement: float | None = None  # 0–1: 1 − Dice against SAM's redraw of the bones (second_opinion.py)
 
     @property
     def effective_modules(self) -> float:
@@ -116,22 +117,30 @@ class Segmentation:
         return float(np.dot(errors, weights / weights.sum())) if weights.sum() > 0 else float(np.mean(errors))
 
     def image_score(self, kind: str = IMAGE_SCORE) -> float:
-        """One of `IMAGE_SCORES` by name, 0–1 (1 − Dice): "instability" (the app's, stability.py) or
-        "expected_error". Raises ValueError for a segmentation made with `modules=False`, KeyError for another
-        name."""
+        """One of `IMAGE_SCORES` by name, 0–1 (1 − Dice): "instability" (stability.py), "expected_error",
+        "sam_disagreement" or "combined", the geometric mean of those two (second_opinion.py). Raises ValueError
+        when this segmentation lacks what the score needs (the modules' readings, `second_opinion`), KeyError
+        for another name."""
         if kind not in IMAGE_SCORES:
             raise KeyError(f"no image score {kind!r}; the scores are {', '.join(IMAGE_SCORES)}")
         if kind == "expected_error":
             return self.expected_error()
-        if self.instability is None:
-            raise ValueError("the instability needs the modules' readings (segment with modules=True)")
-        return self.instability
+        value = self.image_scores().get(kind)
+        if value is None:
+            needs = "the modules' readings (segment with modules=True)" if self.instability is None else "SAM"
+            raise ValueError(f"the {kind.replace('_', ' ')} needs {needs}; segment with second_opinion for SAM")
+        return value
+
+    def image_scores(self) -> dict[str, float | None]:
+        """The scores made while segmenting, by name (None where not made): those besides `expected_error`."""
+        combined = combined_score(self.instability, self.sam_disagreement)
+        return {"instability": self.instability, "sam_disagreement": self.sam_disagreement, "combined": combined}
 
     def summary(self) -> dict:
         return {
             "mean_uncertainty": round(self.mean_uncertainty(), 4),
             "expected_error": round(self.expected_error(), 4) if self.modules else None,
-            "instability": round(self.instability, 4) if self.instability is not None else None,
+            **{k: None if v is None else round(v, 4) for k, v in self.image_scores().items()},
             "uncertainty": self.uncertainty_summary(),
             "routing": [round(p, 4) for p in self.routing],
             "effective_modules": round(self.effective_modules, 4),
@@ -204,6 +213,7 @@ def segment(
     samples: int = 4,
     anatomical_order: bool = False,
     refine: BonePrompter | None = None,
+    second_opinion: BonePrompter | None = None,
     find_upright: bool = True,
     keep_samples: bool = False,
     modules: bool = True,
@@ -217,7 +227,9 @@ def segment(
     look like the training hands (`find_orientation`); `anatomical_order` gives each metacarpal part one
     identity, in order across the hand (identity.py; off by default, see the model card's evaluations);
     `refine` redraws each bone found with SAM, prompted by a box made from the network's mask (the modules'
-    and samples' maps stay the network's). `keep_samples` adds every sample's label map; `modules=False`
+    and samples' maps stay the network's). `second_opinion` has SAM redraw the network's bones the same way and
+    scores the network's map against that redraw (`sam_disagreement`; with `refine` too, one redraw serves
+    both). `keep_samples` adds every sample's label map; `modules=False`
     leaves out the modules' maps, their per-bone figures and the `instability` (for callers that need the
     label map alone, such as patch banks: it saves K·C resizes, the modules' statistics and the two turned
     readings); `score_instability=False` keeps the modules' maps but skips the two turned readings (a caller that
@@ -251,8 +263,10 @@ def segment(
     module_stats = _module_stats(modules, maps.routing, upright.size / modules[0].size if modules else 1.0)
     if work.original != upright.shape:  # a very large image: maps made at a smaller size, enlarged at the end
         labels, floats = _nearest(labels, upright.shape), {k: _linear(v, upright.shape) for k, v in floats.items()}
+    redrawn = refine_with_sam(upright, labels, refine or second_opinion) if refine or second_opinion else None
+    disagreement = sam_disagreement(labels, redrawn) if second_opinion is not None else None
     if refine is not None:
-        labels = refine_with_sam(upright, labels, refine)
+        labels = redrawn
     findings = _findings(labels, floats, *module_stats)
     back = turned_back(turns)
     labels, floats = back(labels), {k: back(v) for k, v in floats.items()}
@@ -274,6 +288,7 @@ def segment(
         samples=[SampleMap(i // samples, float(maps.weights.flat[i]), d) for i, d in enumerate(drawn)],
         error=error,
         instability=unstable,
+        sam_disagreement=disagreement,
     )
 
 
@@ -329,15 +344,6 @@ def _pixel_maps(mean: np.ndarray, box: Letterbox) -> tuple[np.ndarray, np.ndarra
     for channel in probs:
         entropy -= channel * np.log(np.maximum(channel, 1e-8))
     return labels, confidence, entropy
-
-
-def refine_with_sam(pixels: np.ndarray, labels: np.ndarray, prompter: BonePrompter) -> np.ndarray:
-    """Each bone of a label map redrawn by SAM from a prompt made of its mask (autoannotate's refinement)."""
-    minimum = MIN_AREA_FRACTION * labels.size
-    prompts = {
-        name: mask_prompt(labels == value, name) for value, name in BONES.items() if (labels == value).sum() >= minimum
-    }
-    return segment_from_prompts(prompter, pixels, prompts)
 
 
 def _findings(

@@ -11,7 +11,8 @@
   rater's, inside the bones' bounding box (with a margin), and the Spearman correlation between an image's
   mean uncertainty over its bones and its 1 − mean Dice; beside them, the image score `expected_error`: the
   model's own estimate of that 1 − Dice, its label map scored against its samples, and `instability`, its
-  label map scored against readings of the image turned ±12° (stability.py). The learned error map
+  label map scored against readings of the image turned ±12° (stability.py), and with SAM's second opinion
+  `sam_disagreement` and `combined` (second_opinion.py). The learned error map
   (error_map.py) is scored the same way as the two uncertainty maps when the model has one.
 """
 
@@ -21,15 +22,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .image_scores import IMAGE_SCORE, IMAGE_SCORES
+from .image_scores import IMAGE_SCORES, RANKING_SCORE
 from .metrics import bones_box, dice_per_bone, ged_terms, iou_distance, mean_of
 from .predict import Segmentation
 
 # the uncertainty maps whose error-flagging is measured; "error", the learned error map, when the model has one
 KINDS = ("total", "mutual_information", "error")
 RANKED_SCORES = (*KINDS, *IMAGE_SCORES)  # the scores whose ranking of images by their error is measured
-# the score that orders images in the Annotate workspace and that new refer policies read (stability.py)
-APP_SCORE = IMAGE_SCORE
+# the score that orders images in the Annotate workspace (second_opinion.py)
+APP_SCORE = RANKING_SCORE
 PIXELS_PER_IMAGE = 200_000  # pixels drawn per image for the AUROC, so that memory stays bounded
 
 
@@ -71,8 +72,9 @@ class UncertaintyEvaluation:
             if kind in seg.uncertainty_maps():
                 self.image_scores[kind].append(seg.mean_uncertainty(kind))
         self.image_scores["expected_error"].append(seg.expected_error())
-        if seg.instability is not None:
-            self.image_scores["instability"].append(seg.instability)
+        for kind, value in seg.image_scores().items():
+            if value is not None:
+                self.image_scores[kind].append(value)
         self._add_pixels(seg, references[0])
 
     def _add_pixels(self, seg: Segmentation, reference: np.ndarray) -> None:
@@ -97,7 +99,7 @@ class UncertaintyEvaluation:
         for kind in RANKED_SCORES:
             if not self.image_scores[kind]:
                 continue  # a map this model does not make
-            pixel_auc = None  # expected_error and instability score images only: they have no map
+            pixel_auc = None  # the image scores have no map
             if kind in KINDS and 0 < errors.sum() < len(errors):
                 pixel_auc = float(roc_auc_score(errors, np.concatenate(self.pixel_scores[kind])))
             scores = self.image_scores[kind]

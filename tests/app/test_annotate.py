@@ -257,6 +257,26 @@ def test_propose_fills_only_unannotated_bones_and_ranking_orders_by_uncertainty(
     qtbot.waitUntil(job_done, timeout=60_000)
     values = [ws.files.row(i).uncertainty for i in ws.files.order()]
     assert all(v is not None for v in values) and values == sorted(values, reverse=True)
+    assert ws.ranking_score == "combined"  # with SAM at hand, the instability and SAM's second opinion
+
+
+def test_ranking_reads_the_instability_alone_when_sam_cannot_be_loaded(qtbot, folder, tiny_segmenter):
+    from app.annotate.workspace import AnnotateWorkspace
+    from osteo_engine.errors import ConfigError
+
+    def no_sam():
+        raise ConfigError("a vit_b model needs its checkpoint file (no weights are downloaded).")
+
+    ws = AnnotateWorkspace(AppSettings(rater="alice", segmenter=str(tiny_segmenter)), prompter_loader=no_sam)
+    qtbot.addWidget(ws)
+    messages = []
+    ws.message.connect(messages.append)
+    ws.open_folder(folder)
+    ws.rank_by_uncertainty()
+    qtbot.waitUntil(lambda: not ws.jobs, timeout=60_000)
+    assert ws.ranking_score == "instability" and ws.files.row(ws.files.order()[0]).uncertainty is not None
+    assert any("instability alone: SAM could not be loaded" in m for m in messages)
+    ws.shutdown()
 
 
 def test_settings_round_trip_and_the_dialog_refuses_unusable_choices(qtbot, tmp_path):

@@ -141,22 +141,6 @@ def test_sideways_upside_down_and_inverted_files_get_the_same_bones(
     assert _agreement(np.rot90(reference.labels, turns), result.labels) > 0.9
 
 
-@pytest.mark.slow
-def test_sam_refinement_redraws_every_bone_the_network_found(bundled, shared_data):
-    """`--refine sam`: each bone is redrawn by SAM from a prompt made of the network's mask, the thumb's
-    with its own wider band, and stays the same bone."""
-    from osteo_engine.io import load_radiograph
-    from osteo_engine.sam import BonePrompter, load_sam
-    from osteo_engine.segmentation.metrics import dice_per_bone
-
-    image = load_radiograph(shared_data / "hand-atlas" / "images" / "3164.jpg").pixels
-    network = segment(image, bundled)
-    refined = segment(image, bundled, refine=BonePrompter(load_sam("litemedsam", device="cpu")))
-    assert all(f.present for f in refined.bones.values())
-    assert not np.array_equal(refined.labels, network.labels)
-    assert min(dice_per_bone(refined.labels, network.labels).values()) > 0.75
-
-
 SCREENING = DEFAULT_MODEL.parent / "screening"
 
 
