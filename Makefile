@@ -76,12 +76,12 @@ default-model: $(STAMP)
 		--anneal-fraction 0 --lr 5e-4 --input-size 384 480 --module-share 0.3334 --latent-size 2 --out runs/seg-graft \
 		$$(test -d runs/seg-graft && echo --resume)
 	$(BIN)/osteo segment fit-errors --model $(SEG) --data build/atlas-auto/manifest.csv build/h0/manifest.csv
-	$(BIN)/osteo segment evaluate --model $(SEG) --data build/atlas-auto/manifest.csv --split val \
+	$(BIN)/osteo segment evaluate --model $(SEG) --second-opinion --data build/atlas-auto/manifest.csv --split val \
 		--landmarks $(ATLAS)/landmarks.csv --json > build/eval-atlas-val.json
-	$(BIN)/osteo segment evaluate --model $(SEG) --data build/h0/manifest.csv --split test --json \
+	$(BIN)/osteo segment evaluate --model $(SEG) --second-opinion --data build/h0/manifest.csv --split test --json \
 		> build/eval-phantom-test.json
-	$(BIN)/osteo segment evaluate --model $(SEG) --data build/h0/manifest.csv --split test --truth --json \
-		> build/eval-phantom-test-truth.json
+	$(BIN)/osteo segment evaluate --model $(SEG) --second-opinion --data build/h0/manifest.csv --split test --truth \
+		--json > build/eval-phantom-test-truth.json
 	$(BIN)/osteo segment publish $(SEG) --out resources/models/segmenter.safetensors \
 		--evaluation atlas_val=build/eval-atlas-val.json phantom_test=build/eval-phantom-test.json \
 		phantom_test_truth=build/eval-phantom-test-truth.json

@@ -72,6 +72,12 @@ class SampleMap:
     labels: np.ndarray  # (H, W) uint8
 
 
+_MADE_BY = {  # what `segment` needs to make each score
+    "instability": "the modules' readings (segment with modules=True)",
+    "sam_disagreement": "SAM's redraw (segment with second_opinion)",
+}
+
+
 @dataclass
 class Segmentation:
     labels: np.ndarray  # (H, W) uint8
@@ -125,10 +131,11 @@ class Segmentation:
             raise KeyError(f"no image score {kind!r}; the scores are {', '.join(IMAGE_SCORES)}")
         if kind == "expected_error":
             return self.expected_error()
-        value = self.image_scores().get(kind)
+        value = self.image_scores()[kind]
         if value is None:
-            needs = "the modules' readings (segment with modules=True)" if self.instability is None else "SAM"
-            raise ValueError(f"the {kind.replace('_', ' ')} needs {needs}; segment with second_opinion for SAM")
+            parts = ("instability", "sam_disagreement") if kind == "combined" else (kind,)
+            needs = " and ".join(_MADE_BY[p] for p in parts if getattr(self, p) is None)
+            raise ValueError(f"the {kind.replace('_', ' ')} score needs {needs}")
         return value
 
     def image_scores(self) -> dict[str, float | None]:

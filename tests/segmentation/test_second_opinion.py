@@ -20,6 +20,19 @@ def test_the_combined_score_is_the_geometric_mean_of_two_checks_and_needs_both()
     assert combined_score(None, 0.2) is None and combined_score(0.2, None) is None
 
 
+def test_a_score_not_made_while_segmenting_says_what_it_needs():
+    from osteo_engine.segmentation.predict import Segmentation
+
+    seg = Segmentation(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.float32), [1.0], {}, instability=0.1)
+    with pytest.raises(ValueError, match="needs SAM's redraw"):
+        seg.image_score("combined")
+    seg.instability = None
+    with pytest.raises(ValueError, match=r"needs the modules' readings .* and SAM's redraw"):
+        seg.image_score("combined")
+    with pytest.raises(KeyError):
+        seg.image_score("entropy")
+
+
 @pytest.fixture(scope="module")
 def atlas_reading():
     from osteo_engine.io import load_radiograph
@@ -52,7 +65,7 @@ def test_sam_redraws_every_bone_and_one_redraw_serves_refinement_and_the_score(a
     combined = math.sqrt(opinion.instability * opinion.sam_disagreement)
     assert opinion.image_score("combined") == pytest.approx(combined)
     assert opinion.summary()["combined"] == pytest.approx(combined, abs=1e-4)
-    with pytest.raises(ValueError, match="SAM"):
+    with pytest.raises(ValueError, match="needs SAM's redraw"):
         network.image_score("sam_disagreement")
 
 
