@@ -188,9 +188,10 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
 
 def publish_checkpoint(checkpoint: str | Path, out: str | Path, evaluations: dict[str, dict], note: str = "") -> Path:
     """Copy a checkpoint and its card to `out`, adding the named evaluations (e.g. from `segment evaluate`)
-    and a note on its provenance. Its companions (`NAME.PART.safetensors` beside `NAME.safetensors`, such as a
-    segmenter's error map) are copied beside `out` with their cards, unchanged. Raises ConfigError, before
-    writing anything, when a companion has no card."""
+    and a note on its provenance; the card's `source_checkpoint` names the run checkpoint (kept when `checkpoint`
+    is itself a published copy, whose evaluations are then replaced). Its companions (`NAME.PART.safetensors`
+    beside `NAME.safetensors`, such as a segmenter's error map) are copied beside `out` with their cards,
+    unchanged. Raises ConfigError, before writing anything, when a companion has no card."""
     checkpoint, out = Path(checkpoint), Path(out)
     state, card = load_checkpoint(checkpoint)
     typed = card_from_json(card, checkpoint)
@@ -201,7 +202,8 @@ def publish_checkpoint(checkpoint: str | Path, out: str | Path, evaluations: dic
                 f"{companion.name} has no card ({companion.with_suffix('.json').name}) beside it; "
                 "refit it or move it away before publishing."
             )
-    published = typed.with_changes(evaluations=evaluations, note=note or typed.note, source_checkpoint=str(checkpoint))
+    source = typed.source_checkpoint or str(checkpoint)  # a published copy published again keeps its run's
+    published = typed.with_changes(evaluations=evaluations, note=note or typed.note, source_checkpoint=source)
     written = write_model(out, state, published)
     for companion in companions:
         part = companion.name[len(checkpoint.stem) : -len(".safetensors")]

@@ -72,7 +72,13 @@ def test_the_bundled_cards_load_typed_and_publishing_keeps_their_provenance(tmp_
     out = publish_checkpoint(models / "segmenter.safetensors", tmp_path / "copy.safetensors", {"x": {"dice": 1}})
     _, copy = load_model(out, SegmenterCard)
     assert copy.command == segmenter.command and copy.evaluations == {"x": {"dice": 1}}
-    assert copy.source_checkpoint == str(models / "segmenter.safetensors") and copy.note == segmenter.note
+    # a published copy published again (new evaluations) still names the run checkpoint it came from
+    assert copy.source_checkpoint == segmenter.source_checkpoint == "runs/graft-e2/best.safetensors"
+    assert copy.note == segmenter.note
+    state, _ = load_model(models / "segmenter.safetensors", SegmenterCard)
+    run = write_model(tmp_path / "run.safetensors", state, segmenter.with_changes(source_checkpoint=None))
+    _, from_run = load_model(publish_checkpoint(run, tmp_path / "pub.safetensors", {}), SegmenterCard)
+    assert from_run.source_checkpoint == str(run)  # a run's checkpoint published for the first time
 
 
 def test_publishing_refuses_a_companion_without_its_card_before_writing_anything(tmp_path):
