@@ -64,6 +64,11 @@ class ToolPanel(QtWidgets.QWidget):
         ):
             self.buttons[key] = QtWidgets.QPushButton(text)
             layout.addWidget(self.buttons[key])
+        self.buttons["rank"].setToolTip(
+            "Segment every image in the background and list first those whose proposal an annotator will likely "
+            "correct most: the geometric mean of the segmenter's instability (its map against its readings of the "
+            "image turned ±12°) and SAM's disagreement with its map (about 7 s an image)."
+        )
         self.sam_state = QtWidgets.QLabel("SAM: idle")
         self.sam_state.setObjectName("samState")
         layout.addWidget(self.sam_state)
