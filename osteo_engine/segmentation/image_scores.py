@@ -13,7 +13,7 @@ without SAM. A policy records the score it was sized on, and one saved before it
 
 IMAGE_SCORES = ("instability", "expected_error", "sam_disagreement", "combined")
 IMAGE_SCORE = "instability"  # atlas Spearman with 1 − Dice 0.43 against 0.27 on 91 images (README)
-RANKING_SCORE = "combined"  # atlas Spearman 0.50 (91 train images) and 0.58 (21 val), the instability 0.43 / 0.37
+RANKING_SCORE = "combined"  # atlas Spearman 0.50 (91 train), 0.58 (21 val); instability 0.43, 0.37; not on phantoms
 LEGACY_SCORE = "expected_error"  # what a refer policy saved without a score limits
 SAM_SCORES = ("sam_disagreement", "combined")  # the scores that need SAM's second opinion
 
