@@ -59,6 +59,7 @@ def test_sam_redraws_every_bone_and_one_redraw_serves_refinement_and_the_score(a
     assert all(f.present for f in both.bones.values())
     assert np.array_equal(opinion.labels, network.labels)  # the second opinion changes no label
     assert not np.array_equal(both.labels, network.labels)
+    assert min(dice_per_bone(both.labels, network.labels).values()) > 0.75  # each redrawn bone stays that bone
     assert opinion.sam_disagreement == pytest.approx(1 - mean_dice(network.labels, both.labels))
     assert both.sam_disagreement == pytest.approx(opinion.sam_disagreement)
     assert 0 < opinion.sam_disagreement < 0.25
