@@ -19,7 +19,7 @@ from .anatomy import BONE_NAMES
 from .patches import bone_patches
 from .population import Demographics, PopulationCheck, check_population
 from .radiogrammetry import BoneMeasurement, measure_bones, radiogrammetry_json
-from .segmentation.image_scores import IMAGE_SCORE, LEGACY_SCORE, SAM_SCORES, score_label
+from .segmentation.image_scores import IMAGE_SCORE, LEGACY_SCORE, MADE_FROM, score_label
 
 if TYPE_CHECKING:
     from .screening_model import ScreeningModel
@@ -99,11 +99,12 @@ def screen_image(
     timings = {}
     started = time.perf_counter()
     pixels, pixel_spacing_mm = working_copy(pixels, pixel_spacing_mm)
+    needs = MADE_FROM[model.policy.score]
     seg = segment(
         pixels,
         model.segmenter,
-        score_instability=model.policy.score in ("instability", "combined"),
-        second_opinion=load_refiner("sam") if model.policy.score in SAM_SCORES else None,
+        score_instability="instability" in needs,
+        second_opinion=load_refiner("sam") if "sam_disagreement" in needs else None,
     )
     timings["segment"] = time.perf_counter() - started
     started = time.perf_counter()

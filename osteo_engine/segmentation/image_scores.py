@@ -11,11 +11,18 @@ IMAGE_SCORE when SAM cannot be loaded). IMAGE_SCORE sizes new refer policies: sc
 without SAM. A policy records the score it was sized on, and one saved before it did limits the expected error.
 """
 
-IMAGE_SCORES = ("instability", "expected_error", "sam_disagreement", "combined")
+# what each score is made from besides the label map and its samples: the turned readings ("instability") and
+# SAM's redraw ("sam_disagreement"); `segment` makes those only when asked
+MADE_FROM = {
+    "instability": ("instability",),
+    "expected_error": (),
+    "sam_disagreement": ("sam_disagreement",),
+    "combined": ("instability", "sam_disagreement"),
+}
+IMAGE_SCORES = tuple(MADE_FROM)
 IMAGE_SCORE = "instability"  # atlas Spearman with 1 − Dice 0.43 against 0.27 on 91 images (README)
 RANKING_SCORE = "combined"  # atlas Spearman 0.50 (91 train), 0.58 (21 val); instability 0.43, 0.37; not on phantoms
 LEGACY_SCORE = "expected_error"  # what a refer policy saved without a score limits
-SAM_SCORES = ("sam_disagreement", "combined")  # the scores that need SAM's second opinion
 
 LABELS = {"sam_disagreement": "SAM disagreement", "combined": "instability and SAM disagreement"}
 

@@ -24,7 +24,7 @@ from ..sam import BonePrompter
 from .data import Letterbox
 from .error_map import ErrorMap, companion_path, load_error_map
 from .identity import order_metacarpals
-from .image_scores import IMAGE_SCORE, IMAGE_SCORES
+from .image_scores import IMAGE_SCORE, IMAGE_SCORES, MADE_FROM
 from .metrics import mean_dice
 from .model import MixtureSegmenter, SegmenterConfig
 from .parts import MIN_AREA_FRACTION, largest_parts
@@ -72,7 +72,7 @@ class SampleMap:
     labels: np.ndarray  # (H, W) uint8
 
 
-_MADE_BY = {  # what `segment` needs to make each score
+_MADE_BY = {  # how `segment` makes each part that image_scores.MADE_FROM names
     "instability": "the modules' readings (segment with modules=True)",
     "sam_disagreement": "SAM's redraw (segment with second_opinion)",
 }
@@ -133,8 +133,7 @@ class Segmentation:
             return self.expected_error()
         value = self.image_scores()[kind]
         if value is None:
-            parts = ("instability", "sam_disagreement") if kind == "combined" else (kind,)
-            needs = " and ".join(_MADE_BY[p] for p in parts if getattr(self, p) is None)
+            needs = " and ".join(_MADE_BY[p] for p in MADE_FROM[kind] if getattr(self, p) is None)
             raise ValueError(f"the {kind.replace('_', ' ')} score needs {needs}")
         return value
 
