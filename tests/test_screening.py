@@ -5,6 +5,8 @@ import pytest
 from osteo_engine.radiogrammetry import MEASURED
 from osteo_engine.screening import DISCLAIMER, ReferPolicy, decide
 
+from .screening_models import random_screening_model
+
 POLICY = ReferPolicy(min_bones=5, max_uncertainty=0.3, margin=0.05)
 
 
@@ -32,7 +34,7 @@ def test_every_form_of_a_screening_answer_says_it_is_a_research_tool(tiny_segmen
 
     from .conftest import SAMPLE_DICOM
 
-    _random_screening_model(tmp_path)
+    random_screening_model(tmp_path)
     code = main(
         ["screen", str(SAMPLE_DICOM), "--model", str(tmp_path), "--segmenter", str(tiny_segmenter)]
         + ([form] if form else [])
@@ -48,40 +50,6 @@ def test_every_form_of_a_screening_answer_says_it_is_a_research_tool(tiny_segmen
     assert DISCLAIMER in told and "not a diagnosis" in told and "Research tool" in told
 
 
-def _random_screening_model(folder, threshold=0.5, indices_weight=None):
-    """An untrained encoder and probe: enough to exercise the pipeline, not to screen anyone. With
-    `indices_weight`, a fused probe that reads the radiogrammetry indices alone, each with that weight (its
-    missing values become 2.0, lengths in px)."""
-    import numpy as np
-    import torch
-
-    from osteo_engine.cards import EncoderCard, ProbeCard
-    from osteo_engine.runs import write_model
-    from osteo_engine.ssl.encoders import build_encoder
-    from osteo_engine.ssl.probe import Probe
-
-    torch.manual_seed(0)
-    encoder, features = build_encoder("resnet18", stem="compact")
-    method = {"method": "simclr", "encoder": "resnet18", "stem": "compact"}
-    write_model(folder / "encoder.safetensors", encoder.state_dict(), EncoderCard(method_config=method, patch_size=32))
-    rng = np.random.default_rng(0)
-    probe = Probe(rng.normal(size=features) * 0.01, 0.0, np.zeros(features), np.ones(features), threshold)
-    if indices_weight is not None:
-        from osteo_engine.radiogrammetry import FEATURES
-
-        n = features + len(FEATURES)
-        weight = np.r_[np.zeros(features), np.full(len(FEATURES), indices_weight)]
-        probe = Probe(weight, 0.0, np.zeros(n), np.ones(n), threshold, np.full(len(FEATURES), 2.0), "px", FEATURES)
-    probe.save(
-        folder / "probe.safetensors",
-        ProbeCard(
-            name="test probe",
-            threshold=threshold,
-            refer_policy={"margin": 0.0, "max_uncertainty": 9.0, "min_bones": 1},
-        ),
-    )
-
-
 def test_a_fused_probe_reads_the_image_s_radiogrammetry_and_says_so(tiny_segmenter, tmp_path):
     from osteo_engine.io import load_radiograph
     from osteo_engine.screening import screen
@@ -94,7 +62,7 @@ def test_a_fused_probe_reads_the_image_s_radiogrammetry_and_says_so(tiny_segment
     for weight in (0.0, 1.0):
         folder = tmp_path / str(weight)
         folder.mkdir()
-        _random_screening_model(folder, indices_weight=weight)
+        random_screening_model(folder, indices_weight=weight)
         model = load_screening_model(folder, tiny_segmenter)
         assert "radiogrammetry" in model.names["probe"]
         answers[weight] = screen(image.pixels, model, image.pixel_spacing_mm[0])
@@ -115,7 +83,7 @@ def test_osteo_screen_answers_every_image_as_one_json_line(tiny_segmenter, tmp_p
 
     model = tmp_path / "model"
     model.mkdir()
-    _random_screening_model(model)
+    random_screening_model(model)
     images = tmp_path / "images"
     images.mkdir()
     shutil.copy(SAMPLE_DICOM, images / "a.dcm")
@@ -150,7 +118,7 @@ def test_a_refer_policy_limits_the_image_score_it_names(tiny_segmenter, tmp_path
 
     from .conftest import SAMPLE_DICOM
 
-    _random_screening_model(tmp_path)  # a policy saved before policies named their score
+    random_screening_model(tmp_path)  # a policy saved before policies named their score
     pixels = load_radiograph(SAMPLE_DICOM).pixels
     seg = segment(pixels, load_screening_model(tmp_path, tiny_segmenter).segmenter)
     screened = screen_image(pixels, load_screening_model(tmp_path, tiny_segmenter))
@@ -178,7 +146,7 @@ def test_a_refer_policy_on_the_combined_score_has_sam_give_its_second_opinion(ti
 
     from .conftest import SAMPLE_DICOM
 
-    _random_screening_model(tmp_path)
+    random_screening_model(tmp_path)
     card = json.loads((tmp_path / "probe.json").read_text())
     card["refer_policy"] |= {"score": "combined", "max_uncertainty": 0.0}
     (tmp_path / "probe.json").write_text(json.dumps(card))
@@ -223,7 +191,7 @@ def test_export_packages_a_half_precision_encoder_with_a_calibrated_card(
 
     trained = tmp_path / "trained"
     trained.mkdir()
-    _random_screening_model(trained, threshold=0.5)
+    random_screening_model(trained, threshold=0.5)
     out = tmp_path / "model"
     manifest = str(small_cohort / "manifest.csv")
     export = ["export-screening", "--encoder", str(trained / "encoder.safetensors"), "--probe", str(trained)]
@@ -298,195 +266,3 @@ def test_the_text_answer_says_how_a_turned_or_inverted_file_was_read():
     assert "read turned 90° counter-clockwise and with inverted contrast" in text
     upright = _text({**result, "orientation": {"quarter_turns": 0, "inverted": False}})
     assert "read " not in upright
-
-
-def _no_bare_constants(text: str):
-    import json
-
-    def refuse(name):
-        raise ValueError(f"{name} is not JSON")
-
-    return json.loads(text, parse_constant=refuse)
-
-
-def test_a_model_that_outputs_nan_refers_and_says_so(tiny_segmenter, tmp_path):
-    import numpy as np
-    import torch
-
-    from osteo_engine.io import load_radiograph
-    from osteo_engine.screening import screen
-    from osteo_engine.screening_model import load_screening_model
-    from osteo_engine.storage import strict_json
-
-    from .conftest import SAMPLE_DICOM
-
-    _random_screening_model(tmp_path)
-    pixels = load_radiograph(SAMPLE_DICOM).pixels
-    model = load_screening_model(tmp_path, tiny_segmenter)
-    model.probe.weight[:] = np.nan  # features, probe or segmenter: wherever a NaN appears, it must not decide
-    result = screen(pixels, model)
-    assert result.decision == "refer" and result.probability is None
-    assert any("not a number" in r for r in result.reasons)
-    assert not any("below the threshold" in r or "above the threshold" in r for r in result.reasons)
-    assert _no_bare_constants(strict_json(result.to_json()))["probability"] is None
-
-    model = load_screening_model(tmp_path, tiny_segmenter)
-    with torch.no_grad():
-        next(model.segmenter.model.parameters()).fill_(float("nan"))
-    result = screen(pixels, model)
-    assert result.decision == "refer" and result.uncertainty is None
-    _no_bare_constants(strict_json(result.to_json()))
-
-
-def test_nan_weights_in_a_model_file_are_refused_when_it_loads(tiny_segmenter, tmp_path, capsys):
-    from osteo_engine.cards import ProbeCard
-    from osteo_engine.runs import load_model, write_model
-    from training_cli.main import main
-
-    from .conftest import SAMPLE_DICOM
-
-    _random_screening_model(tmp_path)
-    state, card = load_model(tmp_path / "probe.safetensors", ProbeCard)
-    state["weight"][3] = float("nan")
-    write_model(tmp_path / "probe.safetensors", state, card)
-
-    assert (
-        main(["screen", str(SAMPLE_DICOM), "--model", str(tmp_path), "--segmenter", str(tiny_segmenter), "--json"]) == 2
-    )
-    err = capsys.readouterr().err.strip()
-    assert "probe.safetensors holds weights that are not numbers" in err and len(err.splitlines()) == 1
-
-
-def _break_model(kind: str, model, segmenter) -> None:
-    """Damage one file of a screening model folder (and its copy of the segmenter) in the way `kind` names."""
-    import json
-
-    from osteo_engine.cards import ProbeCard
-    from osteo_engine.runs import load_model, write_model
-
-    def edit_card(path, change):
-        card = json.loads(path.read_text())
-        change(card)
-        path.write_text(json.dumps(card))
-
-    if kind == "segmenter input_size":
-        edit_card(segmenter.with_suffix(".json"), lambda c: c.pop("input_size"))
-    elif kind == "probe threshold":
-        edit_card(model / "probe.json", lambda c: c.pop("threshold"))
-    elif kind == "encoder patch_size":
-        edit_card(model / "encoder.json", lambda c: c.pop("patch_size"))
-    elif kind == "unknown refer-policy key":
-        edit_card(model / "probe.json", lambda c: c["refer_policy"].update(max_bones=3))
-    elif kind == "unknown image score":
-        edit_card(model / "probe.json", lambda c: c["refer_policy"].update(score="entropy"))
-    elif kind == "unknown encoder":
-        edit_card(model / "encoder.json", lambda c: c["method_config"].update(encoder="resnet9000"))
-    else:
-        state, card = load_model(model / "probe.safetensors", ProbeCard)
-        if kind == "probe without weight":
-            state.pop("weight")
-        else:  # a probe of the wrong shape
-            state = {k: v[:10] if v.numel() > 1 else v for k, v in state.items()}
-        write_model(model / "probe.safetensors", state, card)
-
-
-BROKEN = {
-    "segmenter input_size": "segmenter.json lacks 'input_size'",
-    "probe threshold": "probe.json lacks 'threshold'",
-    "encoder patch_size": "encoder.json lacks 'patch_size'",
-    "probe without weight": "probe.safetensors lacks",
-    "probe of the wrong shape": "probe.safetensors is a probe for 10 features, but its encoder gives 512",
-    "unknown refer-policy key": "probe.json has a refer policy with unknown settings (max_bones)",
-    "unknown image score": "probe.json has a refer policy for the image score 'entropy'",
-    "unknown encoder": "encoder.safetensors is not a pretrained patch encoder (unknown encoder 'resnet9000'",
-}
-
-
-@pytest.mark.parametrize("kind", list(BROKEN))
-def test_a_damaged_model_gives_one_sentence_naming_the_file_and_exit_2(tiny_segmenter, tmp_path, capsys, kind):
-    import shutil
-
-    from training_cli.main import main
-
-    from .conftest import SAMPLE_DICOM
-
-    model = tmp_path / "model"
-    model.mkdir()
-    _random_screening_model(model)
-    segmenter = tmp_path / "segmenter.safetensors"
-    shutil.copy(tiny_segmenter, segmenter)
-    shutil.copy(tiny_segmenter.with_suffix(".json"), segmenter.with_suffix(".json"))
-    _break_model(kind, model, segmenter)
-    code = main(["screen", str(SAMPLE_DICOM), "--model", str(model), "--segmenter", str(segmenter)])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1, err
-    assert BROKEN[kind] in err
-
-
-def test_osteo_screen_reports_folders_and_missing_files_before_loading_any_model(tmp_path, capsys):
-    import time
-
-    from training_cli.main import main
-
-    (tmp_path / "a_directory.png").mkdir()
-    started = time.perf_counter()
-    # a model folder that does not exist: had it been loaded first, this would fail with its error instead
-    code = main(
-        [
-            "screen",
-            str(tmp_path / "a_directory.png"),
-            str(tmp_path / "gone.dcm"),
-            "--json",
-            "--model",
-            str(tmp_path / "no-model"),
-        ]
-    )
-    lines = [_no_bare_constants(line) for line in capsys.readouterr().out.splitlines()]
-    assert code == 2 and time.perf_counter() - started < 2
-    assert [r["image"] for r in lines] == ["a_directory.png", "gone.dcm"]
-    assert "folder with no radiographs" in lines[0]["error"] and "does not exist" in lines[1]["error"]
-
-
-@pytest.mark.slow
-def test_screening_a_100_megapixel_image_stays_under_4_gb(tmp_path):
-    """`osteo screen` on a 100-megapixel PNG peaked at 12 GB; the target is 4 GB for any image the loader
-    accepts (bench/screen_memory.py prints the figures)."""
-    import json
-    import subprocess
-    import sys
-
-    import cv2
-    import numpy as np
-
-    from osteo_engine.io import load_radiograph
-
-    from .conftest import REPO, SAMPLE_DICOM
-
-    hand = load_radiograph(SAMPLE_DICOM).pixels
-    big = cv2.resize((hand * 255).astype(np.uint8), (8840, 11300), interpolation=cv2.INTER_LINEAR)
-    cv2.imwrite(str(tmp_path / "big.png"), big)
-    del big
-    measure = (
-        "import resource, subprocess, sys; subprocess.run(sys.argv[1:]); "
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)"
-    )
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            measure,
-            sys.executable,
-            "-m",
-            "training_cli",
-            "screen",
-            str(tmp_path / "big.png"),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
-    answer = json.loads(done.stdout)
-    assert answer["decision"] in ("normal", "osteoporosis", "refer"), done.stderr
-    peak_gb = int(done.stderr.strip().splitlines()[-1]) / 2**20
-    assert peak_gb <= 4.0
