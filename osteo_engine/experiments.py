@@ -60,7 +60,7 @@ class ExperimentRequest:
     test_data: Path | None = None  # an external cohort: every probe is scored there too
     segmenter: Path | None = None  # for the bone patches; None: the bundled segmenter
     # preset fields: epochs, batch_size, patch_size, stem;
-    # ablations: jitter, contrast_jitter, gamma_jitter, noise, positives
+    # ablations: jitter, contrast_jitter, gamma_jitter, noise, blur, positives
     overrides: dict = field(default_factory=dict)
     probe_protocol: str = "folds"  # ProbeConfig.protocol
     finished_only: bool = False  # train nothing: results.json and report.md of the planned runs already finished

@@ -161,6 +161,11 @@ def add_experiment_parser(sub) -> None:
         "paper), an ablation",
     )
     p.add_argument(
+        "--blur",
+        type=float,
+        help="a Gaussian blur of each view's bone with a sigma up to B view pixels (off in the paper), an ablation",
+    )
+    p.add_argument(
         "--positives",
         choices=registry.POSITIVES,
         help="view: positive pairs are views of one bone patch (the paper); subject: half of each patch's views come "
@@ -179,7 +184,7 @@ def add_experiment_parser(sub) -> None:
 def experiment_overrides(args) -> dict:
     """The preset fields and ablations `osteo experiment` was given, as `pretrain_preset`'s overrides."""
     names = ("epochs", "batch_size", "patch_size", "stem")
-    names += ("jitter", "contrast_jitter", "gamma_jitter", "noise", "positives")
+    names += ("jitter", "contrast_jitter", "gamma_jitter", "noise", "blur", "positives")
     return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
 
 

@@ -24,6 +24,7 @@ from ..registry import MULTICROP_MODES
 COVERAGE_CELLS = 32  # cells per side of a patch's coverage map
 PROBE_SIZE = 16  # pixels per side at which candidate views are scored
 NO_GAMMA, NO_NOISE = (1.0, 1.0), (0.0, 0.0)  # the acquisition ablation's ranges while it is off (the paper)
+NO_BLUR = (0.0, 0.0)  # the blur ablation's range of sigmas while it is off (the paper)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class ViewAugmentConfig:
     # varies between radiographs (the detector's response curve and dose), not between two views of one
     gamma: tuple[float, float] = NO_GAMMA
     noise: tuple[float, float] = NO_NOISE
+    # beyond the paper too: a Gaussian blur of the bone with a sigma (view pixels) drawn uniformly from this range, so
+    # that two views of one patch cannot be matched by the fine trabecular pattern they share
+    blur: tuple[float, float] = NO_BLUR
 
 
 @dataclass(frozen=True)
@@ -167,8 +171,28 @@ def _view(images, theta, size, aug: ViewAugmentConfig, generator) -> torch.Tenso
     contrast = torch.empty(b, 1, 1, 1, device=images.device).uniform_(*aug.contrast, generator=generator)
     mean = (out * (weight > 0)).sum((2, 3), keepdim=True) / weight.sum((2, 3), keepdim=True).clamp_min(1e-6)
     jittered = ((out - weight * mean) * contrast + weight * mean) * brightness
-    jittered = _acquisition(jittered, weight, aug, generator)
+    jittered = _acquisition(_blur(jittered, weight, aug, generator), weight, aug, generator)
     return torch.where(weight > 0, jittered, torch.zeros_like(out))
+
+
+def _blur(views: torch.Tensor, weight: torch.Tensor, aug: ViewAugmentConfig, generator) -> torch.Tensor:
+    """views (B, 1, S, S) each blurred by a Gaussian of its own sigma within the bone (a convolution normalised by
+    the blurred bone mask, so the background neither darkens the edges nor gains bone); unchanged while off."""
+    if aug.blur == NO_BLUR:
+        return views
+    b, _, s, _ = views.shape
+    sigma = torch.empty(b, 1, device=views.device).uniform_(*aug.blur, generator=generator).clamp_min(1e-3)
+    radius = max(1, math.ceil(3 * aug.blur[1]))
+    x = torch.arange(-radius, radius + 1, device=views.device, dtype=views.dtype)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = (kernel / kernel.sum(1, keepdim=True))[:, None, None, :]  # (B, 1, 1, 2r + 1)
+    bone = (weight > 0).to(views.dtype)
+
+    def smooth(t: torch.Tensor) -> torch.Tensor:  # one group per view: each with its own kernel
+        t = F.conv2d(t.reshape(1, b, s, s), kernel, padding=(0, radius), groups=b)
+        return F.conv2d(t, kernel.transpose(2, 3), padding=(radius, 0), groups=b).reshape(b, 1, s, s)
+
+    return smooth(views * bone) / smooth(bone).clamp_min(1e-6) * bone
 
 
 def _acquisition(views: torch.Tensor, weight: torch.Tensor, aug: ViewAugmentConfig, generator) -> torch.Tensor:

@@ -25,6 +25,7 @@ from .larc import LARC
 from .losses import rank_and_world
 from .methods import MethodConfig, build_method
 from .multicrop import (
+    NO_BLUR,
     NO_GAMMA,
     NO_NOISE,
     CropStats,
@@ -60,7 +61,7 @@ class PretrainConfig:
         noise) appear only when they are on, so that runs made before them keep their settings' hash and resume."""
         record = asdict(self)
         augment = record["multicrop"]["augment"]
-        for key, off in (("gamma", NO_GAMMA), ("noise", NO_NOISE)):
+        for key, off in (("gamma", NO_GAMMA), ("noise", NO_NOISE), ("blur", NO_BLUR)):
             if augment[key] == off:
                 del augment[key]
         if self.positives == "view":
@@ -96,16 +97,17 @@ def pretrain_preset(name: str, method: str = "simclr", **overrides) -> PretrainC
     `jitter` (the half-width j of the views' brightness and contrast factors, drawn from [1 − j, 1 + j]; the
     paper's 0.5, 0 for none), `contrast_jitter` (the contrast factor's alone, overriding `jitter`'s),
     `gamma_jitter` G (each view's display gamma from [1/(1 + G), 1 + G]) and `noise` S (Gaussian noise of a
-    standard deviation up to S added to the bone, pixels in [0, 1]); the last two are off in the paper; and
+    standard deviation up to S added to the bone, pixels in [0, 1]) and `blur` B (a Gaussian blur of the bone with
+    a sigma up to B view pixels); the last three are off in the paper; and
     `stem`, the encoder's first layer (`registry.STEMS`). Raises ConfigError for an unknown preset, positives or
-    stem, a jitter outside [0, 1), or a negative gamma jitter or noise."""
+    stem, a jitter outside [0, 1), or a negative gamma jitter, noise or blur."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
     base = PRESETS[name]
     multicrop_mode = overrides.pop("multicrop_mode", None)
     jitter = overrides.pop("jitter", None)
     contrast_jitter = overrides.pop("contrast_jitter", None)
-    acquisition = {k: overrides.pop(k, None) for k in ("gamma_jitter", "noise")}
+    acquisition = {k: overrides.pop(k, None) for k in ("gamma_jitter", "noise", "blur")}
     stem = overrides.pop("stem", None) or base.method.stem
     if stem not in STEMS:
         raise ConfigError(f"unknown stem {stem!r}; choose one of {', '.join(STEMS)}.")
@@ -137,13 +139,17 @@ def pretrain_preset(name: str, method: str = "simclr", **overrides) -> PretrainC
     return replace(config, multicrop=replace(config.multicrop, augment=augment))
 
 
-def _with_acquisition(augment: ViewAugmentConfig, gamma_jitter: float | None, noise: float | None):
-    if any(v is not None and v < 0 for v in (gamma_jitter, noise)):
-        raise ConfigError(f"gamma jitter {gamma_jitter} and noise {noise} must not be negative.")
+def _with_acquisition(
+    augment: ViewAugmentConfig, gamma_jitter: float | None, noise: float | None, blur: float | None
+) -> ViewAugmentConfig:
+    if any(v is not None and v < 0 for v in (gamma_jitter, noise, blur)):
+        raise ConfigError(f"gamma jitter {gamma_jitter}, noise {noise} and blur {blur} must not be negative.")
     if gamma_jitter is not None:
         augment = replace(augment, gamma=(1 / (1 + gamma_jitter), 1 + gamma_jitter))
     if noise is not None:
         augment = replace(augment, noise=(0.0, noise))
+    if blur is not None:
+        augment = replace(augment, blur=(0.0, blur))
     return augment
 
 

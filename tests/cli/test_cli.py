@@ -166,10 +166,13 @@ def test_experiment_ablations_reach_the_pretraining_preset():
 
     base = ["experiment", "--data", "d.csv", "--out", "o"]
     ablations = ["--gamma-jitter", "0.25", "--noise", "0.02", "--positives", "subject", "--contrast-jitter", "0"]
+    ablations += ["--blur", "1"]
     overrides = experiment_overrides(build_parser().parse_args(base + ablations + ["--stem", "cifar"]))
     expected = {"contrast_jitter": 0.0, "gamma_jitter": 0.25, "noise": 0.02, "positives": "subject", "stem": "cifar"}
+    expected["blur"] = 1.0
     assert overrides == expected
     config = pretrain_preset("cpu-small", **overrides)
     assert config.positives == "subject" and config.multicrop.augment.noise == (0.0, 0.02)
+    assert config.multicrop.augment.blur == (0.0, 1.0)
     assert config.method.stem == "cifar"
     assert experiment_overrides(build_parser().parse_args(base)) == {}

@@ -140,3 +140,19 @@ def test_gamma_and_noise_change_the_bone_alone_and_are_off_in_the_paper():
     views, _, _ = multicrop(images, noisy, torch.Generator().manual_seed(0))
     assert (views[0][images == 0] == 0).all()
     assert (views[0] - images)[inside].std() == pytest.approx(0.1, rel=0.1)
+
+
+def test_blur_smooths_the_bone_s_pattern_keeps_its_level_and_is_off_in_the_paper():
+    assert ViewAugmentConfig().blur == (0.0, 0.0)
+    images = torch.zeros(4, 1, 32, 32)
+    pattern = (torch.rand(4, 1, 16, 16, generator=torch.Generator().manual_seed(1)) < 0.5).float() * 2 - 1
+    images[:, :, 8:24, 8:24] = 0.5 + 0.2 * pattern  # a fine ±0.2 pattern on the bone
+    images[3, :, 8:24, 8:24] = 0.6  # a bone without a pattern
+    full = dict(global_size=32, local_crops=0, global_scale=(1.0, 1.0), ratio=(1, 1), mode="conventional")
+    blurred = MultiCropConfig(**full, augment=replace(NO_AUGMENT, blur=(1.5, 1.5)))
+    views, _, _ = multicrop(images, blurred, torch.Generator().manual_seed(0))
+    view, inside = views[0], (slice(None), slice(None), slice(10, 22), slice(10, 22))
+    assert (view[images == 0] == 0).all() and (view[images != 0] > 0).all()
+    assert view[:3][inside].std() < 0.5 * images[:3][inside].std()
+    assert torch.allclose(view[3][images[3] != 0], torch.tensor(0.6), atol=1e-4)  # no dark rim from the background
+    assert float(view[:3][inside].mean()) == pytest.approx(float(images[:3][inside].mean()), abs=0.02)

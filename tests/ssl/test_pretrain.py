@@ -229,3 +229,5 @@ def test_the_acquisition_ablation_adds_gamma_and_noise_to_the_papers_views():
     assert augment.brightness == pretrain_preset("cpu-small").multicrop.augment.brightness
     with pytest.raises(ConfigError, match="must not be negative"):
         pretrain_preset("cpu-small", noise=-0.1)
+    assert pretrain_preset("cpu-small", blur=1.0).multicrop.augment.blur == (0.0, 1.0)
+    assert "blur" not in pretrain_preset("cpu-small").to_json()["multicrop"]["augment"]  # the paper's runs resume
