@@ -57,8 +57,8 @@ class PretrainConfig:
     positives: str = "view"
 
     def to_json(self) -> dict:
-        """The config as a run records it. Options added after the paper's runs (`positives`, the views' gamma and
-        noise) appear only when they are on, so that runs made before them keep their settings' hash and resume."""
+        """The config as a run records it. Options added after the paper's runs (`positives`, the views' gamma, noise
+        and blur) appear only when they are on, so that runs made before them keep their settings' hash and resume."""
         record = asdict(self)
         augment = record["multicrop"]["augment"]
         for key, off in (("gamma", NO_GAMMA), ("noise", NO_NOISE), ("blur", NO_BLUR)):
