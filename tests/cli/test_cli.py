@@ -165,12 +165,12 @@ def test_experiment_ablations_reach_the_pretraining_preset():
     from training_cli.ssl_commands import experiment_overrides
 
     base = ["experiment", "--data", "d.csv", "--out", "o"]
-    ablations = ["--gamma-jitter", "0.25", "--noise", "0.02", "--positives", "subject", "--contrast-jitter", "0"]
-    ablations += ["--blur", "1"]
-    overrides = experiment_overrides(build_parser().parse_args(base + ablations + ["--stem", "cifar"]))
-    expected = {"contrast_jitter": 0.0, "gamma_jitter": 0.25, "noise": 0.02, "positives": "subject", "stem": "cifar"}
-    expected["blur"] = 1.0
-    assert overrides == expected
+    ablations = ["--gamma-jitter", "0.25", "--noise", "0.02", "--blur", "1", "--positives", "subject"]
+    ablations += ["--contrast-jitter", "0", "--stem", "cifar"]
+    overrides = experiment_overrides(build_parser().parse_args(base + ablations))
+    assert overrides == dict(
+        contrast_jitter=0.0, gamma_jitter=0.25, noise=0.02, blur=1.0, positives="subject", stem="cifar"
+    )
     config = pretrain_preset("cpu-small", **overrides)
     assert config.positives == "subject" and config.multicrop.augment.noise == (0.0, 0.02)
     assert config.multicrop.augment.blur == (0.0, 1.0)
